@@ -1,0 +1,332 @@
+//! `Config::from_args`: the typed, validated configuration built from the raw flags.
+//!
+//! Every check that can fail on a user's input lives here and produces one clear sentence;
+//! `main` prints it and exits 1. Nothing here does I/O except resolving the listen address
+//! and looking the `-exec` command up in `PATH`.
+
+use crate::cli::Args;
+use crate::frame::{self, FramerInfo};
+use log::LevelFilter;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the stream comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSpec {
+    /// A file, FIFO or device, opened when needed and on each reopen.
+    Path(PathBuf),
+    /// A command whose stdout is the stream (`program` resolved through `PATH`).
+    Exec { program: PathBuf, args: Vec<String> },
+    /// The built-in test tone.
+    Tone,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub address: SocketAddr,
+    pub input: InputSpec,
+    pub framer: &'static FramerInfo,
+    pub frame_bytes: usize,
+    pub header_bytes: usize,
+    pub source_buffer: usize,
+    pub source_bandwidth: u64,
+    pub client_max_bytes: u64,
+    pub close_idle: bool,
+    pub content_type: String,
+    pub cpu_max: Option<usize>,
+    pub reopen: bool,
+    pub stat_log_interval: Option<Duration>,
+    pub max_quiet_interval: Option<Duration>,
+    pub uid: Option<u32>,
+    pub log_level: LevelFilter,
+    pub burst_bytes: usize,
+    pub write_timeout: Duration,
+    pub header_timeout: Duration,
+    pub max_clients: usize,
+}
+
+/// Largest frame we accept: 16 MiB (streamserve's raw PCM recipes use 44100-byte frames).
+const MAX_FRAME_BYTES: i64 = 16 << 20;
+/// Largest ring we allocate: 1 GiB of slots is certainly a typo on a Raspberry Pi.
+const MAX_RING_BYTES: u64 = 1 << 30;
+/// The tone's frame: 100 ms of 22.05 kHz 16-bit mono.
+pub const TONE_FRAME_BYTES: usize = 4410;
+
+impl Config {
+    /// Builds the configuration from parsed flags and the positional tail.
+    pub fn from_args(a: &Args, command: &[String]) -> Result<Config, String> {
+        let tone = a.tone.unwrap_or(false);
+        let exec = a.exec.unwrap_or(false);
+        let input = match (tone, exec, &a.path) {
+            (true, true, _) => return Err("-tone and -exec cannot be used together".into()),
+            (true, _, Some(_)) => return Err("-tone and -path cannot be used together".into()),
+            (true, false, None) => InputSpec::Tone,
+            (false, true, _) => {
+                let (prog, args) = command
+                    .split_first()
+                    .ok_or("-exec needs a command after the flags, e.g. -exec arecord -f cd")?;
+                let program = find_in_path(prog)
+                    .ok_or_else(|| format!("-exec: cannot find command {prog:?} in PATH"))?;
+                InputSpec::Exec { program, args: args.to_vec() }
+            }
+            (false, false, path) => {
+                InputSpec::Path(PathBuf::from(path.as_deref().unwrap_or("/dev/stdin")))
+            }
+        };
+        if !exec && !command.is_empty() {
+            return Err(format!(
+                "unexpected argument {:?}: arguments after the flags are only used with -exec",
+                command[0]
+            ));
+        }
+
+        let filter_name = match (&a.frame_filter, &a.filter) {
+            (Some(f), Some(g)) if f != g => {
+                return Err(format!("-frame-filter {f:?} and -filter {g:?} disagree"))
+            }
+            (Some(f), _) | (None, Some(f)) => f.as_str(),
+            (None, None) => "raw",
+        };
+        let framer = frame::find(filter_name).ok_or_else(|| {
+            format!(
+                "-frame-filter: unknown filter {filter_name:?} (known: {})",
+                frame::names().join(", ")
+            )
+        })?;
+
+        let default_frame = if tone { TONE_FRAME_BYTES as i64 } else { 64 };
+        let frame_bytes = range("frame-bytes", a.frame_bytes.unwrap_or(default_frame), 1, MAX_FRAME_BYTES)?;
+        if frame_bytes < framer.min_frame_bytes {
+            return Err(format!(
+                "-frame-bytes {frame_bytes} is too small for the {} filter (at least {})",
+                framer.name, framer.min_frame_bytes
+            ));
+        }
+        let header_bytes = if tone {
+            crate::source::tone::HEADER_BYTES
+        } else {
+            range("header-bytes", a.header_bytes.unwrap_or(0), 0, 1 << 20)?
+        };
+        let source_buffer = range("source-buffer", a.source_buffer.unwrap_or(64), 3, 1_000_000)?;
+        if (source_buffer as u64) * (frame_bytes as u64) > MAX_RING_BYTES {
+            return Err(format!(
+                "-source-buffer {source_buffer} × -frame-bytes {frame_bytes} needs more than 1 GiB"
+            ));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu_max = match range("cpu-max", a.cpu_max.unwrap_or(0), 0, 4096)? {
+            0 => None,
+            n if n >= cores => None,
+            n => Some(n),
+        };
+        let uid = match range("uid", a.uid.unwrap_or(0), 0, u32::MAX as i64)? {
+            0 => None,
+            n => Some(n as u32),
+        };
+        let log_level = match (a.log_level.as_deref(), a.debug.unwrap_or(false)) {
+            (Some(l), _) => l
+                .parse::<LevelFilter>()
+                .map_err(|_| format!("-log-level: unknown level {l:?} (error, warn, info, debug, trace)"))?,
+            (None, true) => LevelFilter::Debug,
+            (None, false) => LevelFilter::Info,
+        };
+        let write_timeout = positive("write-timeout", a.write_timeout.unwrap_or(Duration::from_secs(10)))?;
+        let header_timeout = positive("header-timeout", a.header_timeout.unwrap_or(Duration::from_secs(10)))?;
+        let content_type = match &a.content_type {
+            Some(ct) if ct.is_empty() || ct.contains(['\r', '\n']) => {
+                return Err(format!("-content-type {ct:?} is not a valid header value"))
+            }
+            Some(ct) => ct.clone(),
+            None if tone => "audio/wav".into(),
+            None => framer.content_type.into(),
+        };
+        Ok(Config {
+            address: parse_address(a.address.as_deref().unwrap_or("0.0.0.0:80"))?,
+            input,
+            framer,
+            frame_bytes,
+            header_bytes,
+            source_buffer,
+            source_bandwidth: range("source-bandwidth", a.source_bandwidth.unwrap_or(0), 0, i64::MAX)? as u64,
+            client_max_bytes: range("client-max-bytes", a.client_max_bytes.unwrap_or(0), 0, i64::MAX)? as u64,
+            close_idle: a.close_idle.unwrap_or(false),
+            content_type,
+            cpu_max,
+            reopen: a.reopen.unwrap_or(true),
+            stat_log_interval: nonzero(a.stat_log_interval),
+            max_quiet_interval: nonzero(a.max_quiet_interval),
+            uid,
+            log_level,
+            burst_bytes: range("burst-bytes", a.burst_bytes.unwrap_or(0), 0, 1 << 30)?,
+            write_timeout,
+            header_timeout,
+            max_clients: range("max-clients", a.max_clients.unwrap_or(1500), 1, 1_000_000)?,
+        })
+    }
+
+    /// A short human description of the input for logs.
+    pub fn input_name(&self) -> String {
+        match &self.input {
+            InputSpec::Path(p) => p.display().to_string(),
+            InputSpec::Exec { program, args } => {
+                let mut s = program.display().to_string();
+                for a in args {
+                    s.push(' ');
+                    s.push_str(a);
+                }
+                s
+            }
+            InputSpec::Tone => "built-in test tone".into(),
+        }
+    }
+}
+
+fn range(flag: &str, v: i64, min: i64, max: i64) -> Result<usize, String> {
+    if v < min || v > max {
+        Err(format!("-{flag} {v} is out of range ({min} to {max})"))
+    } else {
+        Ok(v as usize)
+    }
+}
+
+fn positive(flag: &str, d: Duration) -> Result<Duration, String> {
+    if d.is_zero() {
+        Err(format!("-{flag} must be greater than 0"))
+    } else {
+        Ok(d)
+    }
+}
+
+fn nonzero(d: Option<Duration>) -> Option<Duration> {
+    d.filter(|d| !d.is_zero())
+}
+
+/// streamserve's address forms: `host:port`, `:port` (all interfaces), `[::1]:port`.
+pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
+    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| format!("-address {s:?} is not a valid host:port"))
+}
+
+/// Looks a command up as `execvp` would: a name with a `/` is used as it is.
+fn find_in_path(prog: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    };
+    if prog.contains('/') {
+        let p = PathBuf::from(prog);
+        return runnable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(prog)).find(|p| runnable(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{parse, Parsed};
+
+    fn config(args: &[&str]) -> Result<Config, String> {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        match parse(&argv) {
+            Parsed::Run { args, command } => Config::from_args(&args, &command),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_streamserve() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.address, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(c.input, InputSpec::Path("/dev/stdin".into()));
+        assert_eq!(c.frame_bytes, 64);
+        assert_eq!(c.source_buffer, 64);
+        assert_eq!(c.framer.name, "raw");
+        assert!(c.reopen);
+        assert!(!c.close_idle);
+        assert_eq!(c.content_type, "application/octet-stream");
+        assert_eq!(c.write_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn address_forms() {
+        assert_eq!(config(&["-address", ":1234"]).unwrap().address, "0.0.0.0:1234".parse().unwrap());
+        assert_eq!(config(&["-address", "[::1]:0"]).unwrap().address, "[::1]:0".parse().unwrap());
+        assert!(config(&["-address", "nonsense"]).unwrap_err().contains("-address"));
+    }
+
+    #[test]
+    fn source_buffer_must_exceed_two() {
+        assert!(config(&["-source-buffer", "2"]).unwrap_err().contains("-source-buffer"));
+        assert!(config(&["-source-buffer", "3"]).is_ok());
+    }
+
+    #[test]
+    fn out_of_range_values_say_which_flag() {
+        for (flag, v) in [
+            ("-frame-bytes", "0"),
+            ("-frame-bytes", "-5"),
+            ("-header-bytes", "-1"),
+            ("-client-max-bytes", "-1"),
+            ("-max-clients", "0"),
+            ("-write-timeout", "0"),
+        ] {
+            let err = config(&[flag, v]).unwrap_err();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+    }
+
+    #[test]
+    fn filters_and_aliases() {
+        assert_eq!(config(&["-filter", "mp3", "-frame-bytes", "2881"]).unwrap().framer.name, "mp3");
+        assert_eq!(config(&["-frame-filter", ""]).unwrap().framer.name, "raw");
+        assert_eq!(config(&["-frame-filter", "raw"]).unwrap().framer.name, "raw");
+        assert!(config(&["-frame-filter", "ogg"]).unwrap_err().contains("unknown filter"));
+        assert!(config(&["-frame-filter", "ts", "-frame-bytes", "100"]).unwrap_err().contains("188"));
+        let mp3 = config(&["-frame-filter", "mp3", "-frame-bytes", "2881"]).unwrap();
+        assert_eq!(mp3.content_type, "audio/mpeg");
+        let explicit = config(&["-frame-filter", "mp3", "-content-type", "x/y"]).unwrap();
+        assert_eq!(explicit.content_type, "x/y");
+    }
+
+    #[test]
+    fn exec_needs_a_findable_command() {
+        let err = config(&["-exec"]).unwrap_err();
+        assert!(err.contains("needs a command"), "{err}");
+        let err = config(&["-exec", "no-such-command-ringcast"]).unwrap_err();
+        assert!(err.contains("cannot find command"), "{err}");
+        let c = config(&["-exec", "sh", "-c", "true"]).unwrap();
+        assert!(matches!(c.input, InputSpec::Exec { ref args, .. } if args == &["-c", "true"]));
+        assert!(config(&["stray"]).unwrap_err().contains("only used with -exec"));
+    }
+
+    #[test]
+    fn tone_sets_its_own_format() {
+        let c = config(&["-tone"]).unwrap();
+        assert_eq!(c.input, InputSpec::Tone);
+        assert_eq!(c.content_type, "audio/wav");
+        assert_eq!(c.frame_bytes, TONE_FRAME_BYTES);
+        assert_eq!(c.header_bytes, 44);
+        assert!(config(&["-tone", "-exec", "cat"]).is_err());
+    }
+
+    #[test]
+    fn ring_memory_is_bounded() {
+        let err = config(&["-frame-bytes", "16777216", "-source-buffer", "1000"]).unwrap_err();
+        assert!(err.contains("1 GiB"), "{err}");
+    }
+
+    #[test]
+    fn cpu_max_and_log_level() {
+        assert_eq!(config(&["-cpu-max", "0"]).unwrap().cpu_max, None);
+        assert!(config(&["-cpu-max", "-1"]).is_err());
+        assert_eq!(config(&["-debug"]).unwrap().log_level, LevelFilter::Debug);
+        assert_eq!(config(&["-log-level", "warn"]).unwrap().log_level, LevelFilter::Warn);
+        assert!(config(&["-log-level", "loud"]).is_err());
+    }
+}

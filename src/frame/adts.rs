@@ -1,0 +1,87 @@
+//! The adts framer: whole AAC frames in ADTS (12-bit sync 0xFFF, layer 0, 13-bit length).
+//!
+//! Same confirmation rule as mp3: a candidate counts only if the next header (same profile,
+//! sample rate and channels) or a tag follows, or the data ends exactly there.
+
+use super::{Framer, Scan, ScanCounts, SyncScanner};
+
+/// Length and compatibility key of an ADTS header at the front of `b`.
+fn header(b: &[u8]) -> Option<(usize, u32)> {
+    if b.len() < 7 || b[0] != 0xFF || b[1] & 0xF6 != 0xF0 {
+        return None;
+    }
+    let sr_idx = (b[2] >> 2) & 0x0F;
+    if sr_idx > 12 {
+        return None;
+    }
+    let len = ((b[3] as usize & 3) << 11) | ((b[4] as usize) << 3) | (b[5] as usize >> 5);
+    let header_len = if b[1] & 1 == 1 { 7 } else { 9 };
+    if len <= header_len {
+        return None;
+    }
+    // profile, sample rate, channel configuration
+    let key = u32::from(b[2] & 0xFD) << 8 | u32::from(b[3] & 0xC0);
+    Some((len, key))
+}
+
+pub struct AdtsFramer {
+    sync: SyncScanner,
+}
+
+impl AdtsFramer {
+    pub fn new(max: usize) -> Self {
+        AdtsFramer { sync: SyncScanner::new(max) }
+    }
+}
+
+impl Framer for AdtsFramer {
+    fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
+        self.sync.scan(buf, eof, counts, 7, header)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ADTS header for AAC-LC 44.1 kHz stereo, no CRC, total length `len`.
+    fn frame(len: usize) -> Vec<u8> {
+        let mut f = vec![
+            0xFF,
+            0xF1,
+            0x50,
+            0x80 | ((len >> 11) & 3) as u8,
+            ((len >> 3) & 0xFF) as u8,
+            (((len & 7) << 5) | 0x1F) as u8,
+            0xFC,
+        ];
+        f.resize(len, 0x11);
+        f
+    }
+
+    #[test]
+    fn header_length() {
+        assert_eq!(header(&frame(371)).map(|h| h.0), Some(371));
+        assert!(header(&[0xFF, 0xFB, 0x92, 0x64, 0, 0, 0]).is_none(), "mp3 is not adts");
+    }
+
+    #[test]
+    fn frames_are_confirmed_by_the_next_header() {
+        let input = [vec![1, 2, 3], frame(300), frame(310), frame(200)].concat();
+        let mut f = AdtsFramer::new(8191);
+        let mut c = ScanCounts::default();
+        let mut buf = &input[..];
+        let mut lens = Vec::new();
+        loop {
+            match f.scan(buf, true, &mut c) {
+                Scan::Frame { skip, len } => {
+                    lens.push(len);
+                    buf = &buf[skip + len..];
+                }
+                Scan::NeedMore { .. } => break,
+            }
+        }
+        assert_eq!(lens, [300, 310, 200]);
+        assert_eq!(c.junk_bytes, 3);
+    }
+}

@@ -1,0 +1,232 @@
+//! Framers: cut a byte stream into whole frames so listeners join and skip on boundaries.
+//!
+//! One trait, one file per format, one table ([`FRAMERS`]) looked up by name. A framer is
+//! owned by the source reader thread; it never does I/O. It is handed the bytes read so far
+//! and says either "a frame is here" or "need more bytes, and these leading bytes are junk".
+
+mod adts;
+mod mp3;
+mod raw;
+mod ts;
+
+
+/// What a framer found at the front of the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scan {
+    /// A whole frame at `buf[skip..skip + len]`; the `skip` bytes before it are not stream data.
+    Frame { skip: usize, len: usize },
+    /// No frame can be decided yet: drop `skip` leading bytes and call again with more data.
+    NeedMore { skip: usize },
+}
+
+/// What a framer threw away, for the statistics and the log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ScanCounts {
+    /// Bytes that were not part of any frame or tag (garbage, false syncs).
+    pub junk_bytes: u64,
+    /// ID3v1/ID3v2 tags skipped, and their bytes.
+    pub tags: u64,
+    pub tag_bytes: u64,
+    /// Well-formed frames larger than `-frame-bytes`, dropped whole.
+    pub oversize_frames: u64,
+}
+
+/// A stream format's framing rules.
+pub trait Framer: Send {
+    /// Looks at the unconsumed input `buf`. `eof` says no more bytes will follow, so a
+    /// candidate that ends exactly at the end of `buf` may be accepted. Skipped bytes are
+    /// added to `counts`.
+    fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan;
+}
+
+/// One row of the framer table.
+pub struct FramerInfo {
+    /// The canonical name, as logged.
+    pub name: &'static str,
+    /// Every name `-frame-filter` accepts for it.
+    pub names: &'static [&'static str],
+    /// Content-Type when `-content-type` is not given.
+    pub content_type: &'static str,
+    /// The smallest `-frame-bytes` that can hold one frame.
+    pub min_frame_bytes: usize,
+    /// Builds a framer; the argument is `-frame-bytes`.
+    pub new: fn(usize) -> Box<dyn Framer>,
+}
+
+impl std::fmt::Debug for FramerInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name)
+    }
+}
+
+/// The framer table: the only place a format name is matched.
+pub static FRAMERS: &[FramerInfo] = &[
+    FramerInfo {
+        name: "raw",
+        names: &["raw", ""],
+        // streamserve's default, kept for drop-in compatibility.
+        content_type: "application/octet-stream",
+        min_frame_bytes: 1,
+        new: |max| Box::new(raw::RawFramer::new(max)),
+    },
+    FramerInfo {
+        name: "mp3",
+        names: &["mp3"],
+        content_type: "audio/mpeg",
+        min_frame_bytes: 4,
+        new: |max| Box::new(mp3::Mp3Framer::new(max)),
+    },
+    FramerInfo {
+        name: "adts",
+        names: &["adts", "aac"],
+        content_type: "audio/aac",
+        min_frame_bytes: 7,
+        new: |max| Box::new(adts::AdtsFramer::new(max)),
+    },
+    FramerInfo {
+        name: "ts",
+        names: &["ts", "mpegts"],
+        content_type: "video/mp2t",
+        min_frame_bytes: ts::PACKET,
+        new: |max| Box::new(ts::TsFramer::new(max)),
+    },
+];
+
+/// Finds a framer by any of its names.
+pub fn find(name: &str) -> Option<&'static FramerInfo> {
+    FRAMERS.iter().find(|f| f.names.contains(&name))
+}
+
+/// The canonical names, for error messages.
+pub fn names() -> Vec<&'static str> {
+    FRAMERS.iter().map(|f| f.name).collect()
+}
+
+/// Skips an ID3v2 tag (`ID3` + version + flags + 4 syncsafe size bytes) or an ID3v1 tag
+/// (`TAG` + 125 bytes) at the front of `buf`: `Ok(Some(len))` when one starts here,
+/// `Ok(None)` when none does, `Err(())` when more bytes are needed to tell.
+pub(crate) fn id3_len(buf: &[u8]) -> Result<Option<usize>, ()> {
+    if buf.len() < 3 {
+        return if b"ID3".starts_with(buf) || b"TAG".starts_with(buf) { Err(()) } else { Ok(None) };
+    }
+    if &buf[..3] == b"TAG" {
+        return Ok(Some(128));
+    }
+    if &buf[..3] != b"ID3" {
+        return Ok(None);
+    }
+    if buf.len() < 10 {
+        return Err(());
+    }
+    let size = &buf[6..10];
+    if buf[3] == 0xFF || buf[4] == 0xFF || size.iter().any(|b| b & 0x80 != 0) {
+        return Ok(None); // not a real tag header: treat "ID3" as junk
+    }
+    let body = size.iter().fold(0usize, |acc, b| (acc << 7) | *b as usize);
+    let footer = if buf[5] & 0x10 != 0 { 10 } else { 0 };
+    Ok(Some(10 + body + footer))
+}
+
+/// The shared frame-sync scanner for formats whose header gives the frame length
+/// (MPEG audio, ADTS). `header(buf)` returns the frame length and a "compatibility key" for a
+/// candidate header at the front of `buf`, or `None`. A candidate counts only when the next
+/// header (with the same key) or a tag follows it, or the data ends exactly there.
+pub(crate) struct SyncScanner {
+    max: usize,
+    /// Bytes of a tag that straddled the previous buffer and must still be skipped.
+    tag_remaining: usize,
+}
+
+impl SyncScanner {
+    pub fn new(max: usize) -> Self {
+        SyncScanner { max, tag_remaining: 0 }
+    }
+
+    pub fn scan(
+        &mut self,
+        buf: &[u8],
+        eof: bool,
+        counts: &mut ScanCounts,
+        header_len: usize,
+        header: impl Fn(&[u8]) -> Option<(usize, u32)>,
+    ) -> Scan {
+        let mut i = 0;
+        if self.tag_remaining > 0 {
+            let n = self.tag_remaining.min(buf.len());
+            self.tag_remaining -= n;
+            counts.tag_bytes += n as u64;
+            i = n;
+        }
+        while i < buf.len() {
+            let rest = &buf[i..];
+            match id3_len(rest) {
+                Err(()) if !eof => return Scan::NeedMore { skip: i },
+                Ok(Some(len)) => {
+                    counts.tags += 1;
+                    if len > rest.len() {
+                        self.tag_remaining = if eof { 0 } else { len - rest.len() };
+                        counts.tag_bytes += rest.len() as u64;
+                        return Scan::NeedMore { skip: buf.len() };
+                    }
+                    counts.tag_bytes += len as u64;
+                    i += len;
+                    continue;
+                }
+                _ => {}
+            }
+            if rest.len() < header_len {
+                if eof {
+                    break;
+                }
+                return Scan::NeedMore { skip: i };
+            }
+            if let Some((len, key)) = header(rest) {
+                if len > self.max {
+                    counts.oversize_frames += 1;
+                } else if len + header_len <= rest.len() {
+                    let next = &rest[len..];
+                    let follows = header(next).is_some_and(|(_, k)| k == key)
+                        || matches!(id3_len(next), Ok(Some(_)));
+                    if follows {
+                        return Scan::Frame { skip: i, len };
+                    }
+                } else if eof && len == rest.len() {
+                    return Scan::Frame { skip: i, len };
+                } else if !eof {
+                    return Scan::NeedMore { skip: i };
+                }
+            }
+            counts.junk_bytes += 1;
+            i += 1;
+        }
+        counts.junk_bytes += (buf.len() - i) as u64;
+        Scan::NeedMore { skip: buf.len() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_lookup() {
+        assert_eq!(find("").unwrap().name, "raw");
+        assert_eq!(find("raw").unwrap().name, "raw");
+        assert_eq!(find("mp3").unwrap().name, "mp3");
+        assert_eq!(find("mpegts").unwrap().name, "ts");
+        assert!(find("flac").is_none());
+    }
+
+    #[test]
+    fn id3_tag_lengths() {
+        let mut v2 = b"ID3\x04\x00\x00\x00\x00\x01\x7f".to_vec();
+        v2.resize(300, 0);
+        assert_eq!(id3_len(&v2), Ok(Some(10 + 255)));
+        assert_eq!(id3_len(b"TAG"), Ok(Some(128)));
+        assert_eq!(id3_len(b"ID"), Err(()));
+        assert_eq!(id3_len(b"ID3\x04\x00"), Err(()));
+        assert_eq!(id3_len(b"\xff\xfb\x92\x64"), Ok(None));
+        // A size byte with the top bit set is not syncsafe: not a tag.
+        assert_eq!(id3_len(b"ID3\x04\x00\x00\x80\x00\x00\x00"), Ok(None));
+    }
+}

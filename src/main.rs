@@ -1,0 +1,168 @@
+//! ringcast: parse the flags, build the config, start the threads, wait, exit.
+//! `main` is the only place that exits the process.
+//!
+//! Threads: `signals` (sigwait), `src-read` (the source), `src-stderr` (an -exec child's
+//! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval).
+
+mod backoff;
+mod cli;
+mod config;
+mod frame;
+mod ratelimit;
+mod ring;
+mod serve;
+mod shared;
+mod shutdown;
+mod source;
+mod stats;
+mod sys;
+
+use config::Config;
+use log::{error, info, warn};
+use shared::Shared;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let (args, command) = match cli::parse(&argv) {
+        cli::Parsed::Run { args, command } => (args, command),
+        cli::Parsed::Help(text) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        cli::Parsed::Usage(text) => {
+            eprintln!("ringcast: {text}");
+            return ExitCode::from(2);
+        }
+    };
+    let cfg = match Config::from_args(&args, &command) {
+        Ok(c) => Arc::new(c),
+        Err(e) => {
+            eprintln!("ringcast: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(cfg.log_level);
+    match run(cfg) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let mut b = simplelog::ConfigBuilder::new();
+    b.set_thread_level(log::LevelFilter::Error)
+        .set_thread_mode(simplelog::ThreadLogMode::Names)
+        .set_thread_padding(simplelog::ThreadPadding::Right(10))
+        .set_target_level(log::LevelFilter::Off)
+        .set_location_level(log::LevelFilter::Off);
+    // journald stamps every line itself; a terminal gets our own time.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        b.set_time_level(log::LevelFilter::Off);
+    } else {
+        b.set_time_format_rfc3339();
+    }
+    let _ = simplelog::WriteLogger::init(level, b.build(), std::io::stderr());
+}
+
+fn run(cfg: Arc<Config>) -> Result<(), String> {
+    sys::block_signals().map_err(|e| format!("cannot block signals: {e}"))?;
+    sys::limit_malloc_arenas();
+    if let Some(n) = cfg.cpu_max {
+        let cpus = sys::limit_cpus(n).map_err(|e| format!("-cpu-max: {e}"))?;
+        info!("-cpu-max {n}: running on CPU(s) {cpus:?}");
+    }
+    match sys::raise_nofile_limit() {
+        Ok(limit) if (limit as usize) < cfg.max_clients + 100 => warn!(
+            "open-files limit {limit} is below -max-clients {} + 100: raise LimitNOFILE",
+            cfg.max_clients
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("cannot read the open-files limit: {e}"),
+    }
+
+    let sock = TcpListener::bind(cfg.address).map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
+    let local = sock.local_addr().map_err(|e| e.to_string())?;
+    info!("listening on {local}");
+    if let Some(uid) = cfg.uid {
+        sys::set_uid(uid).map_err(|e| format!("-uid {uid}: {e}"))?;
+        info!("running as uid {uid}");
+    }
+    info!(
+        "source: {} ({} frames of up to {} bytes, ring of {})",
+        cfg.input_name(),
+        cfg.framer.name,
+        cfg.frame_bytes,
+        cfg.source_buffer
+    );
+
+    let shared = Arc::new(Shared::new(&cfg));
+    let sh = Arc::clone(&shared);
+    spawn("signals", move || {
+        let sig = sys::wait_signal();
+        sh.shutdown.trigger(format!("{} received", sys::signal_name(sig)));
+    })?;
+    let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+    let reader = spawn("src-read", move || source::reader::run(c, sh))?;
+    let sock_fd = sock.as_raw_fd();
+    let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+    let accept = spawn("http-accept", move || serve::accept::run(sock, c, sh))?;
+    if let Some(every) = cfg.stat_log_interval {
+        let sh = Arc::clone(&shared);
+        spawn("stats", move || {
+            while !sh.shutdown.sleep(every) {
+                info!("stats: {}", sh.stats.line(sh.listeners()));
+            }
+        })?;
+    }
+
+    let reason = shared.shutdown.wait();
+    info!("stopping: {reason}");
+    // Stop accepting; the accept thread sees the error and the flag and returns.
+    sys::shutdown_read(sock_fd);
+    let _ = accept.join();
+    // The reader stops its input (and child) within one read slice, then ends the ring.
+    // A FIFO with no writer can hold it in open(); do not wait for that forever.
+    let stopped = join_within(reader, Duration::from_secs(6));
+    if !stopped {
+        warn!("the source is stuck (a FIFO waiting for a writer?): leaving it");
+        shared.ring.end();
+    }
+    // Listeners drain what they have and close cleanly; a stuck one is bounded by
+    // -write-timeout.
+    let drain = cfg.write_timeout + Duration::from_secs(2);
+    if !shared.wait_listeners(drain, |n| n == 0) {
+        warn!("{} listener(s) still connected after {drain:?}: closing", shared.listeners());
+    }
+    info!("stats: {}", shared.stats.line(shared.listeners()));
+    Ok(())
+}
+
+fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<thread::JoinHandle<()>, String> {
+    thread::Builder::new()
+        .name(name.into())
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .map_err(|e| format!("cannot start thread {name}: {e}"))
+}
+
+/// Joins `h` if it finishes within `d`.
+fn join_within(h: thread::JoinHandle<()>, d: Duration) -> bool {
+    let deadline = std::time::Instant::now() + d;
+    while !h.is_finished() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = h.join();
+    true
+}

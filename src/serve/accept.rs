@@ -1,0 +1,137 @@
+//! The accept loop (`http-accept`) and each connection's thread (`tx-N`).
+//!
+//! It must never die: running out of file descriptors or threads is logged (rate-limited)
+//! and backed off, connections beyond the cap are refused at once, and each connection's
+//! request head must arrive within `-header-timeout` in at most 8 KiB.
+
+use super::http::{self, HeadError};
+use super::listener;
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::limited;
+use crate::ratelimit::RateLimit;
+use crate::shared::Shared;
+use crate::stats::Stats;
+use log::{debug, info};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+/// Stack of a connection thread. It holds a request head parse and a few small buffers;
+/// everything large is on the heap. Only touched pages count towards RSS.
+pub const CONN_STACK: usize = 128 * 1024;
+/// Connections allowed beyond `-max-clients` (requests still being read, refusals).
+const EXTRA_CONNECTIONS: usize = 64;
+
+static ACCEPT_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+static REFUSE_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+static SPAWN_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+
+pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let cap = cfg.max_clients + EXTRA_CONNECTIONS;
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
+    let mut next_id: u64 = 0;
+    loop {
+        let (conn, peer) = match sock.accept() {
+            Ok(c) => c,
+            Err(_) if shared.shutdown.is_set() => break,
+            Err(e) => {
+                if is_resource_error(&e) {
+                    let d = backoff.next_delay();
+                    limited!(ACCEPT_LOG, error, "accept: {e}: backing off (raise LimitNOFILE / ulimit -n)");
+                    shared.shutdown.sleep(d);
+                } else {
+                    debug!("accept: {e}");
+                }
+                continue;
+            }
+        };
+        backoff.reset();
+        if shared.shutdown.is_set() {
+            break;
+        }
+        if open.load(Ordering::Relaxed) >= cap {
+            Stats::add(&shared.stats.connections_refused, 1);
+            limited!(REFUSE_LOG, warn, "{peer}: refused, {cap} connections open");
+            refuse(conn);
+            continue;
+        }
+        next_id += 1;
+        let guard = ConnGuard::new(&open);
+        let (cfg2, shared2) = (Arc::clone(&cfg), Arc::clone(&shared));
+        let spawned = thread::Builder::new()
+            .name(format!("tx-{next_id}"))
+            .stack_size(CONN_STACK)
+            .spawn(move || {
+                let _guard = guard;
+                handle(conn, peer, &cfg2, &shared2);
+            });
+        if let Err(e) = spawned {
+            // The closure (with the socket and guard) is dropped: the connection closes.
+            limited!(SPAWN_LOG, error, "{peer}: cannot start a thread: {e}");
+            shared.shutdown.sleep(backoff.next_delay());
+        }
+    }
+    info!("no longer accepting connections");
+}
+
+/// Too many connections: a best-effort 503 without blocking the accept loop.
+fn refuse(conn: TcpStream) {
+    let _ = conn.set_nonblocking(true);
+    let _ = (&conn).write_all(http::head(0, 503, "text/plain", &[]).as_bytes());
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+/// One connection: read the request, route it.
+fn handle(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
+    let _ = conn.set_nodelay(true);
+    let _ = conn.set_write_timeout(Some(cfg.write_timeout));
+    let req = match http::read_request(&mut conn, cfg.header_timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, what) = match e {
+                HeadError::Closed => return debug!("{peer}: closed before a request"),
+                HeadError::Io(e) => return debug!("{peer}: {e}"),
+                HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
+                HeadError::TooLarge => (431, format!("request head larger than {} bytes", http::MAX_HEAD)),
+                HeadError::Malformed(m) => (400, format!("malformed request: {m}")),
+            };
+            Stats::add(&shared.stats.bad_requests, 1);
+            limited!(BAD_LOG, warn, "{peer}: {what}");
+            http::respond(&mut conn, 0, status, &what, &[]);
+            return;
+        }
+    };
+    match req.method.as_str() {
+        "GET" | "HEAD" => listener::serve(conn, peer, &req, cfg, shared),
+        other => {
+            Stats::add(&shared.stats.bad_requests, 1);
+            limited!(BAD_LOG, warn, "{peer}: method {other} not allowed");
+            http::respond(&mut conn, req.minor, 405, "only GET and HEAD", &[("Allow", "GET, HEAD")]);
+        }
+    }
+}
+
+/// Counts an open connection for as long as it lives.
+struct ConnGuard(Arc<AtomicUsize>);
+
+impl ConnGuard {
+    fn new(open: &Arc<AtomicUsize>) -> ConnGuard {
+        open.fetch_add(1, Ordering::Relaxed);
+        ConnGuard(Arc::clone(open))
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,162 @@
+//! The small HTTP/1.x front end: read one request head with a deadline and a size limit,
+//! parse it with `httparse`, and write simple responses. (Why not tiny_http: README, design
+//! notes.) No keep-alive: a stream response runs until the connection closes, and every
+//! other response closes the connection too.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+/// The largest request head we read. Real players send a few hundred bytes.
+pub const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 48;
+
+/// One parsed request head.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why no request could be read.
+#[derive(Debug)]
+pub enum HeadError {
+    /// The peer closed or reset before sending a whole head.
+    Closed,
+    /// Not finished within the header timeout.
+    Timeout,
+    /// More than `MAX_HEAD` bytes or too many header lines.
+    TooLarge,
+    /// Not HTTP.
+    Malformed(String),
+    Io(io::Error),
+}
+
+/// Reads and parses one request head; bytes after it (a body) are left unread.
+pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, HeadError> {
+    let deadline = Instant::now() + timeout;
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(HeadError::Timeout);
+        }
+        conn.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
+        let room = (MAX_HEAD + 1 - buf.len()).min(chunk.len());
+        let n = match conn.read(&mut chunk[..room]) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Err(HeadError::Timeout)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_disconnect(&e) => return Err(HeadError::Closed),
+            Err(e) => return Err(HeadError::Io(e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(_)) => {
+                return Ok(Request {
+                    method: req.method.unwrap_or_default().to_string(),
+                    path: req.path.unwrap_or("/").to_string(),
+                    minor: req.version.unwrap_or(0),
+                    headers: req
+                        .headers
+                        .iter()
+                        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                        .collect(),
+                })
+            }
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Err(e) => return Err(HeadError::Malformed(e.to_string())),
+        }
+    }
+}
+
+/// A listener or peer hanging up: a normal end, logged at debug.
+pub fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// A write that timed out because the peer stopped reading.
+pub fn is_stalled(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The status line and headers of a response that ends when the connection closes.
+pub fn head(minor: u8, status: u16, content_type: &str, extra: &[(&str, &str)]) -> String {
+    let mut h = format!(
+        "HTTP/1.{} {status} {}\r\nServer: ringcast/{}\r\nContent-Type: {content_type}\r\n",
+        minor.min(1),
+        reason(status),
+        env!("CARGO_PKG_VERSION"),
+    );
+    for (name, value) in extra {
+        h.push_str(name);
+        h.push_str(": ");
+        h.push_str(value);
+        h.push_str("\r\n");
+    }
+    h.push_str("Connection: close\r\n\r\n");
+    h
+}
+
+/// Writes a short text response and closes the connection cleanly.
+pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
+    let mut msg = head(minor, status, "text/plain; charset=utf-8", extra);
+    // Content-Length lets a client that sent a body or pipelined see the end at once.
+    msg.insert_str(msg.len() - 2, &format!("Content-Length: {}\r\n", body.len() + 1));
+    msg.push_str(body);
+    msg.push('\n');
+    if conn.write_all(msg.as_bytes()).is_ok() {
+        close_gracefully(conn);
+    }
+}
+
+/// Ends a response: half-close, then read (bounded) until the peer closes, so the kernel
+/// does not answer unread request bytes with a RST that would destroy the tail of what we
+/// sent.
+pub fn close_gracefully(conn: &mut TcpStream) {
+    let _ = conn.flush();
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut sink = [0u8; 2048];
+    let mut budget: usize = 64 * 1024;
+    while budget > 0 {
+        match conn.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => budget = budget.saturating_sub(n),
+        }
+    }
+}

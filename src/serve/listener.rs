@@ -1,0 +1,90 @@
+//! One listener: its sender thread body. Sends the response head at once (even while the
+//! source is silent), then the stream from its cursor, in batches, until the stream ends,
+//! `-client-max-bytes` is reached, the listener leaves or stops reading for
+//! `-write-timeout`. The ring lock is never held across the socket write.
+
+use super::http::{self, Request};
+use crate::config::Config;
+use crate::limited;
+use crate::ratelimit::RateLimit;
+use crate::ring::ReadOutcome;
+use crate::shared::Shared;
+use crate::stats::Stats;
+use log::{debug, info, warn};
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Most bytes copied out of the ring per wake-up (always at least one frame).
+const BATCH_CAP: usize = 64 * 1024;
+/// How long a sender sleeps in the ring before re-checking for shutdown.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+
+static LAPPED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+
+pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config, shared: &Shared) {
+    let Some(_guard) = shared.enter_listener(cfg.max_clients) else {
+        Stats::add(&shared.stats.listeners_refused, 1);
+        limited!(FULL_LOG, warn, "{peer}: refused, -max-clients {} reached", cfg.max_clients);
+        http::respond(&mut conn, req.minor, 503, "too many listeners", &[("Retry-After", "10")]);
+        return;
+    };
+    let head = http::head(
+        req.minor,
+        200,
+        &cfg.content_type,
+        &[("Cache-Control", "no-cache, no-store"), ("Pragma", "no-cache")],
+    );
+    if let Err(e) = conn.write_all(head.as_bytes()) {
+        debug!("{peer}: gone before the response head: {e}");
+        return;
+    }
+    if req.method == "HEAD" {
+        http::close_gracefully(&mut conn);
+        return;
+    }
+    Stats::add(&shared.stats.listeners_total, 1);
+    let agent = req.header("User-Agent").unwrap_or("no User-Agent");
+    info!("{peer}: listening ({} {}, {agent})", req.method, req.path);
+
+    let mut cursor = shared.ring.join(cfg.burst_bytes);
+    let mut client_left = if cfg.client_max_bytes > 0 { cfg.client_max_bytes } else { u64::MAX };
+    let mut sent: u64 = 0;
+    let mut out = Vec::new();
+    let end = loop {
+        out.clear();
+        match shared.ring.read(&mut cursor, &mut out, client_left, BATCH_CAP, IDLE_WAIT) {
+            ReadOutcome::Data { header, skipped, .. } => {
+                if skipped > 0 {
+                    Stats::add(&shared.stats.frames_skipped, skipped);
+                    limited!(LAPPED_LOG, warn, "{peer}: too slow, skipped {skipped} frames to catch up");
+                }
+                let header_len = if header { cfg.header_bytes } else { 0 };
+                client_left -= (out.len() - header_len) as u64;
+                if let Err(e) = conn.write_all(&out) {
+                    break if http::is_disconnect(&e) {
+                        debug!("{peer}: left");
+                        "left"
+                    } else if http::is_stalled(&e) {
+                        warn!("{peer}: not reading for {:?} (-write-timeout): dropped", cfg.write_timeout);
+                        "stalled"
+                    } else {
+                        info!("{peer}: write failed: {e}");
+                        "write error"
+                    };
+                }
+                sent += out.len() as u64;
+                Stats::add(&shared.stats.bytes_out, out.len() as u64);
+            }
+            ReadOutcome::NoRoom => break "reached -client-max-bytes",
+            ReadOutcome::Ended => break "the stream ended",
+            // Shutdown ends the ring, so a sleeping sender drains and gets `Ended`.
+            ReadOutcome::Idle => {}
+        }
+    };
+    if matches!(end, "reached -client-max-bytes" | "the stream ended") {
+        http::close_gracefully(&mut conn);
+    }
+    info!("{peer}: done after {sent} bytes: {end}");
+}

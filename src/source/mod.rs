@@ -1,0 +1,44 @@
+//! Inputs: where the stream's bytes come from. One file per kind of input; `reader.rs` is the
+//! one thread that opens them, frames their bytes into the ring and owns retry/backoff.
+
+pub mod exec;
+pub mod fd;
+pub mod reader;
+pub mod tone;
+
+use crate::config::{Config, InputSpec};
+use std::io;
+use std::time::Duration;
+
+/// How an input is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    /// It reached its end by itself: let a child exit on its own.
+    Finished,
+    /// We are stopping it (error, quiet, idle, shutdown): stop a child now.
+    Stop,
+}
+
+/// An open source of stream bytes, read only by the reader thread.
+pub trait Input: Send {
+    /// Reads into `buf`, waiting at most `wait`. `Ok(0)` is the end of the input;
+    /// `Err(TimedOut)` means nothing arrived in time.
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize>;
+
+    /// Releases the input. Called once; `Drop` is the backstop.
+    fn close(&mut self, how: Close);
+}
+
+/// Opens the configured input.
+pub fn open(cfg: &Config) -> io::Result<Box<dyn Input>> {
+    Ok(match &cfg.input {
+        InputSpec::Path(p) => Box::new(fd::FdInput::open(p)?),
+        InputSpec::Exec { program, args } => Box::new(exec::ExecInput::spawn(program, args)?),
+        InputSpec::Tone => Box::new(tone::ToneInput::new()),
+    })
+}
+
+/// The error an input returns when nothing arrived within the wait.
+pub fn timed_out() -> io::Error {
+    io::Error::from(io::ErrorKind::TimedOut)
+}

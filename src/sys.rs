@@ -1,0 +1,150 @@
+//! The few things std does not offer, as small safe wrappers over libc. All `unsafe` lives
+//! here: each call is a plain syscall on values we own.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Waits up to `wait` for `fd` to become readable (or hung up). `Ok(false)` on timeout.
+pub fn wait_readable(fd: &impl AsRawFd, wait: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd for the duration of the call.
+    match check(unsafe { libc::poll(&mut pfd, 1, ms) }) {
+        Ok(n) => Ok(n > 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The signals ringcast handles on its own thread: blocked everywhere, taken by `sigwait`.
+const HANDLED: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
+
+fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in HANDLED {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Blocks SIGTERM/SIGINT/SIGHUP in this thread and every thread it starts afterwards.
+/// Call first thing in `main`. (Children get a clean mask: std resets it before exec.)
+pub fn block_signals() -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: valid set pointer; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(())
+}
+
+/// Waits for one of the blocked signals and returns its number.
+pub fn wait_signal() -> libc::c_int {
+    let set = handled_set();
+    let mut sig: libc::c_int = 0;
+    // SAFETY: valid set and out pointer.
+    unsafe { libc::sigwait(&set, &mut sig) };
+    sig
+}
+
+pub fn signal_name(sig: libc::c_int) -> &'static str {
+    match sig {
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+/// Sends `sig` to the process group `pgid` (a child started with its own group).
+pub fn kill_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill has no memory arguments.
+    check(unsafe { libc::kill(-(pgid as libc::pid_t), sig) }).map(drop)
+}
+
+/// In a freshly forked child, before exec: own process group (so the whole pipeline of
+/// `sh -c 'a | b'` can be stopped) and SIGTERM if ringcast dies (never orphaned).
+pub fn child_setup() -> io::Result<()> {
+    // SAFETY: async-signal-safe syscalls with no memory arguments.
+    unsafe {
+        check(libc::setpgid(0, 0))?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM))?;
+    }
+    Ok(())
+}
+
+/// Pins the process to its first `n` allowed CPUs (`-cpu-max`).
+pub fn limit_cpus(n: usize) -> io::Result<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain data; the calls get its exact size.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        check(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set))?;
+        let allowed: Vec<usize> =
+            (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).take(n).collect();
+        let mut new: libc::cpu_set_t = std::mem::zeroed();
+        for &c in &allowed {
+            libc::CPU_SET(c, &mut new);
+        }
+        check(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &new))?;
+        Ok(allowed)
+    }
+}
+
+/// Raises the soft open-files limit to the hard limit; returns the new soft limit.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    // SAFETY: rlimit is plain data.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim))?;
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            check(libc::setrlimit(libc::RLIMIT_NOFILE, &lim))?;
+        }
+        Ok(lim.rlim_cur as u64)
+    }
+}
+
+/// Drops privileges to `uid` (`-uid`), group first so it can still be changed.
+pub fn set_uid(uid: u32) -> io::Result<()> {
+    // SAFETY: plain syscalls.
+    unsafe {
+        if libc::getuid() == uid {
+            return Ok(());
+        }
+        let pw = libc::getpwuid(uid);
+        if !pw.is_null() {
+            check(libc::setgid((*pw).pw_gid))?;
+        }
+        check(libc::setuid(uid)).map(drop)
+    }
+}
+
+/// Caps glibc's per-thread malloc arenas: with one thread per listener, glibc would
+/// otherwise keep up to 8 arenas per core, each holding freed memory as RSS.
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt takes plain integers.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+/// Half-closes a socket's read side: wakes a thread blocked in `accept` on it.
+pub fn shutdown_read(fd: RawFd) {
+    // SAFETY: fd is a socket we own; an error (not connected) is harmless.
+    unsafe { libc::shutdown(fd, libc::SHUT_RD) };
+}
