@@ -13,7 +13,12 @@ pub struct Backoff {
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
         let seed = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32;
-        Backoff { min, max, next: min, seed: seed | 1 }
+        Backoff {
+            min,
+            max,
+            next: min,
+            seed: seed | 1,
+        }
     }
 
     /// The delay to wait now: the current step ±25%, then the step doubles up to `max`.

@@ -120,7 +120,10 @@ const VALUE_FLAGS: &[&str] = &[
 #[derive(Debug)]
 pub enum Parsed {
     /// Run with these flags; `command` is everything after the flags (the `-exec` command).
-    Run { args: Box<Args>, command: Vec<String> },
+    Run {
+        args: Box<Args>,
+        command: Vec<String>,
+    },
     /// `-h`/`-help`: print this on stdout, exit 0.
     Help(String),
     /// A syntax error (unknown flag, missing or bad value): print on stderr, exit 2.
@@ -136,7 +139,10 @@ pub fn parse(argv: &[String]) -> Parsed {
     };
     let refs: Vec<&str> = flags.iter().map(String::as_str).collect();
     match Args::from_args(&["ringcast"], &refs) {
-        Ok(args) => Parsed::Run { args: Box::new(args), command },
+        Ok(args) => Parsed::Run {
+            args: Box::new(args),
+            command,
+        },
         Err(early) => Parsed::Usage(format!("{}\n{}", early.output.trim_end(), usage())),
     }
 }
@@ -186,7 +192,9 @@ fn normalize(argv: &[String]) -> Result<(Vec<String>, Vec<String>), NormError> {
             let value = match inline {
                 None => true,
                 Some(v) => go_bool(v).ok_or_else(|| {
-                    Bad(format!("invalid boolean value {v:?} for -{name}: use true or false"))
+                    Bad(format!(
+                        "invalid boolean value {v:?} for -{name}: use true or false"
+                    ))
                 })?,
             };
             out.push(format!("--{name}"));
@@ -381,7 +389,10 @@ mod tests {
     fn missing_value_and_bad_bool_are_usage_errors() {
         assert!(matches!(parse(&["-path".into()]), Parsed::Usage(_)));
         assert!(matches!(parse(&["-reopen=maybe".into()]), Parsed::Usage(_)));
-        assert!(matches!(parse(&["-frame-bytes".into(), "ten".into()]), Parsed::Usage(_)));
+        assert!(matches!(
+            parse(&["-frame-bytes".into(), "ten".into()]),
+            Parsed::Usage(_)
+        ));
     }
 
     #[test]

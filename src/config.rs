@@ -69,7 +69,10 @@ impl Config {
                     .ok_or("-exec needs a command after the flags, e.g. -exec arecord -f cd")?;
                 let program = find_in_path(prog)
                     .ok_or_else(|| format!("-exec: cannot find command {prog:?} in PATH"))?;
-                InputSpec::Exec { program, args: args.to_vec() }
+                InputSpec::Exec {
+                    program,
+                    args: args.to_vec(),
+                }
             }
             (false, false, path) => {
                 InputSpec::Path(PathBuf::from(path.as_deref().unwrap_or("/dev/stdin")))
@@ -97,7 +100,12 @@ impl Config {
         })?;
 
         let default_frame = if tone { TONE_FRAME_BYTES as i64 } else { 64 };
-        let frame_bytes = range("frame-bytes", a.frame_bytes.unwrap_or(default_frame), 1, MAX_FRAME_BYTES)?;
+        let frame_bytes = range(
+            "frame-bytes",
+            a.frame_bytes.unwrap_or(default_frame),
+            1,
+            MAX_FRAME_BYTES,
+        )?;
         if frame_bytes < framer.min_frame_bytes {
             return Err(format!(
                 "-frame-bytes {frame_bytes} is too small for the {} filter (at least {})",
@@ -126,14 +134,20 @@ impl Config {
             n => Some(n as u32),
         };
         let log_level = match (a.log_level.as_deref(), a.debug.unwrap_or(false)) {
-            (Some(l), _) => l
-                .parse::<LevelFilter>()
-                .map_err(|_| format!("-log-level: unknown level {l:?} (error, warn, info, debug, trace)"))?,
+            (Some(l), _) => l.parse::<LevelFilter>().map_err(|_| {
+                format!("-log-level: unknown level {l:?} (error, warn, info, debug, trace)")
+            })?,
             (None, true) => LevelFilter::Debug,
             (None, false) => LevelFilter::Info,
         };
-        let write_timeout = positive("write-timeout", a.write_timeout.unwrap_or(Duration::from_secs(10)))?;
-        let header_timeout = positive("header-timeout", a.header_timeout.unwrap_or(Duration::from_secs(10)))?;
+        let write_timeout = positive(
+            "write-timeout",
+            a.write_timeout.unwrap_or(Duration::from_secs(10)),
+        )?;
+        let header_timeout = positive(
+            "header-timeout",
+            a.header_timeout.unwrap_or(Duration::from_secs(10)),
+        )?;
         let content_type = match &a.content_type {
             Some(ct) if ct.is_empty() || ct.contains(['\r', '\n']) => {
                 return Err(format!("-content-type {ct:?} is not a valid header value"))
@@ -149,8 +163,18 @@ impl Config {
             frame_bytes,
             header_bytes,
             source_buffer,
-            source_bandwidth: range("source-bandwidth", a.source_bandwidth.unwrap_or(0), 0, i64::MAX)? as u64,
-            client_max_bytes: range("client-max-bytes", a.client_max_bytes.unwrap_or(0), 0, i64::MAX)? as u64,
+            source_bandwidth: range(
+                "source-bandwidth",
+                a.source_bandwidth.unwrap_or(0),
+                0,
+                i64::MAX,
+            )? as u64,
+            client_max_bytes: range(
+                "client-max-bytes",
+                a.client_max_bytes.unwrap_or(0),
+                0,
+                i64::MAX,
+            )? as u64,
             close_idle: a.close_idle.unwrap_or(false),
             content_type,
             cpu_max,
@@ -205,7 +229,11 @@ fn nonzero(d: Option<Duration>) -> Option<Duration> {
 
 /// streamserve's address forms: `host:port`, `:port` (all interfaces), `[::1]:port`.
 pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
-    let full = if s.starts_with(':') { format!("0.0.0.0{s}") } else { s.to_string() };
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
     full.to_socket_addrs()
         .ok()
         .and_then(|mut it| it.next())
@@ -216,14 +244,18 @@ pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
 fn find_in_path(prog: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let runnable = |p: &Path| {
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if prog.contains('/') {
         let p = PathBuf::from(prog);
         return runnable(&p).then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(prog)).find(|p| runnable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(prog))
+        .find(|p| runnable(p))
 }
 
 #[cfg(test)]
@@ -255,14 +287,24 @@ mod tests {
 
     #[test]
     fn address_forms() {
-        assert_eq!(config(&["-address", ":1234"]).unwrap().address, "0.0.0.0:1234".parse().unwrap());
-        assert_eq!(config(&["-address", "[::1]:0"]).unwrap().address, "[::1]:0".parse().unwrap());
-        assert!(config(&["-address", "nonsense"]).unwrap_err().contains("-address"));
+        assert_eq!(
+            config(&["-address", ":1234"]).unwrap().address,
+            "0.0.0.0:1234".parse().unwrap()
+        );
+        assert_eq!(
+            config(&["-address", "[::1]:0"]).unwrap().address,
+            "[::1]:0".parse().unwrap()
+        );
+        assert!(config(&["-address", "nonsense"])
+            .unwrap_err()
+            .contains("-address"));
     }
 
     #[test]
     fn source_buffer_must_exceed_two() {
-        assert!(config(&["-source-buffer", "2"]).unwrap_err().contains("-source-buffer"));
+        assert!(config(&["-source-buffer", "2"])
+            .unwrap_err()
+            .contains("-source-buffer"));
         assert!(config(&["-source-buffer", "3"]).is_ok());
     }
 
@@ -283,11 +325,24 @@ mod tests {
 
     #[test]
     fn filters_and_aliases() {
-        assert_eq!(config(&["-filter", "mp3", "-frame-bytes", "2881"]).unwrap().framer.name, "mp3");
+        assert_eq!(
+            config(&["-filter", "mp3", "-frame-bytes", "2881"])
+                .unwrap()
+                .framer
+                .name,
+            "mp3"
+        );
         assert_eq!(config(&["-frame-filter", ""]).unwrap().framer.name, "raw");
-        assert_eq!(config(&["-frame-filter", "raw"]).unwrap().framer.name, "raw");
-        assert!(config(&["-frame-filter", "ogg"]).unwrap_err().contains("unknown filter"));
-        assert!(config(&["-frame-filter", "ts", "-frame-bytes", "100"]).unwrap_err().contains("188"));
+        assert_eq!(
+            config(&["-frame-filter", "raw"]).unwrap().framer.name,
+            "raw"
+        );
+        assert!(config(&["-frame-filter", "ogg"])
+            .unwrap_err()
+            .contains("unknown filter"));
+        assert!(config(&["-frame-filter", "ts", "-frame-bytes", "100"])
+            .unwrap_err()
+            .contains("188"));
         let mp3 = config(&["-frame-filter", "mp3", "-frame-bytes", "2881"]).unwrap();
         assert_eq!(mp3.content_type, "audio/mpeg");
         let explicit = config(&["-frame-filter", "mp3", "-content-type", "x/y"]).unwrap();
@@ -302,7 +357,9 @@ mod tests {
         assert!(err.contains("cannot find command"), "{err}");
         let c = config(&["-exec", "sh", "-c", "true"]).unwrap();
         assert!(matches!(c.input, InputSpec::Exec { ref args, .. } if args == &["-c", "true"]));
-        assert!(config(&["stray"]).unwrap_err().contains("only used with -exec"));
+        assert!(config(&["stray"])
+            .unwrap_err()
+            .contains("only used with -exec"));
     }
 
     #[test]
@@ -326,7 +383,10 @@ mod tests {
         assert_eq!(config(&["-cpu-max", "0"]).unwrap().cpu_max, None);
         assert!(config(&["-cpu-max", "-1"]).is_err());
         assert_eq!(config(&["-debug"]).unwrap().log_level, LevelFilter::Debug);
-        assert_eq!(config(&["-log-level", "warn"]).unwrap().log_level, LevelFilter::Warn);
+        assert_eq!(
+            config(&["-log-level", "warn"]).unwrap().log_level,
+            LevelFilter::Warn
+        );
         assert!(config(&["-log-level", "loud"]).is_err());
     }
 }

@@ -89,7 +89,8 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         Err(e) => warn!("cannot read the open-files limit: {e}"),
     }
 
-    let sock = TcpListener::bind(cfg.address).map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
+    let sock = TcpListener::bind(cfg.address)
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     info!("listening on {local}");
     if let Some(uid) = cfg.uid {
@@ -108,7 +109,8 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     let sh = Arc::clone(&shared);
     spawn("signals", move || {
         let sig = sys::wait_signal();
-        sh.shutdown.trigger(format!("{} received", sys::signal_name(sig)));
+        sh.shutdown
+            .trigger(format!("{} received", sys::signal_name(sig)));
     })?;
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
     let reader = spawn("src-read", move || source::reader::run(c, sh))?;
@@ -140,7 +142,10 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     // -write-timeout.
     let drain = cfg.write_timeout + Duration::from_secs(2);
     if !shared.wait_listeners(drain, |n| n == 0) {
-        warn!("{} listener(s) still connected after {drain:?}: closing", shared.listeners());
+        warn!(
+            "{} listener(s) still connected after {drain:?}: closing",
+            shared.listeners()
+        );
     }
     info!("stats: {}", shared.stats.line(shared.listeners()));
     Ok(())

@@ -12,7 +12,10 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub const fn new(every: Duration) -> RateLimit {
-        RateLimit { every, state: Mutex::new((None, 0)) }
+        RateLimit {
+            every,
+            state: Mutex::new((None, 0)),
+        }
     }
 
     /// `Some(n)` when a line may be logged now (`n` lines were held back since the last

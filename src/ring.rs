@@ -29,7 +29,11 @@ pub struct Cursor {
 pub enum ReadOutcome {
     /// `frames` whole frames (and possibly the header first) were appended to `out`;
     /// `skipped` frames were lost because the ring lapped this reader.
-    Data { frames: usize, header: bool, skipped: u64 },
+    Data {
+        frames: usize,
+        header: bool,
+        skipped: u64,
+    },
     /// The next frame is larger than what the listener may still receive.
     NoRoom,
     /// The source has ended for good and this reader has everything.
@@ -64,11 +68,18 @@ pub struct Ring {
 impl Ring {
     /// A ring of `slots` frames, each with room for `frame_bytes` reserved up front.
     /// `needs_header`: listeners must get the stream header before any frame.
-    pub fn new(slots: usize, frame_bytes: usize, needs_header: bool, wake_interval: Duration) -> Ring {
+    pub fn new(
+        slots: usize,
+        frame_bytes: usize,
+        needs_header: bool,
+        wake_interval: Duration,
+    ) -> Ring {
         assert!(slots > 2, "config guarantees -source-buffer > 2");
         Ring {
             state: Mutex::new(State {
-                frames: (0..slots).map(|_| Vec::with_capacity(frame_bytes)).collect(),
+                frames: (0..slots)
+                    .map(|_| Vec::with_capacity(frame_bytes))
+                    .collect(),
                 next_seq: 0,
                 join_floor: 0,
                 header: None,
@@ -160,7 +171,10 @@ impl Ring {
         let s = self.state.lock();
         let header_sent = !self.needs_header;
         if s.next_seq == 0 || s.next_seq <= s.join_floor {
-            return Cursor { next: s.next_seq, header_sent };
+            return Cursor {
+                next: s.next_seq,
+                header_sent,
+            };
         }
         let floor = s.join_floor.max(self.oldest(&s));
         let mut start = s.next_seq - 1;
@@ -173,7 +187,10 @@ impl Ring {
             total += len;
             start -= 1;
         }
-        Cursor { next: start, header_sent }
+        Cursor {
+            next: start,
+            header_sent,
+        }
     }
 
     /// Copies what `cur` has not had yet into `out`: the header if due, then whole frames
@@ -224,10 +241,18 @@ impl Ring {
                 if frames == 0 && !header {
                     return ReadOutcome::NoRoom;
                 }
-                return ReadOutcome::Data { frames, header, skipped };
+                return ReadOutcome::Data {
+                    frames,
+                    header,
+                    skipped,
+                };
             }
             if header {
-                return ReadOutcome::Data { frames: 0, header, skipped };
+                return ReadOutcome::Data {
+                    frames: 0,
+                    header,
+                    skipped,
+                };
             }
             if s.ended {
                 return ReadOutcome::Ended;
@@ -308,7 +333,14 @@ mod tests {
         }
         let (out, o) = read_all(&r, &mut c);
         assert_eq!(out, [9]);
-        assert_eq!(o, ReadOutcome::Data { frames: 1, header: false, skipped: 9 });
+        assert_eq!(
+            o,
+            ReadOutcome::Data {
+                frames: 1,
+                header: false,
+                skipped: 9
+            }
+        );
         r.push(&[10]);
         assert_eq!(read_all(&r, &mut c).0, [10]);
     }
@@ -322,7 +354,14 @@ mod tests {
         }
         let (out, o) = read_all(&r, &mut c);
         assert_eq!(out, [0, 1, 2]);
-        assert_eq!(o, ReadOutcome::Data { frames: 3, header: false, skipped: 0 });
+        assert_eq!(
+            o,
+            ReadOutcome::Data {
+                frames: 3,
+                header: false,
+                skipped: 0
+            }
+        );
     }
 
     #[test]
@@ -335,10 +374,17 @@ mod tests {
         let mut out = Vec::new();
         assert_eq!(
             r.read(&mut c, &mut out, 9, usize::MAX, NO_WAIT),
-            ReadOutcome::Data { frames: 2, header: false, skipped: 0 }
+            ReadOutcome::Data {
+                frames: 2,
+                header: false,
+                skipped: 0
+            }
         );
         assert_eq!(out, b"aaaabbbb");
-        assert_eq!(r.read(&mut c, &mut out, 1, usize::MAX, NO_WAIT), ReadOutcome::NoRoom);
+        assert_eq!(
+            r.read(&mut c, &mut out, 1, usize::MAX, NO_WAIT),
+            ReadOutcome::NoRoom
+        );
     }
 
     #[test]
@@ -360,7 +406,11 @@ mod tests {
     fn header_comes_first_and_once() {
         let r = Ring::new(4, 8, true, Duration::ZERO);
         let mut c = r.join(0);
-        assert_eq!(read_all(&r, &mut c).1, ReadOutcome::Idle, "no header yet: wait");
+        assert_eq!(
+            read_all(&r, &mut c).1,
+            ReadOutcome::Idle,
+            "no header yet: wait"
+        );
         r.set_header(Arc::from(&b"HDR"[..]));
         r.push(b"x");
         assert_eq!(read_all(&r, &mut c).0, b"HDRx");
@@ -397,10 +447,22 @@ mod tests {
         let r2 = Arc::clone(&r);
         let t = std::thread::spawn(move || {
             let mut out = Vec::new();
-            let o = r2.read(&mut c, &mut Vec::new(), u64::MAX, usize::MAX, Duration::from_secs(30));
+            let o = r2.read(
+                &mut c,
+                &mut Vec::new(),
+                u64::MAX,
+                usize::MAX,
+                Duration::from_secs(30),
+            );
             // The frame was already there, so the read returns at once with it.
             out.push(o);
-            let o = r2.read(&mut c, &mut Vec::new(), u64::MAX, usize::MAX, Duration::from_secs(30));
+            let o = r2.read(
+                &mut c,
+                &mut Vec::new(),
+                u64::MAX,
+                usize::MAX,
+                Duration::from_secs(30),
+            );
             out.push(o);
             out
         });

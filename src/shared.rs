@@ -22,7 +22,12 @@ pub struct Shared {
 impl Shared {
     pub fn new(cfg: &Config) -> Shared {
         Shared {
-            ring: Ring::new(cfg.source_buffer, cfg.frame_bytes, cfg.header_bytes > 0, WAKE_INTERVAL),
+            ring: Ring::new(
+                cfg.source_buffer,
+                cfg.frame_bytes,
+                cfg.header_bytes > 0,
+                WAKE_INTERVAL,
+            ),
             stats: Stats::default(),
             shutdown: Shutdown::default(),
             listeners: Mutex::new(0),
@@ -50,7 +55,11 @@ impl Shared {
         let deadline = Instant::now() + d;
         let mut n = self.listeners.lock();
         while !pred(*n) {
-            if self.listeners_changed.wait_until(&mut n, deadline).timed_out() {
+            if self
+                .listeners_changed
+                .wait_until(&mut n, deadline)
+                .timed_out()
+            {
                 return pred(*n);
             }
         }

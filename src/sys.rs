@@ -15,7 +15,11 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
 
 /// Waits up to `wait` for `fd` to become readable (or hung up). `Ok(false)` on timeout.
 pub fn wait_readable(fd: &impl AsRawFd, wait: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ms = wait.as_millis().min(i32::MAX as u128) as libc::c_int;
     // SAFETY: one valid pollfd for the duration of the call.
     match check(unsafe { libc::poll(&mut pfd, 1, ms) }) {
@@ -41,7 +45,7 @@ fn handled_set() -> libc::sigset_t {
 }
 
 /// Blocks SIGTERM/SIGINT/SIGHUP in this thread and every thread it starts afterwards.
-/// Call first thing in `main`. (Children get a clean mask: std resets it before exec.)
+/// Call first thing in `main`. Children would inherit the mask: see `child_setup`.
 pub fn block_signals() -> io::Result<()> {
     let set = handled_set();
     // SAFETY: valid set pointer; a null old-set pointer is allowed.
@@ -76,11 +80,18 @@ pub fn kill_group(pgid: u32, sig: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::kill(-(pgid as libc::pid_t), sig) }).map(drop)
 }
 
-/// In a freshly forked child, before exec: own process group (so the whole pipeline of
-/// `sh -c 'a | b'` can be stopped) and SIGTERM if ringcast dies (never orphaned).
+/// In a freshly forked child, before exec: no blocked signals (the mask is inherited, and
+/// a grandchild with SIGTERM blocked would survive us), its own process group (so the whole
+/// pipeline of `sh -c 'a | b'` can be stopped) and SIGTERM if ringcast dies (never orphaned).
 pub fn child_setup() -> io::Result<()> {
-    // SAFETY: async-signal-safe syscalls with no memory arguments.
+    // SAFETY: async-signal-safe syscalls; the empty set lives on this stack frame.
     unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        let rc = libc::pthread_sigmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
         check(libc::setpgid(0, 0))?;
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM))?;
     }
@@ -92,14 +103,24 @@ pub fn limit_cpus(n: usize) -> io::Result<Vec<usize>> {
     // SAFETY: cpu_set_t is plain data; the calls get its exact size.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        check(libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set))?;
-        let allowed: Vec<usize> =
-            (0..libc::CPU_SETSIZE as usize).filter(|&c| libc::CPU_ISSET(c, &set)).take(n).collect();
+        check(libc::sched_getaffinity(
+            0,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        ))?;
+        let allowed: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .take(n)
+            .collect();
         let mut new: libc::cpu_set_t = std::mem::zeroed();
         for &c in &allowed {
             libc::CPU_SET(c, &mut new);
         }
-        check(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &new))?;
+        check(libc::sched_setaffinity(
+            0,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &new,
+        ))?;
         Ok(allowed)
     }
 }

@@ -30,7 +30,9 @@ pub struct AdtsFramer {
 
 impl AdtsFramer {
     pub fn new(max: usize) -> Self {
-        AdtsFramer { sync: SyncScanner::new(max) }
+        AdtsFramer {
+            sync: SyncScanner::new(max),
+        }
     }
 }
 
@@ -62,7 +64,10 @@ mod tests {
     #[test]
     fn header_length() {
         assert_eq!(header(&frame(371)).map(|h| h.0), Some(371));
-        assert!(header(&[0xFF, 0xFB, 0x92, 0x64, 0, 0, 0]).is_none(), "mp3 is not adts");
+        assert!(
+            header(&[0xFF, 0xFB, 0x92, 0x64, 0, 0, 0]).is_none(),
+            "mp3 is not adts"
+        );
     }
 
     #[test]
@@ -72,14 +77,9 @@ mod tests {
         let mut c = ScanCounts::default();
         let mut buf = &input[..];
         let mut lens = Vec::new();
-        loop {
-            match f.scan(buf, true, &mut c) {
-                Scan::Frame { skip, len } => {
-                    lens.push(len);
-                    buf = &buf[skip + len..];
-                }
-                Scan::NeedMore { .. } => break,
-            }
+        while let Scan::Frame { skip, len } = f.scan(buf, true, &mut c) {
+            lens.push(len);
+            buf = &buf[skip + len..];
         }
         assert_eq!(lens, [300, 310, 200]);
         assert_eq!(c.junk_bytes, 3);

@@ -9,7 +9,6 @@ mod mp3;
 mod raw;
 mod ts;
 
-
 /// What a framer found at the front of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scan {
@@ -107,7 +106,11 @@ pub fn names() -> Vec<&'static str> {
 /// `Ok(None)` when none does, `Err(())` when more bytes are needed to tell.
 pub(crate) fn id3_len(buf: &[u8]) -> Result<Option<usize>, ()> {
     if buf.len() < 3 {
-        return if b"ID3".starts_with(buf) || b"TAG".starts_with(buf) { Err(()) } else { Ok(None) };
+        return if b"ID3".starts_with(buf) || b"TAG".starts_with(buf) {
+            Err(())
+        } else {
+            Ok(None)
+        };
     }
     if &buf[..3] == b"TAG" {
         return Ok(Some(128));
@@ -139,7 +142,10 @@ pub(crate) struct SyncScanner {
 
 impl SyncScanner {
     pub fn new(max: usize) -> Self {
-        SyncScanner { max, tag_remaining: 0 }
+        SyncScanner {
+            max,
+            tag_remaining: 0,
+        }
     }
 
     pub fn scan(

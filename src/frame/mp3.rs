@@ -9,14 +9,22 @@ use super::{Framer, Scan, ScanCounts, SyncScanner};
 
 /// kb/s by [version is MPEG-1][layer index 1..=3 → III, II, I][bitrate index].
 const BITRATES_V1: [[u16; 15]; 3] = [
-    [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320], // layer III
-    [0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384], // layer II
-    [0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448], // layer I
+    [
+        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+    ], // layer III
+    [
+        0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384,
+    ], // layer II
+    [
+        0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448,
+    ], // layer I
 ];
 const BITRATES_V2: [[u16; 15]; 3] = [
     [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160], // layer III
     [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160], // layer II
-    [0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256], // layer I
+    [
+        0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256,
+    ], // layer I
 ];
 /// Hz by version bits (0 = MPEG-2.5, 2 = MPEG-2, 3 = MPEG-1) and sample-rate index.
 const SAMPLE_RATES: [[u32; 3]; 4] = [
@@ -51,10 +59,15 @@ impl Mp3Header {
         let br_idx = (b[2] >> 4) as usize;
         let sr_idx = ((b[2] >> 2) & 3) as usize;
         // Reserved version/layer/sample rate, "free" and "bad" bitrates, reserved emphasis.
-        if version == 1 || layer == 0 || br_idx == 0 || br_idx == 15 || sr_idx == 3 || b[3] & 3 == 2 {
+        if version == 1 || layer == 0 || br_idx == 0 || br_idx == 15 || sr_idx == 3 || b[3] & 3 == 2
+        {
             return None;
         }
-        let table = if version == 3 { &BITRATES_V1 } else { &BITRATES_V2 };
+        let table = if version == 3 {
+            &BITRATES_V1
+        } else {
+            &BITRATES_V2
+        };
         let bitrate_kbps = table[layer as usize - 1][br_idx] as u32;
         let sample_rate = SAMPLE_RATES[version as usize][sr_idx];
         let padding = (b[2] >> 1) & 1 == 1;
@@ -66,7 +79,14 @@ impl Mp3Header {
             (0 | 2, 1) => 72 * br / sr + pad,
             _ => 144 * br / sr + pad,
         };
-        Some(Mp3Header { version, layer, bitrate_kbps, sample_rate, padding, len })
+        Some(Mp3Header {
+            version,
+            layer,
+            bitrate_kbps,
+            sample_rate,
+            padding,
+            len,
+        })
     }
 }
 
@@ -76,7 +96,9 @@ pub struct Mp3Framer {
 
 impl Mp3Framer {
     pub fn new(max: usize) -> Self {
-        Mp3Framer { sync: SyncScanner::new(max) }
+        Mp3Framer {
+            sync: SyncScanner::new(max),
+        }
     }
 }
 
@@ -194,7 +216,15 @@ mod tests {
         tag.extend_from_slice(&[0xff, 0xfb, 0x92, 0x64]);
         tag.resize(10 + 32, 0xAA);
         let junk = [0x00, 0xff, 0xfb, 0x10, 0x12, 0x34];
-        let input = [tag, junk.to_vec(), a.clone(), a.clone(), b"TAG".to_vec(), vec![0; 125]].concat();
+        let input = [
+            tag,
+            junk.to_vec(),
+            a.clone(),
+            a.clone(),
+            b"TAG".to_vec(),
+            vec![0; 125],
+        ]
+        .concat();
         for chunk in [1, 7, 10_000] {
             let (out, counts) = frames(&input, 2881, chunk);
             assert_eq!(out, vec![a.clone(), a.clone()], "chunk {chunk}");
@@ -218,11 +248,22 @@ mod tests {
     fn oversize_frame_is_dropped_not_truncated() {
         let a = frame([0xff, 0xfb, 0x92, 0x64], 1); // 418 bytes
         let small = frame([0xff, 0xf3, 0x58, 0x64], 2); // 180 bytes, MPEG-2
-        let input = [small.clone(), a.clone(), a.clone(), small.clone(), small.clone()].concat();
+        let input = [
+            small.clone(),
+            a.clone(),
+            a.clone(),
+            small.clone(),
+            small.clone(),
+        ]
+        .concat();
         let (out, counts) = frames(&input, 300, 50);
         // The 418-byte frames never come out, neither whole nor cut; the small ones do
         // (the first small frame is followed by an MPEG-1 header, so it cannot be confirmed).
-        assert!(out.iter().all(|f| f == &small), "{:?}", out.iter().map(Vec::len).collect::<Vec<_>>());
+        assert!(
+            out.iter().all(|f| f == &small),
+            "{:?}",
+            out.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         assert_eq!(out.len(), 2);
         assert!(counts.oversize_frames >= 2);
     }

@@ -15,7 +15,10 @@ impl RawFramer {
 impl Framer for RawFramer {
     fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
         if buf.len() >= self.size {
-            Scan::Frame { skip: 0, len: self.size }
+            Scan::Frame {
+                skip: 0,
+                len: self.size,
+            }
         } else if eof {
             // streamserve drops a partial trailing block; it is never sent as a frame.
             counts.junk_bytes += buf.len() as u64;
@@ -34,7 +37,10 @@ mod tests {
     fn fixed_blocks_and_dropped_tail() {
         let mut f = RawFramer::new(4);
         let mut c = ScanCounts::default();
-        assert_eq!(f.scan(b"abcdefg", false, &mut c), Scan::Frame { skip: 0, len: 4 });
+        assert_eq!(
+            f.scan(b"abcdefg", false, &mut c),
+            Scan::Frame { skip: 0, len: 4 }
+        );
         assert_eq!(f.scan(b"efg", false, &mut c), Scan::NeedMore { skip: 0 });
         assert_eq!(f.scan(b"efg", true, &mut c), Scan::NeedMore { skip: 3 });
         assert_eq!(c.junk_bytes, 3);

@@ -15,7 +15,9 @@ pub struct TsFramer {
 
 impl TsFramer {
     pub fn new(max: usize) -> Self {
-        TsFramer { packets_per_frame: (max / PACKET).max(1) }
+        TsFramer {
+            packets_per_frame: (max / PACKET).max(1),
+        }
     }
 }
 
@@ -39,7 +41,10 @@ impl Framer for TsFramer {
             }
             if n == self.packets_per_frame || (n > 0 && decided) {
                 counts.junk_bytes += i as u64;
-                return Scan::Frame { skip: i, len: n * PACKET };
+                return Scan::Frame {
+                    skip: i,
+                    len: n * PACKET,
+                };
             }
             if n > 0 || !decided {
                 // Confirmed packets wait for the rest of the frame; an unconfirmed start
@@ -69,11 +74,23 @@ mod tests {
         let input = [vec![9, 9], packet(1), packet(2), packet(3)].concat();
         let mut f = TsFramer::new(2 * PACKET);
         let mut c = ScanCounts::default();
-        assert_eq!(f.scan(&input, false, &mut c), Scan::Frame { skip: 2, len: 2 * PACKET });
+        assert_eq!(
+            f.scan(&input, false, &mut c),
+            Scan::Frame {
+                skip: 2,
+                len: 2 * PACKET
+            }
+        );
         assert_eq!(c.junk_bytes, 2);
         let rest = &input[2 + 2 * PACKET..];
         assert_eq!(f.scan(rest, false, &mut c), Scan::NeedMore { skip: 0 });
-        assert_eq!(f.scan(rest, true, &mut c), Scan::Frame { skip: 0, len: PACKET });
+        assert_eq!(
+            f.scan(rest, true, &mut c),
+            Scan::Frame {
+                skip: 0,
+                len: PACKET
+            }
+        );
     }
 
     #[test]

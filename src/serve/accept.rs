@@ -43,7 +43,11 @@ pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>) {
             Err(e) => {
                 if is_resource_error(&e) {
                     let d = backoff.next_delay();
-                    limited!(ACCEPT_LOG, error, "accept: {e}: backing off (raise LimitNOFILE / ulimit -n)");
+                    limited!(
+                        ACCEPT_LOG,
+                        error,
+                        "accept: {e}: backing off (raise LimitNOFILE / ulimit -n)"
+                    );
                     shared.shutdown.sleep(d);
                 } else {
                     debug!("accept: {e}");
@@ -87,7 +91,10 @@ fn refuse(conn: TcpStream) {
 }
 
 fn is_resource_error(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// One connection: read the request, route it.
@@ -101,7 +108,10 @@ fn handle(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) 
                 HeadError::Closed => return debug!("{peer}: closed before a request"),
                 HeadError::Io(e) => return debug!("{peer}: {e}"),
                 HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
-                HeadError::TooLarge => (431, format!("request head larger than {} bytes", http::MAX_HEAD)),
+                HeadError::TooLarge => (
+                    431,
+                    format!("request head larger than {} bytes", http::MAX_HEAD),
+                ),
                 HeadError::Malformed(m) => (400, format!("malformed request: {m}")),
             };
             Stats::add(&shared.stats.bad_requests, 1);
@@ -115,7 +125,13 @@ fn handle(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) 
         other => {
             Stats::add(&shared.stats.bad_requests, 1);
             limited!(BAD_LOG, warn, "{peer}: method {other} not allowed");
-            http::respond(&mut conn, req.minor, 405, "only GET and HEAD", &[("Allow", "GET, HEAD")]);
+            http::respond(
+                &mut conn,
+                req.minor,
+                405,
+                "only GET and HEAD",
+                &[("Allow", "GET, HEAD")],
+            );
         }
     }
 }

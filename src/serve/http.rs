@@ -23,7 +23,10 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -56,7 +59,12 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
         let n = match conn.read(&mut chunk[..room]) {
             Ok(0) => return Err(HeadError::Closed),
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Err(HeadError::Timeout)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -75,11 +83,18 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
                     headers: req
                         .headers
                         .iter()
-                        .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
+                        .map(|h| {
+                            (
+                                h.name.to_string(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
                         .collect(),
                 })
             }
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
+                return Err(HeadError::TooLarge)
+            }
             Ok(httparse::Status::Partial) => {}
             Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
             Err(e) => return Err(HeadError::Malformed(e.to_string())),
@@ -91,13 +106,18 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
 pub fn is_disconnect(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
     )
 }
 
 /// A write that timed out because the peer stopped reading.
 pub fn is_stalled(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 pub fn reason(status: u16) -> &'static str {
@@ -136,7 +156,10 @@ pub fn head(minor: u8, status: u16, content_type: &str, extra: &[(&str, &str)]) 
 pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
     let mut msg = head(minor, status, "text/plain; charset=utf-8", extra);
     // Content-Length lets a client that sent a body or pipelined see the end at once.
-    msg.insert_str(msg.len() - 2, &format!("Content-Length: {}\r\n", body.len() + 1));
+    msg.insert_str(
+        msg.len() - 2,
+        &format!("Content-Length: {}\r\n", body.len() + 1),
+    );
     msg.push_str(body);
     msg.push('\n');
     if conn.write_all(msg.as_bytes()).is_ok() {

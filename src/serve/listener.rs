@@ -26,15 +26,29 @@ static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config, shared: &Shared) {
     let Some(_guard) = shared.enter_listener(cfg.max_clients) else {
         Stats::add(&shared.stats.listeners_refused, 1);
-        limited!(FULL_LOG, warn, "{peer}: refused, -max-clients {} reached", cfg.max_clients);
-        http::respond(&mut conn, req.minor, 503, "too many listeners", &[("Retry-After", "10")]);
+        limited!(
+            FULL_LOG,
+            warn,
+            "{peer}: refused, -max-clients {} reached",
+            cfg.max_clients
+        );
+        http::respond(
+            &mut conn,
+            req.minor,
+            503,
+            "too many listeners",
+            &[("Retry-After", "10")],
+        );
         return;
     };
     let head = http::head(
         req.minor,
         200,
         &cfg.content_type,
-        &[("Cache-Control", "no-cache, no-store"), ("Pragma", "no-cache")],
+        &[
+            ("Cache-Control", "no-cache, no-store"),
+            ("Pragma", "no-cache"),
+        ],
     );
     if let Err(e) = conn.write_all(head.as_bytes()) {
         debug!("{peer}: gone before the response head: {e}");
@@ -49,16 +63,29 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     info!("{peer}: listening ({} {}, {agent})", req.method, req.path);
 
     let mut cursor = shared.ring.join(cfg.burst_bytes);
-    let mut client_left = if cfg.client_max_bytes > 0 { cfg.client_max_bytes } else { u64::MAX };
+    let mut client_left = if cfg.client_max_bytes > 0 {
+        cfg.client_max_bytes
+    } else {
+        u64::MAX
+    };
     let mut sent: u64 = 0;
     let mut out = Vec::new();
     let end = loop {
         out.clear();
-        match shared.ring.read(&mut cursor, &mut out, client_left, BATCH_CAP, IDLE_WAIT) {
-            ReadOutcome::Data { header, skipped, .. } => {
+        match shared
+            .ring
+            .read(&mut cursor, &mut out, client_left, BATCH_CAP, IDLE_WAIT)
+        {
+            ReadOutcome::Data {
+                header, skipped, ..
+            } => {
                 if skipped > 0 {
                     Stats::add(&shared.stats.frames_skipped, skipped);
-                    limited!(LAPPED_LOG, warn, "{peer}: too slow, skipped {skipped} frames to catch up");
+                    limited!(
+                        LAPPED_LOG,
+                        warn,
+                        "{peer}: too slow, skipped {skipped} frames to catch up"
+                    );
                 }
                 let header_len = if header { cfg.header_bytes } else { 0 };
                 client_left -= (out.len() - header_len) as u64;
@@ -67,7 +94,10 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                         debug!("{peer}: left");
                         "left"
                     } else if http::is_stalled(&e) {
-                        warn!("{peer}: not reading for {:?} (-write-timeout): dropped", cfg.write_timeout);
+                        warn!(
+                            "{peer}: not reading for {:?} (-write-timeout): dropped",
+                            cfg.write_timeout
+                        );
                         "stalled"
                     } else {
                         info!("{peer}: write failed: {e}");

@@ -35,12 +35,15 @@ impl ExecInput {
             |n| n.to_string_lossy().into_owned(),
         );
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // SAFETY: child_setup only makes async-signal-safe syscalls.
         unsafe { cmd.pre_exec(sys::child_setup) };
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot run {}: {e}", program.display())))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot run {}: {e}", program.display()))
+        })?;
         info!("started {} (pid {})", name, child.id());
         // unwrap ok: both were configured as piped above.
         let stdout = OwnedFd::from(child.stdout.take().unwrap());
@@ -53,7 +56,11 @@ impl ExecInput {
         if let Err(e) = spawned {
             warn!("cannot start the stderr logger for {name}: {e}; its stderr is dropped");
         }
-        Ok(ExecInput { child: Some(child), stdout: FdInput::from_fd(stdout), name })
+        Ok(ExecInput {
+            child: Some(child),
+            stdout: FdInput::from_fd(stdout),
+            name,
+        })
     }
 
     /// Waits up to `d` for the child to exit.
@@ -75,7 +82,9 @@ impl Input for ExecInput {
     }
 
     fn close(&mut self, how: Close) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         // Closing our end first makes a child still writing get EPIPE/SIGPIPE.
         self.stdout.close(how);
         let pgid = child.id();
@@ -89,7 +98,10 @@ impl Input for ExecInput {
             status = Self::wait_for(&mut child, GRACE);
         }
         if status.is_none() {
-            warn!("{} (pid {pgid}) ignored SIGTERM for {GRACE:?}: SIGKILL", self.name);
+            warn!(
+                "{} (pid {pgid}) ignored SIGTERM for {GRACE:?}: SIGKILL",
+                self.name
+            );
             let _ = sys::kill_group(pgid, libc::SIGKILL);
             status = child.wait().ok();
         }
@@ -97,7 +109,11 @@ impl Input for ExecInput {
             Some(s) if s.success() => info!("{} exited", self.name),
             Some(s) => match s.signal() {
                 Some(sig) => info!("{} ended by signal {sig}", self.name),
-                None => warn!("{} exited with status {}", self.name, s.code().unwrap_or(-1)),
+                None => warn!(
+                    "{} exited with status {}",
+                    self.name,
+                    s.code().unwrap_or(-1)
+                ),
             },
             None => warn!("{} could not be reaped", self.name),
         }

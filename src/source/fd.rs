@@ -15,19 +15,24 @@ pub struct FdInput {
 impl FdInput {
     /// Opens a path. A FIFO blocks here until a writer appears (as streamserve does).
     pub fn open(path: &Path) -> io::Result<FdInput> {
-        let file = File::open(path)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display())))?;
+        let file = File::open(path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
+        })?;
         Ok(FdInput { file: Some(file) })
     }
 
     pub fn from_fd(fd: OwnedFd) -> FdInput {
-        FdInput { file: Some(File::from(fd)) }
+        FdInput {
+            file: Some(File::from(fd)),
+        }
     }
 }
 
 impl Input for FdInput {
     fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
-        let Some(file) = self.file.as_mut() else { return Ok(0) };
+        let Some(file) = self.file.as_mut() else {
+            return Ok(0);
+        };
         if !crate::sys::wait_readable(file, wait)? {
             return Err(timed_out());
         }

@@ -19,8 +19,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const SLICE: Duration = WAKE_INTERVAL;
-/// A run this long resets the reopen backoff.
-const HEALTHY_RUN: Duration = Duration::from_secs(10);
+/// A run this long resets the reopen backoff: a looped file or a command that streams for a
+/// while restarts at once, one that exits at once backs off up to 5 s.
+const HEALTHY_RUN: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 16 * 1024;
 
 static JUNK_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
@@ -76,7 +77,9 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         }
         if !cfg.reopen {
             info!("-reopen=false: sending what is buffered to every listener, then exiting");
-            shared.shutdown.trigger("the source ended and -reopen=false");
+            shared
+                .shutdown
+                .trigger("the source ended and -reopen=false");
             break;
         }
         if started.elapsed() >= HEALTHY_RUN {
@@ -165,7 +168,12 @@ enum Slice {
 }
 
 /// One read of at most `SLICE`, with the housekeeping a pause allows.
-fn read_slice(shared: &Shared, input: &mut dyn Input, buf: &mut [u8], quiet: &mut Quiet) -> io::Result<Slice> {
+fn read_slice(
+    shared: &Shared,
+    input: &mut dyn Input,
+    buf: &mut [u8],
+    quiet: &mut Quiet,
+) -> io::Result<Slice> {
     if shared.shutdown.is_set() {
         return Ok(Slice::Stop);
     }
@@ -192,7 +200,10 @@ struct Quiet {
 
 impl Quiet {
     fn new(limit: Option<Duration>) -> Quiet {
-        Quiet { limit, last: Instant::now() }
+        Quiet {
+            limit,
+            last: Instant::now(),
+        }
     }
 
     fn heard(&mut self) {
@@ -203,7 +214,10 @@ impl Quiet {
         match self.limit {
             Some(limit) if self.last.elapsed() >= limit => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("no data for {:.1}s (-max-quiet-interval): closing it", limit.as_secs_f64()),
+                format!(
+                    "no data for {:.1}s (-max-quiet-interval): closing it",
+                    limit.as_secs_f64()
+                ),
             )),
             _ => Ok(()),
         }
@@ -236,7 +250,13 @@ impl FrameBuffer {
 }
 
 /// Cuts every whole frame out of `pending` into the ring and accounts for what was skipped.
-fn emit_frames(cfg: &Config, shared: &Shared, framer: &mut dyn Framer, pending: &mut FrameBuffer, eof: bool) {
+fn emit_frames(
+    cfg: &Config,
+    shared: &Shared,
+    framer: &mut dyn Framer,
+    pending: &mut FrameBuffer,
+    eof: bool,
+) {
     let mut counts = ScanCounts::default();
     let mut frames = 0u64;
     loop {
@@ -258,7 +278,13 @@ fn emit_frames(cfg: &Config, shared: &Shared, framer: &mut dyn Framer, pending: 
     Stats::add(&st.tags_skipped, counts.tags);
     Stats::add(&st.oversize_frames, counts.oversize_frames);
     if counts.junk_bytes > 0 {
-        limited!(JUNK_LOG, warn, "source: skipped {} bytes that are not {} frames", counts.junk_bytes, cfg.framer.name);
+        limited!(
+            JUNK_LOG,
+            warn,
+            "source: skipped {} bytes that are not {} frames",
+            counts.junk_bytes,
+            cfg.framer.name
+        );
     }
     if counts.oversize_frames > 0 {
         limited!(
@@ -271,7 +297,10 @@ fn emit_frames(cfg: &Config, shared: &Shared, framer: &mut dyn Framer, pending: 
         );
     }
     if counts.tags > 0 {
-        info!("source: skipped {} tag(s), {} bytes (never sent to listeners)", counts.tags, counts.tag_bytes);
+        info!(
+            "source: skipped {} tag(s), {} bytes (never sent to listeners)",
+            counts.tags, counts.tag_bytes
+        );
     }
 }
 

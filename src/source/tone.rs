@@ -39,7 +39,11 @@ pub struct ToneInput {
 
 impl ToneInput {
     pub fn new() -> ToneInput {
-        ToneInput { started: Instant::now(), header_left: HEADER_BYTES, samples_out: 0 }
+        ToneInput {
+            started: Instant::now(),
+            header_left: HEADER_BYTES,
+            samples_out: 0,
+        }
     }
 
     fn samples_due(&self) -> u64 {
@@ -90,7 +94,10 @@ mod tests {
     fn header_then_real_time_samples() {
         let mut t = ToneInput::new();
         let mut buf = [0u8; 64];
-        assert_eq!(t.read_timeout(&mut buf, Duration::from_secs(1)).unwrap(), 44);
+        assert_eq!(
+            t.read_timeout(&mut buf, Duration::from_secs(1)).unwrap(),
+            44
+        );
         assert_eq!(&buf[..4], b"RIFF");
         assert_eq!(&buf[36..40], b"data");
         let mut got = 0;
@@ -102,7 +109,11 @@ mod tests {
             }
         }
         // 4410 bytes = 100 ms of audio: it cannot have come faster than real time.
-        assert!(start.elapsed() >= Duration::from_millis(90), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(90),
+            "{:?}",
+            start.elapsed()
+        );
         assert!(big.iter().any(|&b| b != 0));
     }
 }

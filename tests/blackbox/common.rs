@@ -1,0 +1,349 @@
+//! Test helpers: start the real binary on 127.0.0.1:0, watch its log, talk HTTP to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// A fresh scratch directory under target/ (removed and recreated).
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+type Log = Arc<(Mutex<Vec<String>>, Condvar)>;
+
+/// A running ringcast. Killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: Log,
+}
+
+impl Server {
+    /// Starts ringcast with `args` plus `-address 127.0.0.1:0` and waits until it listens.
+    pub fn start(args: &[&str]) -> Server {
+        Self::start_with(args, Stdio::null())
+    }
+
+    pub fn start_with(args: &[&str], stdin: Stdio) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-address", "127.0.0.1:0"]);
+        cmd.args(args)
+            .stdin(stdin)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start ringcast");
+        let log: Log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if std::env::var_os("RINGCAST_TEST_LOG").is_some() {
+                    eprintln!("{line}");
+                }
+                sink.0.lock().unwrap().push(line);
+                sink.1.notify_all();
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            log,
+        };
+        let line = server
+            .wait_log("listening on ", Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("ringcast did not start: {}", server.log_text()));
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        server.addr = addr.parse().unwrap();
+        server
+    }
+
+    /// Waits for a log line containing `needle`; returns it.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_log_count(needle, 1, timeout)
+    }
+
+    /// Waits until `n` log lines contain `needle`; returns the n-th.
+    pub fn wait_log_count(&self, needle: &str, n: usize, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.log.0.lock().unwrap();
+        loop {
+            let found: Vec<&String> = lines.iter().filter(|l| l.contains(needle)).collect();
+            if found.len() >= n {
+                return Some(found[n - 1].clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            lines = self.log.1.wait_timeout(lines, left).unwrap().0;
+        }
+    }
+
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.0.lock().unwrap().join("\n")
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Opens a listener connection with a GET request.
+    pub fn listen(&self) -> Listener {
+        Listener::get(self.addr, "/", 1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs ringcast to completion with `args` (no server expected); returns status, stdout,
+/// stderr.
+pub fn run_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A client connection after the response head.
+pub struct Listener {
+    pub conn: TcpStream,
+    pub status: u16,
+    pub head: String,
+    /// Body bytes read along with the head.
+    pub body: Vec<u8>,
+}
+
+impl Listener {
+    pub fn get(addr: SocketAddr, path: &str, minor: u8) -> Listener {
+        Self::request(
+            addr,
+            &format!("GET {path} HTTP/1.{minor}\r\nHost: test\r\nUser-Agent: blackbox\r\n\r\n"),
+        )
+    }
+
+    /// Sends a raw request and reads the response head (10 s at most).
+    pub fn request(addr: SocketAddr, raw: &str) -> Listener {
+        let mut conn = TcpStream::connect(addr).expect("connect");
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        conn.write_all(raw.as_bytes()).unwrap();
+        let (status, head, body) = read_head(&mut conn);
+        Listener {
+            conn,
+            status,
+            head,
+            body,
+        }
+    }
+
+    /// Reads until `n` body bytes are held (or EOF, or `timeout`).
+    pub fn read_body(&mut self, n: usize, timeout: Duration) -> &[u8] {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 64 * 1024];
+        while self.body.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.conn.set_read_timeout(Some(left)).unwrap();
+            match self.conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => self.body.extend_from_slice(&buf[..k]),
+            }
+        }
+        &self.body
+    }
+
+    /// Reads to EOF within `timeout`; true if EOF was seen.
+    pub fn read_to_eof(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            self.conn.set_read_timeout(Some(left)).unwrap();
+            match self.conn.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(k) => self.body.extend_from_slice(&buf[..k]),
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// Reads an HTTP response head; returns status, head text and any body bytes after it.
+pub fn read_head(conn: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            return (status, head, buf[end + 4..].to_vec());
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => return (0, String::from_utf8_lossy(&buf).into_owned(), Vec::new()),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Polls `f` every 20 ms until it is true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lines in a file (0 if it does not exist).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+/// A test oracle for MPEG audio frame lengths, written from the spec independently of
+/// ringcast's framer: (offset, length) of each frame in a clean file, after any ID3v2 tag
+/// and before any ID3v1 tag.
+pub fn mp3_frames(data: &[u8]) -> Vec<(usize, usize)> {
+    let mut pos = 0;
+    if data.starts_with(b"ID3") {
+        let size = data[6..10].iter().fold(0usize, |a, &b| a << 7 | b as usize);
+        pos = 10 + size;
+    }
+    let mut frames = Vec::new();
+    while pos + 4 <= data.len() && data[pos] == 0xFF && data[pos + 1] & 0xE0 == 0xE0 {
+        let h = &data[pos..pos + 4];
+        let mpeg1 = h[1] & 0x18 == 0x18;
+        let layer3 = h[1] & 0x06 == 0x02;
+        assert!(layer3, "fixtures are layer III");
+        let kbps: [u32; 15] = if mpeg1 {
+            [
+                0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
+            ]
+        } else {
+            [0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160]
+        };
+        let rates: [u32; 3] = match h[1] & 0x18 {
+            0x18 => [44100, 48000, 32000],
+            0x10 => [22050, 24000, 16000],
+            _ => [11025, 12000, 8000],
+        };
+        let br = kbps[(h[2] >> 4) as usize] * 1000;
+        let sr = rates[((h[2] >> 2) & 3) as usize];
+        let coef = if mpeg1 { 144 } else { 72 };
+        let len = (coef * br / sr + ((h[2] >> 1) & 1) as u32) as usize;
+        if pos + len > data.len() {
+            break;
+        }
+        frames.push((pos, len));
+        pos += len;
+    }
+    frames
+}
+
+/// Splits `body` into a sequence of indices into `frames` (whole frames of `source`),
+/// requiring it to start on a frame boundary and to consist only of whole source frames.
+/// Returns the indices, or an error describing the first mismatch.
+pub fn match_frames(
+    body: &[u8],
+    source: &[u8],
+    frames: &[(usize, usize)],
+) -> Result<Vec<usize>, String> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < body.len() {
+        let rest = &body[pos..];
+        // Prefer the successor of the previous frame; else search all (after a skip/wrap).
+        let candidates = out
+            .last()
+            .map(|&i: &usize| vec![(i + 1) % frames.len()])
+            .unwrap_or_default()
+            .into_iter()
+            .chain(0..frames.len());
+        let mut found = None;
+        for i in candidates {
+            let (off, len) = frames[i];
+            let f = &source[off..off + len];
+            if rest.len() >= len && &rest[..len] == f {
+                found = Some((i, len));
+                break;
+            }
+            if rest.len() < len && f.starts_with(rest) {
+                return Ok(out); // a partial last frame: the read stopped mid-frame
+            }
+        }
+        match found {
+            Some((i, len)) => {
+                out.push(i);
+                pos += len;
+            }
+            None => return Err(format!("byte {pos}: not a whole frame of the source")),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,150 @@
+//! Starting, stopping and draining: signals, -reopen=false, children never orphaned.
+
+use crate::common::*;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+
+fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); read its state to tell.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s.split(") ").nth(1).is_some_and(|r| r.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn sigterm_closes_listeners_and_exits_0() {
+    let mut s = Server::start(&["-tone"]);
+    let mut l = s.listen();
+    assert_eq!(l.status, 200);
+    assert!(l.read_body(1000, T).len() >= 1000);
+    s.signal(libc::SIGTERM);
+    assert!(l.read_to_eof(T), "listener got a clean end");
+    let status = s.wait_exit(T).expect("exits");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn sigterm_stops_the_exec_child_and_its_group() {
+    let dir = scratch("sigterm-child");
+    let pids = dir.join("pids");
+    let script = format!(
+        "echo $$ > {p}; sleep 1000 & echo $! >> {p}; while :; do printf x; sleep 0.1; done",
+        p = pids.display()
+    );
+    let mut s = Server::start(&["-frame-bytes", "1", "-exec", "sh", "-c", &script]);
+    assert!(eventually(T, || line_count(&pids) == 2));
+    let list: Vec<i32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    assert!(list.iter().all(|&p| alive(p)));
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.wait_exit(T).and_then(|st| st.code()), Some(0));
+    assert!(
+        eventually(T, || list.iter().all(|&p| !alive(p))),
+        "children left behind: {list:?}"
+    );
+}
+
+#[test]
+fn exec_child_is_not_killed_after_a_clean_eof() {
+    // streamserve SIGKILLs the child even after it closed its stdout cleanly.
+    let dir = scratch("clean-eof");
+    let marker = dir.join("finished");
+    let script = format!(
+        "printf 0123456789abcdef; exec >&-; sleep 0.3; echo done > {}",
+        marker.display()
+    );
+    let mut s = Server::start(&[
+        "-frame-bytes",
+        "16",
+        "-reopen=false",
+        "-exec",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(s.wait_exit(T).and_then(|st| st.code()), Some(0));
+    assert!(
+        marker.exists(),
+        "the child was killed before it finished: {}",
+        s.log_text()
+    );
+}
+
+#[test]
+fn reopen_false_drains_every_listener_then_exits_0() {
+    let dir = scratch("drain");
+    let data: Vec<u8> = (0..64 * 500).map(|i| (i % 251) as u8).collect();
+    let file = dir.join("data");
+    std::fs::write(&file, &data).unwrap();
+    let go = dir.join("go");
+    // The source waits for the test's go-ahead, so both listeners are connected first.
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; cat {}",
+        go.display(),
+        file.display()
+    );
+    let mut s = Server::start(&[
+        "-source-buffer",
+        "1000",
+        "-reopen=false",
+        "-exec",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let mut a = s.listen();
+    let mut b = Listener::get(s.addr, "/other?x=1", 0);
+    // Headers arrive at once although the source has produced nothing yet.
+    assert_eq!((a.status, b.status), (200, 200));
+    assert!(s.wait_log_count(": listening (GET", 2, T).is_some());
+    std::fs::write(&go, b"").unwrap();
+    assert!(
+        a.read_to_eof(T) && b.read_to_eof(T),
+        "clean end of response"
+    );
+    assert_eq!(a.body, data);
+    assert_eq!(b.body, data);
+    assert_eq!(s.wait_exit(T).and_then(|st| st.code()), Some(0));
+}
+
+#[test]
+fn head_requests_finish_and_do_not_hold_a_listener_slot() {
+    // streamserve's HEAD never finishes and counts as a listener forever.
+    let s = Server::start(&["-tone", "-max-clients", "1"]);
+    for _ in 0..3 {
+        let start = Instant::now();
+        let mut h = Listener::request(s.addr, "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(h.status, 200);
+        assert!(h.head.contains("audio/wav"));
+        assert!(h.read_to_eof(T), "HEAD response ends");
+        assert!(h.body.is_empty());
+        assert!(start.elapsed() < Duration::from_secs(3));
+    }
+    // The single slot is free for a real listener, whose stream starts with the WAV header.
+    let mut l = s.listen();
+    assert_eq!(l.status, 200);
+    assert!(l.read_body(44, T).starts_with(b"RIFF"));
+}
+
+#[test]
+fn cpu_max_pins_the_process() {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        return; // nothing to pin on a one-core machine
+    }
+    let s = Server::start(&["-tone", "-cpu-max", "1"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list"))
+        .unwrap();
+    let list = line.split(':').nth(1).unwrap().trim();
+    assert!(
+        !list.contains(',') && !list.contains('-'),
+        "one CPU expected: {list}"
+    );
+}

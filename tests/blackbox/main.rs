@@ -1,0 +1,11 @@
+//! Black-box tests: the real ringcast binary on 127.0.0.1, driven over sockets, files and
+//! signals as a user, a player or an init system would. One test binary, many modules.
+
+mod common;
+
+mod cli;
+mod fanout;
+mod http;
+mod lifecycle;
+mod mp3;
+mod source;
