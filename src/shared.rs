@@ -9,7 +9,7 @@ use parking_lot::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often sleeping listeners are woken at most (see `ring.rs`).
-pub const WAKE_INTERVAL: Duration = Duration::from_millis(100);
+pub const WAKE_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct Shared {
     pub ring: Ring,

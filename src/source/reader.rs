@@ -11,14 +11,15 @@ use crate::config::Config;
 use crate::frame::{Framer, Scan, ScanCounts};
 use crate::limited;
 use crate::ratelimit::RateLimit;
-use crate::shared::{Shared, WAKE_INTERVAL};
+use crate::shared::Shared;
 use crate::stats::Stats;
 use log::{error, info};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SLICE: Duration = WAKE_INTERVAL;
+/// The longest a read waits: bounds how late a paused source flushes its last frames.
+const SLICE: Duration = Duration::from_millis(100);
 /// A run this long resets the reopen backoff: a looped file or a command that streams for a
 /// while restarts at once, one that exits at once backs off up to 5 s.
 const HEALTHY_RUN: Duration = Duration::from_secs(2);
