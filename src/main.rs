@@ -92,11 +92,11 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     let sock = TcpListener::bind(cfg.address)
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
-    info!("listening on {local}");
     if let Some(uid) = cfg.uid {
         sys::set_uid(uid).map_err(|e| format!("-uid {uid}: {e}"))?;
         info!("running as uid {uid}");
     }
+    info!("listening on {local}");
     info!(
         "source: {} ({} frames of up to {} bytes, ring of {})",
         cfg.input_name(),

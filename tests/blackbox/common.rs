@@ -47,6 +47,11 @@ impl Server {
             .stdin(stdin)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        Self::from_command(cmd)
+    }
+
+    /// Starts a prepared command (stderr piped, listening on 127.0.0.1:0).
+    pub fn from_command(mut cmd: Command) -> Server {
         let mut child = cmd.spawn().expect("start ringcast");
         let log: Log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let stderr = child.stderr.take().unwrap();

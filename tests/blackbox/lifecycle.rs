@@ -148,3 +148,99 @@ fn cpu_max_pins_the_process() {
         "one CPU expected: {list}"
     );
 }
+
+#[test]
+fn close_idle_runs_the_source_only_while_someone_listens() {
+    let dir = scratch("close-idle");
+    let count = dir.join("count");
+    let script = format!(
+        "echo run >> {}; while :; do printf 0123456789abcdef; sleep 0.05; done",
+        count.display()
+    );
+    let s = Server::start(&[
+        "-frame-bytes",
+        "16",
+        "-close-idle",
+        "-stat-log-interval",
+        "200ms",
+        "-exec",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(s.wait_log("no listeners: source closed", T).is_some());
+    assert_eq!(line_count(&count), 0, "not started without listeners");
+    let mut l = s.listen();
+    assert!(l.read_body(32, T).len() >= 32, "started for the listener");
+    assert_eq!(line_count(&count), 1);
+    drop(l);
+    // The listener's departure is noticed on the next write; then the child is stopped.
+    assert!(s
+        .wait_log_count("no listeners: source closed", 2, T)
+        .is_some());
+    assert!(
+        s.wait_log("ended by signal", T).is_some(),
+        "child stopped: {}",
+        s.log_text()
+    );
+    assert!(
+        s.wait_log("stats: listeners=0", T).is_some(),
+        "-stat-log-interval lines"
+    );
+    // A new listener gets fresh frames, not the stale ones from before.
+    let mut again = s.listen();
+    assert!(again.read_body(16, T).starts_with(b"0123456789abcdef"));
+    assert_eq!(line_count(&count), 2);
+}
+
+#[test]
+fn running_out_of_file_descriptors_never_stops_the_accept_loop() {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+    // A hard limit of 32 descriptors: a flood of connections hits EMFILE.
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-address", "127.0.0.1:0", "-tone", "-header-timeout", "2s"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            Ok(())
+        });
+    }
+    let s = Server::from_command(cmd);
+    let flood: Vec<std::net::TcpStream> = (0..60)
+        .filter_map(|_| std::net::TcpStream::connect(s.addr).ok())
+        .collect();
+    assert!(
+        s.wait_log("backing off", T).is_some(),
+        "EMFILE is logged: {}",
+        s.log_text()
+    );
+    drop(flood);
+    // Once descriptors are free again, listeners are served.
+    assert!(eventually(T, || {
+        let mut l = s.listen();
+        l.status == 200 && l.read_body(44, Duration::from_secs(2)).starts_with(b"RIFF")
+    }));
+}
+
+#[test]
+fn uid_drops_privileges_after_binding() {
+    if unsafe { libc::getuid() } != 0 {
+        return; // only root can change user
+    }
+    let s = Server::start(&["-tone", "-uid", "65534"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid_line}"
+    );
+    assert_eq!(s.listen().status, 200);
+}

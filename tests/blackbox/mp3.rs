@@ -77,3 +77,39 @@ fn id3_tags_are_skipped_and_mpeg2_frames_pass_whole() {
     );
     assert!(s.wait_log("tag(s)", T).is_some());
 }
+
+#[test]
+fn burst_bytes_gives_a_new_listener_recent_audio_at_once_from_a_boundary() {
+    let path = fixture("tone-128k-44k1.mp3");
+    let data = std::fs::read(&path).unwrap();
+    let frames = mp3_frames(&data);
+    let s = Server::start(&[
+        "-path",
+        path.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-buffer",
+        "400",
+        "-source-bandwidth",
+        "16000",
+        "-burst-bytes",
+        "16000",
+    ]);
+    // Let a second of audio build up in the ring (a first listener hears it arrive).
+    let mut first = s.listen();
+    first.read_body(20_000, T);
+    let start = std::time::Instant::now();
+    let mut l = s.listen();
+    // ~16 KB arrive at once: far faster than the 16 KB/s the stream runs at.
+    let body = l.read_body(14_000, Duration::from_millis(400)).to_vec();
+    assert!(
+        body.len() >= 14_000,
+        "{} bytes in {:?}",
+        body.len(),
+        start.elapsed()
+    );
+    let idx = match_frames(&body, &data, &frames).unwrap_or_else(|e| panic!("{e}"));
+    assert!(idx.len() >= 33);
+}
