@@ -11,11 +11,15 @@ help:
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make bench   fan-out figures at 1/100/1000 listeners (and icecast2 beside them if installed)"
 	@echo "make release optimised binary in target/release/ringcast"
+	@echo "make build TARGET=…     cross-compile for a Pi (cross, or cargo + Debian's cross gcc)"
+	@echo "make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file]   install and restart on a Pi"
+	@echo "make size    stripped binary size per target"
+	@echo "make test-arm   the test suite for aarch64 and armv7 under qemu-user"
 
 run:
 	$(CARGO) run --release -- -tone -address :$(PORT)
 
-test:
+test: verify-units
 	$(CARGO) test --locked
 
 lint:
@@ -30,3 +34,94 @@ release:
 
 bench:
 	$(CARGO) bench --locked --bench fanout
+
+# ---------------------------------------------------------------- Raspberry Pi (cross) ----
+# make build TARGET=aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf | arm-unknown-linux-gnueabihf
+# make deploy PI=pi@studio-pi TARGET=…  [STREAM=name] [CONF=path/to/name.conf]
+
+TARGET       ?=
+PI           ?=
+STREAM       ?= ringcast
+CONF         ?=
+ARM_TARGETS  := aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf
+export CROSS_CONFIG := $(CURDIR)/cross/Cross.toml
+
+# Debian's cross linkers and qemu-user, per target (for the cargo route and test-arm).
+linker_aarch64-unknown-linux-gnu       := aarch64-linux-gnu-gcc
+linker_armv7-unknown-linux-gnueabihf   := arm-linux-gnueabihf-gcc
+linker_arm-unknown-linux-gnueabihf     := arm-linux-gnueabihf-gcc
+qemu_aarch64-unknown-linux-gnu         := qemu-aarch64 -L /usr/aarch64-linux-gnu
+qemu_armv7-unknown-linux-gnueabihf     := qemu-arm -L /usr/arm-linux-gnueabihf
+upper = $(shell echo '$(1)' | tr 'a-z-' 'A-Z_')
+# cross when it is installed and a container engine answers; plain cargo otherwise.
+use_cross := $(shell command -v cross >/dev/null 2>&1 && { docker info >/dev/null 2>&1 || podman info >/dev/null 2>&1; } && echo yes)
+
+ifeq ($(STREAM),ringcast)
+  UNIT := ringcast.service
+else
+  UNIT := ringcast@$(STREAM).service
+endif
+BIN_PATH   = target/$(TARGET)/release/ringcast
+REMOTE_TMP = /tmp/ringcast-deploy
+
+.PHONY: build size deploy test-arm verify-units need-target
+
+need-target:
+	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-gnueabihf)))
+
+build: need-target
+ifeq ($(use_cross),yes)
+	cross build --locked --release --target $(TARGET)
+else
+	$(if $(filter arm-unknown-linux-gnueabihf,$(TARGET)),@echo "warning: Debian's arm-linux-gnueabihf-gcc emits ARMv7 code; this binary will not run on a Pi Zero/1 (see cross/README.md)")
+	CARGO_TARGET_$(call upper,$(TARGET))_LINKER=$(linker_$(TARGET)) \
+	  $(CARGO) build --locked --release --target $(TARGET)
+endif
+
+# Stripped release binary size per target (the release profile strips).
+size:
+	@for t in $(ARM_TARGETS); do $(MAKE) --no-print-directory build TARGET=$$t >/dev/null || exit 1; done
+	@$(CARGO) build --locked --release -q
+	@printf '%-34s %10s\n' target bytes
+	@for t in $(ARM_TARGETS); do printf '%-34s %10s\n' $$t $$(stat -c %s target/$$t/release/ringcast); done
+	@printf '%-34s %10s\n' "host (`uname -m`)" $$(stat -c %s target/release/ringcast)
+
+deploy: need-target
+	$(if $(PI),,$(error PI is not set: make deploy PI=user@host TARGET=$(TARGET) [STREAM=name] [CONF=file]))
+	@echo "deploy: build ringcast for $(TARGET), copy it, the units and the flags to $(PI),"
+	@echo "        install /usr/local/bin/ringcast, /etc/systemd/system/ringcast{,@}.service,"
+	@echo "        /etc/ringcast/$(STREAM).conf ($(if $(CONF),from $(CONF),kept if present, else the example)), restart $(UNIT)"
+	$(MAKE) --no-print-directory build TARGET=$(TARGET)
+	ssh $(PI) 'mkdir -p $(REMOTE_TMP)'
+	scp $(BIN_PATH) systemd/ringcast.service systemd/ringcast@.service $(PI):$(REMOTE_TMP)/
+	scp $(if $(CONF),$(CONF),systemd/ringcast.conf) $(PI):$(REMOTE_TMP)/$(STREAM).conf
+	ssh $(PI) 'set -e; cd $(REMOTE_TMP); \
+	  sudo install -m 0755 ringcast /usr/local/bin/ringcast; \
+	  sudo install -m 0644 ringcast.service ringcast@.service /etc/systemd/system/; \
+	  sudo install -d -m 0755 /etc/ringcast; \
+	  if [ -n "$(CONF)" ] || [ ! -e /etc/ringcast/$(STREAM).conf ]; then sudo install -m 0644 $(STREAM).conf /etc/ringcast/$(STREAM).conf; fi; \
+	  sudo systemctl daemon-reload; \
+	  sudo systemctl enable $(UNIT); \
+	  sudo systemctl restart $(UNIT); \
+	  rm -rf $(REMOTE_TMP); \
+	  systemctl --no-pager status $(UNIT) | head -n 5'
+
+# The whole test suite built for aarch64 and armv7 and run under qemu-user.
+test-arm:
+	@for t in $(ARM_TARGETS); do \
+	  echo "== make test-arm: $$t under $$(echo $(qemu_$$t) | cut -d' ' -f1)"; \
+	done
+	rustup target add $(ARM_TARGETS)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER='$(linker_aarch64-unknown-linux-gnu)' \
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER='$(qemu_aarch64-unknown-linux-gnu)' \
+	RINGCAST_TEST_RUNNER='$(qemu_aarch64-unknown-linux-gnu)' \
+	  $(CARGO) test --locked --target aarch64-unknown-linux-gnu
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_LINKER='$(linker_armv7-unknown-linux-gnueabihf)' \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUNNER='$(qemu_armv7-unknown-linux-gnueabihf)' \
+	RINGCAST_TEST_RUNNER='$(qemu_armv7-unknown-linux-gnueabihf)' \
+	  $(CARGO) test --locked --target armv7-unknown-linux-gnueabihf
+
+# systemd-analyze verify on the units (part of make test).
+verify-units:
+	$(CARGO) build --locked -q
+	systemd/verify target/debug/ringcast

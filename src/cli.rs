@@ -16,6 +16,10 @@ use std::time::Duration;
 /// Example: ringcast -address :8000 -frame-filter mp3 -frame-bytes 2881 -exec arecord ...
 #[derive(FromArgs, Debug, Default)]
 pub struct Args {
+    /// read more flags from this file, written as on a command line (quotes, # comments)
+    #[argh(option)]
+    #[allow(dead_code)] // for -help only: flagsfile.rs replaces it with the file's flags
+    pub flags_file: Option<String>,
     /// listen address host:port (":1234" = all interfaces, ":0" = any free port)
     #[argh(option)]
     pub address: Option<String>,
@@ -95,6 +99,7 @@ const BOOL_FLAGS: &[&str] = &["exec", "tone", "close-idle", "reopen", "debug"];
 
 /// The flags that take a value (the next argument, or the text after `=`).
 const VALUE_FLAGS: &[&str] = &[
+    "flags-file",
     "address",
     "path",
     "frame-bytes",

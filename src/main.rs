@@ -2,12 +2,16 @@
 //! `main` is the only place that exits the process.
 //!
 //! Threads: `signals` (sigwait), `src-read` (the source), `src-stderr` (an -exec child's
-//! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval).
+//! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval),
+//! `watchdog` (under systemd with `WatchdogSec=`).
 
 mod backoff;
 mod cli;
 mod config;
+mod flagsfile;
 mod frame;
+mod heartbeat;
+mod notify;
 mod ratelimit;
 mod ring;
 mod serve;
@@ -29,6 +33,13 @@ use std::time::Duration;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    let argv = match flagsfile::expand(&argv, |p| std::fs::read_to_string(p)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("ringcast: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let (args, command) = match cli::parse(&argv) {
         cli::Parsed::Run { args, command } => (args, command),
         cli::Parsed::Help(text) => {
@@ -126,8 +137,20 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         })?;
     }
 
+    let notifier = notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        n.send(&format!("READY=1\nSTATUS={}", shared.status_line()));
+        if let Some(every) = notify::watchdog_interval() {
+            let (n, sh) = (Arc::clone(n), Arc::clone(&shared));
+            spawn("watchdog", move || watchdog(&n, &sh, every))?;
+        }
+    }
+
     let reason = shared.shutdown.wait();
     info!("stopping: {reason}");
+    if let Some(n) = &notifier {
+        n.send(&format!("STOPPING=1\nSTATUS=stopping: {reason}"));
+    }
     // Stop accepting; the accept thread sees the error and the flag and returns.
     sys::shutdown_read(sock_fd);
     let _ = accept.join();
@@ -149,6 +172,20 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     }
     info!("stats: {}", shared.stats.line(shared.listeners()));
     Ok(())
+}
+
+/// Tells systemd all is well while it is: the source reader beats and the accept loop runs.
+/// When either is stuck, the pings stop and systemd restarts the service.
+fn watchdog(n: &notify::Notifier, shared: &Shared, every: Duration) {
+    while !shared.shutdown.sleep(every) {
+        let reader = shared.reader_beat.alive();
+        let accepting = shared.accepting.load(std::sync::atomic::Ordering::Relaxed);
+        if reader && accepting {
+            n.send(&format!("WATCHDOG=1\nSTATUS={}", shared.status_line()));
+        } else {
+            error!("not pinging the systemd watchdog: source reader alive={reader}, accepting={accepting}");
+        }
+    }
 }
 
 fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<thread::JoinHandle<()>, String> {

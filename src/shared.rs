@@ -2,10 +2,12 @@
 //! count and the stop flag.
 
 use crate::config::Config;
+use crate::heartbeat::Heartbeat;
 use crate::ring::Ring;
 use crate::shutdown::Shutdown;
 use crate::stats::Stats;
 use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// How often sleeping listeners are woken at most (see `ring.rs`).
@@ -15,8 +17,36 @@ pub struct Shared {
     pub ring: Ring,
     pub stats: Stats,
     pub shutdown: Shutdown,
+    /// The source reader's sign of life, for the systemd watchdog.
+    pub reader_beat: Heartbeat,
+    /// The accept loop is running (it blocks in accept, so it cannot beat).
+    pub accepting: AtomicBool,
+    source_state: AtomicU8,
     listeners: Mutex<usize>,
     listeners_changed: Condvar,
+}
+
+/// What the source is doing, for STATUS lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SourceState {
+    Opening = 0,
+    Open = 1,
+    Reopening = 2,
+    Idle = 3,
+    Ended = 4,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Opening => "opening",
+            SourceState::Open => "open",
+            SourceState::Reopening => "reopening",
+            SourceState::Idle => "closed (no listeners)",
+            SourceState::Ended => "ended",
+        }
+    }
 }
 
 impl Shared {
@@ -30,6 +60,9 @@ impl Shared {
             ),
             stats: Stats::default(),
             shutdown: Shutdown::default(),
+            reader_beat: Heartbeat::default(),
+            accepting: AtomicBool::new(true),
+            source_state: AtomicU8::new(SourceState::Opening as u8),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
         }
@@ -44,6 +77,32 @@ impl Shared {
         *n += 1;
         self.listeners_changed.notify_all();
         Some(ListenerGuard(self))
+    }
+
+    pub fn set_source_state(&self, s: SourceState) {
+        self.source_state.store(s as u8, Relaxed);
+    }
+
+    pub fn source_state(&self) -> SourceState {
+        match self.source_state.load(Relaxed) {
+            0 => SourceState::Opening,
+            1 => SourceState::Open,
+            2 => SourceState::Reopening,
+            3 => SourceState::Idle,
+            _ => SourceState::Ended,
+        }
+    }
+
+    /// A one-line summary for systemd's STATUS.
+    pub fn status_line(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        format!(
+            "{} listener(s); source {}; {} frames in, {} bytes out",
+            self.listeners(),
+            self.source_state().name(),
+            self.stats.frames_in.load(Relaxed),
+            self.stats.bytes_out.load(Relaxed)
+        )
     }
 
     pub fn listeners(&self) -> usize {

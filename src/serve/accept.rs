@@ -81,6 +81,7 @@ pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>) {
             shared.shutdown.sleep(backoff.next_delay());
         }
     }
+    shared.accepting.store(false, Ordering::Relaxed);
     info!("no longer accepting connections");
 }
 

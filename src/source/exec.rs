@@ -39,6 +39,10 @@ impl ExecInput {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // The child's notifications would be taken for ours.
+        for var in crate::notify::ENV_VARS {
+            cmd.env_remove(var);
+        }
         // SAFETY: child_setup only makes async-signal-safe syscalls.
         unsafe { cmd.pre_exec(sys::child_setup) };
         let mut child = cmd.spawn().map_err(|e| {

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::frame::{Framer, Scan, ScanCounts};
 use crate::limited;
 use crate::ratelimit::RateLimit;
-use crate::shared::Shared;
+use crate::shared::{Shared, SourceState};
 use crate::stats::Stats;
 use log::{error, info};
 use std::io;
@@ -24,6 +24,8 @@ const SLICE: Duration = Duration::from_millis(100);
 /// while restarts at once, one that exits at once backs off up to 5 s.
 const HEALTHY_RUN: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 16 * 1024;
+/// The reader promises a sign of life this often while it works (see `heartbeat.rs`).
+const BEAT: Duration = Duration::from_secs(5);
 
 static JUNK_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
 static OVERSIZE_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
@@ -44,12 +46,14 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut was_idle = false;
     loop {
+        shared.reader_beat.beat(BEAT);
         if shared.shutdown.is_set() {
             break;
         }
         if cfg.close_idle && shared.listeners() == 0 {
             if !was_idle {
                 info!("no listeners: source closed until one connects");
+                shared.set_source_state(SourceState::Idle);
                 shared.ring.mark_stale();
                 was_idle = true;
             }
@@ -59,8 +63,14 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         was_idle = false;
         let started = Instant::now();
         Stats::add(&shared.stats.source_opens, 1);
+        shared.set_source_state(SourceState::Opening);
+        // Opening a FIFO waits for a writer as long as it takes: that is not a hang.
+        shared.reader_beat.waiting();
         let result = open(&cfg).and_then(|mut input| {
+            shared.set_source_state(SourceState::Open);
             let r = pump(&cfg, &shared, input.as_mut());
+            // Stopping a child can take two grace periods.
+            shared.reader_beat.beat(BEAT * 3);
             input.close(match r {
                 Ok(End::Eof) => Close::Finished,
                 _ => Close::Stop,
@@ -88,10 +98,14 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         }
         let delay = backoff.next_delay();
         info!("reopening the source in {:.1}s", delay.as_secs_f64());
+        shared.set_source_state(SourceState::Reopening);
+        shared.reader_beat.beat(delay + BEAT);
         if shared.shutdown.sleep(delay) {
             break;
         }
     }
+    shared.set_source_state(SourceState::Ended);
+    shared.reader_beat.waiting();
     shared.ring.end();
 }
 
@@ -178,6 +192,7 @@ fn read_slice(
     if shared.shutdown.is_set() {
         return Ok(Slice::Stop);
     }
+    shared.reader_beat.beat(BEAT);
     match input.read_timeout(buf, SLICE) {
         Ok(0) => Ok(Slice::Eof),
         Ok(n) => {

@@ -11,6 +11,20 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
 
+/// A `Command` that runs the ringcast binary, through `$RINGCAST_TEST_RUNNER` when set
+/// (`make test-arm` sets it to `qemu-aarch64 -L …` so the ARM binary runs under qemu-user).
+pub fn ringcast() -> Command {
+    match std::env::var("RINGCAST_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut cmd = Command::new(words.next().unwrap());
+            cmd.args(words).arg(BIN);
+            cmd
+        }
+        _ => Command::new(BIN),
+    }
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
@@ -41,7 +55,7 @@ impl Server {
     }
 
     pub fn start_with(args: &[&str], stdin: Stdio) -> Server {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = ringcast();
         cmd.args(["-address", "127.0.0.1:0"]);
         cmd.args(args)
             .stdin(stdin)
@@ -148,11 +162,7 @@ impl Drop for Server {
 /// Runs ringcast to completion with `args` (no server expected); returns status, stdout,
 /// stderr.
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = ringcast().args(args).stdin(Stdio::null()).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

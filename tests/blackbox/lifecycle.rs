@@ -196,9 +196,9 @@ fn close_idle_runs_the_source_only_while_someone_listens() {
 #[test]
 fn running_out_of_file_descriptors_never_stops_the_accept_loop() {
     use std::os::unix::process::CommandExt;
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     // A hard limit of 32 descriptors: a flood of connections hits EMFILE.
-    let mut cmd = Command::new(BIN);
+    let mut cmd = ringcast();
     cmd.args(["-address", "127.0.0.1:0", "-tone", "-header-timeout", "2s"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -9,3 +9,4 @@ mod http;
 mod lifecycle;
 mod mp3;
 mod source;
+mod systemd;
