@@ -92,10 +92,52 @@ pub struct Args {
     /// most listeners at once; more get 503 (default 1500)
     #[argh(option, from_str_fn(parse_int))]
     pub max_clients: Option<i64>,
+    /// pull the stream from this http:// URL (Icecast, SHOUTcast, any HTTP stream)
+    #[argh(option)]
+    pub url: Option<String>,
+    /// take the stream from source clients (Icecast PUT/SOURCE, SHOUTcast v1 on port+1)
+    #[argh(option)]
+    pub source_password: Option<String>,
+    /// user name of source clients (default source)
+    #[argh(option)]
+    pub source_user: Option<String>,
+    /// drop a source client that sends nothing for this long (default 10s)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub source_timeout: Option<Duration>,
+    /// a file looped to listeners while no source client is connected
+    #[argh(option)]
+    pub fallback_path: Option<String>,
+    /// also send the stream to an Icecast server: icecast://user:pass@host:port/mount
+    #[argh(option)]
+    pub icecast: Option<String>,
+    /// stream name (icy-name); a source client's or upstream's own name wins
+    #[argh(option)]
+    pub icy_name: Option<String>,
+    /// stream genre (icy-genre)
+    #[argh(option)]
+    pub icy_genre: Option<String>,
+    /// stream description (icy-description)
+    #[argh(option)]
+    pub icy_description: Option<String>,
+    /// stream home page (icy-url)
+    #[argh(option)]
+    pub icy_url: Option<String>,
+    /// list the stream in public directories (icy-pub)
+    #[argh(option, from_str_fn(parse_bool))]
+    pub icy_pub: Option<bool>,
+    /// audio bytes between ICY metadata blocks for listeners that ask (default 16000)
+    #[argh(option, from_str_fn(parse_int))]
+    pub icy_metaint: Option<i64>,
+    /// the stream title until a source, upstream or admin call sets another
+    #[argh(option)]
+    pub title: Option<String>,
+    /// password of user admin for admin calls (/admin/metadata, /metrics)
+    #[argh(option)]
+    pub admin_password: Option<String>,
 }
 
 /// The Go-syntax bool flags. Each is an argh option taking `true`/`false` after rewriting.
-const BOOL_FLAGS: &[&str] = &["exec", "tone", "close-idle", "reopen", "debug"];
+const BOOL_FLAGS: &[&str] = &["exec", "tone", "close-idle", "reopen", "debug", "icy-pub"];
 
 /// The flags that take a value (the next argument, or the text after `=`).
 const VALUE_FLAGS: &[&str] = &[
@@ -119,6 +161,19 @@ const VALUE_FLAGS: &[&str] = &[
     "write-timeout",
     "header-timeout",
     "max-clients",
+    "url",
+    "source-password",
+    "source-user",
+    "source-timeout",
+    "fallback-path",
+    "icecast",
+    "icy-name",
+    "icy-genre",
+    "icy-description",
+    "icy-url",
+    "icy-metaint",
+    "title",
+    "admin-password",
 ];
 
 /// What the command line asked for.

@@ -6,6 +6,8 @@
 
 use crate::cli::Args;
 use crate::frame::{self, FramerInfo};
+use crate::meta::Info;
+use crate::url::Url;
 use log::LevelFilter;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,10 @@ pub enum InputSpec {
     Exec { program: PathBuf, args: Vec<String> },
     /// The built-in test tone.
     Tone,
+    /// An upstream HTTP/Icecast/SHOUTcast stream (`-url`).
+    Url(Url),
+    /// Source clients push the stream (`-source-password`); `fallback` plays meanwhile.
+    Push { fallback: Option<PathBuf> },
 }
 
 /// The validated configuration.
@@ -45,6 +51,16 @@ pub struct Config {
     pub write_timeout: Duration,
     pub header_timeout: Duration,
     pub max_clients: usize,
+    pub source_user: String,
+    pub source_password: Option<String>,
+    pub source_timeout: Duration,
+    /// `-icecast`: an Icecast server to send the stream to.
+    pub icecast: Option<Url>,
+    /// Stream name, genre… from the flags (sources may override).
+    pub info: Info,
+    pub title: String,
+    pub icy_metaint: usize,
+    pub admin_password: Option<String>,
 }
 
 /// Largest frame we accept: 16 MiB (streamserve's raw PCM recipes use 44100-byte frames).
@@ -59,7 +75,43 @@ impl Config {
     pub fn from_args(a: &Args, command: &[String]) -> Result<Config, String> {
         let tone = a.tone.unwrap_or(false);
         let exec = a.exec.unwrap_or(false);
+        let chosen: Vec<&str> = [
+            (tone, "-tone"),
+            (exec, "-exec"),
+            (a.path.is_some(), "-path"),
+            (a.url.is_some(), "-url"),
+            (a.source_password.is_some(), "-source-password"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect();
+        if chosen.len() > 1 && !(chosen == ["-tone", "-exec"] || chosen == ["-tone", "-path"]) {
+            return Err(format!(
+                "{} cannot be used together: choose one input (for a file while no source client \
+                 is connected, use -fallback-path)",
+                chosen.join(" and ")
+            ));
+        }
+        if a.fallback_path.is_some() && a.source_password.is_none() {
+            return Err("-fallback-path plays while no source client is connected: it needs -source-password".into());
+        }
         let input = match (tone, exec, &a.path) {
+            _ if a.url.is_some() => {
+                // unwrap ok: checked just above.
+                let url =
+                    Url::parse(a.url.as_deref().unwrap(), 80).map_err(|e| format!("-url: {e}"))?;
+                if url.scheme != "http" {
+                    return Err(format!(
+                        "-url: {}:// is not supported: use http:// (for https, put a TLS proxy such as stunnel in front)",
+                        url.scheme
+                    ));
+                }
+                InputSpec::Url(url)
+            }
+            _ if a.source_password.is_some() => InputSpec::Push {
+                fallback: a.fallback_path.as_ref().map(PathBuf::from),
+            },
             (true, true, _) => return Err("-tone and -exec cannot be used together".into()),
             (true, _, Some(_)) => return Err("-tone and -path cannot be used together".into()),
             (true, false, None) => InputSpec::Tone,
@@ -187,6 +239,24 @@ impl Config {
             write_timeout,
             header_timeout,
             max_clients: range("max-clients", a.max_clients.unwrap_or(1500), 1, 1_000_000)?,
+            source_user: a.source_user.clone().unwrap_or_else(|| "source".into()),
+            source_password: nonempty("source-password", &a.source_password)?,
+            source_timeout: positive(
+                "source-timeout",
+                a.source_timeout.unwrap_or(Duration::from_secs(10)),
+            )?,
+            icecast: a.icecast.as_deref().map(parse_icecast).transpose()?,
+            info: Info {
+                name: a.icy_name.clone().unwrap_or_default(),
+                genre: a.icy_genre.clone().unwrap_or_default(),
+                description: a.icy_description.clone().unwrap_or_default(),
+                url: a.icy_url.clone().unwrap_or_default(),
+                public: a.icy_pub.unwrap_or(false),
+                bitrate: String::new(),
+            },
+            title: a.title.clone().unwrap_or_default(),
+            icy_metaint: range("icy-metaint", a.icy_metaint.unwrap_or(16000), 1, 1 << 20)?,
+            admin_password: nonempty("admin-password", &a.admin_password)?,
         })
     }
 
@@ -203,6 +273,11 @@ impl Config {
                 s
             }
             InputSpec::Tone => "built-in test tone".into(),
+            InputSpec::Url(u) => u.redacted(),
+            InputSpec::Push { fallback: None } => "source clients".into(),
+            InputSpec::Push { fallback: Some(f) } => {
+                format!("source clients (fallback {})", f.display())
+            }
         }
     }
 }
@@ -221,6 +296,34 @@ fn positive(flag: &str, d: Duration) -> Result<Duration, String> {
     } else {
         Ok(d)
     }
+}
+
+fn nonempty(flag: &str, v: &Option<String>) -> Result<Option<String>, String> {
+    match v {
+        Some(s) if s.is_empty() => Err(format!("-{flag} must not be empty")),
+        other => Ok(other.clone()),
+    }
+}
+
+/// `icecast://user:pass@host:port/mount` (or `http://`); the user defaults to `source`.
+fn parse_icecast(s: &str) -> Result<Url, String> {
+    let mut url = Url::parse(s, 8000).map_err(|e| format!("-icecast: {e}"))?;
+    if url.scheme != "icecast" && url.scheme != "http" {
+        return Err(format!(
+            "-icecast: use icecast://user:pass@host:port/mount, not {}://",
+            url.scheme
+        ));
+    }
+    if url.password.as_deref().unwrap_or("").is_empty() {
+        return Err("-icecast: the URL needs the source password: icecast://source:PASSWORD@host:port/mount".into());
+    }
+    if url.path == "/" {
+        return Err(
+            "-icecast: the URL needs a mount point, e.g. icecast://source:pw@host:8000/live".into(),
+        );
+    }
+    url.user.get_or_insert_with(|| "source".into());
+    Ok(url)
 }
 
 fn nonzero(d: Option<Duration>) -> Option<Duration> {
@@ -370,6 +473,48 @@ mod tests {
         assert_eq!(c.frame_bytes, TONE_FRAME_BYTES);
         assert_eq!(c.header_bytes, 44);
         assert!(config(&["-tone", "-exec", "cat"]).is_err());
+    }
+
+    #[test]
+    fn icecast_side_inputs_and_outputs() {
+        let c = config(&["-url", "http://127.0.0.1:8000/live"]).unwrap();
+        assert!(matches!(c.input, InputSpec::Url(ref u) if u.path == "/live"));
+        assert!(config(&["-url", "https://x/y"])
+            .unwrap_err()
+            .contains("TLS proxy"));
+        assert!(config(&["-url", "http://x/y", "-tone"])
+            .unwrap_err()
+            .contains("cannot be used together"));
+        let c = config(&["-source-password", "pw", "-fallback-path", "/f.mp3"]).unwrap();
+        assert_eq!(
+            c.input,
+            InputSpec::Push {
+                fallback: Some("/f.mp3".into())
+            }
+        );
+        assert_eq!(c.source_user, "source");
+        assert!(config(&["-fallback-path", "/f.mp3"])
+            .unwrap_err()
+            .contains("-source-password"));
+        assert!(config(&["-source-password", ""]).is_err());
+        let c = config(&["-tone", "-icecast", "icecast://src:pw@127.0.0.1:8000/ring"]).unwrap();
+        let ice = c.icecast.unwrap();
+        assert_eq!(
+            (ice.user.as_deref(), ice.path.as_str()),
+            (Some("src"), "/ring")
+        );
+        assert!(
+            config(&["-tone", "-icecast", "icecast://127.0.0.1:8000/ring"])
+                .unwrap_err()
+                .contains("password")
+        );
+        assert!(
+            config(&["-tone", "-icecast", "icecast://s:p@127.0.0.1:8000"])
+                .unwrap_err()
+                .contains("mount")
+        );
+        assert!(config(&["-icy-metaint", "0"]).is_err());
+        assert_eq!(config(&["-icy-pub", "-title", "Hi"]).unwrap().title, "Hi");
     }
 
     #[test]

@@ -5,13 +5,17 @@
 //! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval),
 //! `watchdog` (under systemd with `WatchdogSec=`).
 
+mod auth;
 mod backoff;
 mod cli;
 mod config;
 mod flagsfile;
 mod frame;
 mod heartbeat;
+mod icy;
+mod meta;
 mod notify;
+mod output;
 mod ratelimit;
 mod ring;
 mod serve;
@@ -20,6 +24,8 @@ mod shutdown;
 mod source;
 mod stats;
 mod sys;
+mod timefmt;
+mod url;
 
 use config::Config;
 use log::{error, info, warn};
@@ -127,7 +133,30 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     let reader = spawn("src-read", move || source::reader::run(c, sh))?;
     let sock_fd = sock.as_raw_fd();
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-    let accept = spawn("http-accept", move || serve::accept::run(sock, c, sh))?;
+    let accept = spawn("http-accept", move || {
+        serve::accept::run(sock, c, sh, "tx", serve::accept::handle_http)
+    })?;
+    // SHOUTcast v1 source clients connect to the next port, as SHOUTcast's DNAS has it.
+    let mut shoutcast = None;
+    if matches!(cfg.input, config::InputSpec::Push { .. }) {
+        let sc_addr = std::net::SocketAddr::new(local.ip(), local.port().wrapping_add(1));
+        match TcpListener::bind(sc_addr) {
+            Ok(sc) => {
+                info!("SHOUTcast v1 sources on {sc_addr}");
+                let fd = sc.as_raw_fd();
+                let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+                let h = spawn("sc-accept", move || {
+                    serve::accept::run(sc, c, sh, "sc", source::push::serve_shoutcast)
+                })?;
+                shoutcast = Some((fd, h));
+            }
+            Err(e) => warn!("SHOUTcast v1 sources: cannot listen on {sc_addr}: {e}"),
+        }
+    }
+    if cfg.icecast.is_some() {
+        let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+        spawn("out-icecast", move || output::icecast::run(&c, &sh))?;
+    }
     if let Some(every) = cfg.stat_log_interval {
         let sh = Arc::clone(&shared);
         spawn("stats", move || {
@@ -154,6 +183,10 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     // Stop accepting; the accept thread sees the error and the flag and returns.
     sys::shutdown_read(sock_fd);
     let _ = accept.join();
+    if let Some((fd, h)) = shoutcast {
+        sys::shutdown_read(fd);
+        let _ = h.join();
+    }
     // The reader stops its input (and child) within one read slice, then ends the ring.
     // A FIFO with no writer can hold it in open(); do not wait for that forever.
     let stopped = join_within(reader, Duration::from_secs(6));

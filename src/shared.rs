@@ -3,12 +3,14 @@
 
 use crate::config::Config;
 use crate::heartbeat::Heartbeat;
+use crate::meta::Meta;
 use crate::ring::Ring;
 use crate::shutdown::Shutdown;
+use crate::source::push::PushSlot;
 use crate::stats::Stats;
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often sleeping listeners are woken at most (see `ring.rs`).
 pub const WAKE_INTERVAL: Duration = Duration::from_millis(500);
@@ -21,6 +23,16 @@ pub struct Shared {
     pub reader_beat: Heartbeat,
     /// The accept loop is running (it blocks in accept, so it cannot beat).
     pub accepting: AtomicBool,
+    /// Stream name, genre, title…
+    pub meta: Meta,
+    /// The live source client, when sources push to us.
+    pub push: PushSlot,
+    /// When ringcast started, and when the source last opened (for status pages).
+    pub started: SystemTime,
+    pub stream_started: Mutex<Option<SystemTime>>,
+    pub listener_peak: AtomicUsize,
+    /// Connected to the `-icecast` server.
+    pub output_up: AtomicBool,
     source_state: AtomicU8,
     listeners: Mutex<usize>,
     listeners_changed: Condvar,
@@ -62,6 +74,12 @@ impl Shared {
             shutdown: Shutdown::default(),
             reader_beat: Heartbeat::default(),
             accepting: AtomicBool::new(true),
+            meta: Meta::new(cfg.info.clone(), &cfg.title),
+            push: PushSlot::default(),
+            started: SystemTime::now(),
+            stream_started: Mutex::new(None),
+            listener_peak: AtomicUsize::new(0),
+            output_up: AtomicBool::new(false),
             source_state: AtomicU8::new(SourceState::Opening as u8),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
@@ -75,11 +93,20 @@ impl Shared {
             return None;
         }
         *n += 1;
+        self.listener_peak.fetch_max(*n, Relaxed);
         self.listeners_changed.notify_all();
         Some(ListenerGuard(self))
     }
 
+    /// The stream is over for good (the source ended with -reopen=false, or shutdown).
+    pub fn ring_ended(&self) -> bool {
+        self.source_state() == SourceState::Ended
+    }
+
     pub fn set_source_state(&self, s: SourceState) {
+        if s == SourceState::Open {
+            *self.stream_started.lock() = Some(SystemTime::now());
+        }
         self.source_state.store(s as u8, Relaxed);
     }
 

@@ -17,6 +17,7 @@ pub struct Stats {
     pub listeners_refused: AtomicU64,
     pub connections_refused: AtomicU64,
     pub bad_requests: AtomicU64,
+    pub output_connects: AtomicU64,
 }
 
 impl Stats {

@@ -6,6 +6,8 @@
 
 mod adts;
 mod mp3;
+
+pub use mp3::Mp3Header;
 mod raw;
 mod ts;
 

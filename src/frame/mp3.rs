@@ -49,6 +49,15 @@ pub struct Mp3Header {
 }
 
 impl Mp3Header {
+    /// Samples per frame (for durations).
+    pub fn samples(&self) -> u32 {
+        match (self.version, self.layer) {
+            (_, 3) => 384,
+            (3, _) | (_, 2) => 1152,
+            _ => 576,
+        }
+    }
+
     /// Parses the 4 header bytes at the front of `b`.
     pub fn parse(b: &[u8]) -> Option<Mp3Header> {
         if b.len() < 4 || b[0] != 0xFF || b[1] & 0xE0 != 0xE0 {

@@ -5,12 +5,13 @@
 //! request head must arrive within `-header-timeout` in at most 8 KiB.
 
 use super::http::{self, HeadError};
-use super::listener;
+use super::{admin, listener, status};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::limited;
 use crate::ratelimit::RateLimit;
 use crate::shared::Shared;
+use crate::source::push;
 use crate::stats::Stats;
 use log::{debug, info};
 use std::io::{self, Write};
@@ -31,7 +32,18 @@ static REFUSE_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static SPAWN_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>) {
+/// What a connection thread does with its connection.
+pub type Handler = fn(TcpStream, SocketAddr, &Config, &Shared);
+
+/// Accepts on `sock` until shutdown; each connection gets a thread named `{prefix}-N` running
+/// `handler` (HTTP: [`handle_http`]; SHOUTcast v1 sources on port+1).
+pub fn run(
+    sock: TcpListener,
+    cfg: Arc<Config>,
+    shared: Arc<Shared>,
+    prefix: &str,
+    handler: Handler,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     let cap = cfg.max_clients + EXTRA_CONNECTIONS;
     let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
@@ -69,11 +81,11 @@ pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>) {
         let guard = ConnGuard::new(&open);
         let (cfg2, shared2) = (Arc::clone(&cfg), Arc::clone(&shared));
         let spawned = thread::Builder::new()
-            .name(format!("tx-{next_id}"))
+            .name(format!("{prefix}-{next_id}"))
             .stack_size(CONN_STACK)
             .spawn(move || {
                 let _guard = guard;
-                handle(conn, peer, &cfg2, &shared2);
+                handler(conn, peer, &cfg2, &shared2);
             });
         if let Err(e) = spawned {
             // The closure (with the socket and guard) is dropped: the connection closes.
@@ -81,14 +93,16 @@ pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>) {
             shared.shutdown.sleep(backoff.next_delay());
         }
     }
-    shared.accepting.store(false, Ordering::Relaxed);
+    if prefix == "tx" {
+        shared.accepting.store(false, Ordering::Relaxed);
+    }
     info!("no longer accepting connections");
 }
 
 /// Too many connections: a best-effort 503 without blocking the accept loop.
 fn refuse(conn: TcpStream) {
     let _ = conn.set_nonblocking(true);
-    let _ = (&conn).write_all(http::head(0, 503, "text/plain", &[]).as_bytes());
+    let _ = (&conn).write_all(http::head::<&str>(0, 503, "text/plain", &[]).as_bytes());
 }
 
 fn is_resource_error(e: &io::Error) -> bool {
@@ -99,7 +113,7 @@ fn is_resource_error(e: &io::Error) -> bool {
 }
 
 /// One connection: read the request, route it.
-fn handle(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
+pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_write_timeout(Some(cfg.write_timeout));
     let req = match http::read_request(&mut conn, cfg.header_timeout) {
@@ -121,9 +135,23 @@ fn handle(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) 
             return;
         }
     };
-    match req.method.as_str() {
-        "GET" | "HEAD" => listener::serve(conn, peer, &req, cfg, shared),
-        other => {
+    let path = super::admin::path_only(&req.path);
+    match (req.method.as_str(), path) {
+        ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, cfg, shared),
+        ("GET" | "HEAD", "/metrics") => {
+            if cfg.admin_password.is_none() || admin::require(&mut conn, peer, &req, cfg) {
+                status::metrics(&mut conn, &req, cfg, shared);
+            }
+        }
+        ("GET", "/admin/metadata" | "/admin/metadata.xsl") => {
+            admin::metadata(conn, peer, &req, cfg, shared)
+        }
+        ("GET", "/admin.cgi") => admin::shoutcast(conn, peer, &req, cfg, shared),
+        ("GET" | "HEAD", _) => listener::serve(conn, peer, &req, cfg, shared),
+        ("PUT" | "SOURCE", _) if cfg.source_password.is_some() => {
+            push::serve_source(conn, peer, &req, cfg, shared)
+        }
+        (other, _) => {
             Stats::add(&shared.stats.bad_requests, 1);
             limited!(BAD_LOG, warn, "{peer}: method {other} not allowed");
             http::respond(

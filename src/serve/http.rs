@@ -19,6 +19,8 @@ pub struct Request {
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor: u8,
     pub headers: Vec<(String, String)>,
+    /// Bytes read after the head (the start of a body).
+    pub leftover: Vec<u8>,
 }
 
 impl Request {
@@ -75,8 +77,9 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
+            Ok(httparse::Status::Complete(head_len)) => {
                 return Ok(Request {
+                    leftover: buf[head_len..].to_vec(),
                     method: req.method.unwrap_or_default().to_string(),
                     path: req.path.unwrap_or("/").to_string(),
                     minor: req.version.unwrap_or(0),
@@ -135,7 +138,12 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 /// The status line and headers of a response that ends when the connection closes.
-pub fn head(minor: u8, status: u16, content_type: &str, extra: &[(&str, &str)]) -> String {
+pub fn head<V: AsRef<str>>(
+    minor: u8,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, V)],
+) -> String {
     let mut h = format!(
         "HTTP/1.{} {status} {}\r\nServer: ringcast/{}\r\nContent-Type: {content_type}\r\n",
         minor.min(1),
@@ -145,7 +153,7 @@ pub fn head(minor: u8, status: u16, content_type: &str, extra: &[(&str, &str)]) 
     for (name, value) in extra {
         h.push_str(name);
         h.push_str(": ");
-        h.push_str(value);
+        h.push_str(value.as_ref());
         h.push_str("\r\n");
     }
     h.push_str("Connection: close\r\n\r\n");

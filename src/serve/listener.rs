@@ -5,6 +5,7 @@
 
 use super::http::{self, Request};
 use crate::config::Config;
+use crate::icy::Inserter;
 use crate::limited;
 use crate::ratelimit::RateLimit;
 use crate::ring::ReadOutcome;
@@ -41,14 +42,13 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
         );
         return;
     };
+    // ICY metadata only for listeners that ask, as Icecast does.
+    let wants_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1");
     let head = http::head(
         req.minor,
         200,
         &cfg.content_type,
-        &[
-            ("Cache-Control", "no-cache, no-store"),
-            ("Pragma", "no-cache"),
-        ],
+        &icy_headers(cfg, shared, wants_icy),
     );
     if let Err(e) = conn.write_all(head.as_bytes()) {
         debug!("{peer}: gone before the response head: {e}");
@@ -70,6 +70,7 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     };
     let mut sent: u64 = 0;
     let mut out = Vec::new();
+    let mut icy = wants_icy.then(|| (Inserter::new(cfg.icy_metaint), Vec::new()));
     let end = loop {
         out.clear();
         match shared
@@ -89,7 +90,16 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                 }
                 let header_len = if header { cfg.header_bytes } else { 0 };
                 client_left -= (out.len() - header_len) as u64;
-                if let Err(e) = conn.write_all(&out) {
+                let wire = match &mut icy {
+                    None => &out,
+                    Some((inserter, with_meta)) => {
+                        let (title, seq) = shared.meta.title();
+                        with_meta.clear();
+                        inserter.write(&out, &title, seq, with_meta);
+                        &*with_meta
+                    }
+                };
+                if let Err(e) = conn.write_all(wire) {
                     break if http::is_disconnect(&e) {
                         debug!("{peer}: left");
                         "left"
@@ -104,8 +114,8 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                         "write error"
                     };
                 }
-                sent += out.len() as u64;
-                Stats::add(&shared.stats.bytes_out, out.len() as u64);
+                sent += wire.len() as u64;
+                Stats::add(&shared.stats.bytes_out, wire.len() as u64);
             }
             ReadOutcome::NoRoom => break "reached -client-max-bytes",
             ReadOutcome::Ended => break "the stream ended",
@@ -117,4 +127,31 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
         http::close_gracefully(&mut conn);
     }
     info!("{peer}: done after {sent} bytes: {end}");
+}
+
+/// The response headers of a stream, in Icecast's shape: no caching, the `icy-*` fields the
+/// stream has, and `icy-metaint` for a listener that asked for metadata.
+fn icy_headers(cfg: &Config, shared: &Shared, wants_icy: bool) -> Vec<(&'static str, String)> {
+    let info = shared.meta.info();
+    let mut h = vec![
+        ("Cache-Control", "no-cache, no-store".to_string()),
+        ("Pragma", "no-cache".to_string()),
+    ];
+    for (name, value) in [
+        ("icy-name", info.name),
+        ("icy-genre", info.genre),
+        ("icy-description", info.description),
+        ("icy-url", info.url),
+        ("icy-br", info.bitrate),
+    ] {
+        // A header value cannot hold a line break: a source could send one.
+        if !value.is_empty() && !value.contains(['\r', '\n']) {
+            h.push((name, value));
+        }
+    }
+    h.push(("icy-pub", if info.public { "1" } else { "0" }.to_string()));
+    if wants_icy {
+        h.push(("icy-metaint", cfg.icy_metaint.to_string()));
+    }
+    h
 }

@@ -1,5 +1,8 @@
 //! The HTTP side: the accept loop, one thread per connection, the listener sender.
 
 pub mod accept;
+pub mod admin;
+pub mod chunked;
 pub mod http;
 pub mod listener;
+pub mod status;

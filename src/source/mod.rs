@@ -3,11 +3,15 @@
 
 pub mod exec;
 pub mod fd;
+pub mod push;
 pub mod reader;
 pub mod tone;
+pub mod upstream;
 
 use crate::config::{Config, InputSpec};
+use crate::shared::Shared;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How an input is being closed.
@@ -30,11 +34,17 @@ pub trait Input: Send {
 }
 
 /// Opens the configured input.
-pub fn open(cfg: &Config) -> io::Result<Box<dyn Input>> {
+pub fn open(cfg: &Config, shared: &Arc<Shared>) -> io::Result<Box<dyn Input>> {
     Ok(match &cfg.input {
         InputSpec::Path(p) => Box::new(fd::FdInput::open(p)?),
         InputSpec::Exec { program, args } => Box::new(exec::ExecInput::spawn(program, args)?),
         InputSpec::Tone => Box::new(tone::ToneInput::new()),
+        InputSpec::Url(url) => Box::new(upstream::UpstreamInput::connect(
+            url,
+            cfg.source_timeout,
+            shared,
+        )?),
+        InputSpec::Push { fallback } => Box::new(push::PushInput::new(shared, fallback.as_deref())),
     })
 }
 

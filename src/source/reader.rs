@@ -66,7 +66,7 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         shared.set_source_state(SourceState::Opening);
         // Opening a FIFO waits for a writer as long as it takes: that is not a hang.
         shared.reader_beat.waiting();
-        let result = open(&cfg).and_then(|mut input| {
+        let result = open(&cfg, &shared).and_then(|mut input| {
             shared.set_source_state(SourceState::Open);
             let r = pump(&cfg, &shared, input.as_mut());
             // Stopping a child can take two grace periods.

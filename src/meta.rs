@@ -1,0 +1,108 @@
+//! The stream's descriptive metadata: name, genre, description, URL, public flag, and the
+//! current title. Set from flags (`-icy-name`, `-title`, …), then by whoever knows better: a
+//! source client's `Ice-*` headers, an upstream's `icy-*` headers and in-stream titles, an
+//! admin metadata update. Listeners read it; title changes carry a sequence number so each
+//! ICY listener sends a new title exactly once.
+
+use parking_lot::Mutex;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Info {
+    pub name: String,
+    pub genre: String,
+    pub description: String,
+    pub url: String,
+    pub public: bool,
+    pub bitrate: String,
+}
+
+#[derive(Default)]
+struct State {
+    info: Info,
+    title: Arc<str>,
+    title_seq: u64,
+}
+
+#[derive(Default)]
+pub struct Meta {
+    state: Mutex<State>,
+}
+
+impl Meta {
+    pub fn new(info: Info, title: &str) -> Meta {
+        Meta {
+            state: Mutex::new(State {
+                info,
+                title: Arc::from(title),
+                title_seq: 1,
+            }),
+        }
+    }
+
+    pub fn info(&self) -> Info {
+        self.state.lock().info.clone()
+    }
+
+    /// Replaces the fields that `update` sets (non-empty), keeps the rest.
+    pub fn merge_info(&self, update: &Info) {
+        let mut s = self.state.lock();
+        let i = &mut s.info;
+        for (dst, src) in [
+            (&mut i.name, &update.name),
+            (&mut i.genre, &update.genre),
+            (&mut i.description, &update.description),
+            (&mut i.url, &update.url),
+            (&mut i.bitrate, &update.bitrate),
+        ] {
+            if !src.is_empty() {
+                dst.clone_from(src);
+            }
+        }
+        i.public |= update.public;
+    }
+
+    /// Sets the title; returns false when it did not change.
+    pub fn set_title(&self, title: &str) -> bool {
+        let mut s = self.state.lock();
+        if &*s.title == title {
+            return false;
+        }
+        s.title = Arc::from(title);
+        s.title_seq += 1;
+        true
+    }
+
+    /// The current title and its sequence number.
+    pub fn title(&self) -> (Arc<str>, u64) {
+        let s = self.state.lock();
+        (Arc::clone(&s.title), s.title_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_carry_a_sequence_and_info_merges() {
+        let m = Meta::new(
+            Info {
+                name: "Flag name".into(),
+                ..Info::default()
+            },
+            "",
+        );
+        let (_, s0) = m.title();
+        assert!(m.set_title("Song"));
+        assert!(!m.set_title("Song"));
+        let (t, s1) = m.title();
+        assert_eq!((&*t, s1), ("Song", s0 + 1));
+        m.merge_info(&Info {
+            genre: "Jazz".into(),
+            ..Info::default()
+        });
+        assert_eq!(m.info().name, "Flag name");
+        assert_eq!(m.info().genre, "Jazz");
+    }
+}

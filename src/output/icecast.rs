@@ -1,0 +1,194 @@
+//! `-icecast icecast://user:pass@host:port/mount`: ringcast as a source client of an Icecast
+//! server (thread `out-icecast`), the way to scale out past one Pi onto an Icecast fleet.
+//!
+//! The stream goes as an identity-framed `PUT` (Icecast ≥ 2.4, as ffmpeg and libshout send
+//! it) on a raw socket: ureq would want the whole body before reading Icecast's answer, and
+//! this body never ends. Titles go with Icecast's admin metadata call, a short request that
+//! ureq makes. The connection is redialled with capped, jittered backoff; ringcast's own
+//! listeners never notice.
+
+use crate::auth;
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::ring::ReadOutcome;
+use crate::shared::Shared;
+use crate::stats::Stats;
+use crate::url::{encode_component, Url};
+use log::{info, warn};
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection that lasted this long resets the backoff.
+const HEALTHY: Duration = Duration::from_secs(30);
+
+pub fn run(cfg: &Config, shared: &Shared) {
+    let Some(url) = cfg.icecast.as_ref() else {
+        return;
+    };
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    while !shared.shutdown.is_set() && !shared.ring_ended() {
+        let started = Instant::now();
+        Stats::add(&shared.stats.output_connects, 1);
+        let result = session(url, cfg, shared);
+        shared.output_up.store(false, Relaxed);
+        match result {
+            Ok(()) => break,
+            Err(e) => warn!("icecast output {}: {e}", url.redacted()),
+        }
+        if started.elapsed() >= HEALTHY {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        info!(
+            "icecast output: reconnecting in {:.1}s",
+            delay.as_secs_f64()
+        );
+        if shared.shutdown.sleep(delay) {
+            break;
+        }
+    }
+}
+
+/// One connection: log in, then send the stream until it ends or the connection fails.
+fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
+    let mut conn = connect(url)?;
+    conn.set_write_timeout(Some(cfg.write_timeout))?;
+    conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    let info = shared.meta.info();
+    let user = url.user.as_deref().unwrap_or("source");
+    let password = url.password.as_deref().unwrap_or("");
+    let mut head = format!(
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nUser-Agent: ringcast/{}\r\n\
+         Content-Type: {}\r\nIce-Public: {}\r\nExpect: 100-continue\r\n",
+        url.path,
+        url.authority(),
+        auth::basic_header(user, password),
+        env!("CARGO_PKG_VERSION"),
+        cfg.content_type,
+        u8::from(info.public),
+    );
+    for (name, value) in [
+        ("Ice-Name", &info.name),
+        ("Ice-Genre", &info.genre),
+        ("Ice-Description", &info.description),
+        ("Ice-Url", &info.url),
+        ("Ice-Bitrate", &info.bitrate),
+    ] {
+        if !value.is_empty() && !value.contains(['\r', '\n']) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    conn.write_all(head.as_bytes())?;
+    let status = read_status(&mut conn)?;
+    match status {
+        100 | 200 => {}
+        401 => {
+            return Err(io::Error::other(
+                "Icecast refused the source user or password (401)",
+            ))
+        }
+        403 => {
+            return Err(io::Error::other(
+                "Icecast refused the mount (403: in use or not allowed)",
+            ))
+        }
+        s => return Err(io::Error::other(format!("Icecast answered {s}"))),
+    }
+    info!("icecast output: sending the stream to {}", url.redacted());
+    shared.output_up.store(true, Relaxed);
+
+    let mut cursor = shared.ring.join(0);
+    let mut title_sent = 0;
+    let mut out = Vec::new();
+    loop {
+        let (title, seq) = shared.meta.title();
+        if seq != title_sent {
+            title_sent = seq;
+            if !title.is_empty() {
+                match update_title(url, &title) {
+                    Ok(()) => info!("icecast output: title {title:?} sent"),
+                    Err(e) => warn!("icecast output: title update failed: {e}"),
+                }
+            }
+        }
+        out.clear();
+        match shared.ring.read(
+            &mut cursor,
+            &mut out,
+            u64::MAX,
+            64 * 1024,
+            Duration::from_secs(1),
+        ) {
+            ReadOutcome::Data { .. } => conn.write_all(&out)?,
+            ReadOutcome::Ended => return Ok(()),
+            ReadOutcome::Idle | ReadOutcome::NoRoom => {}
+        }
+        if shared.shutdown.is_set() {
+            return Ok(());
+        }
+    }
+}
+
+fn connect(url: &Url) -> io::Result<TcpStream> {
+    let mut last = io::Error::other(format!("{}: no address", url.host));
+    for addr in url.authority().to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Reads a response head and returns its status code.
+fn read_status(conn: &mut TcpStream) -> io::Result<u16> {
+    let mut buf = Vec::new();
+    let mut b = [0u8; 512];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        if buf.len() > 8192 {
+            return Err(io::Error::other("Icecast's answer is too long"));
+        }
+        match conn.read(&mut b)? {
+            0 => {
+                return Err(io::Error::other(
+                    "Icecast closed the connection without answering",
+                ))
+            }
+            n => buf.extend_from_slice(&b[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("not an HTTP answer: {:?}", text.lines().next())))
+}
+
+/// Icecast's admin metadata call with the source login.
+fn update_title(url: &Url, title: &str) -> Result<(), String> {
+    let target = format!(
+        "http://{}/admin/metadata?mount={}&mode=updinfo&charset=UTF-8&song={}",
+        url.authority(),
+        encode_component(&url.path),
+        encode_component(title)
+    );
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let user = url.user.as_deref().unwrap_or("source");
+    let password = url.password.as_deref().unwrap_or("");
+    match agent
+        .get(&target)
+        .set("Authorization", &auth::basic_header(user, password))
+        .call()
+    {
+        Ok(_) => Ok(()),
+        Err(ureq::Error::Status(code, _)) => Err(format!("Icecast answered {code}")),
+        Err(e) => Err(e.to_string()),
+    }
+}

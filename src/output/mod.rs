@@ -1,0 +1,3 @@
+//! Outputs: where ringcast sends its stream besides its own listeners.
+
+pub mod icecast;

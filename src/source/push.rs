@@ -1,0 +1,453 @@
+//! Source clients: encoders push the stream to ringcast as they push to Icecast.
+//!
+//! A connection thread (`tx-N`) authenticates the client (`PUT`/`SOURCE` with Basic auth,
+//! or SHOUTcast v1's password line on port+1), claims the one [`PushSlot`], and forwards the
+//! body over a bounded channel. The source reader thread reads that channel through
+//! [`PushInput`], which never ends: while no client is connected it plays `-fallback-path`
+//! (paced by its MP3 frame durations) or nothing, and listeners stay connected either way.
+
+use super::{timed_out, Close, Input};
+use crate::config::Config;
+use crate::frame::Mp3Header;
+use crate::meta::Info;
+use crate::serve::chunked::Dechunker;
+use crate::serve::http::Request;
+use crate::shared::Shared;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use log::{info, warn};
+use parking_lot::Mutex;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Chunks in flight between a source connection and the reader.
+const CHANNEL_CHUNKS: usize = 64;
+
+/// The one live source client, if any.
+#[derive(Default)]
+pub struct PushSlot {
+    live: Mutex<Option<(u64, Receiver<Vec<u8>>)>>,
+    next_id: Mutex<u64>,
+}
+
+impl PushSlot {
+    /// Claims the slot for a new client: its id and the sending end. `None` when taken.
+    fn claim(&self) -> Option<(u64, Sender<Vec<u8>>)> {
+        let mut live = self.live.lock();
+        if live.is_some() {
+            return None;
+        }
+        let id = {
+            let mut n = self.next_id.lock();
+            *n += 1;
+            *n
+        };
+        let (tx, rx) = bounded(CHANNEL_CHUNKS);
+        *live = Some((id, rx));
+        Some((id, tx))
+    }
+
+    fn release(&self, id: u64) {
+        let mut live = self.live.lock();
+        if live.as_ref().is_some_and(|(i, _)| *i == id) {
+            *live = None;
+        }
+    }
+
+    fn receiver(&self) -> Option<Receiver<Vec<u8>>> {
+        self.live.lock().as_ref().map(|(_, rx)| rx.clone())
+    }
+
+    pub fn connected(&self) -> bool {
+        self.live.lock().is_some()
+    }
+}
+
+/// The reader's view of the pushed stream.
+pub struct PushInput {
+    shared: Arc<Shared>,
+    live: Option<Receiver<Vec<u8>>>,
+    pending: Vec<u8>,
+    fallback: Option<Fallback>,
+}
+
+impl PushInput {
+    pub fn new(shared: &Arc<Shared>, fallback: Option<&Path>) -> PushInput {
+        let fallback = fallback.and_then(|p| match Fallback::load(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                warn!(
+                    "-fallback-path {}: {e}; listeners hear nothing while no source is connected",
+                    p.display()
+                );
+                None
+            }
+        });
+        PushInput {
+            shared: Arc::clone(shared),
+            live: None,
+            pending: Vec::new(),
+            fallback,
+        }
+    }
+}
+
+impl Input for PushInput {
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+        if !self.pending.is_empty() {
+            let n = self.pending.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.pending[..n]);
+            self.pending.drain(..n);
+            return Ok(n);
+        }
+        if self.live.is_none() {
+            self.live = self.shared.push.receiver();
+            if self.live.is_some() {
+                if let Some(f) = &mut self.fallback {
+                    f.pause();
+                }
+            }
+        }
+        if let Some(rx) = &self.live {
+            match rx.recv_timeout(wait) {
+                Ok(chunk) => {
+                    self.pending = chunk;
+                    return self.read_timeout(buf, wait);
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(timed_out()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.live = None;
+                    if self.fallback.is_some() {
+                        info!("no source client: playing the fallback");
+                    }
+                }
+            }
+        }
+        match &mut self.fallback {
+            Some(f) => f.read(buf, wait),
+            None => {
+                std::thread::sleep(wait);
+                Err(timed_out())
+            }
+        }
+    }
+
+    fn close(&mut self, _how: Close) {
+        self.live = None;
+    }
+}
+
+/// An MP3 file played in a loop in real time, whole frames at a time.
+struct Fallback {
+    data: Vec<u8>,
+    /// (offset, length, duration) of each frame.
+    frames: Vec<(usize, usize, Duration)>,
+    next: usize,
+    /// When the next frame is due.
+    due: Instant,
+}
+
+impl Fallback {
+    fn load(path: &Path) -> io::Result<Fallback> {
+        let data = std::fs::read(path)?;
+        let mut frames = Vec::new();
+        let mut pos = 0;
+        while pos + 4 <= data.len() {
+            match Mp3Header::parse(&data[pos..]) {
+                Some(h) if pos + h.len <= data.len() => {
+                    let d = Duration::from_secs_f64(h.samples() as f64 / h.sample_rate as f64);
+                    frames.push((pos, h.len, d));
+                    pos += h.len;
+                }
+                _ => pos += 1,
+            }
+        }
+        if frames.is_empty() {
+            return Err(io::Error::other(
+                "no MP3 frames in it (the fallback must be an MP3 file)",
+            ));
+        }
+        Ok(Fallback {
+            data,
+            frames,
+            next: 0,
+            due: Instant::now(),
+        })
+    }
+
+    /// A live source took over: resume in real time from now when it leaves.
+    fn pause(&mut self) {
+        self.due = Instant::now();
+    }
+
+    fn read(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+        let now = Instant::now();
+        if self.due > now + wait {
+            std::thread::sleep(wait);
+            return Err(timed_out());
+        }
+        if self.due > now {
+            std::thread::sleep(self.due - now);
+        }
+        // If we fell far behind (the reader was busy), do not burst: restart the clock.
+        if Instant::now().duration_since(self.due) > Duration::from_secs(1) {
+            self.due = Instant::now();
+        }
+        let (off, len, d) = self.frames[self.next];
+        if len > buf.len() {
+            return Err(io::Error::other(
+                "read buffer smaller than a fallback frame",
+            ));
+        }
+        buf[..len].copy_from_slice(&self.data[off..off + len]);
+        self.next = (self.next + 1) % self.frames.len();
+        self.due += d;
+        Ok(len)
+    }
+}
+
+/// Serves an Icecast source client (`PUT` or `SOURCE`) on the HTTP port.
+pub fn serve_source(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    cfg: &Config,
+    shared: &Shared,
+) {
+    let authorized = req
+        .header("Authorization")
+        .and_then(crate::auth::parse_basic)
+        .is_some_and(|(u, p)| source_login(cfg, &u, &p));
+    if !authorized {
+        warn!("{peer}: source client refused: wrong user or password");
+        crate::serve::http::respond(
+            &mut conn,
+            0,
+            401,
+            "wrong source user or password",
+            &[("WWW-Authenticate", "Basic realm=\"ringcast source\"")],
+        );
+        return;
+    }
+    let Some((id, tx)) = shared.push.claim() else {
+        warn!("{peer}: source client refused: a source is already connected");
+        crate::serve::http::respond(&mut conn, 0, 403, "Mountpoint in use", &[]);
+        return;
+    };
+    let header = |n: &str| req.header(n).unwrap_or_default().trim().to_string();
+    shared.meta.merge_info(&Info {
+        name: header("Ice-Name"),
+        genre: header("Ice-Genre"),
+        description: header("Ice-Description"),
+        url: header("Ice-Url"),
+        public: header("Ice-Public") == "1",
+        bitrate: header("Ice-Bitrate"),
+    });
+    let expect_continue = req
+        .header("Expect")
+        .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+    let answer: &[u8] = if expect_continue {
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+    } else {
+        b"HTTP/1.0 200 OK\r\n\r\n"
+    };
+    if conn.write_all(answer).is_err() {
+        shared.push.release(id);
+        return;
+    }
+    let chunked = req
+        .header("Transfer-Encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+    let length = req
+        .header("Content-Length")
+        .and_then(|l| l.trim().parse::<u64>().ok());
+    info!(
+        "{peer}: source client connected ({} {}, {})",
+        req.method,
+        req.path,
+        req.header("User-Agent").unwrap_or("no User-Agent")
+    );
+    let body = if chunked {
+        Body::Chunked(Dechunker::default())
+    } else {
+        Body::Plain(length)
+    };
+    let result = pump(&mut conn, &req.leftover, body, &tx, cfg, shared);
+    drop(tx);
+    shared.push.release(id);
+    match result {
+        Ok(n) => info!("{peer}: source client left after {n} bytes"),
+        Err(e) => warn!("{peer}: source client dropped: {e}"),
+    }
+}
+
+/// Whether user/password are the source login.
+pub fn source_login(cfg: &Config, user: &str, password: &str) -> bool {
+    let Some(expected) = &cfg.source_password else {
+        return false;
+    };
+    crate::auth::same_secret(user, &cfg.source_user) && crate::auth::same_secret(password, expected)
+}
+
+/// Serves a SHOUTcast v1 source client on port+1: password line, `OK2`, `icy-*` headers,
+/// then the audio.
+pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
+    let _ = conn.set_read_timeout(Some(cfg.header_timeout));
+    let Ok(first) = read_line(&mut conn) else {
+        return;
+    };
+    // Some encoders send "password:#streamid"; v1 has one stream.
+    let password = first.split(":#").next().unwrap_or_default();
+    let ok = cfg
+        .source_password
+        .as_deref()
+        .is_some_and(|p| crate::auth::same_secret(password, p));
+    if !ok {
+        warn!("{peer}: SHOUTcast source refused: wrong password");
+        let _ = conn.write_all(b"invalid password\r\n");
+        return;
+    }
+    let Some((id, tx)) = shared.push.claim() else {
+        warn!("{peer}: SHOUTcast source refused: a source is already connected");
+        let _ = conn.write_all(b"invalid password\r\n");
+        return;
+    };
+    if conn.write_all(b"OK2\r\nicy-caps:11\r\n\r\n").is_err() {
+        shared.push.release(id);
+        return;
+    }
+    let mut info = Info::default();
+    loop {
+        let Ok(line) = read_line(&mut conn) else {
+            shared.push.release(id);
+            return;
+        };
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let v = v.trim().to_string();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "icy-name" => info.name = v,
+                "icy-genre" => info.genre = v,
+                "icy-url" => info.url = v,
+                "icy-pub" => info.public = v == "1",
+                "icy-br" => info.bitrate = v,
+                "icy-description" => info.description = v,
+                _ => {}
+            }
+        }
+    }
+    shared.meta.merge_info(&info);
+    info!("{peer}: SHOUTcast source client connected");
+    let result = pump(&mut conn, &[], Body::Plain(None), &tx, cfg, shared);
+    drop(tx);
+    shared.push.release(id);
+    match result {
+        Ok(n) => info!("{peer}: SHOUTcast source client left after {n} bytes"),
+        Err(e) => warn!("{peer}: SHOUTcast source client dropped: {e}"),
+    }
+}
+
+/// One CRLF- or LF-terminated line, at most 1 KiB.
+fn read_line(conn: &mut TcpStream) -> io::Result<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.len() < 1024 {
+        if conn.read(&mut b)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if b[0] == b'\n' {
+            break;
+        }
+        line.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&line)
+        .trim_end_matches('\r')
+        .to_string())
+}
+
+enum Body {
+    /// Identity body: `Some(n)` bytes, or until the connection closes.
+    Plain(Option<u64>),
+    Chunked(Dechunker),
+}
+
+/// Forwards a source client's body to the reader until it ends, falls silent for
+/// `-source-timeout`, or we shut down. Returns the bytes forwarded.
+fn pump(
+    conn: &mut TcpStream,
+    first: &[u8],
+    mut body: Body,
+    tx: &Sender<Vec<u8>>,
+    cfg: &Config,
+    shared: &Shared,
+) -> io::Result<u64> {
+    let slice = Duration::from_millis(500).min(cfg.source_timeout);
+    conn.set_read_timeout(Some(slice))?;
+    let mut total: u64 = 0;
+    let mut last = Instant::now();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut raw = first.to_vec();
+    loop {
+        if !raw.is_empty() {
+            let data = match &mut body {
+                Body::Plain(left) => {
+                    if let Some(l) = left {
+                        raw.truncate((*l).min(raw.len() as u64) as usize);
+                        *l -= raw.len() as u64;
+                    }
+                    std::mem::take(&mut raw)
+                }
+                Body::Chunked(d) => {
+                    let mut out = Vec::with_capacity(raw.len());
+                    d.feed(&raw, &mut out).map_err(io::Error::other)?;
+                    raw.clear();
+                    out
+                }
+            };
+            if !data.is_empty() {
+                total += data.len() as u64;
+                match tx.send_timeout(data, Duration::from_secs(5)) {
+                    Ok(()) => {}
+                    Err(SendTimeoutError::Timeout(_)) => {
+                        return Err(io::Error::other("the source reader is not taking data"))
+                    }
+                    Err(SendTimeoutError::Disconnected(_)) => return Ok(total),
+                }
+            }
+        }
+        let finished = match &body {
+            Body::Plain(Some(0)) => true,
+            Body::Chunked(d) => d.is_done(),
+            _ => false,
+        };
+        if finished || shared.shutdown.is_set() {
+            return Ok(total);
+        }
+        match conn.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => {
+                last = Instant::now();
+                raw.extend_from_slice(&buf[..n]);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                if last.elapsed() >= cfg.source_timeout {
+                    return Err(io::Error::other(format!(
+                        "silent for {:.0}s (-source-timeout)",
+                        cfg.source_timeout.as_secs_f64()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Wall-clock times as Icecast's status pages print them (UTC), without a date crate.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// (year, month, day, hour, minute, second, weekday 0 = Sunday) in UTC.
+fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32) {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    let wd = (days + 4).rem_euclid(7) as u32;
+    (
+        y,
+        m,
+        d,
+        (rem / 3600) as u32,
+        (rem % 3600 / 60) as u32,
+        (rem % 60) as u32,
+        wd,
+    )
+}
+
+/// `2026-11-22T16:52:45+0000`
+pub fn iso8601(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, _) = civil(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}+0000")
+}
+
+/// `Sun, 22 Nov 2026 16:52:45 +0000`
+pub fn rfc2822(t: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let (y, mo, d, h, mi, s, wd) = civil(t);
+    format!(
+        "{}, {d:02} {} {y} {h:02}:{mi:02}:{s:02} +0000",
+        DAYS[wd as usize],
+        MONTHS[mo as usize - 1]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn known_dates() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_366_365); // 2026-11-22 16:52:45 UTC
+        assert_eq!(iso8601(t), "2026-11-22T16:52:45+0000");
+        assert_eq!(rfc2822(t), "Sun, 22 Nov 2026 16:52:45 +0000");
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00+0000");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(&iso8601(leap)[..10], "2000-02-29");
+    }
+}

@@ -1,0 +1,169 @@
+//! The few URL forms ringcast takes: `http://[user:pass@]host[:port]/path` for `-url`,
+//! `icecast://user:pass@host:port/mount` for `-icecast`. IPv6 hosts in brackets. The
+//! user-info is percent-decoded.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, always starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    pub fn parse(s: &str, default_port: u16) -> Result<Url, String> {
+        let bad = |why: &str| format!("{s:?} is not a valid URL: {why}");
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme://"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+            (h.to_string(), after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (hostport.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None => default_port,
+        };
+        let (user, password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((a, b)) => (Some(percent_decode(a)), Some(percent_decode(b))),
+                None => (Some(percent_decode(u)), None),
+            },
+            None => (None, None),
+        };
+        Ok(Url {
+            scheme: scheme.to_ascii_lowercase(),
+            user,
+            password,
+            host,
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// `host:port` for connecting (brackets for IPv6).
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The URL without credentials, for logs.
+    pub fn redacted(&self) -> String {
+        format!("{}://{}{}", self.scheme, self.authority(), self.path)
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (as space, when `plus` is set); invalid UTF-8 is replaced.
+pub fn decode_component(s: &str, plus: bool) -> String {
+    String::from_utf8_lossy(&decode_bytes(s, plus)).into_owned()
+}
+
+/// Decodes `%XX` escapes and `+` (as space, when `plus` is set) to raw bytes.
+pub fn decode_bytes(s: &str, plus: bool) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(v) => {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b'+' if plus => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    decode_component(s, false)
+}
+
+/// Encodes a query value: unreserved characters stay, everything else becomes `%XX`.
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `key=value` pairs of a query string, decoded (form rules: `+` is a space).
+pub fn query_pairs(path: &str) -> Vec<(String, String)> {
+    let Some((_, q)) = path.split_once('?') else {
+        return Vec::new();
+    };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| match p.split_once('=') {
+            Some((k, v)) => (decode_component(k, true), decode_component(v, true)),
+            None => (decode_component(p, true), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_we_take() {
+        let u = Url::parse("icecast://source:p%40ss@127.0.0.1:8000/live", 8000).unwrap();
+        assert_eq!(u.user.as_deref(), Some("source"));
+        assert_eq!(u.password.as_deref(), Some("p@ss"));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("127.0.0.1", 8000, "/live")
+        );
+        let u = Url::parse("http://[::1]:9000/a?b=c", 80).unwrap();
+        assert_eq!(
+            (u.authority(), u.path.as_str()),
+            ("[::1]:9000".to_string(), "/a?b=c")
+        );
+        let u = Url::parse("http://radio.example", 80).unwrap();
+        assert_eq!((u.port, u.path.as_str()), (80, "/"));
+        assert_eq!(u.redacted(), "http://radio.example:80/");
+        assert!(Url::parse("radio.example/x", 80).is_err());
+        assert!(Url::parse("http://host:99999/", 80).is_err());
+    }
+
+    #[test]
+    fn query_decoding_and_encoding() {
+        let q = query_pairs("/admin/metadata?mount=%2Flive&mode=updinfo&song=Caf%C3%A9+del+Mar");
+        assert_eq!(q[0], ("mount".into(), "/live".into()));
+        assert_eq!(q[2], ("song".into(), "Café del Mar".into()));
+        assert_eq!(encode_component("Café & co"), "Caf%C3%A9%20%26%20co");
+        assert_eq!(decode_component(&encode_component("a/b'c"), false), "a/b'c");
+        assert_eq!(decode_component("100%", true), "100%");
+    }
+}
