@@ -12,12 +12,12 @@
 #[path = "../tests/blackbox/common.rs"]
 mod common;
 
-use common::{fixture, scratch, Server};
+use common::{fixture, Icecast, Server};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,7 +72,11 @@ fn main() {
         rows.push(("ringcast".into(), n, f));
         drop(server);
     }
-    if let Some(ice) = Icecast::start(&data) {
+    let have_icecast = std::process::Command::new("icecast2")
+        .arg("-v")
+        .output()
+        .is_ok();
+    if let Some(ice) = have_icecast.then(|| IcecastPeer::start(&data)).flatten() {
         for &n in &COUNTS {
             let f = measure(ice.pid(), ice.addr, "/bench.mp3", n, secs, &ice.fed);
             rows.push(("icecast2".into(), n, f));
@@ -270,89 +274,35 @@ impl Drop for Load {
     }
 }
 
-/// Debian's icecast2 with one mount fed by a paced SOURCE client in this process.
-struct Icecast {
-    child: Child,
+/// Debian's icecast2 (the tests' launcher) with one mount fed by a paced SOURCE client.
+struct IcecastPeer {
+    ice: Icecast,
     addr: SocketAddr,
     fed: Arc<AtomicU64>,
 }
 
-impl Icecast {
-    fn start(data: &[u8]) -> Option<Icecast> {
-        let bin = ["/usr/bin/icecast2", "/usr/local/bin/icecast2"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())?;
-        let dir = scratch("bench-icecast");
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777)).ok()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let root = unsafe { libc::getuid() } == 0;
-        let conf = format!(
-            r#"<icecast>
-  <limits><clients>1100</clients><sources>2</sources><queue-size>524288</queue-size>
-    <client-timeout>30</client-timeout><header-timeout>15</header-timeout><source-timeout>10</source-timeout>
-    <burst-on-connect>1</burst-on-connect><burst-size>65535</burst-size></limits>
-  <authentication><source-password>benchpw</source-password><admin-user>admin</admin-user><admin-password>benchadmin</admin-password></authentication>
-  <hostname>127.0.0.1</hostname>
-  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
-  <fileserve>0</fileserve>
-  <paths><basedir>/usr/share/icecast2</basedir><logdir>{dir}</logdir><webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot><pidfile>{dir}/icecast.pid</pidfile></paths>
-  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>2</loglevel></logging>
-  <security><chroot>0</chroot>{owner}</security>
-</icecast>"#,
-            dir = dir.display(),
-            owner = if root {
-                "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
-            } else {
-                ""
-            }
-        );
-        let conf_path = dir.join("icecast.xml");
-        std::fs::write(&conf_path, conf).ok()?;
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(addr).is_err() {
-            if start.elapsed() > Duration::from_secs(10) {
-                println!("(icecast2 did not start; see {})", dir.display());
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+impl IcecastPeer {
+    fn start(data: &[u8]) -> Option<IcecastPeer> {
+        let ice = Icecast::start("bench-icecast", common::free_port());
+        let addr = ice.addr();
         let mut source = TcpStream::connect(addr).ok()?;
-        // "source:benchpw" in base64.
-        let req = "SOURCE /bench.mp3 HTTP/1.0\r\nAuthorization: Basic c291cmNlOmJlbmNocHc=\r\nContent-Type: audio/mpeg\r\n\r\n";
+        let req = format!(
+            "SOURCE /bench.mp3 HTTP/1.0\r\nAuthorization: {}\r\nContent-Type: audio/mpeg\r\n\r\n",
+            common::basic("source", common::ICECAST_SOURCE_PASSWORD)
+        );
         source.write_all(req.as_bytes()).ok()?;
-        let mut resp = [0u8; 256];
-        if !matches!(source.read(&mut resp), Ok(n) if n > 0 && resp[..n].windows(3).any(|w| w == b"200"))
-        {
+        if common::read_head(&mut source).0 != 200 {
             println!("(icecast2 refused the source)");
             return None;
         }
         let fed = Arc::new(AtomicU64::new(0));
         let (d, f2) = (data.to_vec(), Arc::clone(&fed));
         std::thread::spawn(move || feed(source, &d, &f2));
-        Some(Icecast { child, addr, fed })
+        Some(IcecastPeer { ice, addr, fed })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Icecast {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.ice.pid()
     }
 }
 

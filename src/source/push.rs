@@ -49,7 +49,14 @@ impl PushSlot {
         Some((id, tx))
     }
 
-    fn release(&self, id: u64) {
+    /// Frees the slot once the reader has taken what was sent (or after 5 s), so a short
+    /// source session is not lost between two of the reader's looks at the slot.
+    fn release(&self, id: u64, tx: Sender<Vec<u8>>) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !tx.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(tx);
         let mut live = self.live.lock();
         if live.as_ref().is_some_and(|(i, _)| *i == id) {
             *live = None;
@@ -110,6 +117,14 @@ impl Input for PushInput {
                 }
             }
         }
+        if self.live.is_none() && self.fallback.is_none() {
+            // Nothing to play: watch for a source client to connect.
+            let deadline = Instant::now() + wait;
+            while self.live.is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+                self.live = self.shared.push.receiver();
+            }
+        }
         if let Some(rx) = &self.live {
             match rx.recv_timeout(wait) {
                 Ok(chunk) => {
@@ -127,10 +142,7 @@ impl Input for PushInput {
         }
         match &mut self.fallback {
             Some(f) => f.read(buf, wait),
-            None => {
-                std::thread::sleep(wait);
-                Err(timed_out())
-            }
+            None => Err(timed_out()),
         }
     }
 
@@ -254,7 +266,7 @@ pub fn serve_source(
         b"HTTP/1.0 200 OK\r\n\r\n"
     };
     if conn.write_all(answer).is_err() {
-        shared.push.release(id);
+        shared.push.release(id, tx);
         return;
     }
     let chunked = req
@@ -275,8 +287,7 @@ pub fn serve_source(
         Body::Plain(length)
     };
     let result = pump(&mut conn, &req.leftover, body, &tx, cfg, shared);
-    drop(tx);
-    shared.push.release(id);
+    shared.push.release(id, tx);
     match result {
         Ok(n) => info!("{peer}: source client left after {n} bytes"),
         Err(e) => warn!("{peer}: source client dropped: {e}"),
@@ -315,13 +326,13 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
         return;
     };
     if conn.write_all(b"OK2\r\nicy-caps:11\r\n\r\n").is_err() {
-        shared.push.release(id);
+        shared.push.release(id, tx);
         return;
     }
     let mut info = Info::default();
     loop {
         let Ok(line) = read_line(&mut conn) else {
-            shared.push.release(id);
+            shared.push.release(id, tx);
             return;
         };
         if line.is_empty() {
@@ -343,8 +354,7 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
     shared.meta.merge_info(&info);
     info!("{peer}: SHOUTcast source client connected");
     let result = pump(&mut conn, &[], Body::Plain(None), &tx, cfg, shared);
-    drop(tx);
-    shared.push.release(id);
+    shared.push.release(id, tx);
     match result {
         Ok(n) => info!("{peer}: SHOUTcast source client left after {n} bytes"),
         Err(e) => warn!("{peer}: SHOUTcast source client dropped: {e}"),

@@ -362,3 +362,178 @@ pub fn match_frames(
     }
     Ok(out)
 }
+
+/// Panics with an install hint when a peer program the test drives is missing.
+pub fn require_program(name: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).exists()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "this test drives the real `{name}`: apt-get install {package}"
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a test peer).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub const ICECAST_SOURCE_PASSWORD: &str = "hackme";
+pub const ICECAST_ADMIN_PASSWORD: &str = "adminpw";
+
+/// Debian's icecast2 on 127.0.0.1:`port`, with its own config and logs under target/.
+pub struct Icecast {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl Icecast {
+    pub fn start(name: &str, port: u16) -> Icecast {
+        require_program("icecast2", "icecast2");
+        let dir = scratch(name);
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        // icecast2 refuses to run as root: it switches to nobody when we are root.
+        let owner = if unsafe { libc::getuid() } == 0 {
+            "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
+        } else {
+            ""
+        };
+        let conf = format!(
+            r#"<icecast>
+  <limits><clients>1100</clients><sources>4</sources><queue-size>524288</queue-size>
+    <client-timeout>30</client-timeout><header-timeout>15</header-timeout><source-timeout>10</source-timeout>
+    <burst-on-connect>1</burst-on-connect><burst-size>65535</burst-size></limits>
+  <authentication><source-password>{src}</source-password><admin-user>admin</admin-user><admin-password>{adm}</admin-password></authentication>
+  <hostname>127.0.0.1</hostname>
+  <listen-socket><port>{port}</port><bind-address>127.0.0.1</bind-address></listen-socket>
+  <fileserve>1</fileserve>
+  <paths><basedir>/usr/share/icecast2</basedir><logdir>{dir}</logdir><webroot>/usr/share/icecast2/web</webroot><adminroot>/usr/share/icecast2/admin</adminroot><pidfile>{dir}/icecast.pid</pidfile></paths>
+  <logging><accesslog>access.log</accesslog><errorlog>error.log</errorlog><loglevel>3</loglevel></logging>
+  <security><chroot>0</chroot>{owner}</security>
+</icecast>"#,
+            src = ICECAST_SOURCE_PASSWORD,
+            adm = ICECAST_ADMIN_PASSWORD,
+            dir = dir.display(),
+        );
+        let conf_path = dir.join("icecast.xml");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("icecast2")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start icecast2");
+        let ice = Icecast { child, port, dir };
+        assert!(
+            eventually(Duration::from_secs(10), || TcpStream::connect(ice.addr())
+                .is_ok()),
+            "icecast2 did not start; see {}",
+            ice.dir.display()
+        );
+        ice
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills icecast2 and waits until its port is free again.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        eventually(Duration::from_secs(10), || {
+            TcpStream::connect(self.addr()).is_err()
+        });
+    }
+}
+
+impl Drop for Icecast {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// ffmpeg sending `mp3` (looped, in real time, frames copied as they are) to `target`
+/// (an `icecast://` URL) with `extra` options before the output.
+pub fn ffmpeg_push(mp3: &Path, target: &str, extra: &[&str]) -> Child {
+    require_program("ffmpeg", "ffmpeg");
+    Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
+        .arg(mp3)
+        .args(["-c:a", "copy", "-content_type", "audio/mpeg"])
+        .args(extra)
+        .args(["-f", "mp3", target])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg")
+}
+
+/// Decodes `secs` seconds of the stream at `url` with ffmpeg; returns (success, stderr).
+pub fn ffmpeg_decode(url: &str, secs: u32) -> (bool, String) {
+    require_program("ffmpeg", "ffmpeg");
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            url,
+            "-t",
+            &secs.to_string(),
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ffmpeg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An `Authorization: Basic …` value, encoded here independently of ringcast's code.
+pub fn basic(user: &str, pass: &str) -> String {
+    let data = format!("{user}:{pass}").into_bytes();
+    let abc = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                abc[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    format!("Basic {out}")
+}

@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod fanout;
 mod http;
+mod icecast;
 mod lifecycle;
 mod mp3;
 mod source;

@@ -1,0 +1,513 @@
+//! The Icecast world, against the real programs: ffmpeg as a source client and as a
+//! decoding listener, Debian's icecast2 as an upstream and as a downstream.
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+const PW: &str = "s3cret";
+
+fn push_server(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "-source-password",
+        PW,
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-buffer",
+        "400",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn tone() -> std::path::PathBuf {
+    fixture("tone-128k-44k1.mp3")
+}
+
+#[test]
+fn ffmpeg_pushes_with_put_and_listeners_decode_the_stream() {
+    let s = push_server(&[]);
+    let target = format!("icecast://source:{PW}@{}/live", s.addr);
+    let mut ff = ffmpeg_push(
+        &tone(),
+        &target,
+        &["-ice_name", "Test FM", "-ice_genre", "Jazz"],
+    );
+    assert!(
+        s.wait_log("source client connected (PUT /live", T)
+            .is_some(),
+        "{}",
+        s.log_text()
+    );
+    let l = s.listen();
+    assert!(
+        l.head.contains("icy-name: Test FM") && l.head.contains("icy-genre: Jazz"),
+        "{}",
+        l.head
+    );
+    let (ok, err) = ffmpeg_decode(&format!("http://{}/live", s.addr), 3);
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg could not decode ringcast's stream: {err}"
+    );
+    let _ = ff.kill();
+    let _ = ff.wait();
+    assert!(s.wait_log("source client left", T).is_some());
+}
+
+#[test]
+fn ffmpeg_legacy_source_method_works_too() {
+    let s = push_server(&[]);
+    let target = format!("icecast://source:{PW}@{}/live", s.addr);
+    let mut ff = ffmpeg_push(&tone(), &target, &["-legacy_icecast", "1"]);
+    assert!(
+        s.wait_log("source client connected (SOURCE /live", T)
+            .is_some(),
+        "{}",
+        s.log_text()
+    );
+    let mut l = s.listen();
+    let data = std::fs::read(tone()).unwrap();
+    let frames = mp3_frames(&data);
+    let body = l.read_body(20_000, T).to_vec();
+    let idx = match_frames(&body, &data, &frames).unwrap_or_else(|e| panic!("{e}"));
+    assert!(idx.len() > 20);
+    let _ = ff.kill();
+    let _ = ff.wait();
+}
+
+#[test]
+fn wrong_password_gets_401_and_a_second_source_403() {
+    let s = push_server(&[]);
+    let target = format!("icecast://source:wrong@{}/live", s.addr);
+    let mut ff = ffmpeg_push(&tone(), &target, &[]);
+    let status = ff.wait().unwrap();
+    assert!(!status.success(), "ffmpeg must fail with a wrong password");
+    assert!(s.wait_log("wrong user or password", T).is_some());
+    let r = Listener::request(
+        s.addr,
+        &format!(
+            "PUT /live HTTP/1.1\r\nAuthorization: {}\r\n\r\n",
+            basic("source", "nope")
+        ),
+    );
+    assert_eq!(r.status, 401);
+    assert!(r.head.contains("WWW-Authenticate"));
+
+    // A source that is connected keeps its mount: the next one gets 403.
+    let mut first = TcpStream::connect(s.addr).unwrap();
+    first
+        .write_all(
+            format!(
+                "SOURCE /live HTTP/1.0\r\nAuthorization: {}\r\n\r\n",
+                basic("source", PW)
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    assert_eq!(read_head(&mut first).0, 200);
+    let second = Listener::request(
+        s.addr,
+        &format!(
+            "PUT /live HTTP/1.1\r\nAuthorization: {}\r\n\r\n",
+            basic("source", PW)
+        ),
+    );
+    assert_eq!(second.status, 403);
+}
+
+#[test]
+fn a_silent_source_is_dropped_after_source_timeout() {
+    let s = push_server(&["-source-timeout", "1s"]);
+    let mut src = TcpStream::connect(s.addr).unwrap();
+    src.write_all(
+        format!(
+            "PUT /live HTTP/1.1\r\nAuthorization: {}\r\nExpect: 100-continue\r\n\r\n",
+            basic("source", PW)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let (status, head, _) = read_head(&mut src);
+    assert_eq!(status, 100, "{head}");
+    assert!(
+        s.wait_log("silent for 1s (-source-timeout)", T).is_some(),
+        "{}",
+        s.log_text()
+    );
+    // The mount is free again.
+    let mut next = TcpStream::connect(s.addr).unwrap();
+    next.write_all(
+        format!(
+            "SOURCE /live HTTP/1.0\r\nAuthorization: {}\r\n\r\n",
+            basic("source", PW)
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read_head(&mut next).0, 200);
+}
+
+#[test]
+fn a_chunked_put_body_is_decoded() {
+    let s = push_server(&[]);
+    let data = std::fs::read(tone()).unwrap();
+    let frames = mp3_frames(&data);
+    let mut l = s.listen();
+    let mut src = TcpStream::connect(s.addr).unwrap();
+    src.write_all(
+        format!("PUT /live HTTP/1.1\r\nAuthorization: {}\r\nTransfer-Encoding: chunked\r\nContent-Type: audio/mpeg\r\n\r\n", basic("source", PW))
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read_head(&mut src).0, 200);
+    for piece in data.chunks(1000) {
+        src.write_all(format!("{:x}\r\n", piece.len()).as_bytes())
+            .unwrap();
+        src.write_all(piece).unwrap();
+        src.write_all(b"\r\n").unwrap();
+    }
+    src.write_all(b"0\r\n\r\n").unwrap();
+    let body = l.read_body(30_000, T).to_vec();
+    let idx = match_frames(&body, &data, &frames).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        idx.len() > 50,
+        "chunk framing never reaches listeners: {} bytes, {} frames",
+        body.len(),
+        idx.len()
+    );
+}
+
+#[test]
+fn shoutcast_v1_source_on_the_next_port() {
+    let s = push_server(&[]);
+    let sc = std::net::SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
+    assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
+    let mut bad = TcpStream::connect(sc).unwrap();
+    bad.write_all(b"wrong\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = bad.read_to_string(&mut answer);
+    assert!(answer.starts_with("invalid password"), "{answer:?}");
+
+    let mut src = TcpStream::connect(sc).unwrap();
+    src.write_all(format!("{PW}\r\n").as_bytes()).unwrap();
+    let mut ok = [0u8; 4];
+    src.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"OK2\r");
+    src.write_all(b"icy-name:Old School FM\r\nicy-genre:Talk\r\nicy-pub:0\r\n\r\n")
+        .unwrap();
+    let data = std::fs::read(tone()).unwrap();
+    src.write_all(&data).unwrap();
+    assert!(s.wait_log("SHOUTcast source client connected", T).is_some());
+    let l = s.listen();
+    assert!(l.head.contains("icy-name: Old School FM"), "{}", l.head);
+}
+
+#[test]
+fn fallback_plays_until_a_source_connects() {
+    let voice = fixture("voice-40k-16k-id3.mp3");
+    let s = push_server(&["-fallback-path", voice.to_str().unwrap()]);
+    let vdata = std::fs::read(&voice).unwrap();
+    let vframes = mp3_frames(&vdata);
+    let mut l = s.listen();
+    // Real time: 40 kb/s is 5 KB a second.
+    let body = l.read_body(4_000, T).to_vec();
+    let idx =
+        match_frames(&body, &vdata, &vframes).unwrap_or_else(|e| panic!("fallback frames: {e}"));
+    assert!(idx.len() >= 15);
+
+    let data = std::fs::read(tone()).unwrap();
+    let target = format!("icecast://source:{PW}@{}/live", s.addr);
+    let mut ff = ffmpeg_push(&tone(), &target, &[]);
+    assert!(s.wait_log("source client connected", T).is_some());
+    // The listener, still connected, now hears the source: 128 kb/s frames (417/418 bytes).
+    let start = Instant::now();
+    let mut heard_live = false;
+    while !heard_live && start.elapsed() < T {
+        let before = l.body.len();
+        l.read_body(before + 4000, Duration::from_secs(2));
+        heard_live = l.body[before..]
+            .windows(4)
+            .any(|w| w == [0xff, 0xfb, 0x90, 0x64] || w == [0xff, 0xfb, 0x92, 0x64]);
+    }
+    assert!(heard_live, "the live source replaced the fallback");
+    let _ = ff.kill();
+    let _ = ff.wait();
+    drop(data);
+}
+
+#[test]
+fn pulls_from_icecast2_and_keeps_listeners_through_its_restart() {
+    let port = free_port();
+    let mut ice = Icecast::start("pull-icecast", port);
+    let target = format!("icecast://source:{ICECAST_SOURCE_PASSWORD}@127.0.0.1:{port}/live");
+    let mut ff = ffmpeg_push(&tone(), &target, &["-ice_name", "Upstream FM"]);
+    let url = format!("http://127.0.0.1:{port}/live");
+    let s = Server::start(&[
+        "-url",
+        &url,
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-buffer",
+        "400",
+        "-source-timeout",
+        "3s",
+    ]);
+    assert!(
+        s.wait_log("upstream http://127.0.0.1", T).is_some(),
+        "{}",
+        s.log_text()
+    );
+    let data = std::fs::read(tone()).unwrap();
+    let frames = mp3_frames(&data);
+    let mut l = s.listen();
+    let body = l.read_body(20_000, T).to_vec();
+    match_frames(&body, &data, &frames).unwrap_or_else(|e| panic!("{e}"));
+
+    // Kill icecast2 (and its source); the listener stays connected while ringcast redials.
+    let _ = ff.kill();
+    let _ = ff.wait();
+    ice.stop();
+    assert!(
+        s.wait_log("reopening the source", T).is_some(),
+        "{}",
+        s.log_text()
+    );
+    let mut ice = Icecast::start("pull-icecast-2", port);
+    let mut ff = ffmpeg_push(&tone(), &target, &[]);
+    let opens = s.log_count("connected: ");
+    assert!(
+        s.wait_log_count("connected: ", opens + 1, Duration::from_secs(40))
+            .is_some(),
+        "{}",
+        s.log_text()
+    );
+    let before = l.body.len();
+    l.read_body(before + 20_000, T);
+    assert!(
+        l.body.len() >= before + 20_000,
+        "the same listener hears the stream again"
+    );
+    let _ = ff.kill();
+    let _ = ff.wait();
+    ice.stop();
+}
+
+/// Reads one ICY listener's stream: returns (audio, titles in order).
+fn read_icy(l: &mut Listener, metaint: usize, audio_wanted: usize) -> (Vec<u8>, Vec<String>) {
+    let mut audio = Vec::new();
+    let mut titles = Vec::new();
+    let mut pos = 0;
+    while audio.len() < audio_wanted {
+        let need = pos + metaint + 1;
+        l.read_body(need, T);
+        assert!(l.body.len() >= need, "stream ended early");
+        audio.extend_from_slice(&l.body[pos..pos + metaint]);
+        let len = l.body[pos + metaint] as usize * 16;
+        l.read_body(pos + metaint + 1 + len, T);
+        let text = String::from_utf8_lossy(&l.body[pos + metaint + 1..pos + metaint + 1 + len])
+            .into_owned();
+        if let Some(t) = text.strip_prefix("StreamTitle='") {
+            titles.push(t.split("';").next().unwrap_or_default().to_string());
+        }
+        pos += metaint + 1 + len;
+    }
+    // The next call starts at the next audio byte.
+    l.body.drain(..pos);
+    (audio, titles)
+}
+
+#[test]
+fn metadata_updates_reach_icy_listeners_at_the_right_offsets_and_nobody_else() {
+    let path = tone();
+    let s = Server::start(&[
+        "-path",
+        path.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-bandwidth",
+        "32000",
+        "-icy-metaint",
+        "4000",
+        "-title",
+        "First title",
+        "-admin-password",
+        "adm",
+    ]);
+    let data = std::fs::read(&path).unwrap();
+    let frames = mp3_frames(&data);
+    let mut icy = Listener::request(s.addr, "GET /live HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n");
+    assert!(icy.head.contains("icy-metaint: 4000"), "{}", icy.head);
+    let mut plain = s.listen();
+    assert!(!plain.head.contains("icy-metaint"));
+    let (audio1, titles1) = read_icy(&mut icy, 4000, 8000);
+    assert_eq!(titles1.first().map(String::as_str), Some("First title"));
+
+    let wrong = Listener::request(
+        s.addr,
+        &format!("GET /admin/metadata?mount=/live&mode=updinfo&song=x HTTP/1.0\r\nAuthorization: {}\r\n\r\n", basic("admin", "no")),
+    );
+    assert_eq!(wrong.status, 401);
+    let mut ok = Listener::request(
+        s.addr,
+        &format!(
+            "GET /admin/metadata?mount=/live&mode=updinfo&song=Caf%C3%A9+del+Mar HTTP/1.0\r\nAuthorization: {}\r\n\r\n",
+            basic("admin", "adm")
+        ),
+    );
+    assert_eq!(ok.status, 200);
+    ok.read_to_eof(T);
+    assert!(String::from_utf8_lossy(&ok.body).contains("<return>1</return>"));
+
+    let (audio2, titles2) = read_icy(&mut icy, 4000, 40_000);
+    assert!(titles2.iter().any(|t| t == "Café del Mar"), "{titles2:?}");
+    // With the blocks taken out at exactly every 4000 bytes, the audio is whole frames.
+    let all: Vec<u8> = [audio1, audio2].concat();
+    match_frames(&all, &data, &frames).unwrap_or_else(|e| panic!("ICY listener audio: {e}"));
+    // The plain listener's stream is nothing but whole frames: no metadata in it.
+    let body = plain.read_body(40_000, T).to_vec();
+    match_frames(&body, &data, &frames).unwrap_or_else(|e| panic!("plain listener: {e}"));
+}
+
+#[test]
+fn pushes_to_icecast2_with_the_title() {
+    let port = free_port();
+    let _ice = Icecast::start("push-icecast", port);
+    let path = tone();
+    let target = format!("icecast://source:{ICECAST_SOURCE_PASSWORD}@127.0.0.1:{port}/ring");
+    let s = Server::start(&[
+        "-path",
+        path.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-bandwidth",
+        "16000",
+        "-icecast",
+        &target,
+        "-icy-name",
+        "Ringcast Relay",
+        "-title",
+        "Hello from ringcast",
+    ]);
+    assert!(
+        s.wait_log("title \"Hello from ringcast\" sent", T)
+            .is_some(),
+        "{}",
+        s.log_text()
+    );
+    // An Icecast listener decodes the stream...
+    let (ok, err) = ffmpeg_decode(&format!("http://127.0.0.1:{port}/ring"), 2);
+    assert!(
+        ok && err.trim().is_empty(),
+        "icecast2's listener could not decode: {err}"
+    );
+    // ...and sees the title ringcast sent, in Icecast's own ICY metadata.
+    let mut l = Listener::request(
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        "GET /ring HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n",
+    );
+    assert_eq!(l.status, 200, "{}", l.head);
+    assert!(l.head.contains("Ringcast Relay"), "{}", l.head);
+    let metaint: usize = l
+        .head
+        .lines()
+        .find_map(|h| h.strip_prefix("icy-metaint:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("icy-metaint");
+    let (_, titles) = read_icy(&mut l, metaint, metaint * 2);
+    assert!(
+        titles.iter().any(|t| t == "Hello from ringcast"),
+        "{titles:?}"
+    );
+}
+
+#[test]
+fn status_json_and_metrics_do_not_count_as_listeners() {
+    let s = Server::start(&[
+        "-tone",
+        "-title",
+        "Tone \"test\"",
+        "-icy-name",
+        "Tone FM",
+        "-admin-password",
+        "adm",
+    ]);
+    let _l = s.listen();
+    assert!(s.wait_log(": listening (GET", T).is_some());
+    let mut st = Listener::get(s.addr, "/status-json.xsl", 1);
+    assert_eq!(st.status, 200);
+    st.read_to_eof(T);
+    let v: serde_json::Value = serde_json::from_slice(&st.body).expect("valid JSON");
+    let sources = v["icestats"]["source"]
+        .as_array()
+        .expect("source is an array, even with one source");
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[0]["listeners"], 1);
+    assert_eq!(sources[0]["title"], "Tone \"test\"");
+    assert_eq!(sources[0]["server_name"], "Tone FM");
+    assert!(v["icestats"]["server_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("ringcast"));
+
+    let unauthorized = Listener::get(s.addr, "/metrics", 1);
+    assert_eq!(unauthorized.status, 401);
+    let mut m = Listener::request(
+        s.addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nAuthorization: {}\r\n\r\n",
+            basic("admin", "adm")
+        ),
+    );
+    assert_eq!(m.status, 200);
+    m.read_to_eof(T);
+    let text = String::from_utf8_lossy(&m.body);
+    assert!(text.contains("ringcast_listeners 1\n"), "{text}");
+    assert!(text.contains("ringcast_source_up 1\n"), "{text}");
+    assert!(
+        text.contains("# TYPE ringcast_bytes_out_total counter"),
+        "{text}"
+    );
+}
+
+#[test]
+fn shoutcast_admin_cgi_sets_the_title_in_latin1_or_utf8() {
+    let s = push_server(&[]);
+    let mut r = Listener::get(
+        s.addr,
+        &format!("/admin.cgi?pass={PW}&mode=updinfo&song=Caf%E9&charset=ISO-8859-1"),
+        0,
+    );
+    assert_eq!(r.status, 200);
+    r.read_to_eof(T);
+    let title = |s: &Server| {
+        let mut st = Listener::get(s.addr, "/status-json.xsl", 1);
+        st.read_to_eof(T);
+        let v: serde_json::Value = serde_json::from_slice(&st.body).unwrap();
+        v["icestats"]["source"][0]["title"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(title(&s), "Café");
+    let wrong = Listener::get(s.addr, "/admin.cgi?pass=nope&mode=updinfo&song=x", 0);
+    assert_eq!(wrong.status, 401);
+    let mut utf8 = Listener::get(
+        s.addr,
+        &format!("/admin.cgi?pass={PW}&mode=updinfo&song=%E2%99%AB+Ode"),
+        0,
+    );
+    assert_eq!(utf8.status, 200);
+    utf8.read_to_eof(T);
+    assert_eq!(title(&s), "♫ Ode");
+}
