@@ -511,3 +511,147 @@ fn shoutcast_admin_cgi_sets_the_title_in_latin1_or_utf8() {
     utf8.read_to_eof(T);
     assert_eq!(title(&s), "♫ Ode");
 }
+
+#[test]
+fn an_old_shoutcast_upstream_with_icy_status_metadata_and_a_stall() {
+    // No SHOUTcast server is packaged: this scripted one answers as SHOUTcast v1 does.
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = upstream.local_addr().unwrap();
+    let data = std::fs::read(tone()).unwrap();
+    let frames = mp3_frames(&data);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let feed = data.clone();
+    std::thread::spawn(move || {
+        for round in 0..2 {
+            let Ok((mut c, _)) = upstream.accept() else {
+                return;
+            };
+            let mut req = [0u8; 2048];
+            let n = c.read(&mut req).unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&req[..n]).into_owned());
+            let _ = c.write_all(b"ICY 200 OK\r\nicy-name:Old Upstream\r\nicy-metaint:1000\r\ncontent-type:audio/mpeg\r\n\r\n");
+            // 40 KB of audio with a title block every 1000 bytes, then (first round) a stall
+            // that never closes the socket.
+            for (i, piece) in feed[..40_000].chunks(1000).enumerate() {
+                let mut block = vec![0u8];
+                if i == 1 {
+                    let text = b"StreamTitle='Upstream Song';";
+                    let blocks = text.len().div_ceil(16);
+                    block = vec![blocks as u8];
+                    block.extend_from_slice(text);
+                    block.resize(1 + blocks * 16, 0);
+                }
+                if c.write_all(piece)
+                    .and_then(|_| c.write_all(&block))
+                    .is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if round == 0 {
+                // Hold the stalled socket open elsewhere and take the redial.
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_secs(30));
+                    drop(c);
+                });
+            }
+        }
+    });
+    let s = Server::start(&[
+        "-url",
+        &format!("http://{up_addr}/stream"),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-buffer",
+        "400",
+        "-source-timeout",
+        "1s",
+        "-burst-bytes",
+        "100000",
+    ]);
+    let request = rx.recv_timeout(T).expect("ringcast connects upstream");
+    assert!(request.contains("Icy-MetaData: 1"), "{request}");
+    assert!(
+        s.wait_log("upstream title: Upstream Song", T).is_some(),
+        "{}",
+        s.log_text()
+    );
+    let mut l = s.listen();
+    assert!(l.head.contains("icy-name: Old Upstream"), "{}", l.head);
+    let body = l.read_body(30_000, T).to_vec();
+    let idx = match_frames(&body, &data, &frames)
+        .unwrap_or_else(|e| panic!("metadata left in the audio? {e}"));
+    assert!(idx.len() > 50);
+    // The stalled upstream (socket open, no bytes) is detected and redialled.
+    assert!(
+        s.wait_log("upstream stalled", T).is_some(),
+        "{}",
+        s.log_text()
+    );
+    assert!(
+        rx.recv_timeout(T).is_ok(),
+        "ringcast reconnects after the stall"
+    );
+}
+
+#[test]
+fn restreams_mpeg_ts_from_an_upstream() {
+    require_program("ffmpeg", "ffmpeg");
+    let dir = scratch("ts-restream");
+    let ts = dir.join("input.ts");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=330:duration=4",
+            "-c:a",
+            "mp2",
+            "-b:a",
+            "128k",
+            "-f",
+            "mpegts",
+        ])
+        .arg(&ts)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // One ringcast plays the file as a live TS stream; a second restreams it via -url.
+    let origin = Server::start(&[
+        "-path",
+        ts.to_str().unwrap(),
+        "-frame-filter",
+        "ts",
+        "-frame-bytes",
+        "1316",
+        "-source-bandwidth",
+        "24000",
+    ]);
+    let relay = Server::start(&[
+        "-url",
+        &format!("http://{}/", origin.addr),
+        "-frame-filter",
+        "ts",
+        "-frame-bytes",
+        "1316",
+    ]);
+    let mut l = relay.listen();
+    assert!(l.head.contains("video/mp2t"), "{}", l.head);
+    let body = l.read_body(188 * 60, T).to_vec();
+    assert!(body.len() >= 188 * 60);
+    assert!(
+        body.chunks_exact(188).all(|p| p[0] == 0x47),
+        "whole TS packets from a packet boundary"
+    );
+    let (ok, err) = ffmpeg_decode(&format!("http://{}/", relay.addr), 1);
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg decodes the restreamed TS: {err}"
+    );
+}
