@@ -134,10 +134,42 @@ pub struct Args {
     /// password of user admin for admin calls (/admin/metadata, /metrics)
     #[argh(option)]
     pub admin_password: Option<String>,
+    /// the link's shared secret (serves the link to pullers when set)
+    #[argh(option)]
+    pub link_key: Option<String>,
+    /// read the link's shared secret from this file
+    #[argh(option)]
+    pub link_key_file: Option<String>,
+    /// receive the stream over the link by pulling it from this origin (http://host:port)
+    #[argh(option)]
+    pub link_pull: Option<String>,
+    /// push the stream over the link to this receiver (http://host:port)
+    #[argh(option)]
+    pub link_push: Option<String>,
+    /// receive the stream over the link from a pusher
+    #[argh(option, from_str_fn(parse_bool))]
+    pub link_receive: Option<bool>,
+    /// receiver: play the stream this far behind the origin (default 5s)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub link_delay: Option<Duration>,
+    /// origin: fragment length, cut at frame boundaries (default 250ms)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub fragment_duration: Option<Duration>,
+    /// origin: how much stream to keep for receivers that reconnect (default 30s)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub link_buffer: Option<Duration>,
 }
 
 /// The Go-syntax bool flags. Each is an argh option taking `true`/`false` after rewriting.
-const BOOL_FLAGS: &[&str] = &["exec", "tone", "close-idle", "reopen", "debug", "icy-pub"];
+const BOOL_FLAGS: &[&str] = &[
+    "exec",
+    "tone",
+    "close-idle",
+    "reopen",
+    "debug",
+    "icy-pub",
+    "link-receive",
+];
 
 /// The flags that take a value (the next argument, or the text after `=`).
 const VALUE_FLAGS: &[&str] = &[
@@ -174,6 +206,13 @@ const VALUE_FLAGS: &[&str] = &[
     "icy-metaint",
     "title",
     "admin-password",
+    "link-key",
+    "link-key-file",
+    "link-pull",
+    "link-push",
+    "link-delay",
+    "fragment-duration",
+    "link-buffer",
 ];
 
 /// What the command line asked for.

@@ -6,6 +6,7 @@
 
 use crate::cli::Args;
 use crate::frame::{self, FramerInfo};
+use crate::link::LinkConfig;
 use crate::meta::Info;
 use crate::url::Url;
 use log::LevelFilter;
@@ -26,6 +27,8 @@ pub enum InputSpec {
     Url(Url),
     /// Source clients push the stream (`-source-password`); `fallback` plays meanwhile.
     Push { fallback: Option<PathBuf> },
+    /// The link from another ringcast (`-link-pull` or `-link-receive`).
+    Link,
 }
 
 /// The validated configuration.
@@ -61,6 +64,8 @@ pub struct Config {
     pub title: String,
     pub icy_metaint: usize,
     pub admin_password: Option<String>,
+    /// The link, when `-link-key` (or a key file) is given.
+    pub link: Option<LinkConfig>,
 }
 
 /// Largest frame we accept: 16 MiB (streamserve's raw PCM recipes use 44100-byte frames).
@@ -81,6 +86,8 @@ impl Config {
             (a.path.is_some(), "-path"),
             (a.url.is_some(), "-url"),
             (a.source_password.is_some(), "-source-password"),
+            (a.link_pull.is_some(), "-link-pull"),
+            (a.link_receive.unwrap_or(false), "-link-receive"),
         ]
         .iter()
         .filter(|(on, _)| *on)
@@ -96,7 +103,9 @@ impl Config {
         if a.fallback_path.is_some() && a.source_password.is_none() {
             return Err("-fallback-path plays while no source client is connected: it needs -source-password".into());
         }
+        let link = link_config(a)?;
         let input = match (tone, exec, &a.path) {
+            _ if a.link_pull.is_some() || a.link_receive.unwrap_or(false) => InputSpec::Link,
             _ if a.url.is_some() => {
                 // unwrap ok: checked just above.
                 let url =
@@ -257,6 +266,7 @@ impl Config {
             title: a.title.clone().unwrap_or_default(),
             icy_metaint: range("icy-metaint", a.icy_metaint.unwrap_or(16000), 1, 1 << 20)?,
             admin_password: nonempty("admin-password", &a.admin_password)?,
+            link,
         })
     }
 
@@ -278,6 +288,10 @@ impl Config {
             InputSpec::Push { fallback: Some(f) } => {
                 format!("source clients (fallback {})", f.display())
             }
+            InputSpec::Link => match self.link.as_ref().and_then(|l| l.pull.as_ref()) {
+                Some(u) => format!("the link from {}", u.redacted()),
+                None => "the link (pushed to us)".into(),
+            },
         }
     }
 }
@@ -296,6 +310,72 @@ fn positive(flag: &str, d: Duration) -> Result<Duration, String> {
     } else {
         Ok(d)
     }
+}
+
+/// The link flags: a key (inline or from a file) and what to do with it.
+fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
+    let key = match (&a.link_key, &a.link_key_file) {
+        (Some(_), Some(_)) => return Err("-link-key and -link-key-file: give one".into()),
+        (Some(k), None) => Some(k.clone()),
+        (None, Some(f)) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| format!("-link-key-file {f}: {e}"))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let wants_link =
+        a.link_pull.is_some() || a.link_push.is_some() || a.link_receive.unwrap_or(false);
+    let Some(key) = key else {
+        return if wants_link {
+            Err("the link needs a shared secret: -link-key or -link-key-file".into())
+        } else {
+            Ok(None)
+        };
+    };
+    if key.len() < 8 {
+        return Err("the link key must be at least 8 characters".into());
+    }
+    let base = |flag: &str, s: &Option<String>| -> Result<Option<Url>, String> {
+        s.as_deref()
+            .map(|u| {
+                let url = Url::parse(u, 80).map_err(|e| format!("-{flag}: {e}"))?;
+                if url.scheme != "http" {
+                    return Err(format!("-{flag}: only http:// is supported in this version (use a TLS tunnel for https)"));
+                }
+                Ok(url)
+            })
+            .transpose()
+    };
+    if a.link_pull.is_some() && a.link_receive.unwrap_or(false) {
+        return Err("-link-pull and -link-receive: a receiver either pulls or is pushed to".into());
+    }
+    let delay = a.link_delay.unwrap_or(Duration::from_secs(5));
+    if delay < Duration::from_millis(500) || delay > Duration::from_secs(600) {
+        return Err(format!(
+            "-link-delay {delay:?} is out of range (500ms to 10m)"
+        ));
+    }
+    let fragment = a.fragment_duration.unwrap_or(Duration::from_millis(250));
+    if fragment < Duration::from_millis(20) || fragment > Duration::from_secs(5) {
+        return Err(format!(
+            "-fragment-duration {fragment:?} is out of range (20ms to 5s)"
+        ));
+    }
+    let keep = a.link_buffer.unwrap_or(Duration::from_secs(30));
+    if keep < Duration::from_secs(1) || keep > Duration::from_secs(3600) {
+        return Err(format!("-link-buffer {keep:?} is out of range (1s to 1h)"));
+    }
+    Ok(Some(LinkConfig {
+        key: key.into_bytes(),
+        pull: base("link-pull", &a.link_pull)?,
+        push: base("link-push", &a.link_push)?,
+        receive: a.link_receive.unwrap_or(false),
+        delay,
+        fragment,
+        keep,
+    }))
 }
 
 fn nonempty(flag: &str, v: &Option<String>) -> Result<Option<String>, String> {
@@ -515,6 +595,57 @@ mod tests {
         );
         assert!(config(&["-icy-metaint", "0"]).is_err());
         assert_eq!(config(&["-icy-pub", "-title", "Hi"]).unwrap().title, "Hi");
+    }
+
+    #[test]
+    fn link_flags() {
+        let c = config(&[
+            "-link-pull",
+            "http://127.0.0.1:9000",
+            "-link-key",
+            "0123456789",
+        ])
+        .unwrap();
+        assert_eq!(c.input, InputSpec::Link);
+        assert_eq!(c.link.as_ref().unwrap().delay, Duration::from_secs(5));
+        assert!(config(&["-link-pull", "http://x:1"])
+            .unwrap_err()
+            .contains("shared secret"));
+        assert!(config(&["-link-receive", "-link-key", "short"])
+            .unwrap_err()
+            .contains("8 characters"));
+        assert!(
+            config(&["-link-receive", "-link-key", "0123456789", "-tone"])
+                .unwrap_err()
+                .contains("together")
+        );
+        assert!(config(&[
+            "-tone",
+            "-link-push",
+            "https://x",
+            "-link-key",
+            "0123456789"
+        ])
+        .unwrap_err()
+        .contains("http://"));
+        let origin = config(&[
+            "-tone",
+            "-link-key",
+            "0123456789",
+            "-link-push",
+            "http://r:8000",
+        ])
+        .unwrap();
+        assert_eq!(origin.input, InputSpec::Tone);
+        assert!(origin.link.unwrap().push.is_some());
+        assert!(config(&[
+            "-link-receive",
+            "-link-key",
+            "0123456789",
+            "-link-delay",
+            "1h"
+        ])
+        .is_err());
     }
 
     #[test]

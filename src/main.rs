@@ -13,6 +13,7 @@ mod flagsfile;
 mod frame;
 mod heartbeat;
 mod icy;
+mod link;
 mod meta;
 mod notify;
 mod output;
@@ -130,7 +131,20 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
             .trigger(format!("{} received", sys::signal_name(sig)));
     })?;
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-    let reader = spawn("src-read", move || source::reader::run(c, sh))?;
+    let reader = if link::is_receiver(&cfg) {
+        // The link is the source: the player fills the ring, a dialler feeds the player.
+        if cfg.link.as_ref().is_some_and(|l| l.pull.is_some()) {
+            let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+            spawn("link-pull", move || link::receiver::run_pull(&c, &sh))?;
+        }
+        spawn("link-play", move || link::receiver::run_play(&c, &sh))?
+    } else {
+        spawn("src-read", move || source::reader::run(c, sh))?
+    };
+    if cfg.link.as_ref().is_some_and(|l| l.push.is_some()) {
+        let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+        spawn("link-push", move || link::origin::run_push(&c, &sh))?;
+    }
     let sock_fd = sock.as_raw_fd();
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
     let accept = spawn("http-accept", move || {

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::heartbeat::Heartbeat;
+use crate::link::LinkState;
 use crate::meta::Meta;
 use crate::ring::Ring;
 use crate::shutdown::Shutdown;
@@ -33,6 +34,10 @@ pub struct Shared {
     pub listener_peak: AtomicUsize,
     /// Connected to the `-icecast` server.
     pub output_up: AtomicBool,
+    /// The link, when configured.
+    pub link: Option<LinkState>,
+    /// The stream's Content-Type (what the link tells the next hop).
+    pub content_type: String,
     source_state: AtomicU8,
     listeners: Mutex<usize>,
     listeners_changed: Condvar,
@@ -80,6 +85,8 @@ impl Shared {
             stream_started: Mutex::new(None),
             listener_peak: AtomicUsize::new(0),
             output_up: AtomicBool::new(false),
+            link: cfg.link.clone().map(LinkState::new),
+            content_type: cfg.content_type.clone(),
             source_state: AtomicU8::new(SourceState::Opening as u8),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),

@@ -164,6 +164,23 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Makes the kernel give up on a connection whose sent data stays unacknowledged for `d`
+/// (a blackholed path that never sends a RST): writes then fail instead of queueing.
+pub fn set_tcp_user_timeout(sock: &impl AsRawFd, d: Duration) -> io::Result<()> {
+    let ms = d.as_millis().min(u32::MAX as u128) as libc::c_uint;
+    // SAFETY: a plain option value of the right size.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            &ms as *const libc::c_uint as *const libc::c_void,
+            std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
 /// Half-closes a socket's read side: wakes a thread blocked in `accept` on it.
 pub fn shutdown_read(fd: RawFd) {
     // SAFETY: fd is a socket we own; an error (not connected) is harmless.

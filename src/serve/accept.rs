@@ -147,6 +147,16 @@ pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: 
             admin::metadata(conn, peer, &req, cfg, shared)
         }
         ("GET", "/admin.cgi") => admin::shoutcast(conn, peer, &req, cfg, shared),
+        ("GET", crate::link::PATH_CHALLENGE) if shared.link.is_some() => {
+            // unwrap ok: checked in the guard.
+            crate::link::origin::challenge(&mut conn, &req, shared.link.as_ref().unwrap())
+        }
+        ("GET", crate::link::PATH_PULL) if shared.link.is_some() => {
+            crate::link::origin::serve_pull(conn, peer, &req, shared)
+        }
+        ("POST", crate::link::PATH_PUSH) if cfg.link.as_ref().is_some_and(|l| l.receive) => {
+            crate::link::receiver::serve_push(conn, peer, &req, shared)
+        }
         ("GET" | "HEAD", _) => listener::serve(conn, peer, &req, cfg, shared),
         ("PUT" | "SOURCE", _) if cfg.source_password.is_some() => {
             push::serve_source(conn, peer, &req, cfg, shared)

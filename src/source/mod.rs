@@ -45,6 +45,11 @@ pub fn open(cfg: &Config, shared: &Arc<Shared>) -> io::Result<Box<dyn Input>> {
             shared,
         )?),
         InputSpec::Push { fallback } => Box::new(push::PushInput::new(shared, fallback.as_deref())),
+        InputSpec::Link => {
+            return Err(io::Error::other(
+                "the link is read by the link player, not the source reader",
+            ))
+        }
     })
 }
 

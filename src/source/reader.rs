@@ -10,6 +10,7 @@ use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::frame::{Framer, Scan, ScanCounts};
 use crate::limited;
+use crate::link::fragments::Cutter;
 use crate::ratelimit::RateLimit;
 use crate::shared::{Shared, SourceState};
 use crate::stats::Stats;
@@ -45,6 +46,8 @@ enum End {
 pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut was_idle = false;
+    // Cuts link fragments from the frames, when this instance serves the link.
+    let mut cutter = shared.link.as_ref().map(|l| Cutter::new(l.cfg.fragment));
     loop {
         shared.reader_beat.beat(BEAT);
         if shared.shutdown.is_set() {
@@ -68,7 +71,7 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         shared.reader_beat.waiting();
         let result = open(&cfg, &shared).and_then(|mut input| {
             shared.set_source_state(SourceState::Open);
-            let r = pump(&cfg, &shared, input.as_mut());
+            let r = pump(&cfg, &shared, input.as_mut(), &mut cutter);
             // Stopping a child can take two grace periods.
             shared.reader_beat.beat(BEAT * 3);
             input.close(match r {
@@ -110,7 +113,16 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
 }
 
 /// Reads one open input until it ends, fails or is no longer wanted.
-fn pump(cfg: &Config, shared: &Shared, input: &mut dyn Input) -> io::Result<End> {
+fn pump(
+    cfg: &Config,
+    shared: &Shared,
+    input: &mut dyn Input,
+    cutter: &mut Option<Cutter>,
+) -> io::Result<End> {
+    // Each source start is a new epoch on the link.
+    if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
+        c.new_epoch(&l.log);
+    }
     let mut quiet = Quiet::new(cfg.max_quiet_interval);
     if cfg.header_bytes > 0 {
         let mut header = vec![0u8; cfg.header_bytes];
@@ -162,15 +174,19 @@ fn pump(cfg: &Config, shared: &Shared, input: &mut dyn Input) -> io::Result<End>
                 read_total += n as u64;
                 Stats::add(&shared.stats.bytes_in, n as u64);
                 pending.extend(&chunk[..n]);
-                emit_frames(cfg, shared, framer.as_mut(), &mut pending, false);
+                emit_frames(cfg, shared, framer.as_mut(), &mut pending, false, cutter);
             }
             Slice::Eof => {
-                emit_frames(cfg, shared, framer.as_mut(), &mut pending, true);
+                emit_frames(cfg, shared, framer.as_mut(), &mut pending, true, cutter);
                 shared.ring.flush();
                 return Ok(End::Eof);
             }
             Slice::Stop => return Ok(End::Stop),
-            Slice::Nothing => {}
+            Slice::Nothing => {
+                if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
+                    c.tick(&l.log);
+                }
+            }
         }
     }
 }
@@ -272,13 +288,18 @@ fn emit_frames(
     framer: &mut dyn Framer,
     pending: &mut FrameBuffer,
     eof: bool,
+    cutter: &mut Option<Cutter>,
 ) {
     let mut counts = ScanCounts::default();
     let mut frames = 0u64;
     loop {
         match framer.scan(pending.bytes(), eof, &mut counts) {
             Scan::Frame { skip, len } => {
-                shared.ring.push(&pending.bytes()[skip..skip + len]);
+                let frame = &pending.bytes()[skip..skip + len];
+                shared.ring.push(frame);
+                if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
+                    c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);
+                }
                 pending.consume(skip + len);
                 frames += 1;
             }

@@ -1,0 +1,316 @@
+//! The origin's side of the link: a [`Cutter`] groups the frames going into the ring into
+//! fragments of about `-fragment-duration` (never splitting a frame), and a [`FragmentLog`]
+//! keeps the last `-link-buffer` of them so a receiver that reconnects resumes right after
+//! the last fragment it holds, instead of getting the whole buffer again.
+//!
+//! The Cutter is owned by the thread that fills the ring (the source reader, or the link
+//! player on a receiver that is itself an origin); sessions read the log under its lock and
+//! write to their sockets after releasing it.
+
+use super::wire::Fragment;
+use parking_lot::{Condvar, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a session should send next.
+#[derive(Debug)]
+pub enum Next {
+    /// Fragments `from..=to` of `epoch` are gone; then these.
+    Gap {
+        epoch: u64,
+        from: u64,
+        to: u64,
+        then: Vec<Arc<Fragment>>,
+    },
+    Frags(Vec<Arc<Fragment>>),
+    /// Nothing new within the wait.
+    Idle,
+}
+
+#[derive(Default)]
+struct Log {
+    frags: VecDeque<Arc<Fragment>>,
+    held_us: u64,
+}
+
+pub struct FragmentLog {
+    log: Mutex<Log>,
+    cond: Condvar,
+    keep_us: u64,
+}
+
+impl FragmentLog {
+    pub fn new(keep: Duration) -> FragmentLog {
+        FragmentLog {
+            log: Mutex::new(Log::default()),
+            cond: Condvar::new(),
+            keep_us: keep.as_micros() as u64,
+        }
+    }
+
+    pub fn append(&self, f: Fragment) {
+        {
+            let mut l = self.log.lock();
+            l.held_us += f.duration_us as u64;
+            l.frags.push_back(Arc::new(f));
+            while l.held_us > self.keep_us && l.frags.len() > 1 {
+                // unwrap ok: more than one fragment is held.
+                let old = l.frags.pop_front().unwrap();
+                l.held_us -= old.duration_us as u64;
+            }
+        }
+        self.cond.notify_all();
+    }
+
+    /// The newest fragment held: (epoch, seq).
+    pub fn newest(&self) -> Option<(u64, u64)> {
+        self.log.lock().frags.back().map(|f| (f.epoch, f.seq))
+    }
+
+    /// What follows `after` (the receiver's newest fragment; `None` for a fresh receiver,
+    /// which gets the last `want_us` of the stream). Waits up to `wait` when caught up.
+    pub fn after(&self, after: Option<(u64, u64)>, want_us: u64, wait: Duration) -> Next {
+        let mut l = self.log.lock();
+        let mut waited = false;
+        loop {
+            let next = Self::find(&l, after, want_us);
+            if !matches!(next, Next::Idle) || waited {
+                return next;
+            }
+            waited = true;
+            self.cond.wait_for(&mut l, wait);
+        }
+    }
+
+    fn find(l: &Log, after: Option<(u64, u64)>, want_us: u64) -> Next {
+        let fresh = |l: &Log| {
+            // The newest fragments covering `want_us`.
+            let mut start = l.frags.len();
+            let mut covered = 0u64;
+            while start > 0 && covered < want_us {
+                start -= 1;
+                covered += l.frags[start].duration_us as u64;
+            }
+            l.frags.iter().skip(start).cloned().collect::<Vec<_>>()
+        };
+        let take_from = |i: usize| l.frags.iter().skip(i).cloned().collect::<Vec<_>>();
+        let frags = match after {
+            None => fresh(l),
+            Some((epoch, seq)) => {
+                if !l.frags.iter().any(|f| f.epoch == epoch) {
+                    // An epoch we no longer hold (or never had: the origin restarted).
+                    return nonempty(fresh(l));
+                }
+                match l.frags.iter().position(|f| f.epoch == epoch && f.seq > seq) {
+                    Some(i) => {
+                        let first = &l.frags[i];
+                        if first.seq > seq + 1 && (i == 0 || l.frags[i - 1].epoch != epoch) {
+                            return Next::Gap {
+                                epoch,
+                                from: seq + 1,
+                                to: first.seq - 1,
+                                then: take_from(i),
+                            };
+                        }
+                        take_from(i)
+                    }
+                    None => {
+                        // All of that epoch is held up to `seq`: continue with a later epoch.
+                        let last = l.frags.iter().rposition(|f| f.epoch == epoch).unwrap_or(0);
+                        take_from(last + 1)
+                    }
+                }
+            }
+        };
+        nonempty(frags)
+    }
+}
+
+fn nonempty(frags: Vec<Arc<Fragment>>) -> Next {
+    if frags.is_empty() {
+        Next::Idle
+    } else {
+        Next::Frags(frags)
+    }
+}
+
+/// Groups frames into fragments.
+pub struct Cutter {
+    target_us: u64,
+    epoch: u64,
+    next_seq: u64,
+    cur: Option<Building>,
+}
+
+struct Building {
+    capture_us: u64,
+    started: Instant,
+    media_us: u64,
+    /// Every frame had a known media duration.
+    timed: bool,
+    frame_lens: Vec<u32>,
+    data: Vec<u8>,
+}
+
+impl Cutter {
+    pub fn new(target: Duration) -> Cutter {
+        Cutter {
+            target_us: target.as_micros() as u64,
+            epoch: super::random_u64(),
+            next_seq: 1,
+            cur: None,
+        }
+    }
+
+    /// The source (re)started: what follows is a new epoch.
+    pub fn new_epoch(&mut self, log: &FragmentLog) {
+        self.flush(log);
+        self.epoch = super::random_u64();
+        self.next_seq = 1;
+    }
+
+    /// Adds one frame (`dur`: its media duration, when the format tells).
+    pub fn frame(&mut self, frame: &[u8], dur: Option<Duration>, log: &FragmentLog) {
+        let b = self.cur.get_or_insert_with(|| Building {
+            capture_us: super::wall_us(),
+            started: Instant::now(),
+            media_us: 0,
+            timed: true,
+            frame_lens: Vec::new(),
+            data: Vec::new(),
+        });
+        b.frame_lens.push(frame.len() as u32);
+        b.data.extend_from_slice(frame);
+        match dur {
+            Some(d) => b.media_us += d.as_micros() as u64,
+            None => b.timed = false,
+        }
+        if b.length_us() >= self.target_us {
+            self.flush(log);
+        }
+    }
+
+    /// Closes a fragment whose frames are older than the target (a source that paused).
+    pub fn tick(&mut self, log: &FragmentLog) {
+        if self
+            .cur
+            .as_ref()
+            .is_some_and(|b| b.started.elapsed().as_micros() as u64 >= self.target_us)
+        {
+            self.flush(log);
+        }
+    }
+
+    fn flush(&mut self, log: &FragmentLog) {
+        let Some(b) = self.cur.take() else { return };
+        let duration_us = b.length_us().max(1) as u32;
+        log.append(Fragment {
+            epoch: self.epoch,
+            seq: self.next_seq,
+            capture_us: b.capture_us,
+            duration_us,
+            frame_lens: b.frame_lens,
+            data: b.data,
+        });
+        self.next_seq += 1;
+    }
+}
+
+impl Building {
+    /// Media time when every frame's duration is known, else the time frames arrived over.
+    fn length_us(&self) -> u64 {
+        if self.timed {
+            self.media_us
+        } else {
+            self.started.elapsed().as_micros() as u64
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(epoch: u64, seq: u64) -> Fragment {
+        Fragment {
+            epoch,
+            seq,
+            capture_us: seq * 250_000,
+            duration_us: 250_000,
+            frame_lens: vec![1],
+            data: vec![seq as u8],
+        }
+    }
+
+    fn seqs(n: Next) -> (Option<(u64, u64, u64)>, Vec<(u64, u64)>) {
+        match n {
+            Next::Gap {
+                epoch,
+                from,
+                to,
+                then,
+            } => (
+                Some((epoch, from, to)),
+                then.iter().map(|f| (f.epoch, f.seq)).collect(),
+            ),
+            Next::Frags(f) => (None, f.iter().map(|f| (f.epoch, f.seq)).collect()),
+            Next::Idle => (None, vec![]),
+        }
+    }
+
+    const NOW: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn resume_sends_only_what_follows() {
+        let log = FragmentLog::new(Duration::from_secs(2)); // 8 fragments
+        for s in 1..=12 {
+            log.append(frag(7, s));
+        }
+        assert_eq!(seqs(log.after(Some((7, 10)), 0, NOW)).1, [(7, 11), (7, 12)]);
+        assert_eq!(seqs(log.after(Some((7, 12)), 0, NOW)).1, []);
+        // Fragment 5 is gone (only 5..=12 are held: 8 × 250 ms): a gap marker, then the oldest.
+        let (gap, then) = seqs(log.after(Some((7, 2)), 0, NOW));
+        assert_eq!(gap, Some((7, 3, 4)));
+        assert_eq!(then.first(), Some(&(7, 5)));
+        // A fresh receiver wanting 500 ms gets the two newest.
+        assert_eq!(seqs(log.after(None, 500_000, NOW)).1, [(7, 11), (7, 12)]);
+    }
+
+    #[test]
+    fn a_new_epoch_follows_the_old_one() {
+        let log = FragmentLog::new(Duration::from_secs(10));
+        for s in 1..=3 {
+            log.append(frag(1, s));
+        }
+        for s in 1..=2 {
+            log.append(frag(2, s));
+        }
+        assert_eq!(
+            seqs(log.after(Some((1, 2)), 0, NOW)).1,
+            [(1, 3), (2, 1), (2, 2)]
+        );
+        assert_eq!(seqs(log.after(Some((1, 3)), 0, NOW)).1, [(2, 1), (2, 2)]);
+        // An epoch the log never had (the origin restarted): fresh.
+        assert_eq!(seqs(log.after(Some((99, 5)), 250_000, NOW)).1, [(2, 2)]);
+    }
+
+    #[test]
+    fn cutter_cuts_at_frame_boundaries_by_media_time() {
+        let log = FragmentLog::new(Duration::from_secs(10));
+        let mut c = Cutter::new(Duration::from_millis(250));
+        let d = Duration::from_micros(26_122); // one 44.1 kHz MP3 frame
+        for i in 0..25u8 {
+            c.frame(&[i; 418], Some(d), &log);
+        }
+        // 10 frames = 261 ms ≥ 250 ms: two whole fragments of 10 frames, 5 frames pending.
+        let (_, got) = seqs(log.after(None, u64::MAX, NOW));
+        assert_eq!(got.len(), 2);
+        let Next::Frags(f) = log.after(None, u64::MAX, NOW) else {
+            panic!()
+        };
+        assert_eq!(f[0].frame_lens, vec![418; 10]);
+        assert_eq!(f[1].seq, f[0].seq + 1);
+        assert_eq!(f[0].data[418 * 9], 9);
+    }
+}

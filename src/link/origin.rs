@@ -1,0 +1,399 @@
+//! The origin's side of the link: the challenge, serving pullers, and pushing to a receiver.
+//!
+//! Handshake (both modes): the dialer fetches a one-time nonce from the other side's
+//! challenge path, then opens the stream with a request whose parameters carry an HMAC made
+//! with the shared key. Both sides derive the session key from the two nonces. The shared key
+//! itself never crosses the wire.
+
+use super::fragments::Next;
+use super::wire::{self, Msg};
+use super::{
+    fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
+    PATH_PUSH, STALL,
+};
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::serve::http::{self, Request};
+use crate::shared::Shared;
+use crate::url::{query_pairs, Url};
+use log::{info, warn};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// `GET /.ringcast/link/challenge`: a nonce, where this instance (as a receiver) would
+/// resume, and how much a fresh receiver wants (its delay, ms).
+pub fn challenge(conn: &mut TcpStream, req: &Request, link: &LinkState) {
+    let held = fmt_pos(*link.held.lock());
+    let body = format!(
+        "ringcast-link {} {} {held} {}\n",
+        wire::VERSION,
+        link.issue_nonce(),
+        link.cfg.delay.as_millis()
+    );
+    let length = body.len().to_string();
+    let out = http::head(
+        req.minor,
+        200,
+        "text/plain",
+        &[
+            ("Content-Length", length.as_str()),
+            ("Cache-Control", "no-store"),
+        ],
+    ) + &body;
+    if conn.write_all(out.as_bytes()).is_ok() {
+        http::close_gracefully(conn);
+    }
+}
+
+/// Checks a handshake request: version, our nonce, the MAC over `fields` (in order).
+/// Returns the query values, or answers 401/400 and returns `None`.
+pub fn verify(
+    conn: &mut TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    link: &LinkState,
+    mode: &str,
+    fields: &[&str],
+) -> Option<Vec<String>> {
+    let q = query_pairs(&req.path);
+    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let values: Vec<String> = fields.iter().map(|f| get(f).unwrap_or_default()).collect();
+    if get("v").as_deref() != Some("1") {
+        http::respond(
+            conn,
+            req.minor,
+            400,
+            "unsupported link protocol version (this is version 1)",
+            &[],
+        );
+        return None;
+    }
+    let nonce = get("nonce").unwrap_or_default();
+    let mut parts = vec![mode, "1"];
+    parts.extend(values.iter().map(String::as_str));
+    let good_mac =
+        get("mac").is_some_and(|m| crate::auth::same_secret(&m, &link.request_mac(&parts)));
+    // Consume the nonce only for a request that proves the key.
+    if !good_mac || !link.take_nonce(&nonce) {
+        link.stats.refused.fetch_add(1, Relaxed);
+        warn!("{peer}: link {mode} refused: wrong key or stale nonce");
+        http::respond(conn, req.minor, 401, "link authentication failed", &[]);
+        return None;
+    }
+    Some(values)
+}
+
+/// `GET /.ringcast/link/pull`: a receiver pulls fragments from us.
+pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: &Shared) {
+    let Some(link) = shared.link.as_ref() else {
+        return;
+    };
+    let fields = ["nonce", "cnonce", "after", "want", "rid"];
+    let Some(v) = verify(&mut conn, peer, req, link, "pull", &fields) else {
+        return;
+    };
+    let key = wire::session_key(&link.cfg.key, &v[0], &v[1]);
+    let after = parse_pos(&v[2]);
+    let want_us = v[3].parse::<u64>().unwrap_or(5000) * 1000;
+    let who = format!("pull:{}", v[4]);
+    let gen = link.begin_session(&who);
+    let head = http::head(
+        req.minor,
+        200,
+        "application/x-ringcast-link",
+        &[("Cache-Control", "no-store")],
+    );
+    if conn.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
+    let _ = conn.set_write_timeout(Some(STALL * 2));
+    info!("{peer}: link receiver pulling after {}", v[2]);
+    let result = send_stream(
+        &mut conn,
+        &key,
+        shared,
+        after,
+        want_us,
+        || link.is_current(&who, gen),
+        |_| Ok(()),
+    );
+    match result {
+        Ok(()) if !link.is_current(&who, gen) => {
+            info!("{peer}: link session replaced by a newer one")
+        }
+        Ok(()) => info!("{peer}: link session ended"),
+        Err(e) => info!("{peer}: link session ended: {e}"),
+    }
+}
+
+/// Sends the stream from the fragment log: meta first, then fragments after `pos` (or the
+/// newest `want_us` for a fresh receiver), a heartbeat whenever a second passes without
+/// other traffic. `check` runs after each round (the pusher reads acks there).
+pub fn send_stream(
+    conn: &mut TcpStream,
+    key: &[u8],
+    shared: &Shared,
+    mut pos: Option<(u64, u64)>,
+    want_us: u64,
+    wanted: impl Fn() -> bool,
+    mut check: impl FnMut(&mut TcpStream) -> io::Result<()>,
+) -> io::Result<()> {
+    let Some(link) = shared.link.as_ref() else {
+        return Ok(());
+    };
+    let mut title_seq = 0;
+    let mut last_sent = Instant::now();
+    let mut out = Vec::new();
+    loop {
+        if shared.shutdown.is_set() || !wanted() {
+            return Ok(());
+        }
+        out.clear();
+        let (title, seq) = shared.meta.title();
+        if seq != title_seq {
+            title_seq = seq;
+            let header = shared.ring.header().map(|h| h.to_vec()).unwrap_or_default();
+            let content_type = shared.content_type.clone();
+            wire::write_msg(
+                &mut out,
+                key,
+                &Msg::Meta {
+                    content_type,
+                    header,
+                    title: title.to_string(),
+                },
+            )?;
+        }
+        let frags = match link.log.after(pos, want_us, Duration::from_millis(250)) {
+            Next::Gap {
+                epoch,
+                from,
+                to,
+                then,
+            } => {
+                wire::write_msg(&mut out, key, &Msg::Gap { epoch, from, to })?;
+                then
+            }
+            Next::Frags(f) => f,
+            Next::Idle => Vec::new(),
+        };
+        for f in frags {
+            pos = Some((f.epoch, f.seq));
+            wire::write_msg(
+                &mut out,
+                key,
+                &Msg::Fragment {
+                    sent_us: wall_us(),
+                    frag: (*f).clone(),
+                },
+            )?;
+        }
+        if out.is_empty() && last_sent.elapsed() >= HEARTBEAT {
+            let (epoch, newest) = link.log.newest().unwrap_or((0, 0));
+            wire::write_msg(
+                &mut out,
+                key,
+                &Msg::Heartbeat {
+                    sent_us: wall_us(),
+                    epoch,
+                    newest,
+                },
+            )?;
+        }
+        if !out.is_empty() {
+            conn.write_all(&out)?;
+            last_sent = Instant::now();
+        }
+        check(conn)?;
+    }
+}
+
+/// The `link-push` thread: keeps a session to the receiver at `-link-push` open.
+pub fn run_push(cfg: &Config, shared: &Shared) {
+    let (Some(link), Some(url)) = (
+        shared.link.as_ref(),
+        cfg.link.as_ref().and_then(|l| l.push.clone()),
+    ) else {
+        return;
+    };
+    let origin_id = random_hex(8);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    while !shared.shutdown.is_set() {
+        let started = Instant::now();
+        link.stats.connects.fetch_add(1, Relaxed);
+        let result = push_session(&url, link, shared, &origin_id);
+        link.stats.up.store(false, Relaxed);
+        if let Err(e) = result {
+            warn!("link push to {}: {e}", url.redacted());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff.reset();
+        }
+        let d = backoff.next_delay();
+        info!("link push: redialling in {:.1}s", d.as_secs_f64());
+        if shared.shutdown.sleep(d) {
+            break;
+        }
+    }
+}
+
+fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {
+    let ch = fetch_challenge(url)?;
+    let cnonce = random_hex(16);
+    let after = ch.held.clone();
+    let want = ch.want_ms.to_string();
+    let mac = link.request_mac(&["push", "1", &ch.nonce, &cnonce, &after, &want, origin_id]);
+    let query = handshake_query(
+        &[
+            ("v", "1"),
+            ("nonce", &ch.nonce),
+            ("cnonce", &cnonce),
+            ("after", &after),
+            ("want", &want),
+            ("oid", origin_id),
+        ],
+        &mac,
+    );
+    let mut conn = connect(url)?;
+    let request = format!(
+        "POST {}{PATH_PUSH}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nContent-Type: application/x-ringcast-link\r\n\r\n",
+        base_path(url),
+        url.authority(),
+        env!("CARGO_PKG_VERSION")
+    );
+    conn.write_all(request.as_bytes())?;
+    conn.set_read_timeout(Some(STALL))?;
+    let status = read_status(&mut conn)?;
+    if status == 401 {
+        link.stats.refused.fetch_add(1, Relaxed);
+        return Err(io::Error::other("the receiver refused our key (401)"));
+    }
+    if status != 200 {
+        return Err(io::Error::other(format!("the receiver answered {status}")));
+    }
+    let key = wire::session_key(&link.cfg.key, &ch.nonce, &cnonce);
+    link.stats.up.store(true, Relaxed);
+    info!(
+        "link push: connected to {} (receiver holds {after})",
+        url.redacted()
+    );
+    conn.set_nonblocking(false)?;
+    conn.set_write_timeout(Some(STALL * 2))?;
+    let mut last_ack = Instant::now();
+    let mut acks = [0u8; 256];
+    let result = send_stream(
+        &mut conn,
+        &key,
+        shared,
+        parse_pos(&after),
+        ch.want_ms * 1000,
+        || true,
+        |c| {
+            // The receiver acks every second; none for STALL means the path is dead.
+            while crate::sys::wait_readable(c, Duration::ZERO)? {
+                match c.read(&mut acks)? {
+                    0 => return Err(io::Error::other("the receiver closed the link")),
+                    _ => last_ack = Instant::now(),
+                }
+            }
+            if last_ack.elapsed() >= STALL {
+                link.stats.stalls.fetch_add(1, Relaxed);
+                return Err(io::Error::other(format!(
+                    "no ack for {}s: link stalled",
+                    STALL.as_secs()
+                )));
+            }
+            Ok(())
+        },
+    );
+    result
+}
+
+/// The other side's challenge answer.
+pub struct Challenge {
+    pub nonce: String,
+    /// `epoch.seq` the other side holds (push: where to resume), or `-`.
+    pub held: String,
+    pub want_ms: u64,
+}
+
+/// `GET {base}/.ringcast/link/challenge` with ureq (a short request).
+pub fn fetch_challenge(url: &Url) -> io::Result<Challenge> {
+    let target = format!(
+        "http://{}{}{PATH_CHALLENGE}",
+        url.authority(),
+        base_path(url)
+    );
+    let agent = ureq::AgentBuilder::new().timeout(STALL).build();
+    let text = match agent.get(&target).call() {
+        Ok(r) => r.into_string()?,
+        Err(ureq::Error::Status(404, _)) => {
+            return Err(io::Error::other(
+                "no link there (404): is -link-key set on the other side?",
+            ))
+        }
+        Err(e) => return Err(io::Error::other(e.to_string())),
+    };
+    let mut w = text.split_whitespace();
+    if w.next() != Some("ringcast-link") || w.next() != Some("1") {
+        return Err(io::Error::other(format!(
+            "not a ringcast link version 1: {:?}",
+            text.trim()
+        )));
+    }
+    let nonce = w.next().unwrap_or_default().to_string();
+    let held = w.next().unwrap_or("-").to_string();
+    let want_ms = w.next().and_then(|v| v.parse().ok()).unwrap_or(5000);
+    Ok(Challenge {
+        nonce,
+        held,
+        want_ms,
+    })
+}
+
+/// The URL's path without a trailing slash (the link paths follow it).
+pub fn base_path(url: &Url) -> &str {
+    url.path
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .trim_end_matches('/')
+}
+
+pub fn connect(url: &Url) -> io::Result<TcpStream> {
+    let mut last = io::Error::other(format!("{}: no address", url.host));
+    for addr in url.authority().to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, STALL) {
+            Ok(c) => {
+                let _ = c.set_nodelay(true);
+                let _ = crate::sys::set_tcp_user_timeout(&c, STALL);
+                return Ok(c);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Reads a response head byte by byte (so nothing after it is consumed); returns the status.
+pub fn read_status(conn: &mut TcpStream) -> io::Result<u16> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 8192 {
+            return Err(io::Error::other("response head too long"));
+        }
+        if conn.read(&mut b)? == 0 {
+            return Err(io::Error::other("closed before answering"));
+        }
+        head.push(b[0]);
+    }
+    String::from_utf8_lossy(&head)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("not an HTTP answer"))
+}

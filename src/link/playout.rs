@@ -1,0 +1,365 @@
+//! The receiver's jitter buffer: frames are released into the ring at the origin's pace —
+//! each at its capture time, moved onto our clock, plus `-link-delay` — not in bursts as they
+//! arrive. An outage shorter than the delay is bridged by what is buffered; a longer one is
+//! filled with silence at the stream's pace, and when the link is back, frames that would
+//! play late are dropped so the stream rejoins live at the configured delay.
+//!
+//! Pure logic over microsecond timestamps: the link player thread feeds it real times, the
+//! tests feed it simulated clocks that drift 100 ppm for days.
+
+use super::wire::Fragment;
+use crate::frame::Mp3Header;
+use std::collections::VecDeque;
+
+/// Origin-to-local clock mapping: the smallest (arrival − sent) seen in a sliding window is
+/// the clock offset plus the fastest path's delay. Taking the minimum ignores queueing
+/// jitter and backlog; the window lets it follow drift (100 ppm is 6 ms a minute).
+pub struct ClockSync {
+    window_us: i64,
+    /// (local arrival, arrival − sent), oldest first.
+    samples: VecDeque<(i64, i64)>,
+    offset: Option<i64>,
+}
+
+impl ClockSync {
+    pub fn new(window_us: i64) -> ClockSync {
+        ClockSync {
+            window_us,
+            samples: VecDeque::new(),
+            offset: None,
+        }
+    }
+
+    pub fn sample(&mut self, local_us: i64, sent_us: u64) {
+        let diff = local_us - sent_us as i64;
+        // Keep a monotonic deque: a newer, smaller diff makes older larger ones useless.
+        while self.samples.back().is_some_and(|&(_, d)| d >= diff) {
+            self.samples.pop_back();
+        }
+        self.samples.push_back((local_us, diff));
+        while self
+            .samples
+            .front()
+            .is_some_and(|&(t, _)| t < local_us - self.window_us)
+            && self.samples.len() > 1
+        {
+            self.samples.pop_front();
+        }
+        self.offset = self.samples.front().map(|&(_, d)| d);
+    }
+
+    /// Origin wall-clock µs → local µs.
+    pub fn offset(&self) -> Option<i64> {
+        self.offset
+    }
+}
+
+struct Planned {
+    release: i64,
+    dur: i64,
+    data: Vec<u8>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PlayStats {
+    pub fragments: u64,
+    pub silence_frames: u64,
+    pub frames_dropped: u64,
+}
+
+pub struct Playout {
+    delay_us: i64,
+    sync: ClockSync,
+    queue: VecDeque<Planned>,
+    /// When the frame after the last one released should start (local µs).
+    play_head: Option<i64>,
+    frame_us: i64,
+    silence: Option<Vec<u8>>,
+    pub stats: PlayStats,
+}
+
+impl Playout {
+    pub fn new(delay_us: i64) -> Playout {
+        Playout {
+            delay_us,
+            sync: ClockSync::new(60_000_000),
+            queue: VecDeque::new(),
+            play_head: None,
+            frame_us: 26_122,
+            silence: None,
+            stats: PlayStats::default(),
+        }
+    }
+
+    /// A heartbeat's send time: one more clock sample.
+    pub fn clock_sample(&mut self, now: i64, sent_us: u64) {
+        self.sync.sample(now, sent_us);
+    }
+
+    /// Plans a fragment's frames. `now` is its local arrival time.
+    pub fn add(&mut self, now: i64, sent_us: u64, frag: &Fragment) {
+        self.sync.sample(now, sent_us);
+        // unwrap ok: a sample was just taken.
+        let base = frag.capture_us as i64 + self.sync.offset().unwrap() + self.delay_us;
+        let n = frag.frame_lens.len().max(1) as i64;
+        let dur = frag.duration_us as i64 / n;
+        self.frame_us = dur.max(1);
+        for (i, f) in frag.frames().enumerate() {
+            if self.silence.is_none() {
+                self.silence = silent_frame(f);
+            }
+            self.queue.push_back(Planned {
+                release: base + i as i64 * dur,
+                dur,
+                data: f.to_vec(),
+            });
+        }
+        self.stats.fragments += 1;
+    }
+
+    /// Frames (real or silent) due by `now`, in order.
+    pub fn due(&mut self, now: i64, out: &mut Vec<Vec<u8>>) {
+        // Frames overlapping what was already played (or filled with silence) by more than
+        // this are late: dropping them is how the stream rejoins live after an outage.
+        let late = (4 * self.frame_us).max(100_000);
+        loop {
+            if let Some(front) = self.queue.front() {
+                if self.play_head.is_some_and(|ph| front.release < ph - late) {
+                    self.queue.pop_front();
+                    self.stats.frames_dropped += 1;
+                    continue;
+                }
+                if front.release <= now {
+                    // unwrap ok: front exists.
+                    let f = self.queue.pop_front().unwrap();
+                    // Anchored to the frame's own release time, not a running sum of durations:
+                    // under clock drift the origin's pace differs from nominal by ppm, and a
+                    // running sum would slowly call healthy frames late.
+                    self.play_head = Some(f.release + f.dur);
+                    out.push(f.data);
+                    continue;
+                }
+            }
+            // Nothing real is due. Starving (the link has been down longer than the delay)?
+            match (self.play_head, &self.silence) {
+                (Some(ph), Some(s)) if now > ph + 2 * self.frame_us => {
+                    out.push(s.clone());
+                    self.play_head = Some(ph + self.frame_us);
+                    self.stats.silence_frames += 1;
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// How much is buffered ahead of `now`, in µs (0 when empty).
+    pub fn buffered_us(&self, now: i64) -> i64 {
+        self.queue
+            .back()
+            .map_or(0, |b| (b.release + b.dur - now).max(0))
+    }
+}
+
+/// A frame of silence for the stream `sample` belongs to: for MP3, a frame with the same
+/// header (CRC off) and zeroed side information and data, which decoders play as silence;
+/// for MPEG-TS, null packets (PID 0x1FFF); for raw PCM, zeros. Other formats (ADTS/AAC):
+/// none — listeners stay connected and get nothing until the link is back.
+pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
+    if let Some(h) = Mp3Header::parse(sample) {
+        let header = [sample[0], sample[1] | 0x01, sample[2], sample[3]];
+        // Keep the padding bit's length consistent with the header we send.
+        let len = Mp3Header::parse(&header).map_or(h.len, |h2| h2.len);
+        let mut f = header.to_vec();
+        f.resize(len, 0);
+        return Some(f);
+    }
+    if sample.len() >= 188 && sample.len() % 188 == 0 && sample.chunks(188).all(|p| p[0] == 0x47) {
+        let mut null = vec![0xFFu8; 188];
+        null[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
+        return Some(null.repeat(sample.len() / 188));
+    }
+    if sample.len() >= 2 && sample[0] == 0xFF && sample[1] & 0xF6 == 0xF0 {
+        return None; // ADTS: no silent frame we can make without an encoder
+    }
+    Some(vec![0; sample.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELAY: i64 = 5_000_000;
+    const FRAG_US: i64 = 261_224; // 10 MP3 frames at 44.1 kHz
+
+    fn fragment(seq: u64, capture_us: u64) -> Fragment {
+        let mut frame = vec![0xff, 0xfb, 0x90, 0x64];
+        frame.resize(417, 0x55);
+        Fragment {
+            epoch: 1,
+            seq,
+            capture_us,
+            duration_us: FRAG_US as u32,
+            frame_lens: vec![417; 10],
+            data: frame.repeat(10),
+        }
+    }
+
+    /// A deterministic jitter source.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self, max: i64) -> i64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) % max as u64) as i64
+        }
+    }
+
+    /// Simulates `hours` of a live link whose origin clock runs `ppm` fast (negative: slow)
+    /// against ours, with 20–70 ms of network delay; returns the buffer levels seen after
+    /// warm-up and the stats.
+    fn simulate(ppm: f64, hours: i64) -> (i64, i64, PlayStats) {
+        let mut p = Playout::new(DELAY);
+        let mut rng = Lcg(7);
+        let origin_clock =
+            |local: i64| 1_700_000_000_000_000u64 + (local as f64 * (1.0 + ppm * 1e-6)) as u64;
+        let end = hours * 3_600_000_000;
+        // The origin captures a fragment every FRAG_US of its own clock.
+        let mut next_capture_local = 0i64;
+        let mut seq = 0;
+        let mut in_flight: VecDeque<(i64, u64, u64)> = VecDeque::new();
+        let (mut min_level, mut max_level) = (i64::MAX, i64::MIN);
+        let mut out = Vec::new();
+        let mut now = 0;
+        while now < end {
+            while next_capture_local <= now {
+                seq += 1;
+                let cap = origin_clock(next_capture_local);
+                let sent_local = next_capture_local + FRAG_US; // sent when complete
+                in_flight.push_back((
+                    sent_local + 20_000 + rng.next(50_000),
+                    origin_clock(sent_local),
+                    cap,
+                ));
+                next_capture_local += (FRAG_US as f64 / (1.0 + ppm * 1e-6)) as i64;
+            }
+            while in_flight
+                .front()
+                .is_some_and(|&(arrive, _, _)| arrive <= now)
+            {
+                let (_, sent, cap) = in_flight.pop_front().unwrap();
+                p.add(now, sent, &fragment(seq, cap));
+            }
+            out.clear();
+            p.due(now, &mut out);
+            if now > 60_000_000 {
+                let level = p.buffered_us(now);
+                min_level = min_level.min(level);
+                max_level = max_level.max(level);
+            }
+            now += 50_000;
+        }
+        (min_level, max_level, p.stats)
+    }
+
+    #[test]
+    fn drift_of_100_ppm_either_way_neither_grows_nor_drains_the_buffer_over_a_day() {
+        for ppm in [100.0, -100.0, 0.0] {
+            let (min, max, stats) = simulate(ppm, 24);
+            // The buffer stays around the delay: no trend over 24 virtual hours.
+            assert!(
+                min > DELAY - 1_000_000 && max < DELAY + 1_000_000,
+                "{ppm} ppm: buffer {min}..{max} µs"
+            );
+            assert_eq!(
+                stats.silence_frames, 0,
+                "{ppm} ppm: no silence on a healthy link"
+            );
+            assert_eq!(
+                stats.frames_dropped, 0,
+                "{ppm} ppm: nothing dropped on a healthy link"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_outage_is_bridged_and_a_long_one_filled_then_rejoined() {
+        let mut p = Playout::new(DELAY);
+        let t0 = 1_700_000_000_000_000u64;
+        let mut out = Vec::new();
+        let mut released = 0;
+        // 20 s of fragments arrive on time, 4 s outage (< delay), then the backlog at once.
+        let mut now = 0i64;
+        let mut seq = 0u64;
+        let mut deliver = |p: &mut Playout, now: i64, seq: u64| {
+            let cap = t0 + (seq as i64 * FRAG_US) as u64;
+            p.add(now, cap + FRAG_US as u64 + 30_000, &fragment(seq, cap));
+        };
+        while now < 40_000_000 {
+            let captured = (now - 30_000) / FRAG_US; // fragments complete by now
+            let outage = (20_000_000..24_000_000).contains(&now);
+            if !outage {
+                while seq < captured as u64 {
+                    seq += 1;
+                    deliver(&mut p, now, seq);
+                }
+            }
+            out.clear();
+            p.due(now, &mut out);
+            released += out.len();
+            now += 10_000;
+        }
+        assert_eq!(
+            p.stats.silence_frames, 0,
+            "a 4 s outage is bridged by the 5 s delay"
+        );
+        assert_eq!(p.stats.frames_dropped, 0);
+        assert!(released > 1000);
+
+        // Now a 12 s outage: silence fills, then live frames resume and late ones drop.
+        let before = p.stats;
+        let start = now;
+        while now < start + 30_000_000 {
+            let captured = (now - 30_000) / FRAG_US;
+            let outage = now < start + 12_000_000;
+            if !outage {
+                while seq < captured as u64 {
+                    seq += 1;
+                    deliver(&mut p, now, seq);
+                }
+            }
+            out.clear();
+            p.due(now, &mut out);
+            now += 10_000;
+        }
+        assert!(
+            p.stats.silence_frames > before.silence_frames,
+            "silence filled the long outage"
+        );
+        assert!(
+            p.stats.frames_dropped > before.frames_dropped,
+            "late frames were dropped to rejoin live"
+        );
+        let level = p.buffered_us(now);
+        assert!(
+            (DELAY - 1_000_000..DELAY + 1_000_000).contains(&level),
+            "back at the delay: {level}"
+        );
+    }
+
+    #[test]
+    fn silent_frames_per_format() {
+        let mut mp3 = vec![0xff, 0xfa, 0x92, 0x64]; // CRC on, padded
+        mp3.resize(418, 7);
+        let s = silent_frame(&mp3).unwrap();
+        assert_eq!(s.len(), 418);
+        assert_eq!(&s[..4], &[0xff, 0xfb, 0x92, 0x64]);
+        assert!(s[4..].iter().all(|&b| b == 0));
+        let ts = [0x47u8; 188].repeat(2);
+        let s = silent_frame(&ts).unwrap();
+        assert_eq!((s.len(), s[0], s[1], s[2]), (376, 0x47, 0x1F, 0xFF));
+        assert_eq!(silent_frame(&[1, 2, 3, 4]).unwrap(), vec![0; 4]);
+        assert!(silent_frame(&[0xFF, 0xF1, 0x50, 0x80, 0, 0, 0]).is_none());
+    }
+}

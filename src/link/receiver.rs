@@ -1,0 +1,310 @@
+//! The receiver's side of the link: dialling the origin (`-link-pull`), taking a pusher
+//! (`-link-receive`; the newest authenticated pusher wins, so it may change address at will),
+//! and the `link-play` thread that turns verified messages into frames in the ring.
+//!
+//! A session ends on a MAC failure (a corrupted or tampered message: the redial fetches it
+//! again, since we resume after the last good fragment), on 3 s without any message (a
+//! stalled path that never closed), or when replaced.
+
+use super::fragments::Cutter;
+use super::origin::{base_path, connect, fetch_challenge, read_status, verify};
+use super::playout::Playout;
+use super::wire::{self, Msg, ReadError};
+use super::{
+    fmt_pos, handshake_query, local_us, random_hex, Inbound, LinkState, HEARTBEAT, PATH_PULL, STALL,
+};
+use crate::backoff::Backoff;
+use crate::config::Config;
+use crate::serve::http::Request;
+use crate::shared::{Shared, SourceState};
+use crate::stats::Stats;
+use crossbeam_channel::RecvTimeoutError;
+use log::{info, warn};
+use std::io::{self, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+/// The `link-pull` thread.
+pub fn run_pull(cfg: &Config, shared: &Shared) {
+    let (Some(link), Some(url)) = (
+        shared.link.as_ref(),
+        cfg.link.as_ref().and_then(|l| l.pull.clone()),
+    ) else {
+        return;
+    };
+    let receiver_id = random_hex(8);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    while !shared.shutdown.is_set() {
+        let started = Instant::now();
+        link.stats.connects.fetch_add(1, Relaxed);
+        let result = pull_session(&url, link, shared, &receiver_id);
+        link.stats.up.store(false, Relaxed);
+        if let Err(e) = result {
+            warn!("link pull from {}: {e}", url.redacted());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff.reset();
+        }
+        let d = backoff.next_delay();
+        info!("link pull: redialling in {:.1}s", d.as_secs_f64());
+        if shared.shutdown.sleep(d) {
+            break;
+        }
+    }
+}
+
+fn pull_session(
+    url: &crate::url::Url,
+    link: &LinkState,
+    shared: &Shared,
+    rid: &str,
+) -> io::Result<()> {
+    let ch = fetch_challenge(url)?;
+    let cnonce = random_hex(16);
+    let after = fmt_pos(*link.held.lock());
+    let want = link.cfg.delay.as_millis().to_string();
+    let mac = link.request_mac(&["pull", "1", &ch.nonce, &cnonce, &after, &want, rid]);
+    let query = handshake_query(
+        &[
+            ("v", "1"),
+            ("nonce", &ch.nonce),
+            ("cnonce", &cnonce),
+            ("after", &after),
+            ("want", &want),
+            ("rid", rid),
+        ],
+        &mac,
+    );
+    let mut conn = connect(url)?;
+    let request = format!(
+        "GET {}{PATH_PULL}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nConnection: close\r\n\r\n",
+        base_path(url),
+        url.authority(),
+        env!("CARGO_PKG_VERSION")
+    );
+    conn.write_all(request.as_bytes())?;
+    conn.set_read_timeout(Some(STALL))?;
+    match read_status(&mut conn)? {
+        200 => {}
+        401 => {
+            link.stats.refused.fetch_add(1, Relaxed);
+            return Err(io::Error::other("the origin refused our key (401)"));
+        }
+        s => return Err(io::Error::other(format!("the origin answered {s}"))),
+    }
+    let key = wire::session_key(&link.cfg.key, &ch.nonce, &cnonce);
+    link.stats.up.store(true, Relaxed);
+    info!(
+        "link pull: connected to {}, resuming after {after}",
+        url.redacted()
+    );
+    receive(
+        &mut BufReader::new(&conn),
+        &key,
+        link,
+        shared,
+        || true,
+        |_| Ok(()),
+    )
+}
+
+/// Reads verified messages into the inbox until the session ends. `ack` runs after each
+/// message (the push receiver acks there).
+fn receive(
+    r: &mut impl Read,
+    key: &[u8],
+    link: &LinkState,
+    shared: &Shared,
+    wanted: impl Fn() -> bool,
+    mut ack: impl FnMut(bool) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut last_ack = Instant::now();
+    loop {
+        if shared.shutdown.is_set() || !wanted() {
+            return Ok(());
+        }
+        match wire::read_msg(r, key) {
+            Ok(msg) => {
+                let _ = link.inbox.send((msg, local_us()));
+            }
+            Err(ReadError::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                link.stats.stalls.fetch_add(1, Relaxed);
+                return Err(io::Error::other(format!(
+                    "nothing for {}s: link stalled",
+                    STALL.as_secs()
+                )));
+            }
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(io::Error::other("the other side closed the link"));
+            }
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(e) => {
+                link.stats.bad_messages.fetch_add(1, Relaxed);
+                return Err(io::Error::other(format!(
+                    "{e}; reconnecting to fetch it again"
+                )));
+            }
+        }
+        let due = last_ack.elapsed() >= HEARTBEAT;
+        ack(due)?;
+        if due {
+            last_ack = Instant::now();
+        }
+    }
+}
+
+/// `POST /.ringcast/link/push`: an origin pushes to us. The newest authenticated pusher
+/// wins; we ack every second so it can tell a dead path within 3 s.
+pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: &Shared) {
+    let Some(link) = shared.link.as_ref() else {
+        return;
+    };
+    let fields = ["nonce", "cnonce", "after", "want", "oid"];
+    let Some(v) = verify(&mut conn, peer, req, link, "push", &fields) else {
+        return;
+    };
+    let key = wire::session_key(&link.cfg.key, &v[0], &v[1]);
+    let gen = link.begin_session("push");
+    if conn
+        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return;
+    }
+    let _ = conn.set_read_timeout(Some(STALL));
+    let _ = conn.set_write_timeout(Some(STALL));
+    let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
+    link.stats.up.store(true, Relaxed);
+    link.stats.connects.fetch_add(1, Relaxed);
+    info!("{peer}: link pusher connected (it resumes after {})", v[2]);
+    let mut writer = &conn;
+    let body = io::Cursor::new(req.leftover.clone()).chain(&conn);
+    let result = receive(
+        &mut BufReader::new(body),
+        &key,
+        link,
+        shared,
+        || link.is_current("push", gen),
+        |due| {
+            if due {
+                writer.write_all(b"ack\n")?;
+            }
+            Ok(())
+        },
+    );
+    if link.is_current("push", gen) {
+        link.stats.up.store(false, Relaxed);
+    }
+    match result {
+        Ok(()) if !link.is_current("push", gen) => {
+            info!("{peer}: link pusher replaced by a newer one")
+        }
+        Ok(()) => info!("{peer}: link push session ended"),
+        Err(e) => warn!("{peer}: link push session ended: {e}"),
+    }
+}
+
+/// The `link-play` thread: the receiver's source. Takes messages from the inbox, keeps the
+/// playout buffer, and puts due frames into the ring (and into this instance's own fragment
+/// log, so a receiver can be the origin of another hop).
+pub fn run_play(cfg: &Config, shared: &Shared) {
+    let Some(link) = shared.link.as_ref() else {
+        return;
+    };
+    let Some(inbox) = link.take_inbox() else {
+        return;
+    };
+    let mut playout = Playout::new(link.cfg.delay.as_micros() as i64);
+    let mut cutter = Cutter::new(link.cfg.fragment);
+    let mut out = Vec::new();
+    let mut last_report = Instant::now();
+    let mut epoch = None;
+    shared.set_source_state(SourceState::Open);
+    while !shared.shutdown.is_set() {
+        shared.reader_beat.beat(Duration::from_secs(5));
+        match inbox.recv_timeout(Duration::from_millis(10)) {
+            Ok(first) => {
+                take(first, link, shared, &mut playout, &mut epoch);
+                while let Ok(more) = inbox.try_recv() {
+                    take(more, link, shared, &mut playout, &mut epoch);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        out.clear();
+        playout.due(local_us(), &mut out);
+        for f in &out {
+            shared.ring.push(f);
+            Stats::add(&shared.stats.frames_in, 1);
+            Stats::add(&shared.stats.bytes_in, f.len() as u64);
+            cutter.frame(f, super::frame_duration(cfg, f), &link.log);
+        }
+        cutter.tick(&link.log);
+        if last_report.elapsed() >= Duration::from_millis(200) {
+            last_report = Instant::now();
+            shared.ring.flush();
+            let s = playout.stats;
+            link.stats.silence_frames.store(s.silence_frames, Relaxed);
+            link.stats.frames_dropped.store(s.frames_dropped, Relaxed);
+            link.stats
+                .buffer_ms
+                .store((playout.buffered_us(local_us()) / 1000) as u64, Relaxed);
+        }
+    }
+    shared.set_source_state(SourceState::Ended);
+    shared.ring.end();
+}
+
+/// Takes one verified message: fragments go to the playout (duplicates and replays of what
+/// we hold are ignored), heartbeats tune the clock, gaps are counted, meta is applied.
+fn take(
+    msg: Inbound,
+    link: &LinkState,
+    shared: &Shared,
+    playout: &mut Playout,
+    epoch: &mut Option<u64>,
+) {
+    let (msg, at) = msg;
+    match msg {
+        Msg::Fragment { sent_us, frag } => {
+            let mut held = link.held.lock();
+            if held.is_some_and(|(e, s)| e == frag.epoch && frag.seq <= s) {
+                link.stats.duplicates.fetch_add(1, Relaxed);
+                return;
+            }
+            *held = Some((frag.epoch, frag.seq));
+            drop(held);
+            if *epoch != Some(frag.epoch) {
+                if epoch.is_some() {
+                    info!("link: the origin's source restarted (new epoch)");
+                }
+                *epoch = Some(frag.epoch);
+            }
+            playout.add(at, sent_us, &frag);
+        }
+        Msg::Heartbeat { sent_us, .. } => playout.clock_sample(at, sent_us),
+        Msg::Gap { epoch: e, from, to } => {
+            link.stats.gaps.fetch_add(1, Relaxed);
+            warn!("link: fragments {from}..={to} are lost (the origin no longer had them)");
+            let mut held = link.held.lock();
+            if held.is_none_or(|(he, hs)| he != e || hs < to) {
+                *held = Some((e, to));
+            }
+        }
+        Msg::Meta { header, title, .. } => {
+            if !header.is_empty() && shared.ring.header().is_none() {
+                shared.ring.set_header(header.into());
+            }
+            if !title.is_empty() && shared.meta.set_title(&title) {
+                info!("link: title {title:?}");
+            }
+        }
+    }
+}
