@@ -243,7 +243,9 @@ mod tests {
         }
     }
 
-    fn seqs(n: Next) -> (Option<(u64, u64, u64)>, Vec<(u64, u64)>) {
+    type Seqs = (Option<(u64, u64, u64)>, Vec<(u64, u64)>);
+
+    fn seqs(n: Next) -> Seqs {
         match n {
             Next::Gap {
                 epoch,

@@ -174,7 +174,7 @@ pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
         return Some(f);
     }
     if sample.len() >= 188 && sample.len() % 188 == 0 && sample.chunks(188).all(|p| p[0] == 0x47) {
-        let mut null = vec![0xFFu8; 188];
+        let mut null = [0xFFu8; 188];
         null[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
         return Some(null.repeat(sample.len() / 188));
     }
@@ -292,7 +292,7 @@ mod tests {
         // 20 s of fragments arrive on time, 4 s outage (< delay), then the backlog at once.
         let mut now = 0i64;
         let mut seq = 0u64;
-        let mut deliver = |p: &mut Playout, now: i64, seq: u64| {
+        let deliver = |p: &mut Playout, now: i64, seq: u64| {
             let cap = t0 + (seq as i64 * FRAG_US) as u64;
             p.add(now, cap + FRAG_US as u64 + 30_000, &fragment(seq, cap));
         };
