@@ -270,11 +270,11 @@ fn normalize(argv: &[String]) -> Result<(Vec<String>, Vec<String>), NormError> {
     while i < argv.len() {
         let arg = &argv[i];
         if arg == "--" {
-            return Ok((out, argv[i + 1..].to_vec()));
+            return Ok((last_wins(out), argv[i + 1..].to_vec()));
         }
         // Go: a lone "-" or anything not starting with '-' is the first positional.
         if !arg.starts_with('-') || arg == "-" {
-            return Ok((out, argv[i..].to_vec()));
+            return Ok((last_wins(out), argv[i..].to_vec()));
         }
         let body = arg.strip_prefix("--").unwrap_or(&arg[1..]);
         if body.starts_with('-') || body.starts_with('=') {
@@ -315,7 +315,20 @@ fn normalize(argv: &[String]) -> Result<(Vec<String>, Vec<String>), NormError> {
         }
         i += 1;
     }
-    Ok((out, Vec::new()))
+    Ok((last_wins(out), Vec::new()))
+}
+
+/// Go's `flag` lets a flag given twice take its last value (`-address :80 … -address :8000`,
+/// as a wrapper script appending to a unit's flags does); argh refuses duplicates.
+fn last_wins(pairs: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(pairs.len());
+    for pair in pairs.chunks(2) {
+        if let Some(i) = out.iter().step_by(2).position(|n| *n == pair[0]) {
+            out.drain(i * 2..i * 2 + 2);
+        }
+        out.extend_from_slice(pair);
+    }
+    out
 }
 
 /// Go's `strconv.ParseBool`.
@@ -441,6 +454,20 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_flag_takes_its_last_value_as_in_go() {
+        let (a, _) = run(&[
+            "-address",
+            ":80",
+            "-reopen=false",
+            "-address",
+            ":8000",
+            "-reopen",
+        ]);
+        assert_eq!(a.address.as_deref(), Some(":8000"));
+        assert_eq!(a.reopen, Some(true));
+    }
+
+    #[test]
     fn bool_then_false_is_a_positional_as_in_go() {
         let (a, cmd) = run(&["-reopen", "false"]);
         assert_eq!(a.reopen, Some(true));
@@ -470,7 +497,14 @@ mod tests {
     fn every_listed_flag_is_known_to_argh() {
         for name in VALUE_FLAGS {
             let value = match *name {
-                n if n.ends_with("interval") || n.ends_with("timeout") => "1s",
+                n if n.ends_with("interval")
+                    || n.ends_with("timeout")
+                    || n.ends_with("delay")
+                    || n.ends_with("duration")
+                    || n == "link-buffer" =>
+                {
+                    "1s"
+                }
                 "address" | "path" | "frame-filter" | "filter" | "content-type" | "log-level" => {
                     "x"
                 }

@@ -32,9 +32,13 @@ pub const PATH_CHALLENGE: &str = "/.ringcast/link/challenge";
 pub const PATH_PULL: &str = "/.ringcast/link/pull";
 pub const PATH_PUSH: &str = "/.ringcast/link/push";
 /// A link that carries nothing (not even a heartbeat) for this long is dead.
-pub const STALL: Duration = Duration::from_secs(3);
+pub const STALL: Duration = Duration::from_secs(2);
 /// Heartbeats (and push acks) go out after this long without other traffic.
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
+pub const HEARTBEAT: Duration = Duration::from_millis(500);
+/// Redial backoff: short and tightly capped, because every second spent redialling after
+/// the link is back comes out of the receiver's buffer.
+pub const REDIAL_MIN: Duration = Duration::from_millis(50);
+pub const REDIAL_MAX: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -78,6 +82,8 @@ pub struct LinkState {
     nonces: Mutex<Vec<(String, Instant)>>,
     sessions: Mutex<HashMap<String, u64>>,
     next_gen: AtomicU64,
+    /// The last handshake's round trip, µs (0 = none yet).
+    handshake_rtt_us: AtomicU64,
 }
 
 impl LinkState {
@@ -93,7 +99,24 @@ impl LinkState {
             nonces: Mutex::new(Vec::new()),
             sessions: Mutex::new(HashMap::new()),
             next_gen: AtomicU64::new(1),
+            handshake_rtt_us: AtomicU64::new(0),
         }
+    }
+
+    /// How long a handshake step may take: three of the last round trips, 0.3 s to 3 s. An
+    /// attempt lost in an outage then costs little, so the first one after the link is back
+    /// comes soon.
+    pub fn handshake_timeout(&self) -> Duration {
+        match self.handshake_rtt_us.load(Relaxed) {
+            0 => Duration::from_secs(3),
+            rtt => (Duration::from_micros(rtt) * 3)
+                .clamp(Duration::from_millis(300), Duration::from_secs(3)),
+        }
+    }
+
+    pub fn record_handshake(&self, rtt: Duration) {
+        self.handshake_rtt_us
+            .store(rtt.as_micros().max(1) as u64, Relaxed);
     }
 
     /// The receiving end of the inbox, for the link player (once).

@@ -9,7 +9,7 @@ use super::fragments::Next;
 use super::wire::{self, Msg};
 use super::{
     fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
-    PATH_PUSH, STALL,
+    PATH_PUSH, REDIAL_MAX, REDIAL_MIN, STALL,
 };
 use crate::backoff::Backoff;
 use crate::config::Config;
@@ -220,7 +220,7 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
         return;
     };
     let origin_id = random_hex(8);
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut backoff = Backoff::new(REDIAL_MIN, REDIAL_MAX);
     while !shared.shutdown.is_set() {
         let started = Instant::now();
         link.stats.connects.fetch_add(1, Relaxed);
@@ -241,7 +241,7 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
 }
 
 fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {
-    let ch = fetch_challenge(url)?;
+    let ch = fetch_challenge(url, link)?;
     let cnonce = random_hex(16);
     let after = ch.held.clone();
     let want = ch.want_ms.to_string();
@@ -257,7 +257,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         ],
         &mac,
     );
-    let mut conn = connect(url)?;
+    let mut conn = connect(url, link)?;
     let request = format!(
         "POST {}{PATH_PUSH}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nContent-Type: application/x-ringcast-link\r\n\r\n",
         base_path(url),
@@ -265,7 +265,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         env!("CARGO_PKG_VERSION")
     );
     conn.write_all(request.as_bytes())?;
-    conn.set_read_timeout(Some(STALL))?;
+    conn.set_read_timeout(Some(link.handshake_timeout()))?;
     let status = read_status(&mut conn)?;
     if status == 401 {
         link.stats.refused.fetch_add(1, Relaxed);
@@ -321,13 +321,16 @@ pub struct Challenge {
 }
 
 /// `GET {base}/.ringcast/link/challenge` with ureq (a short request).
-pub fn fetch_challenge(url: &Url) -> io::Result<Challenge> {
+pub fn fetch_challenge(url: &Url, link: &LinkState) -> io::Result<Challenge> {
     let target = format!(
         "http://{}{}{PATH_CHALLENGE}",
         url.authority(),
         base_path(url)
     );
-    let agent = ureq::AgentBuilder::new().timeout(STALL).build();
+    let agent = ureq::AgentBuilder::new()
+        .timeout(link.handshake_timeout())
+        .build();
+    let asked = Instant::now();
     let text = match agent.get(&target).call() {
         Ok(r) => r.into_string()?,
         Err(ureq::Error::Status(404, _)) => {
@@ -337,6 +340,7 @@ pub fn fetch_challenge(url: &Url) -> io::Result<Challenge> {
         }
         Err(e) => return Err(io::Error::other(e.to_string())),
     };
+    link.record_handshake(asked.elapsed());
     let mut w = text.split_whitespace();
     if w.next() != Some("ringcast-link") || w.next() != Some("1") {
         return Err(io::Error::other(format!(
@@ -363,10 +367,10 @@ pub fn base_path(url: &Url) -> &str {
         .trim_end_matches('/')
 }
 
-pub fn connect(url: &Url) -> io::Result<TcpStream> {
+pub fn connect(url: &Url, link: &LinkState) -> io::Result<TcpStream> {
     let mut last = io::Error::other(format!("{}: no address", url.host));
     for addr in url.authority().to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, STALL) {
+        match TcpStream::connect_timeout(&addr, link.handshake_timeout()) {
             Ok(c) => {
                 let _ = c.set_nodelay(true);
                 let _ = crate::sys::set_tcp_user_timeout(&c, STALL);

@@ -99,8 +99,13 @@ impl Playout {
     /// Plans a fragment's frames. `now` is its local arrival time.
     pub fn add(&mut self, now: i64, sent_us: u64, frag: &Fragment) {
         self.sync.sample(now, sent_us);
+        // A fragment leaves the origin when complete, `duration` after its capture began:
+        // the delay counts from then, so none of it is spent waiting for the fragment.
         // unwrap ok: a sample was just taken.
-        let base = frag.capture_us as i64 + self.sync.offset().unwrap() + self.delay_us;
+        let base = frag.capture_us as i64
+            + frag.duration_us as i64
+            + self.sync.offset().unwrap()
+            + self.delay_us;
         let n = frag.frame_lens.len().max(1) as i64;
         let dur = frag.duration_us as i64 / n;
         self.frame_us = dur.max(1);

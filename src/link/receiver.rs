@@ -11,7 +11,8 @@ use super::origin::{base_path, connect, fetch_challenge, read_status, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{
-    fmt_pos, handshake_query, local_us, random_hex, Inbound, LinkState, HEARTBEAT, PATH_PULL, STALL,
+    fmt_pos, handshake_query, local_us, random_hex, Inbound, LinkState, HEARTBEAT, PATH_PULL,
+    REDIAL_MAX, REDIAL_MIN, STALL,
 };
 use crate::backoff::Backoff;
 use crate::config::Config;
@@ -34,7 +35,7 @@ pub fn run_pull(cfg: &Config, shared: &Shared) {
         return;
     };
     let receiver_id = random_hex(8);
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut backoff = Backoff::new(REDIAL_MIN, REDIAL_MAX);
     while !shared.shutdown.is_set() {
         let started = Instant::now();
         link.stats.connects.fetch_add(1, Relaxed);
@@ -60,7 +61,7 @@ fn pull_session(
     shared: &Shared,
     rid: &str,
 ) -> io::Result<()> {
-    let ch = fetch_challenge(url)?;
+    let ch = fetch_challenge(url, link)?;
     let cnonce = random_hex(16);
     let after = fmt_pos(*link.held.lock());
     let want = link.cfg.delay.as_millis().to_string();
@@ -76,7 +77,7 @@ fn pull_session(
         ],
         &mac,
     );
-    let mut conn = connect(url)?;
+    let mut conn = connect(url, link)?;
     let request = format!(
         "GET {}{PATH_PULL}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nConnection: close\r\n\r\n",
         base_path(url),
@@ -84,8 +85,10 @@ fn pull_session(
         env!("CARGO_PKG_VERSION")
     );
     conn.write_all(request.as_bytes())?;
+    conn.set_read_timeout(Some(link.handshake_timeout()))?;
+    let status = read_status(&mut conn)?;
     conn.set_read_timeout(Some(STALL))?;
-    match read_status(&mut conn)? {
+    match status {
         200 => {}
         401 => {
             link.stats.refused.fetch_add(1, Relaxed);

@@ -154,6 +154,69 @@ pub fn metrics(conn: &mut TcpStream, req: &Request, cfg: &Config, shared: &Share
             st.output_connects.load(Relaxed),
         );
     }
+    if let Some(l) = &shared.link {
+        let ls = &l.stats;
+        metric(
+            "link_up",
+            "gauge",
+            "1 while a link session is connected.",
+            u64::from(ls.up.load(Relaxed)),
+        );
+        metric(
+            "link_connects_total",
+            "counter",
+            "Link sessions started.",
+            ls.connects.load(Relaxed),
+        );
+        metric(
+            "link_stalls_total",
+            "counter",
+            "Link sessions that stalled (no traffic for 2 s).",
+            ls.stalls.load(Relaxed),
+        );
+        metric(
+            "link_refused_total",
+            "counter",
+            "Link handshakes refused (wrong key, stale nonce).",
+            ls.refused.load(Relaxed),
+        );
+        metric(
+            "link_bad_messages_total",
+            "counter",
+            "Link messages that failed their MAC check.",
+            ls.bad_messages.load(Relaxed),
+        );
+        metric(
+            "link_gaps_total",
+            "counter",
+            "Gaps: fragments the origin no longer had.",
+            ls.gaps.load(Relaxed),
+        );
+        metric(
+            "link_duplicates_total",
+            "counter",
+            "Fragments received twice (ignored).",
+            ls.duplicates.load(Relaxed),
+        );
+        metric(
+            "link_silence_frames_total",
+            "counter",
+            "Silent frames played while the link was down.",
+            ls.silence_frames.load(Relaxed),
+        );
+        metric(
+            "link_frames_dropped_total",
+            "counter",
+            "Frames that arrived too late to play.",
+            ls.frames_dropped.load(Relaxed),
+        );
+        metric(
+            "link_buffer_ms",
+            "gauge",
+            "Receiver: stream buffered ahead of playout, ms.",
+            ls.buffer_ms.load(Relaxed),
+        );
+    }
     metric(
         "uptime_seconds",
         "gauge",

@@ -8,6 +8,8 @@ mod fanout;
 mod http;
 mod icecast;
 mod lifecycle;
+mod link;
 mod mp3;
+mod proxy;
 mod source;
 mod systemd;

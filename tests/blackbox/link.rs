@@ -1,0 +1,423 @@
+//! The link between two real ringcast processes, through a fault-injecting proxy.
+//!
+//! The origin plays a file of numbered 400-byte frames in real time (16 KB/s, 25 ms a
+//! frame), so a listener on the receiver can tell whether it got every frame, in order, once.
+
+use crate::common::*;
+use crate::proxy::{FaultProxy, Mode};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "correct horse battery";
+const T: Duration = Duration::from_secs(20);
+const FRAME: usize = 400;
+
+/// A file of `n` numbered frames.
+fn numbered_frames(name: &str, n: u32) -> std::path::PathBuf {
+    let dir = scratch(name);
+    let path = dir.join("frames.raw");
+    let mut data = Vec::with_capacity(n as usize * FRAME);
+    for i in 0..n {
+        let mut f = i.to_be_bytes().to_vec();
+        f.resize(FRAME, (i % 251) as u8);
+        data.extend_from_slice(&f);
+    }
+    std::fs::write(&path, data).unwrap();
+    path
+}
+
+fn origin(path: &std::path::Path, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "-path",
+        path.to_str().unwrap(),
+        "-frame-bytes",
+        "400",
+        "-source-bandwidth",
+        "16000",
+        "-source-buffer",
+        "800",
+        "-link-key",
+        KEY,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+fn receiver(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "-frame-bytes",
+        "400",
+        "-source-buffer",
+        "800",
+        "-link-key",
+        KEY,
+        "-link-delay",
+        "5s",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// A listener that records every read: (when, bytes).
+struct Recorder {
+    reads: Arc<Mutex<Vec<(Instant, Vec<u8>)>>>,
+    stop: Arc<Mutex<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    fn start(s: &Server) -> Recorder {
+        let mut l = s.listen();
+        assert_eq!(l.status, 200);
+        let reads = Arc::new(Mutex::new(vec![(
+            Instant::now(),
+            std::mem::take(&mut l.body),
+        )]));
+        let stop = Arc::new(Mutex::new(false));
+        let (r, st) = (Arc::clone(&reads), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            l.conn
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            while !*st.lock().unwrap() {
+                match l.conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => r.lock().unwrap().push((Instant::now(), buf[..n].to_vec())),
+                    Err(_) => {}
+                }
+            }
+        });
+        Recorder {
+            reads,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.reads
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.len())
+            .sum()
+    }
+
+    /// Waits until `n` more bytes arrived.
+    fn wait_more(&self, n: usize, timeout: Duration) -> bool {
+        let target = self.bytes() + n;
+        eventually(timeout, || self.bytes() >= target)
+    }
+
+    /// Stops and returns (all bytes, longest pause between reads once data flowed).
+    fn finish(mut self) -> (Vec<u8>, Duration) {
+        *self.stop.lock().unwrap() = true;
+        let _ = self.thread.take().unwrap().join();
+        let reads = self.reads.lock().unwrap();
+        let mut all = Vec::new();
+        let mut longest = Duration::ZERO;
+        let mut prev: Option<Instant> = None;
+        for (t, b) in reads.iter() {
+            if b.is_empty() {
+                continue;
+            }
+            if let Some(p) = prev {
+                longest = longest.max(t.duration_since(p));
+            }
+            prev = Some(*t);
+            all.extend_from_slice(b);
+        }
+        (all, longest)
+    }
+}
+
+/// Frame numbers in a listener's bytes (which start on a frame boundary).
+fn frame_numbers(body: &[u8]) -> Vec<u32> {
+    body.chunks_exact(FRAME)
+        .map(|f| u32::from_be_bytes(f[..4].try_into().unwrap()))
+        .collect()
+}
+
+fn assert_every_frame_once_in_order(nums: &[u32]) {
+    assert!(nums.len() > 100, "{} frames", nums.len());
+    for w in nums.windows(2) {
+        assert_eq!(
+            w[1],
+            w[0] + 1,
+            "frames in order, none missing, none twice: {} then {}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// Listener delivery is batched (one wake-up per 500 ms, see the README's design notes): a
+/// pause longer than that batch plus one 250 ms fragment means the link was heard.
+const MAX_PAUSE: Duration = Duration::from_millis(900);
+
+fn outages_are_never_heard(push: bool) {
+    let frames = numbered_frames(
+        if push {
+            "link-push-outages"
+        } else {
+            "link-pull-outages"
+        },
+        4000,
+    );
+    let (o, r, proxy);
+    if push {
+        r = receiver(&["-link-receive"]);
+        proxy = FaultProxy::start(r.addr);
+        let url = format!("http://{}", proxy.addr);
+        o = origin(&frames, &["-link-push", &url]);
+        assert!(
+            o.wait_log("link push: connected", T).is_some(),
+            "{}",
+            o.log_text()
+        );
+    } else {
+        o = origin(&frames, &[]);
+        proxy = FaultProxy::start(o.addr);
+        let url = format!("http://{}", proxy.addr);
+        r = receiver(&["-link-pull", &url]);
+        assert!(
+            r.wait_log("link pull: connected", T).is_some(),
+            "{}",
+            r.log_text()
+        );
+    }
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(16_000, T), "the stream flows");
+    for (mode, secs) in [
+        (Mode::Blackhole, 1.0),
+        (Mode::Reset, 3.0),
+        (Mode::Blackhole, 4.5),
+        (Mode::Reset, 4.5),
+    ] {
+        proxy.set(mode);
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        proxy.set(Mode::Pass);
+        // Back to normal: a few seconds of stream arrive before the next outage.
+        assert!(
+            rec.wait_more(16_000 * 3, T),
+            "the stream flows after a {secs} s {mode:?}"
+        );
+    }
+    let (body, longest) = rec.finish();
+    let nums = frame_numbers(&body);
+    assert_every_frame_once_in_order(&nums);
+    assert!(longest <= MAX_PAUSE, "delivery paused {longest:?}");
+    let side = if push { &o } else { &r };
+    assert!(
+        side.log_count("stalled") + side.log_count("closed") > 0,
+        "outages were detected: {}",
+        side.log_text()
+    );
+}
+
+#[test]
+fn pull_outages_shorter_than_the_delay_are_never_heard() {
+    outages_are_never_heard(false);
+}
+
+#[test]
+fn push_outages_shorter_than_the_delay_are_never_heard() {
+    outages_are_never_heard(true);
+}
+
+#[test]
+fn a_long_outage_plays_valid_silence_and_rejoins_live() {
+    let mp3 = fixture("tone-128k-44k1.mp3");
+    let o = Server::start(&[
+        "-path",
+        mp3.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-bandwidth",
+        "16000",
+        "-link-key",
+        KEY,
+    ]);
+    let proxy = FaultProxy::start(o.addr);
+    let r = Server::start(&[
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-buffer",
+        "800",
+        "-link-key",
+        KEY,
+        "-link-delay",
+        "5s",
+        "-link-pull",
+        &format!("http://{}", proxy.addr),
+    ]);
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(32_000, T));
+    proxy.set(Mode::Blackhole);
+    std::thread::sleep(Duration::from_secs(12));
+    let back = Instant::now();
+    proxy.set(Mode::Pass);
+    // Live frames (not silence: silent frames are all zeros after the header) again soon.
+    let live_again = eventually(T, || {
+        let reads = rec.reads.lock().unwrap();
+        reads.iter().filter(|(t, _)| *t > back).any(|(_, b)| {
+            b.windows(8)
+                .any(|w| w[..4] == [0xff, 0xfb, 0x90, 0x64] && w[4..] != [0, 0, 0, 0])
+        })
+    });
+    let rejoined = back.elapsed();
+    assert!(
+        live_again,
+        "live frames after the link came back: {}",
+        r.log_text()
+    );
+    assert!(rec.wait_more(16_000, T));
+    let (body, longest) = rec.finish();
+    // Up to a second for the link to come back, plus one listener wake-up (500 ms).
+    assert!(
+        rejoined <= Duration::from_millis(1500),
+        "rejoined after {rejoined:?}"
+    );
+    assert!(
+        longest <= MAX_PAUSE,
+        "the listener stayed fed through the outage: paused {longest:?}"
+    );
+    // Everything the listener got, silence included, decodes as MP3 without errors.
+    let file = scratch("link-long-outage").join("heard.mp3");
+    std::fs::write(&file, &body).unwrap();
+    let (ok, err) = ffmpeg_decode(file.to_str().unwrap(), 600);
+    assert!(ok && err.trim().is_empty(), "silence must decode: {err}");
+    let mut m = Listener::get(r.addr, "/metrics", 1);
+    m.read_to_eof(T);
+    let metrics = String::from_utf8_lossy(&m.body).into_owned();
+    let silence: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ringcast_link_silence_frames_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(silence > 100, "silence was counted: {metrics}");
+}
+
+#[test]
+fn wrong_key_is_refused_and_logged() {
+    let frames = numbered_frames("link-wrong-key", 400);
+    let o = origin(&frames, &[]);
+    let r = Server::start(&[
+        "-frame-bytes",
+        "400",
+        "-link-key",
+        "not the right key",
+        "-link-pull",
+        &format!("http://{}", o.addr),
+    ]);
+    assert!(
+        r.wait_log("refused our key (401)", T).is_some(),
+        "{}",
+        r.log_text()
+    );
+    assert!(
+        o.wait_log("refused: wrong key", T).is_some(),
+        "{}",
+        o.log_text()
+    );
+    // Both stay up and serve.
+    assert_eq!(o.listen().status, 200);
+    assert_eq!(r.listen().status, 200);
+}
+
+#[test]
+fn corrupted_bytes_are_rejected_and_fetched_again() {
+    let frames = numbered_frames("link-corrupt", 4000);
+    let o = origin(&frames, &[]);
+    let proxy = FaultProxy::start(o.addr);
+    let r = receiver(&["-link-pull", &format!("http://{}", proxy.addr)]);
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(16_000, T));
+    for _ in 0..3 {
+        proxy.corrupt_next();
+        assert!(rec.wait_more(16_000, T));
+    }
+    let (body, _) = rec.finish();
+    assert!(
+        r.log_count("MAC check") >= 1,
+        "tampering detected: {}",
+        r.log_text()
+    );
+    assert_every_frame_once_in_order(&frame_numbers(&body));
+}
+
+#[test]
+fn origin_restart_starts_a_new_epoch_and_receivers_follow() {
+    let frames = numbered_frames("link-origin-restart", 4000);
+    let o = origin(&frames, &[]);
+    let port = o.addr.port();
+    let r = receiver(&["-link-pull", &format!("http://{}", o.addr)]);
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(16_000, T));
+    drop(o);
+    // The origin comes back on the same port: a new process, a new epoch.
+    let o2 = Server::start(&[
+        "-address",
+        &format!("127.0.0.1:{port}"),
+        "-path",
+        frames.to_str().unwrap(),
+        "-frame-bytes",
+        "400",
+        "-source-bandwidth",
+        "16000",
+        "-link-key",
+        KEY,
+    ]);
+    assert!(
+        o2.wait_log("link receiver pulling", T).is_some(),
+        "{}",
+        r.log_text()
+    );
+    // The old stream's buffered 5 s play out first, then the new one's.
+    assert!(
+        rec.wait_more(16_000 * 9, T),
+        "the receiver's listener hears the new stream"
+    );
+    let (body, _) = rec.finish();
+    let nums = frame_numbers(&body);
+    // The second origin starts its file from frame 0 again.
+    assert!(
+        nums.windows(2).any(|w| w[1] < w[0]),
+        "the restarted stream came through: {} frames, last {:?}",
+        nums.len(),
+        &nums[nums.len().saturating_sub(30)..]
+    );
+
+    // A receiver restart resumes too: a new receiver process gets the stream at once.
+    drop(r);
+    let r2 = receiver(&["-link-pull", &format!("http://{}", o2.addr)]);
+    let mut l = r2.listen();
+    assert!(l.read_body(8000, T).len() >= 8000);
+}
+
+#[test]
+fn a_pusher_changing_address_takes_over() {
+    let frames = numbered_frames("link-pusher-moves", 4000);
+    let r = receiver(&["-link-receive"]);
+    let proxy = FaultProxy::start(r.addr);
+    let o = origin(&frames, &["-link-push", &format!("http://{}", proxy.addr)]);
+    assert!(r.wait_log("link pusher connected", T).is_some());
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(16_000, T));
+    // The studio's uplink changes: new connections come from 127.0.0.2, old ones die.
+    proxy.dial_from("127.0.0.2");
+    proxy.set(Mode::Reset);
+    proxy.set(Mode::Pass);
+    assert!(r.wait_log("127.0.0.2:", T).is_some(), "{}", r.log_text());
+    assert!(rec.wait_more(32_000, T));
+    let (body, longest) = rec.finish();
+    assert_every_frame_once_in_order(&frame_numbers(&body));
+    assert!(longest <= MAX_PAUSE, "paused {longest:?}");
+    drop(o);
+}
