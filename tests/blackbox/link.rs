@@ -59,9 +59,12 @@ fn receiver(extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-/// A listener that records every read: (when, bytes).
+/// Every read a listener made: (when, bytes).
+type Reads = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
+/// A listener that records every read.
 struct Recorder {
-    reads: Arc<Mutex<Vec<(Instant, Vec<u8>)>>>,
+    reads: Reads,
     stop: Arc<Mutex<bool>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
