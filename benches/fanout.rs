@@ -11,6 +11,9 @@
 
 #[path = "../tests/blackbox/common.rs"]
 mod common;
+#[path = "../tests/blackbox/proxy.rs"]
+#[allow(dead_code)] // the bench uses the proxy only to count bytes
+mod proxy;
 
 use common::{fixture, Icecast, Server};
 use std::collections::HashMap;
@@ -116,6 +119,122 @@ fn main() {
     println!(
         "targets: 1000 listeners all at 100%; RSS < 40 MB at 1000; idle RSS < 4 MB; TTFB < 50 ms"
     );
+    link_figures(secs);
+}
+
+/// The link at 128 kb/s with 250 ms fragments: wire bytes against payload bytes (through a
+/// counting proxy) and the delay from an origin listener to a receiver listener (on frames
+/// numbered here, 400 bytes = 25 ms each).
+fn link_figures(secs: u64) {
+    const KEY: &str = "bench link key";
+    let dir = common::scratch("bench-link");
+    let frames = dir.join("frames.raw");
+    let n: u32 = 40 * (secs as u32 + 30);
+    let data: Vec<u8> = (0..n)
+        .flat_map(|i| {
+            let mut f = i.to_be_bytes().to_vec();
+            f.resize(400, 0x5A);
+            f
+        })
+        .collect();
+    std::fs::write(&frames, data).unwrap();
+    let origin = Server::start(&[
+        "-path",
+        frames.to_str().unwrap(),
+        "-frame-bytes",
+        "400",
+        "-source-bandwidth",
+        "16000",
+        "-link-key",
+        KEY,
+    ]);
+    let proxy = proxy::FaultProxy::start(origin.addr);
+    let pull = format!("http://{}", proxy.addr);
+    let receiver = Server::start(&[
+        "-frame-bytes",
+        "400",
+        "-source-buffer",
+        "800",
+        "-link-key",
+        KEY,
+        "-link-delay",
+        "5s",
+        "-link-pull",
+        &pull,
+    ]);
+    let at_origin = watch_frames(origin.addr);
+    let at_receiver = watch_frames(receiver.addr);
+    std::thread::sleep(Duration::from_secs(7)); // the receiver's delay fills
+    let (wire0, _) = proxy.bytes();
+    let payload0 = metric(receiver.addr, "ringcast_bytes_in_total");
+    std::thread::sleep(Duration::from_secs(secs));
+    let (wire1, _) = proxy.bytes();
+    let payload1 = metric(receiver.addr, "ringcast_bytes_in_total");
+    let overhead = (wire1 - wire0) as f64 / (payload1 - payload0).max(1) as f64 - 1.0;
+    let (o, r) = (at_origin.lock().unwrap(), at_receiver.lock().unwrap());
+    let mut lat: Vec<f64> = r
+        .iter()
+        .filter_map(|(k, t)| o.get(k).map(|t0| t.duration_since(*t0).as_secs_f64()))
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!();
+    println!("link, 128 kb/s, 250 ms fragments, -link-delay 5s, {secs} s:");
+    println!(
+        "  overhead: {:.2}% ({} wire bytes for {} bytes of frames; target < 3%)",
+        overhead * 100.0,
+        wire1 - wire0,
+        payload1 - payload0
+    );
+    match lat.len() {
+        0 => println!("  latency: no frame seen at both ends"),
+        k => println!(
+            "  latency, origin listener to receiver listener: median {:.2} s, min {:.2} s, max {:.2} s ({k} frames)",
+            lat[k / 2],
+            lat[0],
+            lat[k - 1]
+        ),
+    }
+}
+
+/// When each numbered frame first reached a listener of `addr`.
+fn watch_frames(addr: SocketAddr) -> Arc<std::sync::Mutex<HashMap<u32, Instant>>> {
+    let seen = Arc::new(std::sync::Mutex::new(HashMap::new()));
+    let s2 = Arc::clone(&seen);
+    std::thread::spawn(move || {
+        let mut l = common::Listener::get(addr, "/", 0);
+        let mut pending = std::mem::take(&mut l.body);
+        let mut buf = vec![0u8; 65536];
+        while let Ok(k) = l.conn.read(&mut buf) {
+            if k == 0 {
+                break;
+            }
+            let now = Instant::now();
+            pending.extend_from_slice(&buf[..k]);
+            let whole = pending.len() / 400 * 400;
+            for f in pending[..whole].chunks_exact(400) {
+                s2.lock()
+                    .unwrap()
+                    .entry(u32::from_be_bytes(f[..4].try_into().unwrap()))
+                    .or_insert(now);
+            }
+            pending.drain(..whole);
+        }
+    });
+    seen
+}
+
+/// One counter from a server's /metrics.
+fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let mut m = common::Listener::get(addr, "/metrics", 1);
+    m.read_to_eof(Duration::from_secs(5));
+    String::from_utf8_lossy(&m.body)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .map(str::trim)
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Runs N listeners against a server for `secs` and reads its figures from /proc.
