@@ -195,6 +195,8 @@ fn outages_are_never_heard(push: bool) {
     assert!(rec.wait_more(16_000, T), "the stream flows");
     for (mode, secs) in [
         (Mode::Blackhole, 1.0),
+        (Mode::Reset, 1.0),
+        (Mode::Blackhole, 3.0),
         (Mode::Reset, 3.0),
         (Mode::Blackhole, 4.5),
         (Mode::Reset, 4.5),
