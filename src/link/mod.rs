@@ -167,6 +167,39 @@ impl LinkState {
     }
 }
 
+/// The dialling side's loop (`link-pull`, `link-push`): run a session until it ends, then
+/// redial after a short, capped, jittered backoff, reset by a session that lasted.
+pub fn redial(
+    shared: &crate::shared::Shared,
+    link: &LinkState,
+    what: &str,
+    url: &Url,
+    mut session: impl FnMut() -> std::io::Result<()>,
+) {
+    let mut backoff = crate::backoff::Backoff::new(REDIAL_MIN, REDIAL_MAX);
+    while !shared.shutdown.is_set() {
+        let started = Instant::now();
+        link.stats.connects.fetch_add(1, Relaxed);
+        let result = session();
+        link.stats.up.store(false, Relaxed);
+        if let Err(e) = result {
+            log::warn!("link {what} {}: {e}", url.redacted());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff.reset();
+        }
+        let d = backoff.next_delay();
+        log::info!(
+            "link {what} {}: redialling in {:.2}s",
+            url.redacted(),
+            d.as_secs_f64()
+        );
+        if shared.shutdown.sleep(d) {
+            break;
+        }
+    }
+}
+
 /// Whether this instance's input is the link.
 pub fn is_receiver(cfg: &Config) -> bool {
     matches!(cfg.input, InputSpec::Link)

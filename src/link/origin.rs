@@ -9,9 +9,8 @@ use super::fragments::Next;
 use super::wire::{self, Msg};
 use super::{
     fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
-    PATH_PUSH, REDIAL_MAX, REDIAL_MIN, STALL,
+    PATH_PUSH, STALL,
 };
-use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::serve::http::{self, Request};
 use crate::shared::Shared;
@@ -220,24 +219,9 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
         return;
     };
     let origin_id = random_hex(8);
-    let mut backoff = Backoff::new(REDIAL_MIN, REDIAL_MAX);
-    while !shared.shutdown.is_set() {
-        let started = Instant::now();
-        link.stats.connects.fetch_add(1, Relaxed);
-        let result = push_session(&url, link, shared, &origin_id);
-        link.stats.up.store(false, Relaxed);
-        if let Err(e) = result {
-            warn!("link push to {}: {e}", url.redacted());
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff.reset();
-        }
-        let d = backoff.next_delay();
-        info!("link push: redialling in {:.1}s", d.as_secs_f64());
-        if shared.shutdown.sleep(d) {
-            break;
-        }
-    }
+    super::redial(shared, link, "push to", &url, || {
+        push_session(&url, link, shared, &origin_id)
+    });
 }
 
 fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {

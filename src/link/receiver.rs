@@ -11,10 +11,8 @@ use super::origin::{base_path, connect, fetch_challenge, read_status, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{
-    fmt_pos, handshake_query, local_us, random_hex, Inbound, LinkState, HEARTBEAT, PATH_PULL,
-    REDIAL_MAX, REDIAL_MIN, STALL,
+    fmt_pos, handshake_query, local_us, random_hex, Inbound, LinkState, HEARTBEAT, PATH_PULL, STALL,
 };
-use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::serve::http::Request;
 use crate::shared::{Shared, SourceState};
@@ -35,24 +33,9 @@ pub fn run_pull(cfg: &Config, shared: &Shared) {
         return;
     };
     let receiver_id = random_hex(8);
-    let mut backoff = Backoff::new(REDIAL_MIN, REDIAL_MAX);
-    while !shared.shutdown.is_set() {
-        let started = Instant::now();
-        link.stats.connects.fetch_add(1, Relaxed);
-        let result = pull_session(&url, link, shared, &receiver_id);
-        link.stats.up.store(false, Relaxed);
-        if let Err(e) = result {
-            warn!("link pull from {}: {e}", url.redacted());
-        }
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff.reset();
-        }
-        let d = backoff.next_delay();
-        info!("link pull: redialling in {:.1}s", d.as_secs_f64());
-        if shared.shutdown.sleep(d) {
-            break;
-        }
-    }
+    super::redial(shared, link, "pull from", &url, || {
+        pull_session(&url, link, shared, &receiver_id)
+    });
 }
 
 fn pull_session(
