@@ -108,9 +108,6 @@ deploy: need-target
 
 # The whole test suite built for aarch64 and armv7 and run under qemu-user.
 test-arm:
-	@for t in $(ARM_TARGETS); do \
-	  echo "== make test-arm: $$t under $$(echo $(qemu_$$t) | cut -d' ' -f1)"; \
-	done
 	rustup target add $(ARM_TARGETS)
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER='$(linker_aarch64-unknown-linux-gnu)' \
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER='$(qemu_aarch64-unknown-linux-gnu)' \

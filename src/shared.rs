@@ -129,7 +129,6 @@ impl Shared {
 
     /// A one-line summary for systemd's STATUS.
     pub fn status_line(&self) -> String {
-        use std::sync::atomic::Ordering::Relaxed;
         format!(
             "{} listener(s); source {}; {} frames in, {} bytes out",
             self.listeners(),
