@@ -9,7 +9,7 @@ use super::fragments::Next;
 use super::wire::{self, Msg};
 use super::{
     fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
-    PATH_PUSH, STALL,
+    PATH_PULL, PATH_PUSH, STALL,
 };
 use crate::config::Config;
 use crate::serve::http::{self, Request};
@@ -224,47 +224,92 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
     });
 }
 
-fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {
+/// A link session the dialler has opened: the socket after a `200`, the session key, and the
+/// resume point and wanted length the handshake carried.
+pub struct Dialed {
+    pub conn: TcpStream,
+    pub key: [u8; 32],
+    pub after: String,
+    pub want_ms: u64,
+}
+
+/// The dialler's half of the handshake (`docs/link-protocol.md`). Pulling, we are the
+/// receiver and resume after what we hold; pushing, we are the origin and resume after what
+/// the receiver said it holds.
+pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dialed> {
     let ch = fetch_challenge(url, link)?;
     let cnonce = random_hex(16);
-    let after = ch.held.clone();
-    let want = ch.want_ms.to_string();
-    let mac = link.request_mac(&["push", "1", &ch.nonce, &cnonce, &after, &want, origin_id]);
-    let query = handshake_query(
-        &[
-            ("v", "1"),
-            ("nonce", &ch.nonce),
-            ("cnonce", &cnonce),
-            ("after", &after),
-            ("want", &want),
-            ("oid", origin_id),
-        ],
-        &mac,
-    );
+    let (mode, id_name, after, want_ms) = if pull {
+        (
+            "pull",
+            "rid",
+            fmt_pos(*link.held.lock()),
+            link.cfg.delay.as_millis() as u64,
+        )
+    } else {
+        ("push", "oid", ch.held.clone(), ch.want_ms)
+    };
+    let want = want_ms.to_string();
+    let mac = link.request_mac(&[mode, "1", &ch.nonce, &cnonce, &after, &want, id]);
+    let params = [
+        ("v", "1"),
+        ("nonce", &ch.nonce),
+        ("cnonce", &cnonce),
+        ("after", &after),
+        ("want", &want),
+        (id_name, id),
+    ];
+    let query = handshake_query(&params, &mac);
+    let (method, path, extra) = if pull {
+        ("GET", PATH_PULL, "Connection: close\r\n")
+    } else {
+        (
+            "POST",
+            PATH_PUSH,
+            "Content-Type: application/x-ringcast-link\r\n",
+        )
+    };
     let mut conn = connect(url, link)?;
     let request = format!(
-        "POST {}{PATH_PUSH}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nContent-Type: application/x-ringcast-link\r\n\r\n",
+        "{method} {}{path}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\n{extra}\r\n",
         base_path(url),
         url.authority(),
         env!("CARGO_PKG_VERSION")
     );
     conn.write_all(request.as_bytes())?;
     conn.set_read_timeout(Some(link.handshake_timeout()))?;
-    let status = read_status(&mut conn)?;
-    if status == 401 {
-        link.stats.refused.fetch_add(1, Relaxed);
-        return Err(io::Error::other("the receiver refused our key (401)"));
+    let other = if pull { "origin" } else { "receiver" };
+    match read_status(&mut conn)? {
+        200 => {}
+        401 => {
+            link.stats.refused.fetch_add(1, Relaxed);
+            return Err(io::Error::other(format!(
+                "the {other} refused our key (401)"
+            )));
+        }
+        s => return Err(io::Error::other(format!("the {other} answered {s}"))),
     }
-    if status != 200 {
-        return Err(io::Error::other(format!("the receiver answered {status}")));
-    }
-    let key = wire::session_key(&link.cfg.key, &ch.nonce, &cnonce);
+    conn.set_read_timeout(Some(STALL))?;
     link.stats.up.store(true, Relaxed);
+    Ok(Dialed {
+        conn,
+        key: wire::session_key(&link.cfg.key, &ch.nonce, &cnonce),
+        after,
+        want_ms,
+    })
+}
+
+fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {
+    let Dialed {
+        mut conn,
+        key,
+        after,
+        want_ms,
+    } = dial(url, link, false, origin_id)?;
     info!(
         "link push: connected to {} (receiver holds {after})",
         url.redacted()
     );
-    conn.set_nonblocking(false)?;
     conn.set_write_timeout(Some(STALL * 2))?;
     let mut last_ack = Instant::now();
     let mut acks = [0u8; 256];
@@ -273,7 +318,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         &key,
         shared,
         parse_pos(&after),
-        ch.want_ms * 1000,
+        want_ms * 1000,
         || true,
         |c| {
             // The receiver acks every second; none for STALL means the path is dead.

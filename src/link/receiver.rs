@@ -7,12 +7,10 @@
 //! stalled path that never closed), or when replaced.
 
 use super::fragments::Cutter;
-use super::origin::{base_path, connect, fetch_challenge, read_status, verify};
+use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
-use super::{
-    fmt_pos, handshake_query, local_us, random_hex, Inbound, LinkState, HEARTBEAT, PATH_PULL, STALL,
-};
+use super::{local_us, random_hex, Inbound, LinkState, HEARTBEAT, STALL};
 use crate::config::Config;
 use crate::serve::http::Request;
 use crate::shared::{Shared, SourceState};
@@ -44,47 +42,13 @@ fn pull_session(
     shared: &Shared,
     rid: &str,
 ) -> io::Result<()> {
-    let ch = fetch_challenge(url, link)?;
-    let cnonce = random_hex(16);
-    let after = fmt_pos(*link.held.lock());
-    let want = link.cfg.delay.as_millis().to_string();
-    let mac = link.request_mac(&["pull", "1", &ch.nonce, &cnonce, &after, &want, rid]);
-    let query = handshake_query(
-        &[
-            ("v", "1"),
-            ("nonce", &ch.nonce),
-            ("cnonce", &cnonce),
-            ("after", &after),
-            ("want", &want),
-            ("rid", rid),
-        ],
-        &mac,
-    );
-    let mut conn = connect(url, link)?;
-    let request = format!(
-        "GET {}{PATH_PULL}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\nConnection: close\r\n\r\n",
-        base_path(url),
-        url.authority(),
-        env!("CARGO_PKG_VERSION")
-    );
-    conn.write_all(request.as_bytes())?;
-    conn.set_read_timeout(Some(link.handshake_timeout()))?;
-    let status = read_status(&mut conn)?;
-    conn.set_read_timeout(Some(STALL))?;
-    match status {
-        200 => {}
-        401 => {
-            link.stats.refused.fetch_add(1, Relaxed);
-            return Err(io::Error::other("the origin refused our key (401)"));
-        }
-        s => return Err(io::Error::other(format!("the origin answered {s}"))),
-    }
-    let key = wire::session_key(&link.cfg.key, &ch.nonce, &cnonce);
-    link.stats.up.store(true, Relaxed);
+    let dialed = dial(url, link, true, rid)?;
     info!(
-        "link pull: connected to {}, resuming after {after}",
-        url.redacted()
+        "link pull: connected to {}, resuming after {}",
+        url.redacted(),
+        dialed.after
     );
+    let (conn, key) = (dialed.conn, dialed.key);
     receive(
         &mut BufReader::new(&conn),
         &key,
