@@ -43,6 +43,9 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
         return;
     };
     // ICY metadata only for listeners that ask, as Icecast does.
+    // The listener's place in the stream is fixed now, before it has its response head:
+    // whatever the source publishes after that reaches it, however slow this thread is.
+    let mut cursor = shared.ring.join(cfg.burst_bytes);
     let wants_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1");
     let head = http::head(
         req.minor,
@@ -62,7 +65,6 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     let agent = req.header("User-Agent").unwrap_or("no User-Agent");
     info!("{peer}: listening ({} {}, {agent})", req.method, req.path);
 
-    let mut cursor = shared.ring.join(cfg.burst_bytes);
     let mut client_left = if cfg.client_max_bytes > 0 {
         cfg.client_max_bytes
     } else {
