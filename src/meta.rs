@@ -17,6 +17,30 @@ pub struct Info {
     pub bitrate: String,
 }
 
+impl Info {
+    /// The stream fields from headers, whichever spelling the sender uses: Icecast source
+    /// clients send `Ice-Name`, `Ice-Public`…, SHOUTcast encoders and servers `icy-name`,
+    /// `icy-pub`…. `get` looks a header up case-insensitively.
+    pub fn from_headers<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Info {
+        let field = |names: [&str; 2]| {
+            names
+                .iter()
+                .find_map(|n| get(n))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        Info {
+            name: field(["ice-name", "icy-name"]),
+            genre: field(["ice-genre", "icy-genre"]),
+            description: field(["ice-description", "icy-description"]),
+            url: field(["ice-url", "icy-url"]),
+            public: field(["ice-public", "icy-pub"]) == "1",
+            bitrate: field(["ice-bitrate", "icy-br"]),
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
     info: Info,
@@ -83,6 +107,33 @@ impl Meta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_from_either_header_spelling() {
+        let headers = [
+            ("Ice-Name", " Studio FM "),
+            ("icy-genre", "Jazz"),
+            ("ICE-PUBLIC", "1"),
+            ("icy-br", "128"),
+        ];
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| *v)
+        };
+        let i = Info::from_headers(get);
+        assert_eq!(
+            (
+                i.name.as_str(),
+                i.genre.as_str(),
+                i.public,
+                i.bitrate.as_str()
+            ),
+            ("Studio FM", "Jazz", true, "128")
+        );
+        assert_eq!(i.url, "");
+    }
 
     #[test]
     fn titles_carry_a_sequence_and_info_merges() {

@@ -248,15 +248,9 @@ pub fn serve_source(
         crate::serve::http::respond(&mut conn, 0, 403, "Mountpoint in use", &[]);
         return;
     };
-    let header = |n: &str| req.header(n).unwrap_or_default().trim().to_string();
-    shared.meta.merge_info(&Info {
-        name: header("Ice-Name"),
-        genre: header("Ice-Genre"),
-        description: header("Ice-Description"),
-        url: header("Ice-Url"),
-        public: header("Ice-Public") == "1",
-        bitrate: header("Ice-Bitrate"),
-    });
+    shared
+        .meta
+        .merge_info(&Info::from_headers(|n| req.header(n)));
     let expect_continue = req
         .header("Expect")
         .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
@@ -329,7 +323,7 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
         shared.push.release(id, tx);
         return;
     }
-    let mut info = Info::default();
+    let mut headers: Vec<(String, String)> = Vec::new();
     loop {
         let Ok(line) = read_line(&mut conn) else {
             shared.push.release(id, tx);
@@ -339,19 +333,15 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
             break;
         }
         if let Some((k, v)) = line.split_once(':') {
-            let v = v.trim().to_string();
-            match k.trim().to_ascii_lowercase().as_str() {
-                "icy-name" => info.name = v,
-                "icy-genre" => info.genre = v,
-                "icy-url" => info.url = v,
-                "icy-pub" => info.public = v == "1",
-                "icy-br" => info.bitrate = v,
-                "icy-description" => info.description = v,
-                _ => {}
-            }
+            headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    shared.meta.merge_info(&info);
+    shared.meta.merge_info(&Info::from_headers(|n| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.as_str())
+    }));
     info!("{peer}: SHOUTcast source client connected");
     let result = pump(&mut conn, &[], Body::Plain(None), &tx, cfg, shared);
     shared.push.release(id, tx);

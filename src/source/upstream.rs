@@ -92,15 +92,7 @@ impl UpstreamInput {
             .get("icy-metaint")
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0);
-        let field = |n: &str| head.get(n).unwrap_or_default().trim().to_string();
-        shared.meta.merge_info(&Info {
-            name: field("icy-name"),
-            genre: field("icy-genre"),
-            description: field("icy-description"),
-            url: field("icy-url"),
-            public: field("icy-pub") == "1",
-            bitrate: field("icy-br"),
-        });
+        shared.meta.merge_info(&Info::from_headers(|n| head.get(n)));
         info!(
             "upstream {} connected: {} ({}{})",
             url.redacted(),
