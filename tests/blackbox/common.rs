@@ -537,3 +537,31 @@ pub fn basic(user: &str, pass: &str) -> String {
     }
     format!("Basic {out}")
 }
+
+/// ringcast playing the MP3 file at `path` in a loop, in real time at `rate` bytes/s (mp3
+/// framing), with `extra` flags.
+pub fn mp3_server(path: &Path, rate: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "-path",
+        path.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-source-bandwidth",
+        rate,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// A GET with Basic credentials; the response head is read.
+pub fn get_with_auth(addr: SocketAddr, path: &str, user: &str, pass: &str) -> Listener {
+    Listener::request(
+        addr,
+        &format!(
+            "GET {path} HTTP/1.1\r\nAuthorization: {}\r\n\r\n",
+            basic(user, pass)
+        ),
+    )
+}

@@ -326,22 +326,18 @@ fn read_icy(l: &mut Listener, metaint: usize, audio_wanted: usize) -> (Vec<u8>, 
 #[test]
 fn metadata_updates_reach_icy_listeners_at_the_right_offsets_and_nobody_else() {
     let path = tone();
-    let s = Server::start(&[
-        "-path",
-        path.to_str().unwrap(),
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-source-bandwidth",
+    let s = mp3_server(
+        &path,
         "32000",
-        "-icy-metaint",
-        "4000",
-        "-title",
-        "First title",
-        "-admin-password",
-        "adm",
-    ]);
+        &[
+            "-icy-metaint",
+            "4000",
+            "-title",
+            "First title",
+            "-admin-password",
+            "adm",
+        ],
+    );
     let data = std::fs::read(&path).unwrap();
     let frames = mp3_frames(&data);
     let mut icy = Listener::request(s.addr, "GET /live HTTP/1.0\r\nIcy-MetaData: 1\r\n\r\n");
@@ -351,17 +347,18 @@ fn metadata_updates_reach_icy_listeners_at_the_right_offsets_and_nobody_else() {
     let (audio1, titles1) = read_icy(&mut icy, 4000, 8000);
     assert_eq!(titles1.first().map(String::as_str), Some("First title"));
 
-    let wrong = Listener::request(
+    let wrong = get_with_auth(
         s.addr,
-        &format!("GET /admin/metadata?mount=/live&mode=updinfo&song=x HTTP/1.0\r\nAuthorization: {}\r\n\r\n", basic("admin", "no")),
+        "/admin/metadata?mount=/live&mode=updinfo&song=x",
+        "admin",
+        "no",
     );
     assert_eq!(wrong.status, 401);
-    let mut ok = Listener::request(
+    let mut ok = get_with_auth(
         s.addr,
-        &format!(
-            "GET /admin/metadata?mount=/live&mode=updinfo&song=Caf%C3%A9+del+Mar HTTP/1.0\r\nAuthorization: {}\r\n\r\n",
-            basic("admin", "adm")
-        ),
+        "/admin/metadata?mount=/live&mode=updinfo&song=Caf%C3%A9+del+Mar",
+        "admin",
+        "adm",
     );
     assert_eq!(ok.status, 200);
     ok.read_to_eof(T);
@@ -383,22 +380,18 @@ fn pushes_to_icecast2_with_the_title() {
     let _ice = Icecast::start("push-icecast", port);
     let path = tone();
     let target = format!("icecast://source:{ICECAST_SOURCE_PASSWORD}@127.0.0.1:{port}/ring");
-    let s = Server::start(&[
-        "-path",
-        path.to_str().unwrap(),
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-source-bandwidth",
+    let s = mp3_server(
+        &path,
         "16000",
-        "-icecast",
-        &target,
-        "-icy-name",
-        "Ringcast Relay",
-        "-title",
-        "Hello from ringcast",
-    ]);
+        &[
+            "-icecast",
+            &target,
+            "-icy-name",
+            "Ringcast Relay",
+            "-title",
+            "Hello from ringcast",
+        ],
+    );
     assert!(
         s.wait_log("title \"Hello from ringcast\" sent", T)
             .is_some(),
@@ -462,13 +455,7 @@ fn status_json_and_metrics_do_not_count_as_listeners() {
 
     let unauthorized = Listener::get(s.addr, "/metrics", 1);
     assert_eq!(unauthorized.status, 401);
-    let mut m = Listener::request(
-        s.addr,
-        &format!(
-            "GET /metrics HTTP/1.1\r\nAuthorization: {}\r\n\r\n",
-            basic("admin", "adm")
-        ),
-    );
+    let mut m = get_with_auth(s.addr, "/metrics", "admin", "adm");
     assert_eq!(m.status, 200);
     m.read_to_eof(T);
     let text = String::from_utf8_lossy(&m.body);

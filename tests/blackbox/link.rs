@@ -235,18 +235,7 @@ fn push_outages_shorter_than_the_delay_are_never_heard() {
 #[test]
 fn a_long_outage_plays_valid_silence_and_rejoins_live() {
     let mp3 = fixture("tone-128k-44k1.mp3");
-    let o = Server::start(&[
-        "-path",
-        mp3.to_str().unwrap(),
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-source-bandwidth",
-        "16000",
-        "-link-key",
-        KEY,
-    ]);
+    let o = mp3_server(&mp3, "16000", &["-link-key", KEY]);
     let proxy = FaultProxy::start(o.addr);
     let r = Server::start(&[
         "-frame-filter",
@@ -367,18 +356,8 @@ fn origin_restart_starts_a_new_epoch_and_receivers_follow() {
     assert!(rec.wait_more(16_000, T));
     drop(o);
     // The origin comes back on the same port: a new process, a new epoch.
-    let o2 = Server::start(&[
-        "-address",
-        &format!("127.0.0.1:{port}"),
-        "-path",
-        frames.to_str().unwrap(),
-        "-frame-bytes",
-        "400",
-        "-source-bandwidth",
-        "16000",
-        "-link-key",
-        KEY,
-    ]);
+    // A repeated -address takes its last value, as in Go: the helper's :0 is overridden.
+    let o2 = origin(&frames, &["-address", &format!("127.0.0.1:{port}")]);
     assert!(
         o2.wait_log("link receiver pulling", T).is_some(),
         "{}",

@@ -10,18 +10,7 @@ fn serve_looped(name: &str, rate: &str) -> (Server, Vec<u8>, Vec<(usize, usize)>
     let data = std::fs::read(&path).unwrap();
     let frames = mp3_frames(&data);
     assert!(frames.len() > 20, "fixture has frames");
-    let s = Server::start(&[
-        "-path",
-        path.to_str().unwrap(),
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-source-buffer",
-        "400",
-        "-source-bandwidth",
-        rate,
-    ]);
+    let s = mp3_server(&path, rate, &["-source-buffer", "400"]);
     (s, data, frames)
 }
 
@@ -83,20 +72,11 @@ fn burst_bytes_gives_a_new_listener_recent_audio_at_once_from_a_boundary() {
     let path = fixture("tone-128k-44k1.mp3");
     let data = std::fs::read(&path).unwrap();
     let frames = mp3_frames(&data);
-    let s = Server::start(&[
-        "-path",
-        path.to_str().unwrap(),
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-source-buffer",
-        "400",
-        "-source-bandwidth",
+    let s = mp3_server(
+        &path,
         "16000",
-        "-burst-bytes",
-        "16000",
-    ]);
+        &["-source-buffer", "400", "-burst-bytes", "16000"],
+    );
     // Let a second of audio build up in the ring (a first listener hears it arrive).
     let mut first = s.listen();
     first.read_body(20_000, T);

@@ -246,18 +246,7 @@ fn garbage_in_an_mp3_source_never_reaches_listeners() {
     junk.extend_from_slice(&mp3[frames[5].0..frames[5].0 + 200]);
     let file = dir.join("input");
     std::fs::write(&file, [junk.clone(), mp3.clone(), junk].concat()).unwrap();
-    let s = Server::start(&[
-        "-path",
-        file.to_str().unwrap(),
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-source-bandwidth",
-        "64000",
-        "-burst-bytes",
-        "100000",
-    ]);
+    let s = mp3_server(&file, "64000", &["-burst-bytes", "100000"]);
     let mut l = s.listen();
     let body = l.read_body(60_000, Duration::from_secs(15)).to_vec();
     assert!(body.len() >= 60_000);
