@@ -140,10 +140,13 @@ pub struct Args {
     /// read the link's shared secret from this file
     #[argh(option)]
     pub link_key_file: Option<String>,
-    /// receive the stream over the link by pulling it from this origin (http://host:port)
+    /// PEM file of CA certificates trusted for https:// URLs, besides the system's
+    #[argh(option)]
+    pub tls_ca: Option<String>,
+    /// receive the stream over the link by pulling it from this origin (http(s)://host:port)
     #[argh(option)]
     pub link_pull: Option<String>,
-    /// push the stream over the link to this receiver (http://host:port)
+    /// push the stream over the link to this receiver (http(s)://host:port)
     #[argh(option)]
     pub link_push: Option<String>,
     /// receive the stream over the link from a pusher
@@ -208,6 +211,7 @@ const VALUE_FLAGS: &[&str] = &[
     "admin-password",
     "link-key",
     "link-key-file",
+    "tls-ca",
     "link-pull",
     "link-push",
     "link-delay",

@@ -66,6 +66,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// The link, when `-link-key` (or a key file) is given.
     pub link: Option<LinkConfig>,
+    /// `-tls-ca`: extra CA certificates for `https://` (checked readable here).
+    pub tls_ca: Option<String>,
 }
 
 /// Largest frame we accept: 16 MiB (streamserve's raw PCM recipes use 44100-byte frames).
@@ -110,9 +112,9 @@ impl Config {
                 // unwrap ok: checked just above.
                 let url =
                     Url::parse(a.url.as_deref().unwrap(), 80).map_err(|e| format!("-url: {e}"))?;
-                if url.scheme != "http" {
+                if url.scheme != "http" && url.scheme != "https" {
                     return Err(format!(
-                        "-url: {}:// is not supported: use http:// (for https, put a TLS proxy such as stunnel in front)",
+                        "-url: {}:// is not supported: use http:// or https://",
                         url.scheme
                     ));
                 }
@@ -267,6 +269,10 @@ impl Config {
             icy_metaint: range("icy-metaint", a.icy_metaint.unwrap_or(16000), 1, 1 << 20)?,
             admin_password: nonempty("admin-password", &a.admin_password)?,
             link,
+            tls_ca: match &a.tls_ca {
+                Some(path) => crate::tls::read_pem(path).map(|_| Some(path.clone()))?,
+                None => None,
+            },
         })
     }
 
@@ -341,8 +347,11 @@ fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
         s.as_deref()
             .map(|u| {
                 let url = Url::parse(u, 80).map_err(|e| format!("-{flag}: {e}"))?;
-                if url.scheme != "http" {
-                    return Err(format!("-{flag}: only http:// is supported in this version (use a TLS tunnel for https)"));
+                if url.scheme != "http" && url.scheme != "https" {
+                    return Err(format!(
+                        "-{flag}: {}:// is not supported: use http:// or https://",
+                        url.scheme
+                    ));
                 }
                 Ok(url)
             })
@@ -559,9 +568,11 @@ mod tests {
     fn icecast_side_inputs_and_outputs() {
         let c = config(&["-url", "http://127.0.0.1:8000/live"]).unwrap();
         assert!(matches!(c.input, InputSpec::Url(ref u) if u.path == "/live"));
-        assert!(config(&["-url", "https://x/y"])
+        let c = config(&["-url", "https://x/y"]).unwrap();
+        assert!(matches!(c.input, InputSpec::Url(ref u) if u.port == 443));
+        assert!(config(&["-url", "ftp://x/y"])
             .unwrap_err()
-            .contains("TLS proxy"));
+            .contains("http:// or https://"));
         assert!(config(&["-url", "http://x/y", "-tone"])
             .unwrap_err()
             .contains("cannot be used together"));
@@ -619,15 +630,11 @@ mod tests {
                 .unwrap_err()
                 .contains("together")
         );
-        assert!(config(&[
-            "-tone",
-            "-link-push",
-            "https://x",
-            "-link-key",
-            "0123456789"
-        ])
-        .unwrap_err()
-        .contains("http://"));
+        assert!(
+            config(&["-tone", "-link-push", "ws://x", "-link-key", "0123456789"])
+                .unwrap_err()
+                .contains("http:// or https://")
+        );
         let origin = config(&[
             "-tone",
             "-link-key",

@@ -7,8 +7,11 @@
 
 mod auth;
 mod backoff;
+mod chunked;
 mod cli;
+mod client;
 mod config;
+mod conn;
 mod flagsfile;
 mod frame;
 mod heartbeat;
@@ -26,6 +29,7 @@ mod source;
 mod stats;
 mod sys;
 mod timefmt;
+mod tls;
 mod url;
 
 use config::Config;
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.log_level);
+    tls::init(cfg.tls_ca.as_deref());
     match run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

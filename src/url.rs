@@ -1,5 +1,6 @@
 //! The few URL forms ringcast takes: `http://[user:pass@]host[:port]/path` for `-url`,
-//! `icecast://user:pass@host:port/mount` for `-icecast`. IPv6 hosts in brackets. The
+//! `icecast://user:pass@host:port/mount` for `-icecast`, `http(s)://host[:port][/base]` for the
+//! link. IPv6 hosts in brackets. The
 //! user-info is percent-decoded.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,7 @@ impl Url {
         }
         let port = match port {
             Some(p) => p.parse().map_err(|_| bad("bad port"))?,
+            None if scheme.eq_ignore_ascii_case("https") => 443,
             None => default_port,
         };
         let (user, password) = match userinfo {
@@ -150,6 +152,8 @@ mod tests {
             (u.authority(), u.path.as_str()),
             ("[::1]:9000".to_string(), "/a?b=c")
         );
+        let u = Url::parse("https://relay.example/radio", 80).unwrap();
+        assert_eq!((u.port, u.path.as_str()), (443, "/radio"));
         let u = Url::parse("http://radio.example", 80).unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         assert_eq!(u.redacted(), "http://radio.example:80/");

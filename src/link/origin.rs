@@ -11,13 +11,15 @@ use super::{
     fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
     PATH_PULL, PATH_PUSH, STALL,
 };
+use crate::client;
 use crate::config::Config;
+use crate::conn::Conn;
 use crate::serve::http::{self, Request};
 use crate::shared::Shared;
 use crate::url::{query_pairs, Url};
 use log::{info, warn};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -112,6 +114,7 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     info!("{peer}: link receiver pulling after {}", v[2]);
     let result = send_stream(
         &mut conn,
+        false,
         &key,
         shared,
         after,
@@ -130,15 +133,17 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
 
 /// Sends the stream from the fragment log: meta first, then fragments after `pos` (or the
 /// newest `want_us` for a fresh receiver), a heartbeat whenever a second passes without
-/// other traffic. `check` runs after each round (the pusher reads acks there).
-pub fn send_stream(
-    conn: &mut TcpStream,
+/// other traffic. `check` runs after each round (the pusher reads acks there). A push body
+/// is `chunked`, so that it crosses HTTP/1.1 reverse proxies.
+pub fn send_stream<W: Write>(
+    conn: &mut W,
+    chunked: bool,
     key: &[u8],
     shared: &Shared,
     mut pos: Option<(u64, u64)>,
     want_us: u64,
     wanted: impl Fn() -> bool,
-    mut check: impl FnMut(&mut TcpStream) -> io::Result<()>,
+    mut check: impl FnMut(&mut W) -> io::Result<()>,
 ) -> io::Result<()> {
     let Some(link) = shared.link.as_ref() else {
         return Ok(());
@@ -203,7 +208,11 @@ pub fn send_stream(
             )?;
         }
         if !out.is_empty() {
-            conn.write_all(&out)?;
+            if chunked {
+                crate::chunked::write_chunk(conn, &out)?;
+            } else {
+                conn.write_all(&out)?;
+            }
             last_sent = Instant::now();
         }
         check(conn)?;
@@ -227,7 +236,11 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
 /// A link session the dialler has opened: the socket after a `200`, the session key, and the
 /// resume point and wanted length the handshake carried.
 pub struct Dialed {
-    pub conn: TcpStream,
+    pub conn: Conn,
+    /// Body bytes that came with the response head.
+    pub first: Vec<u8>,
+    /// Whether the response body is chunked (a reverse proxy re-framed it).
+    pub chunked: bool,
     pub key: [u8; 32],
     pub after: String,
     pub want_ms: u64,
@@ -266,20 +279,20 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
         (
             "POST",
             PATH_PUSH,
-            "Content-Type: application/x-ringcast-link\r\n",
+            "Content-Type: application/x-ringcast-link\r\nTransfer-Encoding: chunked\r\n",
         )
     };
     let mut conn = connect(url, link)?;
     let request = format!(
-        "{method} {}{path}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: ringcast/{}\r\n{extra}\r\n",
+        "{method} {}{path}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n{extra}\r\n",
         base_path(url),
         url.authority(),
-        env!("CARGO_PKG_VERSION")
+        client::user_agent()
     );
-    conn.write_all(request.as_bytes())?;
     conn.set_read_timeout(Some(link.handshake_timeout()))?;
     let other = if pull { "origin" } else { "receiver" };
-    match read_status(&mut conn)? {
+    let (head, first) = client::exchange(&mut conn, request.as_bytes())?;
+    match head.status {
         200 => {}
         401 => {
             link.stats.refused.fetch_add(1, Relaxed);
@@ -293,6 +306,8 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
     link.stats.up.store(true, Relaxed);
     Ok(Dialed {
         conn,
+        first,
+        chunked: head.is_chunked(),
         key: wire::session_key(&link.cfg.key, &ch.nonce, &cnonce),
         after,
         want_ms,
@@ -305,6 +320,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         key,
         after,
         want_ms,
+        ..
     } = dial(url, link, false, origin_id)?;
     info!(
         "link push: connected to {} (receiver holds {after})",
@@ -313,20 +329,22 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
     conn.set_write_timeout(Some(STALL * 2))?;
     let mut last_ack = Instant::now();
     let mut acks = [0u8; 256];
-    let result = send_stream(
+    send_stream(
         &mut conn,
+        true,
         &key,
         shared,
         parse_pos(&after),
         want_ms * 1000,
         || true,
         |c| {
-            // The receiver acks every second; none for STALL means the path is dead.
-            while crate::sys::wait_readable(c, Duration::ZERO)? {
-                match c.read(&mut acks)? {
-                    0 => return Err(io::Error::other("the receiver closed the link")),
-                    _ => last_ack = Instant::now(),
+            // The receiver acks every second; none for STALL means the path is dead. Any
+            // bytes count (a proxy may have re-chunked them).
+            while let Some(n) = c.read_ready(&mut acks, Duration::ZERO)? {
+                if n == 0 {
+                    return Err(io::Error::other("the receiver closed the link"));
                 }
+                last_ack = Instant::now();
             }
             if last_ack.elapsed() >= STALL {
                 link.stats.stalls.fetch_add(1, Relaxed);
@@ -337,8 +355,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
             }
             Ok(())
         },
-    );
-    result
+    )
 }
 
 /// The other side's challenge answer.
@@ -349,26 +366,21 @@ pub struct Challenge {
     pub want_ms: u64,
 }
 
-/// `GET {base}/.ringcast/link/challenge` with ureq (a short request).
+/// `GET {base}/.ringcast/link/challenge` (a short request).
 pub fn fetch_challenge(url: &Url, link: &LinkState) -> io::Result<Challenge> {
-    let target = format!(
-        "http://{}{}{PATH_CHALLENGE}",
-        url.authority(),
-        base_path(url)
-    );
-    let agent = ureq::AgentBuilder::new()
-        .timeout(link.handshake_timeout())
-        .build();
+    let path = format!("{}{PATH_CHALLENGE}", base_path(url));
     let asked = Instant::now();
-    let text = match agent.get(&target).call() {
-        Ok(r) => r.into_string()?,
-        Err(ureq::Error::Status(404, _)) => {
+    let (head, body) = client::get(url, &path, &[], link.handshake_timeout())?;
+    match head.status {
+        200 => {}
+        404 => {
             return Err(io::Error::other(
                 "no link there (404): is -link-key set on the other side?",
             ))
         }
-        Err(e) => return Err(io::Error::other(e.to_string())),
-    };
+        s => return Err(io::Error::other(format!("the challenge answered {s}"))),
+    }
+    let text = String::from_utf8_lossy(&body);
     link.record_handshake(asked.elapsed());
     let mut w = text.split_whitespace();
     if w.next() != Some("ringcast-link") || w.next() != Some("1") {
@@ -396,37 +408,9 @@ pub fn base_path(url: &Url) -> &str {
         .trim_end_matches('/')
 }
 
-pub fn connect(url: &Url, link: &LinkState) -> io::Result<TcpStream> {
-    let mut last = io::Error::other(format!("{}: no address", url.host));
-    for addr in url.authority().to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, link.handshake_timeout()) {
-            Ok(c) => {
-                let _ = c.set_nodelay(true);
-                let _ = crate::sys::set_tcp_user_timeout(&c, STALL);
-                return Ok(c);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Reads a response head byte by byte (so nothing after it is consumed); returns the status.
-pub fn read_status(conn: &mut TcpStream) -> io::Result<u16> {
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() > 8192 {
-            return Err(io::Error::other("response head too long"));
-        }
-        if conn.read(&mut b)? == 0 {
-            return Err(io::Error::other("closed before answering"));
-        }
-        head.push(b[0]);
-    }
-    String::from_utf8_lossy(&head)
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other("not an HTTP answer"))
+/// Dials the other side (TLS for `https://`), with a stall bound on the socket.
+fn connect(url: &Url, link: &LinkState) -> io::Result<Conn> {
+    let conn = Conn::connect(url, link.handshake_timeout())?;
+    let _ = crate::sys::set_tcp_user_timeout(conn.tcp(), STALL);
+    Ok(conn)
 }

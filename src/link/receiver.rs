@@ -11,6 +11,7 @@ use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{local_us, random_hex, Inbound, LinkState, HEARTBEAT, STALL};
+use crate::chunked::{is_chunked, ChunkedReader};
 use crate::config::Config;
 use crate::serve::http::Request;
 use crate::shared::{Shared, SourceState};
@@ -48,9 +49,15 @@ fn pull_session(
         url.redacted(),
         dialed.after
     );
-    let (conn, key) = (dialed.conn, dialed.key);
+    let body = io::Cursor::new(dialed.first).chain(dialed.conn);
+    let body: Box<dyn Read> = if dialed.chunked {
+        Box::new(ChunkedReader::new(body))
+    } else {
+        Box::new(body)
+    };
+    let key = dialed.key;
     receive(
-        &mut BufReader::new(&conn),
+        &mut BufReader::new(body),
         &key,
         link,
         shared,
@@ -135,6 +142,13 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     info!("{peer}: link pusher connected (it resumes after {})", v[2]);
     let mut writer = &conn;
     let body = io::Cursor::new(req.leftover.clone()).chain(&conn);
+    // Pushers send chunked bodies (so that proxies pass them); version-1 pushers before that
+    // sent the stream bare until close.
+    let body: Box<dyn Read> = if is_chunked(req.header("Transfer-Encoding")) {
+        Box::new(ChunkedReader::new(body))
+    } else {
+        Box::new(body)
+    };
     let result = receive(
         &mut BufReader::new(body),
         &key,

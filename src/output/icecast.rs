@@ -2,13 +2,14 @@
 //! server (thread `out-icecast`), the way to scale out past one Pi onto an Icecast fleet.
 //!
 //! The stream goes as an identity-framed `PUT` (Icecast ≥ 2.4, as ffmpeg and libshout send
-//! it) on a raw socket: ureq would want the whole body before reading Icecast's answer, and
-//! this body never ends. Titles go with Icecast's admin metadata call, a short request that
-//! ureq makes. The connection is redialled with capped, jittered backoff; ringcast's own
+//! it) on a raw socket: a general HTTP client would want the whole body before reading
+//! Icecast's answer, and this body never ends. Titles go with Icecast's admin metadata call,
+//! a short request (`client::get`). The connection is redialled with capped, jittered backoff; ringcast's own
 //! listeners never notice.
 
 use crate::auth;
 use crate::backoff::Backoff;
+use crate::client;
 use crate::config::Config;
 use crate::ring::ReadOutcome;
 use crate::shared::Shared;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection that lasted this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(30);
 
@@ -171,24 +173,21 @@ fn read_status(conn: &mut TcpStream) -> io::Result<u16> {
 
 /// Icecast's admin metadata call with the source login.
 fn update_title(url: &Url, title: &str) -> Result<(), String> {
-    let target = format!(
-        "http://{}/admin/metadata?mount={}&mode=updinfo&charset=UTF-8&song={}",
-        url.authority(),
+    let path = format!(
+        "/admin/metadata?mount={}&mode=updinfo&charset=UTF-8&song={}",
         encode_component(&url.path),
         encode_component(title)
     );
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(5))
-        .build();
     let user = url.user.as_deref().unwrap_or("source");
     let password = url.password.as_deref().unwrap_or("");
-    match agent
-        .get(&target)
-        .set("Authorization", &auth::basic_header(user, password))
-        .call()
-    {
-        Ok(_) => Ok(()),
-        Err(ureq::Error::Status(code, _)) => Err(format!("Icecast answered {code}")),
+    let login = auth::basic_header(user, password);
+    let admin = Url {
+        scheme: "http".into(),
+        ..url.clone()
+    };
+    match client::get(&admin, &path, &[("Authorization", &login)], ADMIN_TIMEOUT) {
+        Ok((head, _)) if head.status == 200 => Ok(()),
+        Ok((head, _)) => Err(format!("Icecast answered {}", head.status)),
         Err(e) => Err(e.to_string()),
     }
 }

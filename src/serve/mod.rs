@@ -2,7 +2,6 @@
 
 pub mod accept;
 pub mod admin;
-pub mod chunked;
 pub mod http;
 pub mod listener;
 pub mod status;

@@ -7,10 +7,10 @@
 //! (paced by its MP3 frame durations) or nothing, and listeners stay connected either way.
 
 use super::{timed_out, Close, Input};
+use crate::chunked::Dechunker;
 use crate::config::Config;
 use crate::frame::Mp3Header;
 use crate::meta::Info;
-use crate::serve::chunked::Dechunker;
 use crate::serve::http::Request;
 use crate::shared::Shared;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -263,9 +263,7 @@ pub fn serve_source(
         shared.push.release(id, tx);
         return;
     }
-    let chunked = req
-        .header("Transfer-Encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"));
+    let chunked = crate::chunked::is_chunked(req.header("Transfer-Encoding"));
     let length = req
         .header("Content-Length")
         .and_then(|l| l.trim().parse::<u64>().ok());

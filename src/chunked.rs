@@ -1,5 +1,7 @@
-//! Decoding a `Transfer-Encoding: chunked` request body (some source clients send one), fed
-//! in pieces of any size.
+//! `Transfer-Encoding: chunked` bodies: decoding those some source clients send (fed in pieces
+//! of any size), and both ways on the link, whose streams cross HTTP/1.1 reverse proxies.
+
+use std::io::{self, Read, Write};
 
 #[derive(Debug, Default)]
 pub struct Dechunker {
@@ -80,6 +82,70 @@ impl Dechunker {
     }
 }
 
+/// Whether a `Transfer-Encoding` header value says chunked.
+pub fn is_chunked(transfer_encoding: Option<&str>) -> bool {
+    transfer_encoding.is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+}
+
+/// A reader of a chunked body: yields the data, then end of stream after the last chunk.
+pub struct ChunkedReader<R> {
+    inner: R,
+    dechunker: Dechunker,
+    decoded: Vec<u8>,
+    at: usize,
+    raw: Vec<u8>,
+}
+
+impl<R: Read> ChunkedReader<R> {
+    pub fn new(inner: R) -> ChunkedReader<R> {
+        ChunkedReader {
+            inner,
+            dechunker: Dechunker::default(),
+            decoded: Vec::new(),
+            at: 0,
+            raw: vec![0; 8192],
+        }
+    }
+}
+
+impl<R: Read> Read for ChunkedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.decoded.len() {
+            if self.dechunker.is_done() {
+                return Ok(0);
+            }
+            self.decoded.clear();
+            self.at = 0;
+            let n = self.inner.read(&mut self.raw)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "chunked body: closed before its last chunk",
+                ));
+            }
+            self.dechunker
+                .feed(&self.raw[..n], &mut self.decoded)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+        let n = (self.decoded.len() - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.decoded[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Writes `data` as one chunk (nothing for empty data: an empty chunk would end the body).
+pub fn write_chunk(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
+    if data.is_empty() {
+        return Ok(());
+    }
+    let mut out = Vec::with_capacity(data.len() + 12);
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    w.write_all(&out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +162,23 @@ mod tests {
             assert_eq!(out, b"Wikipedia in \r\n\r\nchunks.", "split {size}");
             assert!(d.is_done());
         }
+    }
+
+    #[test]
+    fn reader_and_writer_round_trip() {
+        let mut wire = Vec::new();
+        for piece in [&b"one "[..], b"", b"two three"] {
+            write_chunk(&mut wire, piece).unwrap();
+        }
+        wire.extend_from_slice(b"0\r\n\r\ntrailing bytes are not the body");
+        let mut out = String::new();
+        ChunkedReader::new(&wire[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "one two three");
+        let cut = &wire[..10];
+        let e = ChunkedReader::new(cut).read_to_end(&mut Vec::new());
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! An outbound connection: plain TCP for `http://`, TLS over TCP for `https://`. The link and
+//! `-url` dial through this, so every stream client speaks both with one code path.
+//!
+//! Reads that must not block (the pusher polling for acks between fragments) go through
+//! [`Conn::read_ready`]: with TLS, a readable socket does not mean readable plaintext, and
+//! plaintext may already sit decrypted in rustls with nothing left on the socket.
+
+use crate::url::Url;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Conn {
+    /// Dials `url`'s host (every address it resolves to, in turn), then for `https` makes
+    /// the TLS handshake, all within `timeout` per step.
+    pub fn connect(url: &Url, timeout: Duration) -> io::Result<Conn> {
+        let mut last = io::Error::other(format!("{}: no address", url.host));
+        let mut tcp = None;
+        for addr in url.authority().to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(c) => {
+                    tcp = Some(c);
+                    break;
+                }
+                Err(e) => last = e,
+            }
+        }
+        let tcp = tcp.ok_or(last)?;
+        let _ = tcp.set_nodelay(true);
+        match url.scheme.as_str() {
+            "https" => Self::tls(url, tcp, timeout),
+            _ => Ok(Conn::Plain(tcp)),
+        }
+    }
+
+    fn tls(url: &Url, mut tcp: TcpStream, timeout: Duration) -> io::Result<Conn> {
+        let config = crate::tls::client_config().map_err(io::Error::other)?;
+        let name = ServerName::try_from(url.host.clone())
+            .map_err(|e| io::Error::other(format!("{}: {e}", url.host)))?;
+        let mut tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        tcp.set_read_timeout(Some(timeout))?;
+        tcp.set_write_timeout(Some(timeout))?;
+        // Handshake now, so a bad certificate is reported as such and not as a failed read.
+        while tls.is_handshaking() {
+            tls.complete_io(&mut tcp).map_err(|e| {
+                io::Error::new(e.kind(), format!("TLS handshake with {}: {e}", url.host))
+            })?;
+        }
+        Ok(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))))
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => &s.sock,
+        }
+    }
+
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_read_timeout(d)
+    }
+
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.tcp().set_write_timeout(d)
+    }
+
+    /// Reads what is there within `wait`: `Some(n)` for `n` bytes (0: the other side
+    /// closed), `None` if nothing came.
+    pub fn read_ready(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Option<usize>> {
+        match self {
+            Conn::Plain(s) => {
+                if !crate::sys::wait_readable(s, wait)? {
+                    return Ok(None);
+                }
+                s.read(buf).map(Some)
+            }
+            Conn::Tls(s) => {
+                let mut wait = wait;
+                loop {
+                    match s.conn.reader().read(buf) {
+                        Ok(n) => return Ok(Some(n)),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(0)),
+                        Err(e) => return Err(e),
+                    }
+                    if !crate::sys::wait_readable(&s.sock, wait)? {
+                        return Ok(None);
+                    }
+                    wait = Duration::ZERO;
+                    // At end of stream (0) the next reader() call tells how it closed.
+                    s.conn.read_tls(&mut s.sock)?;
+                    s.conn
+                        .process_new_packets()
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                    while s.conn.wants_write() {
+                        s.conn.write_tls(&mut s.sock)?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => match s.read(buf) {
+                // A proxy that closes without close_notify ends the stream as plain TCP does.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                r => r,
+            },
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
