@@ -134,16 +134,25 @@ impl<R: Read> Read for ChunkedReader<R> {
     }
 }
 
-/// Writes `data` as one chunk (nothing for empty data: an empty chunk would end the body).
-pub fn write_chunk(w: &mut impl Write, data: &[u8]) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(());
+/// A writer that sends each write as one chunk of a chunked body.
+pub struct ChunkedWriter<W>(pub W);
+
+impl<W: Write> Write for ChunkedWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // An empty chunk would end the body.
+        if !data.is_empty() {
+            let mut out = Vec::with_capacity(data.len() + 12);
+            out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            out.extend_from_slice(data);
+            out.extend_from_slice(b"\r\n");
+            self.0.write_all(&out)?;
+        }
+        Ok(data.len())
     }
-    let mut out = Vec::with_capacity(data.len() + 12);
-    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    w.write_all(&out)
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
 }
 
 #[cfg(test)]
@@ -166,10 +175,11 @@ mod tests {
 
     #[test]
     fn reader_and_writer_round_trip() {
-        let mut wire = Vec::new();
+        let mut w = ChunkedWriter(Vec::new());
         for piece in [&b"one "[..], b"", b"two three"] {
-            write_chunk(&mut wire, piece).unwrap();
+            w.write_all(piece).unwrap();
         }
+        let mut wire = w.0;
         wire.extend_from_slice(b"0\r\n\r\ntrailing bytes are not the body");
         let mut out = String::new();
         ChunkedReader::new(&wire[..])

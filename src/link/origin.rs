@@ -11,6 +11,7 @@ use super::{
     fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
     PATH_PULL, PATH_PUSH, STALL,
 };
+use crate::chunked::ChunkedWriter;
 use crate::client;
 use crate::config::Config;
 use crate::conn::Conn;
@@ -114,7 +115,6 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     info!("{peer}: link receiver pulling after {}", v[2]);
     let result = send_stream(
         &mut conn,
-        false,
         &key,
         shared,
         after,
@@ -133,11 +133,9 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
 
 /// Sends the stream from the fragment log: meta first, then fragments after `pos` (or the
 /// newest `want_us` for a fresh receiver), a heartbeat whenever a second passes without
-/// other traffic. `check` runs after each round (the pusher reads acks there). A push body
-/// is `chunked`, so that it crosses HTTP/1.1 reverse proxies.
+/// other traffic. `check` runs after each round (the pusher reads acks there).
 pub fn send_stream<W: Write>(
     conn: &mut W,
-    chunked: bool,
     key: &[u8],
     shared: &Shared,
     mut pos: Option<(u64, u64)>,
@@ -208,11 +206,7 @@ pub fn send_stream<W: Write>(
             )?;
         }
         if !out.is_empty() {
-            if chunked {
-                crate::chunked::write_chunk(conn, &out)?;
-            } else {
-                conn.write_all(&out)?;
-            }
+            conn.write_all(&out)?;
             last_sent = Instant::now();
         }
         check(conn)?;
@@ -316,7 +310,7 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
 
 fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {
     let Dialed {
-        mut conn,
+        conn,
         key,
         after,
         want_ms,
@@ -329,9 +323,9 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
     conn.set_write_timeout(Some(STALL * 2))?;
     let mut last_ack = Instant::now();
     let mut acks = [0u8; 256];
+    // Chunked, so that the body crosses HTTP/1.1 reverse proxies.
     send_stream(
-        &mut conn,
-        true,
+        &mut ChunkedWriter(conn),
         &key,
         shared,
         parse_pos(&after),
@@ -340,7 +334,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         |c| {
             // The receiver acks every second; none for STALL means the path is dead. Any
             // bytes count (a proxy may have re-chunked them).
-            while let Some(n) = c.read_ready(&mut acks, Duration::ZERO)? {
+            while let Some(n) = c.0.read_ready(&mut acks, Duration::ZERO)? {
                 if n == 0 {
                     return Err(io::Error::other("the receiver closed the link"));
                 }
