@@ -53,9 +53,18 @@ pub fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> 
         if buf.len() > MAX_HEAD {
             return Err(io::Error::other("response head too large"));
         }
-        match conn.read(&mut chunk)? {
-            0 => return Err(io::Error::other("closed before answering")),
-            n => buf.extend_from_slice(&chunk[..n]),
+        match conn.read(&mut chunk) {
+            Ok(0) => return Err(io::Error::other("closed before answering")),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(io::Error::new(e.kind(), "no answer in time"))
+            }
+            Err(e) => return Err(e),
         }
     };
     let head = parse_head(&buf[..end])?;

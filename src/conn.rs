@@ -50,7 +50,13 @@ impl Conn {
         // Handshake now, so a bad certificate is reported as such and not as a failed read.
         while tls.is_handshaking() {
             tls.complete_io(&mut tcp).map_err(|e| {
-                io::Error::new(e.kind(), format!("TLS handshake with {}: {e}", url.host))
+                let why = match e.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        format!("no answer within {:.1}s", timeout.as_secs_f64())
+                    }
+                    _ => e.to_string(),
+                };
+                io::Error::new(e.kind(), format!("TLS handshake with {}: {why}", url.host))
             })?;
         }
         Ok(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))))

@@ -2,6 +2,7 @@
 //! decoding listener, Debian's icecast2 as an upstream and as a downstream.
 
 use crate::common::*;
+use crate::tls_proxy::TlsProxy;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -238,6 +239,34 @@ fn fallback_plays_until_a_source_connects() {
     let _ = ff.kill();
     let _ = ff.wait();
     drop(data);
+}
+
+/// `-url https://…`: an upstream behind a TLS-terminating proxy (nginx, with the test CA
+/// given by `-tls-ca`). The audio arrives whole, with ICY metadata taken out.
+#[test]
+fn pulls_an_https_upstream() {
+    let data = std::fs::read(tone()).unwrap();
+    let frames = mp3_frames(&data);
+    let up = mp3_server(&tone(), "16000", &["-title", "Over TLS"]);
+    let nginx = TlsProxy::start("pull-https-nginx", up.addr);
+    let s = Server::start(&[
+        "-url",
+        &format!("https://{}/", nginx.addr),
+        "-tls-ca",
+        nginx.ca.ca.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+    ]);
+    assert!(
+        s.wait_log("upstream title: Over TLS", T).is_some(),
+        "{}",
+        s.log_text()
+    );
+    let mut l = s.listen();
+    let body = l.read_body(20_000, T).to_vec();
+    match_frames(&body, &data, &frames).unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use crate::common::*;
 use crate::proxy::{FaultProxy, Mode};
+use crate::tls_proxy::{TestCa, TlsProxy};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -160,21 +161,47 @@ fn assert_every_frame_once_in_order(nums: &[u32]) {
 /// pause longer than that batch plus one 250 ms fragment means the link was heard.
 const MAX_PAUSE: Duration = Duration::from_millis(900);
 
-fn outages_are_never_heard(push: bool) {
-    let frames = numbered_frames(
-        if push {
-            "link-push-outages"
-        } else {
-            "link-pull-outages"
-        },
-        4000,
+/// The short outages the issue names, blackholed and reset.
+const OUTAGES: [(Mode, f64); 6] = [
+    (Mode::Blackhole, 1.0),
+    (Mode::Reset, 1.0),
+    (Mode::Blackhole, 3.0),
+    (Mode::Reset, 3.0),
+    (Mode::Blackhole, 4.5),
+    (Mode::Reset, 4.5),
+];
+
+/// Origin and receiver linked through the fault proxy (`push` or pull), the fault proxy
+/// dialling nginx terminating TLS in front of the other side when `tls`; every outage in
+/// `outages` goes unheard by the receiver's listener.
+fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
+    let name = format!(
+        "link-{}{}-outages",
+        if push { "push" } else { "pull" },
+        if tls { "-https" } else { "" }
     );
-    let (o, r, proxy);
+    let frames = numbered_frames(&name, 4000);
+    // The side that is dialled, behind nginx when `tls`; the fault proxy in front of it.
+    let front = |backend: std::net::SocketAddr| {
+        let nginx = tls.then(|| TlsProxy::start(&format!("{name}-nginx"), backend));
+        let proxy = FaultProxy::start(nginx.as_ref().map_or(backend, |n| n.addr));
+        let scheme = if tls { "https" } else { "http" };
+        let url = format!("{scheme}://{}", proxy.addr);
+        let ca = nginx
+            .as_ref()
+            .map(|n| n.ca.ca.to_str().unwrap().to_string());
+        (nginx, proxy, url, ca)
+    };
+    let (o, r, proxy, _nginx);
     if push {
         r = receiver(&["-link-receive"]);
-        proxy = FaultProxy::start(r.addr);
-        let url = format!("http://{}", proxy.addr);
-        o = origin(&frames, &["-link-push", &url]);
+        let (n, p, url, ca) = front(r.addr);
+        (_nginx, proxy) = (n, p);
+        let mut args = vec!["-link-push", &url];
+        if let Some(ca) = &ca {
+            args.extend(["-tls-ca", ca]);
+        }
+        o = origin(&frames, &args);
         assert!(
             o.wait_log("link push: connected", T).is_some(),
             "{}",
@@ -182,9 +209,13 @@ fn outages_are_never_heard(push: bool) {
         );
     } else {
         o = origin(&frames, &[]);
-        proxy = FaultProxy::start(o.addr);
-        let url = format!("http://{}", proxy.addr);
-        r = receiver(&["-link-pull", &url]);
+        let (n, p, url, ca) = front(o.addr);
+        (_nginx, proxy) = (n, p);
+        let mut args = vec!["-link-pull", &url];
+        if let Some(ca) = &ca {
+            args.extend(["-tls-ca", ca]);
+        }
+        r = receiver(&args);
         assert!(
             r.wait_log("link pull: connected", T).is_some(),
             "{}",
@@ -193,14 +224,7 @@ fn outages_are_never_heard(push: bool) {
     }
     let rec = Recorder::start(&r);
     assert!(rec.wait_more(16_000, T), "the stream flows");
-    for (mode, secs) in [
-        (Mode::Blackhole, 1.0),
-        (Mode::Reset, 1.0),
-        (Mode::Blackhole, 3.0),
-        (Mode::Reset, 3.0),
-        (Mode::Blackhole, 4.5),
-        (Mode::Reset, 4.5),
-    ] {
+    for &(mode, secs) in outages {
         proxy.set(mode);
         std::thread::sleep(Duration::from_secs_f64(secs));
         proxy.set(Mode::Pass);
@@ -224,12 +248,63 @@ fn outages_are_never_heard(push: bool) {
 
 #[test]
 fn pull_outages_shorter_than_the_delay_are_never_heard() {
-    outages_are_never_heard(false);
+    outages_are_never_heard(false, false, &OUTAGES);
 }
 
 #[test]
 fn push_outages_shorter_than_the_delay_are_never_heard() {
-    outages_are_never_heard(true);
+    outages_are_never_heard(true, false, &OUTAGES);
+}
+
+/// `https://` through a real TLS-terminating reverse proxy (nginx), with a 3 s outage of
+/// each kind on the way to it.
+#[test]
+fn pull_over_https_through_nginx_never_hears_outages() {
+    outages_are_never_heard(false, true, &[(Mode::Blackhole, 3.0), (Mode::Reset, 3.0)]);
+}
+
+#[test]
+fn push_over_https_through_nginx_never_hears_outages() {
+    outages_are_never_heard(true, true, &[(Mode::Blackhole, 3.0), (Mode::Reset, 3.0)]);
+}
+
+#[test]
+fn an_untrusted_certificate_is_refused_and_logged() {
+    let frames = numbered_frames("link-untrusted", 400);
+    let o = origin(&frames, &[]);
+    let nginx = TlsProxy::start("link-untrusted-nginx", o.addr);
+    // Trust another CA only: the proxy's certificate must be refused.
+    let other = TestCa::make(&scratch("link-untrusted-other"), "other");
+    let mut cmd = ringcast();
+    cmd.env("SSL_CERT_FILE", &other.ca)
+        .env_remove("SSL_CERT_DIR");
+    cmd.args([
+        "-address",
+        "127.0.0.1:0",
+        "-frame-bytes",
+        "400",
+        "-link-key",
+        KEY,
+    ]);
+    cmd.args(["-link-pull", &format!("https://{}", nginx.addr)]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let r = Server::from_command(cmd);
+    let line = r.wait_log("TLS handshake with 127.0.0.1", T);
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains("UnknownIssuer")),
+        "{}",
+        r.log_text()
+    );
+    // It keeps trying, and serves its own listeners meanwhile.
+    assert!(
+        r.wait_log_count("TLS handshake with", 2, T).is_some(),
+        "{}",
+        r.log_text()
+    );
+    assert_eq!(r.listen().status, 200);
+    assert!(!nginx.access_log().contains("/.ringcast/link/pull"));
 }
 
 #[test]

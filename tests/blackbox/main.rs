@@ -13,3 +13,4 @@ mod mp3;
 mod proxy;
 mod source;
 mod systemd;
+mod tls_proxy;
