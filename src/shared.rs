@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime};
 
-/// How often sleeping listeners are woken at most (see `ring.rs`).
+/// How often sleeping listeners are woken at most, when 100 or more sleep (see `ring.rs`).
 pub const WAKE_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct Shared {

@@ -157,9 +157,10 @@ fn assert_every_frame_once_in_order(nums: &[u32]) {
     }
 }
 
-/// Listener delivery is batched (one wake-up per 500 ms, see the README's design notes): a
-/// pause longer than that batch plus one 250 ms fragment means the link was heard.
-const MAX_PAUSE: Duration = Duration::from_millis(900);
+/// The issue's bound: a listener's delivery never pauses longer than one fragment (250 ms).
+/// A lone listener is woken for every frame (`ring.rs`), so pauses here are ~25 ms unless
+/// the link is heard.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// The short outages the issue names, blackholed and reset.
 const OUTAGES: [(Mode, f64); 6] = [
@@ -235,6 +236,7 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
         );
     }
     let (body, longest) = rec.finish();
+    eprintln!("{name}: longest pause between reads {longest:?}");
     let nums = frame_numbers(&body);
     assert_every_frame_once_in_order(&nums);
     assert!(longest <= MAX_PAUSE, "delivery paused {longest:?}");
@@ -348,9 +350,11 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
     );
     assert!(rec.wait_more(16_000, T));
     let (body, longest) = rec.finish();
-    // Up to a second for the link to come back, plus one listener wake-up (500 ms).
+    eprintln!(
+        "long outage: live again {rejoined:?} after the link came back; longest pause {longest:?}"
+    );
     assert!(
-        rejoined <= Duration::from_millis(1500),
+        rejoined <= Duration::from_secs(1),
         "rejoined after {rejoined:?}"
     );
     assert!(
