@@ -44,6 +44,8 @@ pub struct Config {
     pub client_max_bytes: u64,
     pub close_idle: bool,
     pub content_type: String,
+    /// `-content-type` was given (a link origin's does not replace it).
+    pub content_type_given: bool,
     pub cpu_max: Option<usize>,
     pub reopen: bool,
     pub stat_log_interval: Option<Duration>,
@@ -240,6 +242,7 @@ impl Config {
             )? as u64,
             close_idle: a.close_idle.unwrap_or(false),
             content_type,
+            content_type_given: a.content_type.is_some(),
             cpu_max,
             reopen: a.reopen.unwrap_or(true),
             stat_log_interval: nonzero(a.stat_log_interval),

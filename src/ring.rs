@@ -9,9 +9,9 @@
 //! Wake-ups are coalesced, because waking 1000 sleeping senders for every frame costs more
 //! CPU than sending the audio. The writer spends a budget of [`WAKES_PER_SECOND`] sleeper
 //! wake-ups a second: with `n` readers asleep it wakes them at most every `n /
-//! WAKES_PER_SECOND` seconds, capped at `wake_interval` (plus a `flush` from the reader thread
-//! when the source pauses). One listener is woken for every frame; 50 get a batch every
-//! 250 ms; 100 or more every 500 ms, in one `write` of ~8 KB each.
+//! WAKES_PER_SECOND` seconds, between [`MIN_WAKE_INTERVAL`] and `wake_interval` (plus a
+//! `flush` from the reader thread when the source pauses). Up to 20 listeners get a batch
+//! every 100 ms, 50 every 250 ms, 100 or more every 500 ms (one `write` of ~8 KB each).
 
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
@@ -63,11 +63,14 @@ struct State {
 /// Sleeper wake-ups a second the writer may spend (see the module notes). 200 keeps the
 /// measured cost of wake-ups (~0.8 CPU s/min per 1000 a second) out of sight.
 pub const WAKES_PER_SECOND: u32 = 200;
+/// Even a lone listener gets frames in batches this long at least: waking it for every frame
+/// (38 a second for MP3) doubled the idle server's CPU for nothing a player can hear.
+pub const MIN_WAKE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long the writer lets frames gather before waking `sleepers` readers.
 fn wake_interval(sleepers: usize, cap: Duration) -> Duration {
     let n = sleepers.min(u32::MAX as usize) as u32;
-    (Duration::from_secs(1) * n / WAKES_PER_SECOND).min(cap)
+    (Duration::from_secs(1) * n / WAKES_PER_SECOND).clamp(MIN_WAKE_INTERVAL.min(cap), cap)
 }
 
 /// The ring. Shared by `Arc`; every method takes the lock only for memory copies.
@@ -459,8 +462,8 @@ mod tests {
     #[test]
     fn wake_ups_spend_a_budget_across_sleepers() {
         let cap = Duration::from_millis(500);
-        assert_eq!(wake_interval(0, cap), Duration::ZERO);
-        assert_eq!(wake_interval(1, cap), Duration::from_millis(5));
+        assert_eq!(wake_interval(0, cap), MIN_WAKE_INTERVAL);
+        assert_eq!(wake_interval(1, cap), MIN_WAKE_INTERVAL);
         assert_eq!(wake_interval(50, cap), Duration::from_millis(250));
         assert_eq!(wake_interval(100, cap), cap);
         assert_eq!(wake_interval(1000, cap), cap);

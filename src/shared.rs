@@ -36,8 +36,10 @@ pub struct Shared {
     pub output_up: AtomicBool,
     /// The link, when configured.
     pub link: Option<LinkState>,
-    /// The stream's Content-Type (what the link tells the next hop).
-    pub content_type: String,
+    /// The stream's Content-Type: the flags', or a link origin's (see `set_content_type`).
+    content_type: Mutex<String>,
+    /// `-content-type` was given: it wins over what a link origin says.
+    content_type_fixed: bool,
     source_state: AtomicU8,
     listeners: Mutex<usize>,
     listeners_changed: Condvar,
@@ -86,11 +88,31 @@ impl Shared {
             listener_peak: AtomicUsize::new(0),
             output_up: AtomicBool::new(false),
             link: cfg.link.clone().map(LinkState::new),
-            content_type: cfg.content_type.clone(),
+            content_type: Mutex::new(cfg.content_type.clone()),
+            content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
         }
+    }
+
+    /// The stream's Content-Type now.
+    pub fn content_type(&self) -> String {
+        self.content_type.lock().clone()
+    }
+
+    /// Takes a link origin's Content-Type, unless `-content-type` fixed ours or it is not a
+    /// valid header value. True when it changed.
+    pub fn set_content_type(&self, ct: &str) -> bool {
+        if self.content_type_fixed || ct.is_empty() || ct.contains(['\r', '\n']) {
+            return false;
+        }
+        let mut current = self.content_type.lock();
+        if *current == ct {
+            return false;
+        }
+        *current = ct.to_string();
+        true
     }
 
     /// Counts a new listener unless `max` are already connected.

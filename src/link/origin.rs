@@ -158,7 +158,7 @@ pub fn send_stream<W: Write>(
         if seq != title_seq {
             title_seq = seq;
             let header = shared.ring.header().map(|h| h.to_vec()).unwrap_or_default();
-            let content_type = shared.content_type.clone();
+            let content_type = shared.content_type();
             wire::write_msg(
                 &mut out,
                 key,

@@ -262,7 +262,14 @@ fn take(
                 *held = Some((e, to));
             }
         }
-        Msg::Meta { header, title, .. } => {
+        Msg::Meta {
+            content_type,
+            header,
+            title,
+        } => {
+            if shared.set_content_type(&content_type) {
+                info!("link: content type {content_type} (the origin's)");
+            }
             if !header.is_empty() && shared.ring.header().is_none() {
                 shared.ring.set_header(header.into());
             }

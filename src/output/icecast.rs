@@ -70,7 +70,7 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
         url.authority(),
         auth::basic_header(user, password),
         env!("CARGO_PKG_VERSION"),
-        cfg.content_type,
+        shared.content_type(),
         u8::from(info.public),
     );
     for (name, value) in [

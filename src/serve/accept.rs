@@ -137,7 +137,7 @@ pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: 
     };
     let path = super::admin::path_only(&req.path);
     match (req.method.as_str(), path) {
-        ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, cfg, shared),
+        ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, shared),
         ("GET" | "HEAD", "/metrics") => {
             if cfg.admin_password.is_none() || admin::require(&mut conn, peer, &req, cfg) {
                 status::metrics(&mut conn, &req, cfg, shared);

@@ -50,7 +50,7 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     let head = http::head(
         req.minor,
         200,
-        &cfg.content_type,
+        &shared.content_type(),
         &icy_headers(cfg, shared, wants_icy),
     );
     if let Err(e) = conn.write_all(head.as_bytes()) {

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 
-pub fn status_json(conn: &mut TcpStream, req: &Request, cfg: &Config, shared: &Shared) {
+pub fn status_json(conn: &mut TcpStream, req: &Request, shared: &Shared) {
     let info = shared.meta.info();
     let (title, _) = shared.meta.title();
     let host = req.header("Host").unwrap_or("localhost").to_string();
@@ -25,7 +25,7 @@ pub fn status_json(conn: &mut TcpStream, req: &Request, cfg: &Config, shared: &S
         json(&format!("http://{host}/")),
         json(&info.description),
         json(&info.name),
-        json(&cfg.content_type),
+        json(&shared.content_type()),
         json(&info.url),
         json(&title),
         u8::from(info.public),

@@ -158,8 +158,8 @@ fn assert_every_frame_once_in_order(nums: &[u32]) {
 }
 
 /// The issue's bound: a listener's delivery never pauses longer than one fragment (250 ms).
-/// A lone listener is woken for every frame (`ring.rs`), so pauses here are ~25 ms unless
-/// the link is heard.
+/// A lone listener gets 100 ms batches (`ring.rs`), so pauses here are ~100 ms unless the
+/// link is heard.
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// The short outages the issue names, blackholed and reset.
@@ -375,6 +375,34 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(silence > 100, "silence was counted: {metrics}");
+}
+
+/// The stream's Content-Type travels on the link: a receiver without `-content-type` serves
+/// the origin's; one with it keeps its own.
+#[test]
+fn the_content_type_travels_on_the_link() {
+    let frames = numbered_frames("link-content-type", 400);
+    let o = origin(&frames, &["-content-type", "audio/x-studio-feed"]);
+    let url = format!("http://{}", o.addr);
+    let follows = receiver(&["-link-pull", &url]);
+    let keeps = receiver(&["-link-pull", &url, "-content-type", "audio/x-own"]);
+    assert!(
+        follows
+            .wait_log("link: content type audio/x-studio-feed", T)
+            .is_some(),
+        "{}",
+        follows.log_text()
+    );
+    let l = follows.listen();
+    assert!(
+        l.head.contains("Content-Type: audio/x-studio-feed"),
+        "{}",
+        l.head
+    );
+    assert!(keeps.wait_log("link pull: connected", T).is_some());
+    let l = keeps.listen();
+    assert!(l.head.contains("Content-Type: audio/x-own"), "{}", l.head);
+    assert_eq!(keeps.log_count("link: content type"), 0);
 }
 
 #[test]
