@@ -108,6 +108,24 @@ impl Config {
             return Err("-fallback-path plays while no source client is connected: it needs -source-password".into());
         }
         let link = link_config(a)?;
+        if a.close_idle.unwrap_or(false) {
+            // Closing the source while nobody listens here would starve what does not count
+            // as a listener: an encoder pushing to us, or the far end of the link.
+            if a.source_password.is_some() {
+                return Err(
+                    "-close-idle cannot be used with -source-password: a source client \
+                            pushes whether or not anyone listens"
+                        .into(),
+                );
+            }
+            if link.is_some() {
+                return Err(
+                    "-close-idle cannot be used with the link: it carries the stream \
+                            whether or not anyone listens here"
+                        .into(),
+                );
+            }
+        }
         let input = match (tone, exec, &a.path) {
             _ if a.link_pull.is_some() || a.link_receive.unwrap_or(false) => InputSpec::Link,
             _ if a.url.is_some() => {
@@ -565,6 +583,17 @@ mod tests {
         assert_eq!(c.frame_bytes, TONE_FRAME_BYTES);
         assert_eq!(c.header_bytes, 44);
         assert!(config(&["-tone", "-exec", "cat"]).is_err());
+    }
+
+    #[test]
+    fn close_idle_refuses_inputs_that_do_not_wait_for_listeners() {
+        assert!(config(&["-close-idle", "-source-password", "pw"])
+            .unwrap_err()
+            .contains("-close-idle cannot be used with -source-password"));
+        assert!(config(&["-close-idle", "-tone", "-link-key", "0123456789"])
+            .unwrap_err()
+            .contains("-close-idle cannot be used with the link"));
+        assert!(config(&["-close-idle", "-tone"]).unwrap().close_idle);
     }
 
     #[test]
