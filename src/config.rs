@@ -586,6 +586,19 @@ mod tests {
     }
 
     #[test]
+    fn tls_ca_must_be_a_readable_pem_file() {
+        let e = config(&["-tone", "-tls-ca", "/nonexistent/ca.pem"]).unwrap_err();
+        assert!(e.starts_with("-tls-ca /nonexistent/ca.pem: "), "{e}");
+        let dir = std::env::temp_dir().join(format!("ringcast-tls-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let e = config(&["-tone", "-tls-ca", empty.to_str().unwrap()]).unwrap_err();
+        assert!(e.contains("no PEM certificates"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn close_idle_refuses_inputs_that_do_not_wait_for_listeners() {
         assert!(config(&["-close-idle", "-source-password", "pw"])
             .unwrap_err()

@@ -54,6 +54,10 @@ impl Conn {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                         format!("no answer within {:.1}s", timeout.as_secs_f64())
                     }
+                    // A plain HTTP server answers a TLS hello with an HTTP error page.
+                    _ if e.to_string().contains("InvalidContentType") => {
+                        format!("{e} (an http:// server, not https://?)")
+                    }
                     _ => e.to_string(),
                 };
                 io::Error::new(e.kind(), format!("TLS handshake with {}: {why}", url.host))
