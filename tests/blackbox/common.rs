@@ -374,6 +374,15 @@ pub fn require_program(name: &str, package: &str) {
     );
 }
 
+/// Starts a peer program with no stdin and its output discarded (it logs to its own files).
+pub fn spawn_quiet(mut cmd: Command) -> Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {:?}: {e}", cmd.get_program()))
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for a test peer).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -424,14 +433,9 @@ impl Icecast {
         );
         let conf_path = dir.join("icecast.xml");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("icecast2")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start icecast2");
+        let mut cmd = Command::new("icecast2");
+        cmd.arg("-c").arg(&conf_path);
+        let child = spawn_quiet(cmd);
         let ice = Icecast { child, port, dir };
         assert!(
             eventually(Duration::from_secs(10), || TcpStream::connect(ice.addr())

@@ -138,18 +138,10 @@ http {{
         );
         let conf_path = dir.join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-p")
-            .arg(&dir)
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-e").arg(dir.join("error.log"));
+        cmd.arg("-p").arg(&dir).arg("-c").arg(&conf_path);
+        let child = spawn_quiet(cmd);
         let proxy = TlsProxy {
             child,
             addr,
