@@ -4,8 +4,8 @@
 //! The stream goes as an identity-framed `PUT` (Icecast ≥ 2.4, as ffmpeg and libshout send
 //! it) on a raw socket: a general HTTP client would want the whole body before reading
 //! Icecast's answer, and this body never ends. Titles go with Icecast's admin metadata call,
-//! a short request (`client::get`). The connection is redialled with capped, jittered backoff; ringcast's own
-//! listeners never notice.
+//! a short request (`client::get`). The connection is redialled with capped, jittered
+//! backoff; ringcast's own listeners never notice.
 
 use crate::auth;
 use crate::backoff::Backoff;
