@@ -162,14 +162,16 @@ fn assert_every_frame_once_in_order(nums: &[u32]) {
 /// link is heard.
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
-/// The short outages the issue names, blackholed and reset.
-const OUTAGES: [(Mode, f64); 6] = [
+/// The short outages the issue names, blackholed and reset, and 4 s of a link throttled to
+/// half the stream's rate (2 s of audio short: the buffer absorbs it, then refills).
+const OUTAGES: [(Mode, f64); 7] = [
     (Mode::Blackhole, 1.0),
     (Mode::Reset, 1.0),
     (Mode::Blackhole, 3.0),
     (Mode::Reset, 3.0),
     (Mode::Blackhole, 4.5),
     (Mode::Reset, 4.5),
+    (Mode::Throttle(8000), 4.0),
 ];
 
 /// Origin and receiver linked through the fault proxy (`push` or pull), the fault proxy
@@ -226,9 +228,19 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
     let rec = Recorder::start(&r);
     assert!(rec.wait_more(16_000, T), "the stream flows");
     for &(mode, secs) in outages {
+        let before = proxy.bytes();
         proxy.set(mode);
         std::thread::sleep(Duration::from_secs_f64(secs));
         proxy.set(Mode::Pass);
+        if let Mode::Throttle(rate) = mode {
+            // The throttle held: at most the rate went through either way, plus what one
+            // unthrottled read (16 KiB) had in flight when it began. Unthrottled, this stream
+            // moves 16 KB/s and more while it catches up.
+            let after = proxy.bytes();
+            let most = (rate as f64 * secs) as u64 + 16 * 1024;
+            let moved = (after.0 - before.0).max(after.1 - before.1);
+            assert!(moved <= most, "{moved} bytes in {secs} s at {rate} B/s");
+        }
         // Back to normal: a few seconds of stream arrive before the next outage.
         assert!(
             rec.wait_more(16_000 * 3, T),
@@ -490,6 +502,36 @@ fn origin_restart_starts_a_new_epoch_and_receivers_follow() {
     let r2 = receiver(&["-link-pull", &format!("http://{}", o2.addr)]);
     let mut l = r2.listen();
     assert!(l.read_body(8000, T).len() >= 8000);
+}
+
+/// A receiver is an origin for the next hop: origin → receiver → second receiver, every
+/// frame through both.
+#[test]
+fn a_receiver_is_the_origin_of_another_hop() {
+    let frames = numbered_frames("link-two-hops", 4000);
+    let o = origin(&frames, &[]);
+    let hop1 = receiver(&[
+        "-link-pull",
+        &format!("http://{}", o.addr),
+        "-link-delay",
+        "1s",
+    ]);
+    let hop2 = receiver(&[
+        "-link-pull",
+        &format!("http://{}", hop1.addr),
+        "-link-delay",
+        "1s",
+    ]);
+    assert!(
+        hop1.wait_log("link receiver pulling", T).is_some(),
+        "{}",
+        hop2.log_text()
+    );
+    let rec = Recorder::start(&hop2);
+    assert!(rec.wait_more(16_000 * 3, T), "{}", hop2.log_text());
+    let (body, longest) = rec.finish();
+    assert_every_frame_once_in_order(&frame_numbers(&body));
+    assert!(longest <= MAX_PAUSE, "paused {longest:?}");
 }
 
 #[test]

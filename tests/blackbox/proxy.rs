@@ -1,8 +1,8 @@
 //! A fault-injecting TCP proxy on loopback that the link tests drive: pass, blackhole (keep
 //! connections open, move nothing, close nothing: what was sent waits in the kernel's buffers
 //! as it would wait for TCP's retransmissions, and flows once the path is back), reset (RST
-//! every connection, refuse new ones), corrupt (flip a byte in what flows towards the
-//! client), and a switch of the local address it dials the target from (a pusher "changing
+//! every connection, refuse new ones), throttle (both ways, to a byte rate: a congested
+//! uplink), corrupt (flip a byte in what flows towards the client), and a switch of the local address it dials the target from (a pusher "changing
 //! IP").
 
 use std::io::{Read, Write};
@@ -16,6 +16,8 @@ pub enum Mode {
     Pass,
     Blackhole,
     Reset,
+    /// Bytes per second, each direction, each connection.
+    Throttle(u32),
 }
 
 struct State {
@@ -140,16 +142,18 @@ fn pump(mut from: TcpStream, mut to: TcpStream, down: bool, st: &State) {
         }
         // Copy the mode out: a guard in the match would be held across the sleep.
         let mode = *st.mode.lock().unwrap();
-        match mode {
+        let want = match mode {
             // Nothing moves; the kernel keeps what was sent.
             Mode::Blackhole => {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
             Mode::Reset => return,
-            Mode::Pass => {}
-        }
-        let n = match from.read(&mut buf) {
+            Mode::Pass => buf.len(),
+            // Reads of 1/20 s worth, each followed by 1/20 s: the rate, in small steps.
+            Mode::Throttle(rate) => (rate as usize / 20).clamp(1, buf.len()),
+        };
+        let n = match from.read(&mut buf[..want]) {
             Ok(0) => {
                 let _ = to.shutdown(Shutdown::Write);
                 return;
@@ -176,6 +180,9 @@ fn pump(mut from: TcpStream, mut to: TcpStream, down: bool, st: &State) {
         }
         let counter = if down { &st.down_bytes } else { &st.up_bytes };
         counter.fetch_add(n as u64, Relaxed);
+        if matches!(mode, Mode::Throttle(_)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 
