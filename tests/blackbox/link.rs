@@ -227,10 +227,25 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
     }
     let rec = Recorder::start(&r);
     assert!(rec.wait_more(16_000, T), "the stream flows");
+    // The dialling side: it must notice a dead path and redial.
+    let dialler = if push { &o } else { &r };
     for &(mode, secs) in outages {
         let before = proxy.bytes();
+        let stalls = dialler.log_count("link stalled");
+        let began = Instant::now();
         proxy.set(mode);
-        std::thread::sleep(Duration::from_secs_f64(secs));
+        if mode == Mode::Blackhole && secs >= 3.0 {
+            // A path that goes silent without closing is detected within 3 s.
+            assert!(
+                dialler
+                    .wait_log_count("link stalled", stalls + 1, Duration::from_secs(3))
+                    .is_some(),
+                "no stall detected within 3 s of a blackhole: {}",
+                dialler.log_text()
+            );
+            eprintln!("{name}: stall detected {:?} into a blackhole", began.elapsed());
+        }
+        std::thread::sleep(Duration::from_secs_f64(secs).saturating_sub(began.elapsed()));
         proxy.set(Mode::Pass);
         if let Mode::Throttle(rate) = mode {
             // The throttle held: at most the rate went through either way, plus what one
@@ -252,11 +267,10 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
     let nums = frame_numbers(&body);
     assert_every_frame_once_in_order(&nums);
     assert!(longest <= MAX_PAUSE, "delivery paused {longest:?}");
-    let side = if push { &o } else { &r };
     assert!(
-        side.log_count("stalled") + side.log_count("closed") > 0,
+        dialler.log_count("stalled") + dialler.log_count("closed") > 0,
         "outages were detected: {}",
-        side.log_text()
+        dialler.log_text()
     );
 }
 
