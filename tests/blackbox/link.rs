@@ -243,7 +243,10 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
                 "no stall detected within 3 s of a blackhole: {}",
                 dialler.log_text()
             );
-            eprintln!("{name}: stall detected {:?} into a blackhole", began.elapsed());
+            eprintln!(
+                "{name}: stall detected {:?} into a blackhole",
+                began.elapsed()
+            );
         }
         std::thread::sleep(Duration::from_secs_f64(secs).saturating_sub(began.elapsed()));
         proxy.set(Mode::Pass);
