@@ -36,9 +36,11 @@ pub const STALL: Duration = Duration::from_secs(2);
 /// Heartbeats (and push acks) go out after this long without other traffic.
 pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// Redial backoff: short and tightly capped, because every second spent redialling after
-/// the link is back comes out of the receiver's buffer.
+/// the link is back comes out of the receiver's buffer, or (after an outage longer than the
+/// delay) keeps listeners on silence. An attempt is a connect and a small GET: 4 a second is
+/// nothing for either end.
 pub const REDIAL_MIN: Duration = Duration::from_millis(50);
-pub const REDIAL_MAX: Duration = Duration::from_millis(500);
+pub const REDIAL_MAX: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {

@@ -363,20 +363,15 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
     std::thread::sleep(Duration::from_secs(12));
     let back = Instant::now();
     proxy.set(Mode::Pass);
-    // Live frames (not silence: silent frames are all zeros after the header) again soon.
-    let live_again = eventually(T, || {
-        let reads = rec.reads.lock().unwrap();
-        reads.iter().filter(|(t, _)| *t > back).any(|(_, b)| {
-            b.windows(8)
-                .any(|w| w[..4] == [0xff, 0xfb, 0x90, 0x64] && w[4..] != [0, 0, 0, 0])
-        })
-    });
-    let rejoined = back.elapsed();
+    // Live frames (not silence: a silent frame is its header and zeros) again soon.
+    let live_again = || first_live_frame_after(&rec.reads.lock().unwrap(), back);
     assert!(
-        live_again,
+        eventually(T, || live_again().is_some()),
         "live frames after the link came back: {}",
         r.log_text()
     );
+    // unwrap ok: just seen.
+    let rejoined = live_again().unwrap().duration_since(back);
     assert!(rec.wait_more(16_000, T));
     let (body, longest) = rec.finish();
     eprintln!(
@@ -390,6 +385,12 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
         longest <= MAX_PAUSE,
         "the listener stayed fed through the outage: paused {longest:?}"
     );
+    // The listener heard the outage as silence: ~7 s of it (12 s outage, 5 s buffered).
+    let silent = mp3_frames(&body)
+        .iter()
+        .filter(|(at, len)| body[at + 4..at + len].iter().all(|&b| b == 0))
+        .count();
+    assert!(silent > 200, "{silent} silent frames heard");
     // Everything the listener got, silence included, decodes as MP3 without errors.
     let file = scratch("link-long-outage").join("heard.mp3");
     std::fs::write(&file, &body).unwrap();
@@ -404,6 +405,23 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     assert!(silence > 100, "silence was counted: {metrics}");
+}
+
+/// When the first MP3 frame that is not silence (its header, then zeros) arrived after
+/// `since`, by the read that completed it. The listener's bytes start on a frame boundary.
+fn first_live_frame_after(reads: &[(Instant, Vec<u8>)], since: Instant) -> Option<Instant> {
+    let mut all = Vec::new();
+    let mut ends = Vec::new();
+    for (t, b) in reads {
+        all.extend_from_slice(b);
+        ends.push((all.len(), *t));
+    }
+    mp3_frames(&all).into_iter().find_map(|(at, len)| {
+        let end = at + len;
+        let (_, t) = *ends.iter().find(|(e, _)| *e >= end)?;
+        let silent = all[at + 4..end].iter().all(|&b| b == 0);
+        (t > since && !silent).then_some(t)
+    })
 }
 
 /// The stream's Content-Type travels on the link: a receiver without `-content-type` serves
