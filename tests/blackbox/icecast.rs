@@ -248,7 +248,7 @@ fn pulls_an_https_upstream() {
     let data = std::fs::read(tone()).unwrap();
     let frames = mp3_frames(&data);
     let up = mp3_server(&tone(), "16000", &["-title", "Over TLS"]);
-    let nginx = TlsProxy::start("pull-https-nginx", up.addr);
+    let nginx = TlsProxy::start("pull-https-nginx", up.addr, "TLSv1.2 TLSv1.3");
     let s = Server::start(&[
         "-url",
         &format!("https://{}/", nginx.addr),

@@ -186,7 +186,9 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
     let frames = numbered_frames(&name, 4000);
     // The side that is dialled, behind nginx when `tls`; the fault proxy in front of it.
     let front = |backend: std::net::SocketAddr| {
-        let nginx = tls.then(|| TlsProxy::start(&format!("{name}-nginx"), backend));
+        // Pull meets TLS 1.2 (Debian 12 nginx's default), push TLS 1.3.
+        let version = if push { "TLSv1.3" } else { "TLSv1.2" };
+        let nginx = tls.then(|| TlsProxy::start(&format!("{name}-nginx"), backend, version));
         let proxy = FaultProxy::start(nginx.as_ref().map_or(backend, |n| n.addr));
         let scheme = if tls { "https" } else { "http" };
         let url = format!("{scheme}://{}", proxy.addr);
@@ -195,11 +197,11 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
             .map(|n| n.ca.ca.to_str().unwrap().to_string());
         (nginx, proxy, url, ca)
     };
-    let (o, r, proxy, _nginx);
+    let (o, r, proxy, nginx);
     if push {
         r = receiver(&["-link-receive"]);
         let (n, p, url, ca) = front(r.addr);
-        (_nginx, proxy) = (n, p);
+        (nginx, proxy) = (n, p);
         let mut args = vec!["-link-push", &url];
         if let Some(ca) = &ca {
             args.extend(["-tls-ca", ca]);
@@ -213,7 +215,7 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
     } else {
         o = origin(&frames, &[]);
         let (n, p, url, ca) = front(o.addr);
-        (_nginx, proxy) = (n, p);
+        (nginx, proxy) = (n, p);
         let mut args = vec!["-link-pull", &url];
         if let Some(ca) = &ca {
             args.extend(["-tls-ca", ca]);
@@ -275,6 +277,21 @@ fn outages_are_never_heard(push: bool, tls: bool, outages: &[(Mode, f64)]) {
         "outages were detected: {}",
         dialler.log_text()
     );
+    if let Some(n) = &nginx {
+        // Every link request came over the TLS version nginx was given, and redials resumed
+        // TLS sessions instead of full handshakes.
+        let log = n.access_log();
+        let want = if push { "TLSv1.3" } else { "TLSv1.2" };
+        let link_lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("/.ringcast/link/"))
+            .collect();
+        assert!(
+            link_lines.len() > 2 && link_lines.iter().all(|l| l.contains(want)),
+            "{log}"
+        );
+        assert!(link_lines.iter().any(|l| l.ends_with("reused=r")), "{log}");
+    }
 }
 
 #[test]
@@ -303,7 +320,7 @@ fn push_over_https_through_nginx_never_hears_outages() {
 fn an_untrusted_certificate_is_refused_and_logged() {
     let frames = numbered_frames("link-untrusted", 400);
     let o = origin(&frames, &[]);
-    let nginx = TlsProxy::start("link-untrusted-nginx", o.addr);
+    let nginx = TlsProxy::start("link-untrusted-nginx", o.addr, "TLSv1.2 TLSv1.3");
     // Trust another CA only: the proxy's certificate must be refused.
     let other = TestCa::make(&scratch("link-untrusted-other"), "other");
     let mut cmd = ringcast();

@@ -94,6 +94,7 @@ fn openssl(args: &[&str]) {
 }
 
 /// nginx terminating TLS on `addr` and proxying everything to `backend` over plain HTTP.
+/// Its access log has the TLS version and whether the session was resumed.
 pub struct TlsProxy {
     child: Child,
     pub addr: SocketAddr,
@@ -102,7 +103,8 @@ pub struct TlsProxy {
 }
 
 impl TlsProxy {
-    pub fn start(name: &str, backend: SocketAddr) -> TlsProxy {
+    /// `protocols`: nginx's `ssl_protocols`, e.g. `TLSv1.2 TLSv1.3`.
+    pub fn start(name: &str, backend: SocketAddr, protocols: &str) -> TlsProxy {
         require_program("nginx", "nginx-light");
         let dir = scratch(name);
         let ca = TestCa::make(&dir, "proxy");
@@ -115,11 +117,13 @@ pid {d}/nginx.pid;
 error_log {d}/error.log info;
 events {{ worker_connections 256; }}
 http {{
-  access_log {d}/access.log;
+  log_format tls "$request_method $uri $ssl_protocol reused=$ssl_session_reused";
+  access_log {d}/access.log tls;
   client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
   uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
   server {{
     listen {addr} ssl;
+    ssl_protocols {protocols};
     ssl_certificate {cert};
     ssl_certificate_key {key};
     location / {{
