@@ -11,13 +11,13 @@ use crate::auth;
 use crate::backoff::Backoff;
 use crate::client;
 use crate::config::Config;
+use crate::conn::Conn;
 use crate::ring::ReadOutcome;
 use crate::shared::Shared;
 use crate::stats::Stats;
 use crate::url::{encode_component, Url};
 use log::{info, warn};
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, Write};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -57,19 +57,19 @@ pub fn run(cfg: &Config, shared: &Shared) {
 
 /// One connection: log in, then send the stream until it ends or the connection fails.
 fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
-    let mut conn = connect(url)?;
+    let mut conn = Conn::connect(url, CONNECT_TIMEOUT)?;
     conn.set_write_timeout(Some(cfg.write_timeout))?;
     conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     let info = shared.meta.info();
     let user = url.user.as_deref().unwrap_or("source");
     let password = url.password.as_deref().unwrap_or("");
     let mut head = format!(
-        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nUser-Agent: ringcast/{}\r\n\
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\
          Content-Type: {}\r\nIce-Public: {}\r\nExpect: 100-continue\r\n",
         url.path,
         url.authority(),
         auth::basic_header(user, password),
-        env!("CARGO_PKG_VERSION"),
+        client::user_agent(),
         shared.content_type(),
         u8::from(info.public),
     );
@@ -85,9 +85,9 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
         }
     }
     head.push_str("\r\n");
-    conn.write_all(head.as_bytes())?;
-    let status = read_status(&mut conn)?;
-    match status {
+    let (answer, _) = client::exchange(&mut conn, head.as_bytes())
+        .map_err(|e| io::Error::new(e.kind(), format!("Icecast: {e}")))?;
+    match answer.status {
         100 | 200 => {}
         401 => {
             return Err(io::Error::other(
@@ -136,41 +136,6 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
     }
 }
 
-fn connect(url: &Url) -> io::Result<TcpStream> {
-    let mut last = io::Error::other(format!("{}: no address", url.host));
-    for addr in url.authority().to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-            Ok(c) => return Ok(c),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
-/// Reads a response head and returns its status code.
-fn read_status(conn: &mut TcpStream) -> io::Result<u16> {
-    let mut buf = Vec::new();
-    let mut b = [0u8; 512];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        if buf.len() > 8192 {
-            return Err(io::Error::other("Icecast's answer is too long"));
-        }
-        match conn.read(&mut b)? {
-            0 => {
-                return Err(io::Error::other(
-                    "Icecast closed the connection without answering",
-                ))
-            }
-            n => buf.extend_from_slice(&b[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::other(format!("not an HTTP answer: {:?}", text.lines().next())))
-}
-
 /// Icecast's admin metadata call with the source login.
 fn update_title(url: &Url, title: &str) -> Result<(), String> {
     let path = format!(
@@ -181,11 +146,7 @@ fn update_title(url: &Url, title: &str) -> Result<(), String> {
     let user = url.user.as_deref().unwrap_or("source");
     let password = url.password.as_deref().unwrap_or("");
     let login = auth::basic_header(user, password);
-    let admin = Url {
-        scheme: "http".into(),
-        ..url.clone()
-    };
-    match client::get(&admin, &path, &[("Authorization", &login)], ADMIN_TIMEOUT) {
+    match client::get(url, &path, &[("Authorization", &login)], ADMIN_TIMEOUT) {
         Ok((head, _)) if head.status == 200 => Ok(()),
         Ok((head, _)) => Err(format!("Icecast answered {}", head.status)),
         Err(e) => Err(e.to_string()),
