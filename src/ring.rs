@@ -177,12 +177,6 @@ impl Ring {
         self.cond.notify_all();
     }
 
-    /// Frames pushed so far.
-    #[cfg(test)]
-    pub fn frames_pushed(&self) -> u64 {
-        self.state.lock().next_seq
-    }
-
     /// A cursor for a new listener: at the newest complete frame, or further back by up to
     /// `burst_bytes` of whole frames (never before a stale boundary), or at the next frame
     /// when none is held yet.
@@ -474,40 +468,39 @@ mod tests {
     fn coalesced_wakeups_are_flushed() {
         let r = Arc::new(Ring::new(4, 8, false, Duration::from_secs(3600)));
         let mut c = r.join(0);
-        r.push(b"a"); // within the wake interval of creation: no notify
         let r2 = Arc::clone(&r);
+        // The reader sleeps in read() for up to 30 s; only a wake-up returns it sooner.
         let t = std::thread::spawn(move || {
-            let mut out = Vec::new();
-            let o = r2.read(
+            r2.read(
                 &mut c,
                 &mut Vec::new(),
                 u64::MAX,
                 usize::MAX,
                 Duration::from_secs(30),
-            );
-            // The frame was already there, so the read returns at once with it.
-            out.push(o);
-            let o = r2.read(
-                &mut c,
-                &mut Vec::new(),
-                u64::MAX,
-                usize::MAX,
-                Duration::from_secs(30),
-            );
-            out.push(o);
-            out
+            )
         });
-        // Give the thread a frame it can only get through flush().
-        while !t.is_finished() {
-            r.push(b"b");
-            r.flush();
+        let asleep = Instant::now();
+        while r.state.lock().sleepers == 0 {
+            assert!(
+                asleep.elapsed() < Duration::from_secs(10),
+                "reader never slept"
+            );
             std::thread::yield_now();
-            if r.frames_pushed() > 100_000 {
-                break;
-            }
         }
-        let outs = t.join().unwrap();
-        assert!(matches!(outs[0], ReadOutcome::Data { .. }));
-        assert!(matches!(outs[1], ReadOutcome::Data { .. }));
+        // A push just after a wake-up, inside the interval, wakes nobody...
+        r.state.lock().last_wake = Instant::now();
+        r.push(b"a");
+        assert!(r.state.lock().unwoken, "the push was held back");
+        // ...and the flush the source reader sends when it pauses delivers it.
+        let flushed = Instant::now();
+        r.flush();
+        assert!(matches!(
+            t.join().unwrap(),
+            ReadOutcome::Data { frames: 1, .. }
+        ));
+        assert!(
+            flushed.elapsed() < Duration::from_secs(10),
+            "woken by the flush"
+        );
     }
 }
