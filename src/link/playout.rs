@@ -293,28 +293,32 @@ mod tests {
         let mut p = Playout::new(DELAY);
         let t0 = 1_700_000_000_000_000u64;
         let mut out = Vec::new();
-        let mut released = 0;
         // 20 s of fragments arrive on time, 4 s outage (< delay), then the backlog at once.
         let mut now = 0i64;
         let mut seq = 0u64;
-        let deliver = |p: &mut Playout, now: i64, seq: u64| {
-            let cap = t0 + (seq as i64 * FRAG_US) as u64;
-            p.add(now, cap + FRAG_US as u64 + 30_000, &fragment(seq, cap));
-        };
-        while now < 40_000_000 {
-            let captured = (now - 30_000) / FRAG_US; // fragments complete by now
-            let outage = (20_000_000..24_000_000).contains(&now);
-            if !outage {
-                while seq < captured as u64 {
-                    seq += 1;
-                    deliver(&mut p, now, seq);
+        // Runs the clock in 10 ms steps to `until`; fragments arrive as they complete, except
+        // while `down` (then all at once when it ends). Returns the frames released.
+        let mut run = |p: &mut Playout, until: i64, down: &dyn Fn(i64) -> bool| {
+            let mut released = 0;
+            while now < until {
+                let captured = (now - 30_000) / FRAG_US; // fragments complete by now
+                if !down(now) {
+                    while seq < captured as u64 {
+                        seq += 1;
+                        let cap = t0 + (seq as i64 * FRAG_US) as u64;
+                        p.add(now, cap + FRAG_US as u64 + 30_000, &fragment(seq, cap));
+                    }
                 }
+                out.clear();
+                p.due(now, &mut out);
+                released += out.len();
+                now += 10_000;
             }
-            out.clear();
-            p.due(now, &mut out);
-            released += out.len();
-            now += 10_000;
-        }
+            (released, now)
+        };
+        let (released, end) = run(&mut p, 40_000_000, &|t| {
+            (20_000_000..24_000_000).contains(&t)
+        });
         assert_eq!(
             p.stats.silence_frames, 0,
             "a 4 s outage is bridged by the 5 s delay"
@@ -324,20 +328,7 @@ mod tests {
 
         // Now a 12 s outage: silence fills, then live frames resume and late ones drop.
         let before = p.stats;
-        let start = now;
-        while now < start + 30_000_000 {
-            let captured = (now - 30_000) / FRAG_US;
-            let outage = now < start + 12_000_000;
-            if !outage {
-                while seq < captured as u64 {
-                    seq += 1;
-                    deliver(&mut p, now, seq);
-                }
-            }
-            out.clear();
-            p.due(now, &mut out);
-            now += 10_000;
-        }
+        run(&mut p, end + 30_000_000, &|t| t < end + 12_000_000);
         assert!(
             p.stats.silence_frames > before.silence_frames,
             "silence filled the long outage"

@@ -360,17 +360,12 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
     let mp3 = fixture("tone-128k-44k1.mp3");
     let o = mp3_server(&mp3, "16000", &["-link-key", KEY]);
     let proxy = FaultProxy::start(o.addr);
-    let r = Server::start(&[
+    // The receiver's own flags, for MP3 (a repeated flag takes its last value).
+    let r = receiver(&[
         "-frame-filter",
         "mp3",
         "-frame-bytes",
         "2881",
-        "-source-buffer",
-        "800",
-        "-link-key",
-        KEY,
-        "-link-delay",
-        "5s",
         "-link-pull",
         &format!("http://{}", proxy.addr),
     ]);
