@@ -436,14 +436,39 @@ impl Icecast {
         let mut cmd = Command::new("icecast2");
         cmd.arg("-c").arg(&conf_path);
         let child = spawn_quiet(cmd);
-        let ice = Icecast { child, port, dir };
+        let mut ice = Icecast { child, port, dir };
+        // Icecast itself must answer: a bare connect can succeed against something else (a
+        // loopback socket connecting to itself, when the port is in the ephemeral range).
         assert!(
-            eventually(Duration::from_secs(10), || TcpStream::connect(ice.addr())
-                .is_ok()),
-            "icecast2 did not start; see {}",
-            ice.dir.display()
+            eventually(Duration::from_secs(10), || ice.answers()),
+            "icecast2 did not start: {}",
+            ice.describe()
         );
         ice
+    }
+
+    /// Whether icecast2 answers its status page on the port.
+    fn answers(&self) -> bool {
+        let Ok(mut c) = TcpStream::connect(self.addr()) else {
+            return false;
+        };
+        let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+        let req = "GET /status-json.xsl HTTP/1.0\r\nHost: test\r\n\r\n";
+        let mut answer = String::new();
+        c.write_all(req.as_bytes()).is_ok()
+            && c.read_to_string(&mut answer).is_ok()
+            && answer.contains("icestats")
+    }
+
+    /// Whether the process still runs, and its error log: for failure messages.
+    pub fn describe(&mut self) -> String {
+        let state = match self.child.try_wait() {
+            Ok(None) => "running".to_string(),
+            Ok(Some(status)) => format!("exited ({status})"),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let log = std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default();
+        format!("icecast2 on port {} {state}; error.log:\n{log}", self.port)
     }
 
     pub fn addr(&self) -> SocketAddr {

@@ -314,8 +314,9 @@ fn pulls_from_icecast2_and_keeps_listeners_through_its_restart() {
     assert!(
         s.wait_log_count("connected: ", opens + 1, Duration::from_secs(40))
             .is_some(),
-        "{}",
-        s.log_text()
+        "{}\n{}",
+        s.log_text(),
+        ice.describe()
     );
     let before = l.body.len();
     l.read_body(before + 20_000, T);
