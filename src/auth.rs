@@ -1,20 +1,24 @@
 //! HTTP Basic credentials: base64 both ways, and a comparison that does not leak how much of
-//! a password matched through its timing.
+//! a password matched through its timing. A boundary module (see `boundary!` in main.rs).
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/// The alphabet's character for the low 6 bits of `v`.
+fn symbol(v: u32) -> char {
+    ALPHABET
+        .get(usize::try_from(v & 63).unwrap_or(0))
+        .map_or('=', |&c| char::from(c))
+}
+
 pub fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    let mut out = String::with_capacity(data.len().div_ceil(3).saturating_mul(4));
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = byte(0) << 16 | byte(1) << 8 | byte(2);
+        // A chunk of k bytes gives k + 1 symbols, then padding.
+        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
             if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(symbol(n >> shift));
             } else {
                 out.push('=');
             }
@@ -23,18 +27,20 @@ pub fn base64_encode(data: &[u8]) -> String {
     out
 }
 
+/// Decodes base64 (padding optional); `None` for a character outside the alphabet.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let s = s.trim().trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut out = Vec::with_capacity((s.len() / 4).saturating_mul(3));
     let mut acc: u32 = 0;
-    let mut bits = 0;
+    let mut bits: u32 = 0;
     for c in s.bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
+        let v = u32::try_from(ALPHABET.iter().position(|&a| a == c)?).ok()?;
+        // Only the low 14 bits are ever needed: keep acc from growing.
+        acc = (acc << 6 | v) & 0x3fff;
+        bits = bits.checked_add(6)?;
         if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
+            bits = bits.checked_sub(8)?;
+            out.push(u8::try_from(acc >> bits & 0xff).ok()?);
         }
     }
     Some(out)
@@ -62,7 +68,7 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 /// Compares secrets in time that depends only on their lengths.
 pub fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = (a.len() != b.len()) as u8;
+    let mut diff = u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).unwrap_or(&0) ^ b.get(i).unwrap_or(&0);
     }

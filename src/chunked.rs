@@ -30,19 +30,25 @@ impl Dechunker {
         while !rest.is_empty() {
             match self.state {
                 State::Data(n) => {
-                    let k = (n as usize).min(rest.len());
-                    out.extend_from_slice(&rest[..k]);
-                    rest = &rest[k..];
-                    self.state = if n as usize == k {
+                    // A chunk size larger than the address space is simply "all of rest".
+                    let k = usize::try_from(n).unwrap_or(usize::MAX).min(rest.len());
+                    let (data, after) = rest.split_at(k);
+                    out.extend_from_slice(data);
+                    rest = after;
+                    // k <= n, so this cannot go below zero.
+                    let left = n.saturating_sub(u64::try_from(k).unwrap_or(u64::MAX));
+                    self.state = if left == 0 {
                         State::DataEnd
                     } else {
-                        State::Data(n - k as u64)
+                        State::Data(left)
                     };
                 }
                 State::Done => return Ok(()),
                 _ => {
-                    let b = rest[0];
-                    rest = &rest[1..];
+                    let Some((&b, after)) = rest.split_first() else {
+                        break;
+                    };
+                    rest = after;
                     if b != b'\n' {
                         if self.line.len() > 1024 {
                             return Err("chunked body: line too long".into());
@@ -116,7 +122,7 @@ impl<R: Read> Read for ChunkedReader<R> {
             }
             self.decoded.clear();
             self.at = 0;
-            let n = self.inner.read(&mut self.raw)?;
+            let n = self.inner.read(&mut self.raw)?.min(self.raw.len());
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -124,12 +130,15 @@ impl<R: Read> Read for ChunkedReader<R> {
                 ));
             }
             self.dechunker
-                .feed(&self.raw[..n], &mut self.decoded)
+                .feed(self.raw.get(..n).unwrap_or_default(), &mut self.decoded)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         }
-        let n = (self.decoded.len() - self.at).min(buf.len());
-        buf[..n].copy_from_slice(&self.decoded[self.at..self.at + n]);
-        self.at += n;
+        let ready = self.decoded.get(self.at..).unwrap_or_default();
+        let n = ready.len().min(buf.len());
+        if let (Some(to), Some(from)) = (buf.get_mut(..n), ready.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        self.at = self.at.saturating_add(n);
         Ok(n)
     }
 }
@@ -141,7 +150,7 @@ impl<W: Write> Write for ChunkedWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         // An empty chunk would end the body.
         if !data.is_empty() {
-            let mut out = Vec::with_capacity(data.len() + 12);
+            let mut out = Vec::with_capacity(data.len().saturating_add(12));
             out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
             out.extend_from_slice(data);
             out.extend_from_slice(b"\r\n");

@@ -55,7 +55,7 @@ pub fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> 
         }
         match conn.read(&mut chunk) {
             Ok(0) => return Err(io::Error::other("closed before answering")),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             Err(e)
                 if matches!(
                     e.kind(),
@@ -67,8 +67,9 @@ pub fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> 
             Err(e) => return Err(e),
         }
     };
-    let head = parse_head(&buf[..end])?;
-    Ok((head, buf[end + sep..].to_vec()))
+    let head = parse_head(buf.get(..end).unwrap_or_default())?;
+    let body = end.checked_add(sep).and_then(|at| buf.get(at..));
+    Ok((head, body.unwrap_or_default().to_vec()))
 }
 
 /// A short `GET` of `path` (with its query) on `url`'s server, each step within `timeout`.

@@ -195,6 +195,12 @@ impl Config {
                 framer.name, framer.min_frame_bytes
             ));
         }
+        if link.is_some() && frame_bytes > crate::link::fragments::MAX_FRAGMENT_BYTES {
+            return Err(format!(
+                "-frame-bytes {frame_bytes} is too large for the link (at most {})",
+                crate::link::fragments::MAX_FRAGMENT_BYTES
+            ));
+        }
         let header_bytes = if tone {
             crate::source::tone::HEADER_BYTES
         } else {
@@ -212,9 +218,9 @@ impl Config {
             n if n >= cores => None,
             n => Some(n),
         };
-        let uid = match range("uid", a.uid.unwrap_or(0), 0, u32::MAX as i64)? {
+        let uid = match range_u64("uid", a.uid.unwrap_or(0), 0, u32::MAX.into())? {
             0 => None,
-            n => Some(n as u32),
+            n => Some(u32::try_from(n).map_err(|_| format!("-uid {n} is out of range"))?),
         };
         let log_level = match (a.log_level.as_deref(), a.debug.unwrap_or(false)) {
             (Some(l), _) => l.parse::<LevelFilter>().map_err(|_| {
@@ -246,18 +252,18 @@ impl Config {
             frame_bytes,
             header_bytes,
             source_buffer,
-            source_bandwidth: range(
+            source_bandwidth: range_u64(
                 "source-bandwidth",
                 a.source_bandwidth.unwrap_or(0),
                 0,
                 i64::MAX,
-            )? as u64,
-            client_max_bytes: range(
+            )?,
+            client_max_bytes: range_u64(
                 "client-max-bytes",
                 a.client_max_bytes.unwrap_or(0),
                 0,
                 i64::MAX,
-            )? as u64,
+            )?,
             close_idle: a.close_idle.unwrap_or(false),
             content_type,
             content_type_given: a.content_type.is_some(),
@@ -323,12 +329,19 @@ impl Config {
     }
 }
 
+/// A size or count flag in `min..=max`, as a `usize`: on a 32-bit Pi a value past 4 GiB is
+/// refused, never wrapped (`5000000000 as usize` is 705032704 there).
 fn range(flag: &str, v: i64, min: i64, max: i64) -> Result<usize, String> {
+    let v = range_u64(flag, v, min, max)?;
+    usize::try_from(v).map_err(|_| format!("-{flag} {v} is too large for this 32-bit system"))
+}
+
+/// A flag in `min..=max` (`min` >= 0), as a `u64`.
+fn range_u64(flag: &str, v: i64, min: i64, max: i64) -> Result<u64, String> {
     if v < min || v > max {
-        Err(format!("-{flag} {v} is out of range ({min} to {max})"))
-    } else {
-        Ok(v as usize)
+        return Err(format!("-{flag} {v} is out of range ({min} to {max})"));
     }
+    u64::try_from(v).map_err(|_| format!("-{flag} {v} must not be negative"))
 }
 
 fn positive(flag: &str, d: Duration) -> Result<Duration, String> {

@@ -16,22 +16,19 @@ pub fn expand(
     read: impl Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Vec<String>, String> {
     let mut out = Vec::with_capacity(argv.len());
-    let mut i = 0;
-    while i < argv.len() {
-        let arg = &argv[i];
+    let mut args = argv.iter();
+    while let Some(arg) = args.next() {
         if arg == "--" || !arg.starts_with('-') || arg == "-" {
-            out.extend_from_slice(&argv[i..]);
+            out.push(arg.clone());
+            out.extend(args.cloned());
             break;
         }
         let path = match arg.as_str() {
-            "-flags-file" | "--flags-file" => {
-                i += 1;
-                Some(
-                    argv.get(i)
-                        .ok_or("flag needs an argument: -flags-file")?
-                        .clone(),
-                )
-            }
+            "-flags-file" | "--flags-file" => Some(
+                args.next()
+                    .ok_or("flag needs an argument: -flags-file")?
+                    .clone(),
+            ),
             a => a
                 .strip_prefix("-flags-file=")
                 .or_else(|| a.strip_prefix("--flags-file="))
@@ -51,7 +48,6 @@ pub fn expand(
             }
             None => out.push(arg.clone()),
         }
-        i += 1;
     }
     Ok(out)
 }

@@ -8,19 +8,43 @@
 /// The largest metadata text: 255 blocks of 16 bytes.
 const MAX_TEXT: usize = 255 * 16;
 
-/// One metadata block for `title` (length byte included).
-pub fn block(title: &str) -> Vec<u8> {
-    let room = MAX_TEXT - "StreamTitle='';".len();
-    let mut cut = title.len().min(room);
-    while !title.is_char_boundary(cut) {
-        cut -= 1;
+/// The one rule every title goes through, whoever sent it (an admin call, a source's
+/// headers, an upstream's ICY block, the link): control characters are removed (a title is
+/// one line, and a NUL would end the block early), and a quote directly before a semicolon
+/// gets a space between them, so no title can close `StreamTitle='…';` and add a field of its
+/// own (`';StreamUrl='http://evil';`).
+pub fn clean_title(title: &str) -> String {
+    let mut out = String::with_capacity(title.len());
+    for c in title.chars().filter(|c| !c.is_control()) {
+        if c == ';' && out.ends_with('\'') {
+            out.push(' ');
+        }
+        out.push(c);
     }
-    let text = format!("StreamTitle='{}';", &title[..cut]);
+    out
+}
+
+/// One metadata block for `title` (length byte included). The title should have been
+/// through [`clean_title`]; it is cut on a character boundary to fit one block.
+pub fn block(title: &str) -> Vec<u8> {
+    const PREFIX: &str = "StreamTitle='";
+    const SUFFIX: &str = "';";
+    let limit = MAX_TEXT.saturating_sub(SUFFIX.len());
+    let mut text = String::with_capacity(MAX_TEXT);
+    text.push_str(PREFIX);
+    for c in title.chars() {
+        if text.len().saturating_add(c.len_utf8()) > limit {
+            break;
+        }
+        text.push(c);
+    }
+    text.push_str(SUFFIX);
     let blocks = text.len().div_ceil(16);
-    let mut out = Vec::with_capacity(1 + blocks * 16);
-    out.push(blocks as u8);
+    let mut out = Vec::with_capacity(MAX_TEXT.saturating_add(1));
+    // At most 255 blocks: MAX_TEXT bounds the text.
+    out.push(u8::try_from(blocks).unwrap_or(u8::MAX));
     out.extend_from_slice(text.as_bytes());
-    out.resize(1 + blocks * 16, 0);
+    out.resize(blocks.saturating_mul(16).saturating_add(1), 0);
     out
 }
 
@@ -47,11 +71,12 @@ impl Inserter {
     pub fn write(&mut self, audio: &[u8], title: &str, seq: u64, out: &mut Vec<u8>) {
         let mut rest = audio;
         while !rest.is_empty() {
-            let n = (self.metaint - self.since).min(rest.len());
-            out.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            self.since += n;
-            if self.since == self.metaint {
+            let n = self.metaint.saturating_sub(self.since).min(rest.len());
+            let (now, later) = rest.split_at(n);
+            out.extend_from_slice(now);
+            rest = later;
+            self.since = self.since.saturating_add(n);
+            if self.since >= self.metaint {
                 if seq != self.sent_seq {
                     out.extend_from_slice(&block(title));
                     self.sent_seq = seq;
@@ -92,21 +117,26 @@ impl Stripper {
         while !rest.is_empty() {
             if self.audio_left > 0 {
                 let n = self.audio_left.min(rest.len());
-                audio.extend_from_slice(&rest[..n]);
-                self.audio_left -= n;
-                rest = &rest[n..];
+                let (now, later) = rest.split_at(n);
+                audio.extend_from_slice(now);
+                self.audio_left = self.audio_left.saturating_sub(n);
+                rest = later;
             } else if self.meta_left == 0 && self.meta.is_empty() {
-                // The length byte.
-                self.meta_left = rest[0] as usize * 16;
-                rest = &rest[1..];
+                let Some((&length, later)) = rest.split_first() else {
+                    break;
+                };
+                // The length byte: at most 255 × 16 bytes follow.
+                self.meta_left = usize::from(length).saturating_mul(16);
+                rest = later;
                 if self.meta_left == 0 {
                     self.audio_left = self.metaint;
                 }
             } else {
                 let n = self.meta_left.min(rest.len());
-                self.meta.extend_from_slice(&rest[..n]);
-                self.meta_left -= n;
-                rest = &rest[n..];
+                let (now, later) = rest.split_at(n);
+                self.meta.extend_from_slice(now);
+                self.meta_left = self.meta_left.saturating_sub(n);
+                rest = later;
                 if self.meta_left == 0 {
                     title = stream_title(&self.meta).or(title);
                     self.meta.clear();
@@ -119,14 +149,22 @@ impl Stripper {
 }
 
 /// The `StreamTitle='…';` value in a metadata block's text (invalid UTF-8 is replaced).
+/// Works on bytes: the value ends at `';` (a title may itself contain a quote), or at the
+/// end of the text.
 pub fn stream_title(text: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(text);
-    let text = text.trim_end_matches('\0');
-    let start = text.find("StreamTitle='")? + "StreamTitle='".len();
-    let rest = &text[start..];
-    // The value ends at "';" (a title may itself contain a quote).
-    let end = rest.find("';").unwrap_or(rest.len());
-    Some(rest[..end].to_string())
+    const KEY: &[u8] = b"StreamTitle='";
+    let start = find(text, KEY)?.checked_add(KEY.len())?;
+    let rest = text.get(start..)?;
+    let value = match find(rest, b"';") {
+        Some(end) => rest.get(..end)?,
+        None => rest,
+    };
+    let value = String::from_utf8_lossy(value);
+    Some(value.trim_end_matches('\0').to_string())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]

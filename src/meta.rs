@@ -58,7 +58,7 @@ impl Meta {
         Meta {
             state: Mutex::new(State {
                 info,
-                title: Arc::from(title),
+                title: Arc::from(crate::icy::clean_title(title)),
                 title_seq: 1,
             }),
         }
@@ -86,14 +86,16 @@ impl Meta {
         i.public |= update.public;
     }
 
-    /// Sets the title; returns false when it did not change.
+    /// Sets the title, cleaned by [`crate::icy::clean_title`] (every side's titles pass
+    /// here); returns false when it did not change.
     pub fn set_title(&self, title: &str) -> bool {
+        let title = crate::icy::clean_title(title);
         let mut s = self.state.lock();
-        if &*s.title == title {
+        if *s.title == *title {
             return false;
         }
         s.title = Arc::from(title);
-        s.title_seq += 1;
+        s.title_seq = s.title_seq.wrapping_add(1);
         true
     }
 

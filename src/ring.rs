@@ -29,11 +29,13 @@ pub struct Cursor {
 /// What [`Ring::read`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// `frames` whole frames (and possibly the header first) were appended to `out`;
-    /// `skipped` frames were lost because the ring lapped this reader.
+    /// `frames` whole frames (after the stream header, `header_len` bytes, when this
+    /// listener was due it) were appended to `out`; `skipped` frames were lost because the
+    /// ring lapped this reader. The header's length comes with it because a link receiver's
+    /// header is the origin's, whatever this instance's `-header-bytes` says.
     Data {
         frames: usize,
-        header: bool,
+        header_len: usize,
         skipped: u64,
     },
     /// The next frame is larger than what the listener may still receive.
@@ -182,7 +184,9 @@ impl Ring {
     /// when none is held yet.
     pub fn join(&self, burst_bytes: usize) -> Cursor {
         let s = self.state.lock();
-        let header_sent = !self.needs_header;
+        // A header the stream already has is due even when this instance reads none itself
+        // (a link receiver relays the origin's).
+        let header_sent = !self.needs_header && s.header.is_none();
         if s.next_seq == 0 || s.next_seq <= s.join_floor {
             return Cursor {
                 next: s.next_seq,
@@ -220,14 +224,15 @@ impl Ring {
         let mut s = self.state.lock();
         let mut waited = false;
         loop {
-            let mut header = false;
+            let mut header_len = 0;
             if !cur.header_sent {
                 if let Some(h) = &s.header {
                     out.extend_from_slice(h);
                     cur.header_sent = true;
-                    header = true;
+                    header_len = h.len();
                 }
             }
+            let header = header_len > 0;
             let mut skipped = 0;
             if cur.header_sent && cur.next < s.next_seq {
                 let oldest = self.oldest(&s);
@@ -256,14 +261,14 @@ impl Ring {
                 }
                 return ReadOutcome::Data {
                     frames,
-                    header,
+                    header_len,
                     skipped,
                 };
             }
             if header {
                 return ReadOutcome::Data {
                     frames: 0,
-                    header,
+                    header_len,
                     skipped,
                 };
             }
@@ -352,7 +357,7 @@ mod tests {
             o,
             ReadOutcome::Data {
                 frames: 1,
-                header: false,
+                header_len: 0,
                 skipped: 9
             }
         );
@@ -373,7 +378,7 @@ mod tests {
             o,
             ReadOutcome::Data {
                 frames: 3,
-                header: false,
+                header_len: 0,
                 skipped: 0
             }
         );
@@ -391,7 +396,7 @@ mod tests {
             r.read(&mut c, &mut out, 9, usize::MAX, NO_WAIT),
             ReadOutcome::Data {
                 frames: 2,
-                header: false,
+                header_len: 0,
                 skipped: 0
             }
         );

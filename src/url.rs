@@ -18,8 +18,8 @@ impl Url {
     pub fn parse(s: &str, default_port: u16) -> Result<Url, String> {
         let bad = |why: &str| format!("{s:?} is not a valid URL: {why}");
         let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme://"))?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
+        let (authority, path) = match rest.find('/').and_then(|i| rest.split_at_checked(i)) {
+            Some(parts) => parts,
             None => (rest, "/"),
         };
         let (userinfo, hostport) = match authority.rsplit_once('@') {
@@ -80,27 +80,35 @@ pub fn decode_component(s: &str, plus: bool) -> String {
     String::from_utf8_lossy(&decode_bytes(s, plus)).into_owned()
 }
 
-/// Decodes `%XX` escapes and `+` (as space, when `plus` is set) to raw bytes.
+/// Decodes `%XX` escapes and `+` (as space, when `plus` is set) to raw bytes. Works on
+/// bytes: `%` followed by anything but two hex digits (a multi-byte character included) is
+/// kept as it is.
 pub fn decode_bytes(s: &str, plus: bool) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                Ok(v) => {
-                    out.push(v);
-                    i += 3;
-                    continue;
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&c, tail)) = rest.split_first() {
+        rest = tail;
+        match c {
+            b'%' => match tail {
+                [h, l, after @ ..] if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() => {
+                    out.push(hex_value(*h) << 4 | hex_value(*l));
+                    rest = after;
                 }
-                Err(_) => out.push(b'%'),
+                _ => out.push(b'%'),
             },
             b'+' if plus => out.push(b' '),
             c => out.push(c),
         }
-        i += 1;
     }
     out
+}
+
+/// The value of one ASCII hex digit (0 for anything else; callers check first).
+fn hex_value(d: u8) -> u8 {
+    char::from(d)
+        .to_digit(16)
+        .and_then(|v| u8::try_from(v).ok())
+        .unwrap_or(0)
 }
 
 fn percent_decode(s: &str) -> String {
@@ -109,7 +117,7 @@ fn percent_decode(s: &str) -> String {
 
 /// Encodes a query value: unreserved characters stay, everything else becomes `%XX`.
 pub fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
+    let mut out = String::with_capacity(s.len().saturating_mul(3));
     for &b in s.as_bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);

@@ -7,20 +7,24 @@ use super::{Framer, Scan, ScanCounts, SyncScanner};
 
 /// Length and compatibility key of an ADTS header at the front of `b`.
 fn header(b: &[u8]) -> Option<(usize, u32)> {
-    if b.len() < 7 || b[0] != 0xFF || b[1] & 0xF6 != 0xF0 {
+    let &[b0, b1, b2, b3, b4, b5, _, ..] = b else {
+        return None;
+    };
+    if b0 != 0xFF || b1 & 0xF6 != 0xF0 {
         return None;
     }
-    let sr_idx = (b[2] >> 2) & 0x0F;
+    let sr_idx = (b2 >> 2) & 0x0F;
     if sr_idx > 12 {
         return None;
     }
-    let len = ((b[3] as usize & 3) << 11) | ((b[4] as usize) << 3) | (b[5] as usize >> 5);
-    let header_len = if b[1] & 1 == 1 { 7 } else { 9 };
+    // 13 bits: at most 8191.
+    let len = usize::from(b3 & 3) << 11 | usize::from(b4) << 3 | usize::from(b5 >> 5);
+    let header_len = if b1 & 1 == 1 { 7 } else { 9 };
     if len <= header_len {
         return None;
     }
     // profile, sample rate, channel configuration
-    let key = u32::from(b[2] & 0xFD) << 8 | u32::from(b[3] & 0xC0);
+    let key = u32::from(b2 & 0xFD) << 8 | u32::from(b3 & 0xC0);
     Some((len, key))
 }
 

@@ -4,12 +4,13 @@
 //! owned by the source reader thread; it never does I/O. It is handed the bytes read so far
 //! and says either "a frame is here" or "need more bytes, and these leading bytes are junk".
 
-mod adts;
-mod mp3;
-
+boundary! {
+    mod adts;
+    mod mp3;
+    mod raw;
+    mod ts;
+}
 pub use mp3::Mp3Header;
-mod raw;
-mod ts;
 
 /// What a framer found at the front of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,16 @@ pub struct ScanCounts {
     pub tag_bytes: u64,
     /// Well-formed frames larger than `-frame-bytes`, dropped whole.
     pub oversize_frames: u64,
+}
+
+impl ScanCounts {
+    pub fn add_junk(&mut self, bytes: usize) {
+        self.junk_bytes = self.junk_bytes.saturating_add(bytes as u64);
+    }
+
+    pub fn add_tag_bytes(&mut self, bytes: usize) {
+        self.tag_bytes = self.tag_bytes.saturating_add(bytes as u64);
+    }
 }
 
 /// A stream format's framing rules.
@@ -114,22 +125,27 @@ pub(crate) fn id3_len(buf: &[u8]) -> Result<Option<usize>, ()> {
             Ok(None)
         };
     }
-    if &buf[..3] == b"TAG" {
+    if buf.starts_with(b"TAG") {
         return Ok(Some(128));
     }
-    if &buf[..3] != b"ID3" {
+    if !buf.starts_with(b"ID3") {
         return Ok(None);
     }
-    if buf.len() < 10 {
+    let Some(&[_, _, _, major, minor, flags, s0, s1, s2, s3]) = buf.get(..10) else {
         return Err(());
-    }
-    let size = &buf[6..10];
-    if buf[3] == 0xFF || buf[4] == 0xFF || size.iter().any(|b| b & 0x80 != 0) {
+    };
+    let size = [s0, s1, s2, s3];
+    if major == 0xFF || minor == 0xFF || size.iter().any(|b| b & 0x80 != 0) {
         return Ok(None); // not a real tag header: treat "ID3" as junk
     }
-    let body = size.iter().fold(0usize, |acc, b| (acc << 7) | *b as usize);
-    let footer = if buf[5] & 0x10 != 0 { 10 } else { 0 };
-    Ok(Some(10 + body + footer))
+    // Four syncsafe 7-bit bytes: at most 2^28 - 1, which fits a 32-bit usize.
+    let body = size
+        .iter()
+        .fold(0u32, |acc, &b| (acc << 7) | u32::from(b));
+    let footer = if flags & 0x10 != 0 { 10 } else { 0 };
+    Ok(usize::try_from(body)
+        .ok()
+        .and_then(|b| b.checked_add(10)?.checked_add(footer)))
 }
 
 /// The shared frame-sync scanner for formats whose header gives the frame length
@@ -158,26 +174,26 @@ impl SyncScanner {
         header_len: usize,
         header: impl Fn(&[u8]) -> Option<(usize, u32)>,
     ) -> Scan {
+        // `i` only moves forward and never past `buf.len()`; every slice is `get`.
         let mut i = 0;
         if self.tag_remaining > 0 {
             let n = self.tag_remaining.min(buf.len());
-            self.tag_remaining -= n;
-            counts.tag_bytes += n as u64;
+            self.tag_remaining = self.tag_remaining.saturating_sub(n);
+            counts.add_tag_bytes(n);
             i = n;
         }
-        while i < buf.len() {
-            let rest = &buf[i..];
+        while let Some(rest) = buf.get(i..).filter(|r| !r.is_empty()) {
             match id3_len(rest) {
                 Err(()) if !eof => return Scan::NeedMore { skip: i },
                 Ok(Some(len)) => {
-                    counts.tags += 1;
+                    counts.tags = counts.tags.saturating_add(1);
                     if len > rest.len() {
-                        self.tag_remaining = if eof { 0 } else { len - rest.len() };
-                        counts.tag_bytes += rest.len() as u64;
+                        self.tag_remaining = if eof { 0 } else { len.saturating_sub(rest.len()) };
+                        counts.add_tag_bytes(rest.len());
                         return Scan::NeedMore { skip: buf.len() };
                     }
-                    counts.tag_bytes += len as u64;
-                    i += len;
+                    counts.add_tag_bytes(len);
+                    i = i.saturating_add(len);
                     continue;
                 }
                 _ => {}
@@ -190,9 +206,11 @@ impl SyncScanner {
             }
             if let Some((len, key)) = header(rest) {
                 if len > self.max {
-                    counts.oversize_frames += 1;
-                } else if len + header_len <= rest.len() {
-                    let next = &rest[len..];
+                    counts.oversize_frames = counts.oversize_frames.saturating_add(1);
+                } else if let Some(next) = rest
+                    .get(len..)
+                    .filter(|next| next.len() >= header_len)
+                {
                     let follows = header(next).is_some_and(|(_, k)| k == key)
                         || matches!(id3_len(next), Ok(Some(_)));
                     if follows {
@@ -204,10 +222,10 @@ impl SyncScanner {
                     return Scan::NeedMore { skip: i };
                 }
             }
-            counts.junk_bytes += 1;
-            i += 1;
+            counts.add_junk(1);
+            i = i.saturating_add(1);
         }
-        counts.junk_bytes += (buf.len() - i) as u64;
+        counts.add_junk(buf.len().saturating_sub(i));
         Scan::NeedMore { skip: buf.len() }
     }
 }

@@ -60,15 +60,18 @@ impl Mp3Header {
 
     /// Parses the 4 header bytes at the front of `b`.
     pub fn parse(b: &[u8]) -> Option<Mp3Header> {
-        if b.len() < 4 || b[0] != 0xFF || b[1] & 0xE0 != 0xE0 {
+        let &[b0, b1, b2, b3, ..] = b else {
+            return None;
+        };
+        if b0 != 0xFF || b1 & 0xE0 != 0xE0 {
             return None;
         }
-        let version = (b[1] >> 3) & 3;
-        let layer = (b[1] >> 1) & 3;
-        let br_idx = (b[2] >> 4) as usize;
-        let sr_idx = ((b[2] >> 2) & 3) as usize;
+        let version = (b1 >> 3) & 3;
+        let layer = (b1 >> 1) & 3;
+        let br_idx = usize::from(b2 >> 4);
+        let sr_idx = usize::from((b2 >> 2) & 3);
         // Reserved version/layer/sample rate, "free" and "bad" bitrates, reserved emphasis.
-        if version == 1 || layer == 0 || br_idx == 0 || br_idx == 15 || sr_idx == 3 || b[3] & 3 == 2
+        if version == 1 || layer == 0 || br_idx == 0 || br_idx == 15 || sr_idx == 3 || b3 & 3 == 2
         {
             return None;
         }
@@ -77,17 +80,20 @@ impl Mp3Header {
         } else {
             &BITRATES_V2
         };
-        let bitrate_kbps = table[layer as usize - 1][br_idx] as u32;
-        let sample_rate = SAMPLE_RATES[version as usize][sr_idx];
-        let padding = (b[2] >> 1) & 1 == 1;
-        let pad = padding as usize;
-        let br = bitrate_kbps as usize * 1000;
-        let sr = sample_rate as usize;
+        let row = usize::from(layer).checked_sub(1)?;
+        let bitrate_kbps = u32::from(*table.get(row)?.get(br_idx)?);
+        let sample_rate = *SAMPLE_RATES.get(usize::from(version))?.get(sr_idx)?;
+        let padding = (b2 >> 1) & 1 == 1;
+        let pad = u32::from(padding);
+        // At most 448 000 × 144: well inside 32 bits, so checked ops never fail in practice.
+        let br = bitrate_kbps.checked_mul(1000)?;
+        let per = |k: u32| k.checked_mul(br)?.checked_div(sample_rate);
         let len = match (version, layer) {
-            (_, 3) => (12 * br / sr + pad) * 4,
-            (0 | 2, 1) => 72 * br / sr + pad,
-            _ => 144 * br / sr + pad,
+            (_, 3) => per(12)?.checked_add(pad)?.checked_mul(4)?,
+            (0 | 2, 1) => per(72)?.checked_add(pad)?,
+            _ => per(144)?.checked_add(pad)?,
         };
+        let len = usize::try_from(len).ok()?;
         Some(Mp3Header {
             version,
             layer,
@@ -116,7 +122,9 @@ impl Framer for Mp3Framer {
         self.sync.scan(buf, eof, counts, 4, |b| {
             // Frames of one stream share version, layer and sample rate (header byte 1, and
             // the sample-rate bits of byte 2).
-            Mp3Header::parse(b).map(|h| (h.len, u32::from(b[1]) << 8 | u32::from(b[2] & 0x0C)))
+            let h = Mp3Header::parse(b)?;
+            let &[_, b1, b2, ..] = b else { return None };
+            Some((h.len, u32::from(b1) << 8 | u32::from(b2 & 0x0C)))
         })
     }
 }

@@ -21,7 +21,7 @@ impl Framer for RawFramer {
             }
         } else if eof {
             // streamserve drops a partial trailing block; it is never sent as a frame.
-            counts.junk_bytes += buf.len() as u64;
+            counts.add_junk(buf.len());
             Scan::NeedMore { skip: buf.len() }
         } else {
             Scan::NeedMore { skip: 0 }

@@ -23,38 +23,42 @@ impl TsFramer {
 
 impl Framer for TsFramer {
     fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
-        let mut i = 0;
-        while i < buf.len() {
-            let mut n = 0;
+        for (i, rest) in (0..buf.len()).filter_map(|i| Some((i, buf.get(i..)?))) {
+            // Consecutive packets at `rest`, each confirmed by the next one's sync byte.
+            let mut n: usize = 0;
             let mut decided = true;
+            let mut packets = rest.chunks(PACKET);
             while n < self.packets_per_frame {
-                let at = i + n * PACKET;
-                if at + PACKET > buf.len() || (at + PACKET == buf.len() && !eof) {
+                let Some(packet) = packets.next().filter(|p| p.len() == PACKET) else {
                     decided = eof;
                     break;
-                }
-                let next_ok = at + PACKET == buf.len() || buf[at + PACKET] == SYNC;
-                if buf[at] != SYNC || !next_ok {
+                };
+                let next = packets.clone().next();
+                if next.is_none() && !eof {
+                    decided = false;
                     break;
                 }
-                n += 1;
+                let next_ok = next.is_none_or(|p| p.first() == Some(&SYNC));
+                if packet.first() != Some(&SYNC) || !next_ok {
+                    break;
+                }
+                n = n.saturating_add(1);
             }
             if n == self.packets_per_frame || (n > 0 && decided) {
-                counts.junk_bytes += i as u64;
+                counts.add_junk(i);
                 return Scan::Frame {
                     skip: i,
-                    len: n * PACKET,
+                    len: n.saturating_mul(PACKET),
                 };
             }
             if n > 0 || !decided {
                 // Confirmed packets wait for the rest of the frame; an unconfirmed start
                 // waits for the next packet's sync byte.
-                counts.junk_bytes += i as u64;
+                counts.add_junk(i);
                 return Scan::NeedMore { skip: i };
             }
-            i += 1;
         }
-        counts.junk_bytes += buf.len() as u64;
+        counts.add_junk(buf.len());
         Scan::NeedMore { skip: buf.len() }
     }
 }

@@ -13,6 +13,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The most audio bytes in one fragment, and the most frames: a burst at the origin (a
+/// source that delivers a minute of audio at once) is cut into several fragments, each of
+/// which fits a message ([`super::wire::MAX_BODY`]) with room to spare.
+pub const MAX_FRAGMENT_BYTES: usize = 256 * 1024;
+pub const MAX_FRAGMENT_FRAMES: usize = 4096;
+/// The most fragment bytes a session sends in one round (a reconnecting receiver's catch-up
+/// comes in rounds of this, each checked for shutdown, replacement and acks).
+pub const MAX_ROUND_BYTES: usize = 512 * 1024;
+
 /// What a session should send next.
 #[derive(Debug)]
 pub enum Next {
@@ -92,9 +101,9 @@ impl FragmentLog {
                 start -= 1;
                 covered += l.frags[start].duration_us as u64;
             }
-            l.frags.iter().skip(start).cloned().collect::<Vec<_>>()
+            bounded_round(l.frags.iter().skip(start))
         };
-        let take_from = |i: usize| l.frags.iter().skip(i).cloned().collect::<Vec<_>>();
+        let take_from = |i: usize| bounded_round(l.frags.iter().skip(i));
         let frags = match after {
             None => fresh(l),
             Some((epoch, seq)) => {
@@ -125,6 +134,20 @@ impl FragmentLog {
         };
         nonempty(frags)
     }
+}
+
+/// The fragments of one round: at least one, then as many as fit [`MAX_ROUND_BYTES`].
+fn bounded_round<'a>(frags: impl Iterator<Item = &'a Arc<Fragment>>) -> Vec<Arc<Fragment>> {
+    let mut bytes = 0usize;
+    let mut round = Vec::new();
+    for f in frags {
+        bytes = bytes.saturating_add(f.data.len());
+        if !round.is_empty() && bytes > MAX_ROUND_BYTES {
+            break;
+        }
+        round.push(Arc::clone(f));
+    }
+    round
 }
 
 fn nonempty(frags: Vec<Arc<Fragment>>) -> Next {
@@ -172,6 +195,13 @@ impl Cutter {
 
     /// Adds one frame (`dur`: its media duration, when the format tells).
     pub fn frame(&mut self, frame: &[u8], dur: Option<Duration>, log: &FragmentLog) {
+        let full = self.cur.as_ref().is_some_and(|b| {
+            b.data.len().saturating_add(frame.len()) > MAX_FRAGMENT_BYTES
+                || b.frame_lens.len() >= MAX_FRAGMENT_FRAMES
+        });
+        if full {
+            self.flush(log);
+        }
         let b = self.cur.get_or_insert_with(|| Building {
             capture_us: super::wall_us(),
             started: Instant::now(),

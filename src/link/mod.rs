@@ -8,16 +8,18 @@
 //! frames into the ring at the origin's pace. Threads: `link-pull`, `link-push`, `link-play`,
 //! and the HTTP connection threads of link sessions.
 
+boundary! {
+    pub mod playout;
+    pub mod receiver;
+    pub mod wire;
+}
 pub mod fragments;
 pub mod origin;
-pub mod playout;
-pub mod receiver;
-pub mod wire;
 
 use crate::config::{Config, InputSpec};
 use crate::frame::Mp3Header;
 use crate::url::Url;
-use crossbeam_channel::{unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -41,6 +43,9 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// nothing for either end.
 pub const REDIAL_MIN: Duration = Duration::from_millis(50);
 pub const REDIAL_MAX: Duration = Duration::from_millis(250);
+/// Verified messages waiting for the link player. A session that finds it full for
+/// [`STALL`] (the player is stuck, or a peer floods) ends instead of buffering without bound.
+pub const INBOX_MESSAGES: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -66,6 +71,7 @@ pub struct LinkStats {
     pub duplicates: AtomicU64,
     pub silence_frames: AtomicU64,
     pub frames_dropped: AtomicU64,
+    pub fragments_refused: AtomicU64,
     pub buffer_ms: AtomicU64,
 }
 
@@ -90,7 +96,7 @@ pub struct LinkState {
 
 impl LinkState {
     pub fn new(cfg: LinkConfig) -> LinkState {
-        let (tx, rx) = unbounded();
+        let (tx, rx) = bounded(INBOX_MESSAGES);
         LinkState {
             log: FragmentLog::new(cfg.keep),
             cfg,

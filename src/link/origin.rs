@@ -51,17 +51,17 @@ pub fn challenge(conn: &mut TcpStream, req: &Request, link: &LinkState) {
 
 /// Checks a handshake request: version, our nonce, the MAC over `fields` (in order).
 /// Returns the query values, or answers 401/400 and returns `None`.
-pub fn verify(
+pub fn verify<const N: usize>(
     conn: &mut TcpStream,
     peer: SocketAddr,
     req: &Request,
     link: &LinkState,
     mode: &str,
-    fields: &[&str],
-) -> Option<Vec<String>> {
+    fields: [&str; N],
+) -> Option<[String; N]> {
     let q = query_pairs(&req.path);
     let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let values: Vec<String> = fields.iter().map(|f| get(f).unwrap_or_default()).collect();
+    let values = fields.map(|f| get(f).unwrap_or_default());
     if get("v").as_deref() != Some("1") {
         http::respond(
             conn,
@@ -93,13 +93,15 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         return;
     };
     let fields = ["nonce", "cnonce", "after", "want", "rid"];
-    let Some(v) = verify(&mut conn, peer, req, link, "pull", &fields) else {
+    let Some([nonce, cnonce, after_text, want, rid]) =
+        verify(&mut conn, peer, req, link, "pull", fields)
+    else {
         return;
     };
-    let key = wire::session_key(&link.cfg.key, &v[0], &v[1]);
-    let after = parse_pos(&v[2]);
-    let want_us = v[3].parse::<u64>().unwrap_or(5000) * 1000;
-    let who = format!("pull:{}", v[4]);
+    let key = wire::session_key(&link.cfg.key, &nonce, &cnonce);
+    let after = parse_pos(&after_text);
+    let want_us = want_us(want.parse().unwrap_or(5000));
+    let who = format!("pull:{rid}");
     let gen = link.begin_session(&who);
     let head = http::head(
         req.minor,
@@ -112,7 +114,7 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     }
     let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
     let _ = conn.set_write_timeout(Some(STALL * 2));
-    info!("{peer}: link receiver pulling after {}", v[2]);
+    info!("{peer}: link receiver pulling after {after_text}");
     let result = send_stream(
         &mut conn,
         &key,
@@ -129,6 +131,13 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         Ok(()) => info!("{peer}: link session ended"),
         Err(e) => info!("{peer}: link session ended: {e}"),
     }
+}
+
+/// How much a fresh receiver wants (the handshake's `want`, ms) in µs: never more than a
+/// day, so a huge value from the peer cannot overflow into a tiny one.
+pub fn want_us(want_ms: u64) -> u64 {
+    const DAY_MS: u64 = 24 * 3600 * 1000;
+    want_ms.min(DAY_MS).saturating_mul(1000)
 }
 
 /// Sends the stream from the fragment log: meta first, then fragments after `pos` (or the
@@ -329,7 +338,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         &key,
         shared,
         parse_pos(&after),
-        want_ms * 1000,
+        want_us(want_ms),
         || true,
         |c| {
             // The receiver acks every second; none for STALL means the path is dead. Any

@@ -14,12 +14,25 @@ use std::collections::VecDeque;
 /// Origin-to-local clock mapping: the smallest (arrival − sent) seen in a sliding window is
 /// the clock offset plus the fastest path's delay. Taking the minimum ignores queueing
 /// jitter and backlog; the window lets it follow drift (100 ppm is 6 ms a minute).
+///
+/// An origin whose wall clock steps backward (NTP setting a Pi without a clock battery)
+/// makes every new difference larger by the step, which the minimum would ignore for the
+/// whole window. So when every sample for [`STEP_CONFIRM_US`] has been more than
+/// [`STEP_US`] above the offset, the window starts again from the new samples: the step is
+/// followed within seconds. (A step forward lowers the difference and is taken at once.)
 pub struct ClockSync {
     window_us: i64,
     /// (local arrival, arrival − sent), oldest first.
     samples: VecDeque<(i64, i64)>,
     offset: Option<i64>,
+    /// Since when (local µs) every sample has been above the offset by more than STEP_US.
+    above_since: Option<i64>,
 }
+
+/// How far above the offset a sample must be to count towards a clock step.
+pub const STEP_US: i64 = 2_000_000;
+/// How long samples must stay that far above before the offset follows them.
+pub const STEP_CONFIRM_US: i64 = 3_000_000;
 
 impl ClockSync {
     pub fn new(window_us: i64) -> ClockSync {
@@ -27,21 +40,29 @@ impl ClockSync {
             window_us,
             samples: VecDeque::new(),
             offset: None,
+            above_since: None,
         }
     }
 
-    pub fn sample(&mut self, local_us: i64, sent_us: u64) {
-        let diff = local_us - sent_us as i64;
+    pub fn sample(&mut self, local_us: i64, sent_us: i64) {
+        let diff = local_us.saturating_sub(sent_us);
+        match self.offset {
+            Some(o) if diff > o.saturating_add(STEP_US) => {
+                let since = *self.above_since.get_or_insert(local_us);
+                if local_us.saturating_sub(since) >= STEP_CONFIRM_US {
+                    self.samples.clear();
+                    self.above_since = None;
+                }
+            }
+            _ => self.above_since = None,
+        }
         // Keep a monotonic deque: a newer, smaller diff makes older larger ones useless.
         while self.samples.back().is_some_and(|&(_, d)| d >= diff) {
             self.samples.pop_back();
         }
         self.samples.push_back((local_us, diff));
-        while self
-            .samples
-            .front()
-            .is_some_and(|&(t, _)| t < local_us - self.window_us)
-            && self.samples.len() > 1
+        let oldest = local_us.saturating_sub(self.window_us);
+        while self.samples.front().is_some_and(|&(t, _)| t < oldest) && self.samples.len() > 1
         {
             self.samples.pop_front();
         }
@@ -67,15 +88,47 @@ pub struct PlayStats {
     pub frames_dropped: u64,
 }
 
+/// A fragment whose frames would play further than this beyond the delay, into the future
+/// or the past, has an absurd capture time: it is refused, never queued (it would block the
+/// queue, or have the player fill silence up to it).
+pub const ABSURD_US: i64 = 60_000_000;
+/// The most audio bytes the playout holds (a minute of 4 Mb/s, far above any delay's worth).
+pub const MAX_QUEUE_BYTES: usize = 32 << 20;
+
+/// Why a fragment was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// It would play more than [`ABSURD_US`] away from where it should.
+    AbsurdTime,
+    /// The queue holds [`MAX_QUEUE_BYTES`].
+    QueueFull,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refused::AbsurdTime => "its capture time is more than a minute off our clock",
+            Refused::QueueFull => "the playout buffer is full",
+        })
+    }
+}
+
 pub struct Playout {
     delay_us: i64,
     sync: ClockSync,
     queue: VecDeque<Planned>,
+    queued_bytes: usize,
     /// When the frame after the last one released should start (local µs).
     play_head: Option<i64>,
     frame_us: i64,
     silence: Option<Vec<u8>>,
     pub stats: PlayStats,
+}
+
+/// A peer's µs timestamp as a signed clock value (a value past i64::MAX is absurd anyway:
+/// it becomes i64::MAX and is refused as such).
+fn signed(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
 }
 
 impl Playout {
@@ -84,6 +137,7 @@ impl Playout {
             delay_us,
             sync: ClockSync::new(60_000_000),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             play_head: None,
             frame_us: 26_122,
             silence: None,
@@ -93,64 +147,88 @@ impl Playout {
 
     /// A heartbeat's send time: one more clock sample.
     pub fn clock_sample(&mut self, now: i64, sent_us: u64) {
-        self.sync.sample(now, sent_us);
+        self.sync.sample(now, signed(sent_us));
     }
 
-    /// Plans a fragment's frames. `now` is its local arrival time.
-    pub fn add(&mut self, now: i64, sent_us: u64, frag: &Fragment) {
-        self.sync.sample(now, sent_us);
+    /// Plans a fragment's frames. `now` is its local arrival time. A fragment that would
+    /// play absurdly far from now, or that the full queue cannot take, is refused and
+    /// dropped whole (the caller counts it).
+    pub fn add(&mut self, now: i64, sent_us: u64, frag: &Fragment) -> Result<(), Refused> {
+        self.sync.sample(now, signed(sent_us));
+        let offset = self.sync.offset().unwrap_or(0);
+        let dur_total = i64::from(frag.duration_us);
         // A fragment leaves the origin when complete, `duration` after its capture began:
         // the delay counts from then, so none of it is spent waiting for the fragment.
-        // unwrap ok: a sample was just taken.
-        let base = frag.capture_us as i64
-            + frag.duration_us as i64
-            + self.sync.offset().unwrap()
-            + self.delay_us;
-        let n = frag.frame_lens.len().max(1) as i64;
-        let dur = frag.duration_us as i64 / n;
-        self.frame_us = dur.max(1);
-        for (i, f) in frag.frames().enumerate() {
+        let base = signed(frag.capture_us)
+            .saturating_add(dur_total)
+            .saturating_add(offset)
+            .saturating_add(self.delay_us);
+        let expected = now.saturating_add(self.delay_us);
+        if base.saturating_sub(expected).saturating_abs() > ABSURD_US {
+            return Err(Refused::AbsurdTime);
+        }
+        if self.queued_bytes.saturating_add(frag.data.len()) > MAX_QUEUE_BYTES {
+            return Err(Refused::QueueFull);
+        }
+        let n = i64::try_from(frag.frame_lens.len()).unwrap_or(i64::MAX).max(1);
+        let dur = dur_total.checked_div(n).unwrap_or(0).max(1);
+        self.frame_us = dur;
+        let mut release = base;
+        for f in frag.frames() {
             if self.silence.is_none() {
                 self.silence = silent_frame(f);
             }
+            self.queued_bytes = self.queued_bytes.saturating_add(f.len());
             self.queue.push_back(Planned {
-                release: base + i as i64 * dur,
+                release,
                 dur,
                 data: f.to_vec(),
             });
+            release = release.saturating_add(dur);
         }
-        self.stats.fragments += 1;
+        self.stats.fragments = self.stats.fragments.saturating_add(1);
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<Planned> {
+        let f = self.queue.pop_front()?;
+        self.queued_bytes = self.queued_bytes.saturating_sub(f.data.len());
+        Some(f)
     }
 
     /// Frames (real or silent) due by `now`, in order.
     pub fn due(&mut self, now: i64, out: &mut Vec<Vec<u8>>) {
         // Frames overlapping what was already played (or filled with silence) by more than
         // this are late: dropping them is how the stream rejoins live after an outage.
-        let late = (4 * self.frame_us).max(100_000);
+        let late = self.frame_us.saturating_mul(4).max(100_000);
         loop {
             if let Some(front) = self.queue.front() {
-                if self.play_head.is_some_and(|ph| front.release < ph - late) {
-                    self.queue.pop_front();
-                    self.stats.frames_dropped += 1;
+                if self
+                    .play_head
+                    .is_some_and(|ph| front.release < ph.saturating_sub(late))
+                {
+                    self.pop();
+                    self.stats.frames_dropped = self.stats.frames_dropped.saturating_add(1);
                     continue;
                 }
                 if front.release <= now {
-                    // unwrap ok: front exists.
-                    let f = self.queue.pop_front().unwrap();
-                    // Anchored to the frame's own release time, not a running sum of durations:
-                    // under clock drift the origin's pace differs from nominal by ppm, and a
-                    // running sum would slowly call healthy frames late.
-                    self.play_head = Some(f.release + f.dur);
-                    out.push(f.data);
+                    if let Some(f) = self.pop() {
+                        // Anchored to the frame's own release time, not a running sum of
+                        // durations: under clock drift the origin's pace differs from nominal
+                        // by ppm, and a running sum would slowly call healthy frames late.
+                        self.play_head = Some(f.release.saturating_add(f.dur));
+                        out.push(f.data);
+                    }
                     continue;
                 }
             }
             // Nothing real is due. Starving (the link has been down longer than the delay)?
+            let starving = |ph: i64| now > ph.saturating_add(self.frame_us.saturating_mul(2));
             match (self.play_head, &self.silence) {
-                (Some(ph), Some(s)) if now > ph + 2 * self.frame_us => {
+                (Some(ph), Some(s)) if starving(ph) => {
                     out.push(s.clone());
-                    self.play_head = Some(ph + self.frame_us);
-                    self.stats.silence_frames += 1;
+                    self.play_head = Some(ph.saturating_add(self.frame_us));
+                    self.stats.silence_frames = self.stats.silence_frames.saturating_add(1);
                 }
                 _ => break,
             }
@@ -159,9 +237,9 @@ impl Playout {
 
     /// How much is buffered ahead of `now`, in µs (0 when empty).
     pub fn buffered_us(&self, now: i64) -> i64 {
-        self.queue
-            .back()
-            .map_or(0, |b| (b.release + b.dur - now).max(0))
+        self.queue.back().map_or(0, |b| {
+            b.release.saturating_add(b.dur).saturating_sub(now).max(0)
+        })
     }
 }
 
@@ -170,21 +248,27 @@ impl Playout {
 /// for MPEG-TS, null packets (PID 0x1FFF); for raw PCM, zeros. Other formats (ADTS/AAC):
 /// none — listeners stay connected and get nothing until the link is back.
 pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
-    if let Some(h) = Mp3Header::parse(sample) {
-        let header = [sample[0], sample[1] | 0x01, sample[2], sample[3]];
+    if let (Some(h), &[b0, b1, b2, b3, ..]) = (Mp3Header::parse(sample), sample) {
+        let header = [b0, b1 | 0x01, b2, b3];
         // Keep the padding bit's length consistent with the header we send.
         let len = Mp3Header::parse(&header).map_or(h.len, |h2| h2.len);
         let mut f = header.to_vec();
         f.resize(len, 0);
         return Some(f);
     }
-    if sample.len() >= 188 && sample.len() % 188 == 0 && sample.chunks(188).all(|p| p[0] == 0x47) {
-        let mut null = [0xFFu8; 188];
-        null[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
-        return Some(null.repeat(sample.len() / 188));
+    let packets = sample.len() / 188;
+    if packets > 0
+        && sample.len() % 188 == 0
+        && sample.chunks(188).all(|p| p.first() == Some(&0x47))
+    {
+        let mut null = vec![0x47, 0x1F, 0xFF, 0x10];
+        null.resize(188, 0xFF);
+        return Some(null.repeat(packets));
     }
-    if sample.len() >= 2 && sample[0] == 0xFF && sample[1] & 0xF6 == 0xF0 {
-        return None; // ADTS: no silent frame we can make without an encoder
+    if let &[0xFF, b1, ..] = sample {
+        if b1 & 0xF6 == 0xF0 {
+            return None; // ADTS: no silent frame we can make without an encoder
+        }
     }
     Some(vec![0; sample.len()])
 }

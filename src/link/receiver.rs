@@ -13,10 +13,12 @@ use super::wire::{self, Msg, ReadError};
 use super::{local_us, random_hex, Inbound, LinkState, HEARTBEAT, STALL};
 use crate::chunked::{is_chunked, ChunkedReader};
 use crate::config::Config;
+use crate::limited;
+use crate::ratelimit::RateLimit;
 use crate::serve::http::Request;
 use crate::shared::{Shared, SourceState};
 use crate::stats::Stats;
-use crossbeam_channel::RecvTimeoutError;
+use crossbeam_channel::{RecvTimeoutError, SendTimeoutError};
 use log::{info, warn};
 use std::io::{self, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -82,9 +84,13 @@ fn receive(
             return Ok(());
         }
         match wire::read_msg(r, key) {
-            Ok(msg) => {
-                let _ = link.inbox.send((msg, local_us()));
-            }
+            Ok(msg) => match link.inbox.send_timeout((msg, local_us()), STALL) {
+                Ok(()) => {}
+                Err(SendTimeoutError::Timeout(_)) => {
+                    return Err(io::Error::other("the link player is not taking messages"))
+                }
+                Err(SendTimeoutError::Disconnected(_)) => return Ok(()),
+            },
             Err(ReadError::Io(e))
                 if matches!(
                     e.kind(),
@@ -123,10 +129,11 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         return;
     };
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
-    let Some(v) = verify(&mut conn, peer, req, link, "push", &fields) else {
+    let Some([nonce, cnonce, after, _, _]) = verify(&mut conn, peer, req, link, "push", fields)
+    else {
         return;
     };
-    let key = wire::session_key(&link.cfg.key, &v[0], &v[1]);
+    let key = wire::session_key(&link.cfg.key, &nonce, &cnonce);
     let gen = link.begin_session("push");
     if conn
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
@@ -139,7 +146,7 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
     link.stats.up.store(true, Relaxed);
     link.stats.connects.fetch_add(1, Relaxed);
-    info!("{peer}: link pusher connected (it resumes after {})", v[2]);
+    info!("{peer}: link pusher connected (it resumes after {after})");
     let mut writer = &conn;
     let body = io::Cursor::new(req.leftover.clone()).chain(&conn);
     // Pushers send chunked bodies (so that proxies pass them); version-1 pushers before that
@@ -184,7 +191,7 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
     let Some(inbox) = link.take_inbox() else {
         return;
     };
-    let mut playout = Playout::new(link.cfg.delay.as_micros() as i64);
+    let mut playout = Playout::new(i64::try_from(link.cfg.delay.as_micros()).unwrap_or(i64::MAX));
     let mut cutter = Cutter::new(link.cfg.fragment);
     let mut out = Vec::new();
     let mut last_report = Instant::now();
@@ -194,9 +201,16 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
         shared.reader_beat.beat(Duration::from_secs(5));
         match inbox.recv_timeout(Duration::from_millis(10)) {
             Ok(first) => {
-                take(first, link, shared, &mut playout, &mut epoch);
+                let mut play = Player {
+                    link,
+                    shared,
+                    playout: &mut playout,
+                    epoch: &mut epoch,
+                    max_frame: cfg.frame_bytes,
+                };
+                play.take(first);
                 while let Ok(more) = inbox.try_recv() {
-                    take(more, link, shared, &mut playout, &mut epoch);
+                    play.take(more);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -219,25 +233,48 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
             link.stats.frames_dropped.store(s.frames_dropped, Relaxed);
             link.stats
                 .buffer_ms
-                .store((playout.buffered_us(local_us()) / 1000) as u64, Relaxed);
+                .store(
+                    u64::try_from(playout.buffered_us(local_us()) / 1000).unwrap_or(0),
+                    Relaxed,
+                );
         }
     }
     shared.set_source_state(SourceState::Ended);
     shared.ring.end();
 }
 
-/// Takes one verified message: fragments go to the playout (duplicates and replays of what
-/// we hold are ignored), heartbeats tune the clock, gaps are counted, meta is applied.
-fn take(
-    msg: Inbound,
-    link: &LinkState,
-    shared: &Shared,
-    playout: &mut Playout,
-    epoch: &mut Option<u64>,
-) {
-    let (msg, at) = msg;
-    match msg {
+/// What the link player works on while it takes a batch of messages.
+struct Player<'a> {
+    link: &'a LinkState,
+    shared: &'a Shared,
+    playout: &'a mut Playout,
+    epoch: &'a mut Option<u64>,
+    /// `-frame-bytes`: a larger frame from the peer is refused with its fragment.
+    max_frame: usize,
+}
+
+static REFUSED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+
+impl Player<'_> {
+    /// Takes one verified message: fragments go to the playout (duplicates and replays of
+    /// what we hold are ignored, absurd ones refused), heartbeats tune the clock, gaps are
+    /// counted, meta is applied.
+    fn take(&mut self, msg: Inbound) {
+        let (link, shared) = (self.link, self.shared);
+        let (msg, at) = msg;
+        match msg {
         Msg::Fragment { sent_us, frag } => {
+            if let Some(big) = frag.frames().map(<[u8]>::len).find(|&l| l > self.max_frame) {
+                link.stats.fragments_refused.fetch_add(1, Relaxed);
+                limited!(
+                    REFUSED_LOG,
+                    warn,
+                    "link: fragment {} refused: a frame of {big} bytes (over -frame-bytes {})",
+                    frag.seq,
+                    self.max_frame
+                );
+                return;
+            }
             let mut held = link.held.lock();
             if held.is_some_and(|(e, s)| e == frag.epoch && frag.seq <= s) {
                 link.stats.duplicates.fetch_add(1, Relaxed);
@@ -245,15 +282,18 @@ fn take(
             }
             *held = Some((frag.epoch, frag.seq));
             drop(held);
-            if *epoch != Some(frag.epoch) {
-                if epoch.is_some() {
+            if *self.epoch != Some(frag.epoch) {
+                if self.epoch.is_some() {
                     info!("link: the origin's source restarted (new epoch)");
                 }
-                *epoch = Some(frag.epoch);
+                *self.epoch = Some(frag.epoch);
             }
-            playout.add(at, sent_us, &frag);
+            if let Err(why) = self.playout.add(at, sent_us, &frag) {
+                link.stats.fragments_refused.fetch_add(1, Relaxed);
+                limited!(REFUSED_LOG, warn, "link: fragment {} refused: {why}", frag.seq);
+            }
         }
-        Msg::Heartbeat { sent_us, .. } => playout.clock_sample(at, sent_us),
+        Msg::Heartbeat { sent_us, .. } => self.playout.clock_sample(at, sent_us),
         Msg::Gap { epoch: e, from, to } => {
             link.stats.gaps.fetch_add(1, Relaxed);
             warn!("link: fragments {from}..={to} are lost (the origin no longer had them)");
@@ -277,5 +317,6 @@ fn take(
                 info!("link: title {title:?}");
             }
         }
+    }
     }
 }

@@ -13,6 +13,10 @@ pub const VERSION: u32 = 1;
 pub const MAC_LEN: usize = 16;
 /// No message is larger: a fragment of 250 ms of even 320 kb/s audio is 10 KB.
 pub const MAX_BODY: usize = 1 << 20;
+const MAX_BODY_U32: u32 = 1 << 20;
+/// No fragment covers more media time than this (the origin cuts every 250 ms by default;
+/// `-fragment-duration` is at most 10 s). A longer one is refused as malformed.
+pub const MAX_FRAGMENT_US: u32 = 60_000_000;
 
 /// HMAC-SHA256 of the parts, concatenated (ring's, which TLS brings in anyway).
 pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
@@ -55,12 +59,14 @@ pub struct Fragment {
 }
 
 impl Fragment {
+    /// The frames, in order. Decoding checked that the lengths add up to `data`; should they
+    /// not, the frames stop where the data does.
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> {
-        let mut at = 0;
-        self.frame_lens.iter().map(move |&l| {
-            let f = &self.data[at..at + l as usize];
-            at += l as usize;
-            f
+        let mut rest = self.data.as_slice();
+        self.frame_lens.iter().map_while(move |&l| {
+            let (f, after) = rest.split_at_checked(usize::try_from(l).ok()?)?;
+            rest = after;
+            Some(f)
         })
     }
 }
@@ -90,12 +96,17 @@ const T_HEARTBEAT: u8 = b'H';
 const T_GAP: u8 = b'G';
 const T_META: u8 = b'M';
 
-/// Writes one message with its MAC.
+/// Writes one message with its MAC. A message the other side would refuse (a body over
+/// [`MAX_BODY`], more frames than a fragment can list) is an error here, never sent.
 pub fn write_msg(w: &mut impl Write, key: &[u8], msg: &Msg) -> io::Result<()> {
-    let (t, body) = encode(msg);
-    let len = (body.len() as u32).to_be_bytes();
+    let (t, body) = encode(msg)?;
+    let len = u32::try_from(body.len())
+        .ok()
+        .filter(|&l| l <= MAX_BODY_U32)
+        .ok_or_else(|| io::Error::other(format!("link message of {} bytes", body.len())))?
+        .to_be_bytes();
     let mac = hmac(key, &[&[t], &len, &body]);
-    let mut out = Vec::with_capacity(5 + body.len() + MAC_LEN);
+    let mut out = Vec::with_capacity(body.len().saturating_add(5 + MAC_LEN));
     out.push(t);
     out.extend_from_slice(&len);
     out.extend_from_slice(&body);
@@ -129,40 +140,48 @@ impl std::fmt::Display for ReadError {
 pub fn read_msg(r: &mut impl Read, key: &[u8]) -> Result<Msg, ReadError> {
     let mut head = [0u8; 5];
     r.read_exact(&mut head).map_err(ReadError::Io)?;
-    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-    if len > MAX_BODY {
-        return Err(ReadError::Malformed(format!("length {len}")));
-    }
-    let mut body = vec![0u8; len + MAC_LEN];
+    let [t, l0, l1, l2, l3] = head;
+    let len = u32::from_be_bytes([l0, l1, l2, l3]);
+    // Checked before the allocation it sizes: a peer cannot make us allocate more.
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= MAX_BODY)
+        .ok_or_else(|| ReadError::Malformed(format!("length {len}")))?;
+    let mut body = vec![0u8; len.saturating_add(MAC_LEN)];
     r.read_exact(&mut body).map_err(ReadError::Io)?;
     let mac = body.split_off(len);
-    let want = hmac(key, &[&head[..1], &head[1..5], &body]);
+    let want = hmac(key, &[&head, &body]);
     // Constant time is not needed against a MAC the attacker cannot compute anyway, but
     // costs nothing.
     if mac
         .iter()
-        .zip(&want[..MAC_LEN])
+        .zip(want.iter().take(MAC_LEN))
         .fold(0u8, |d, (a, b)| d | (a ^ b))
         != 0
     {
         return Err(ReadError::BadMac);
     }
-    decode(head[0], &body)
-        .ok_or_else(|| ReadError::Malformed(format!("type {:?}", head[0] as char)))
+    decode(t, &body).map_err(|why| ReadError::Malformed(format!("{:?}: {why}", char::from(t))))
 }
 
-fn encode(msg: &Msg) -> (u8, Vec<u8>) {
+fn encode(msg: &Msg) -> io::Result<(u8, Vec<u8>)> {
     let mut b = Vec::new();
-    match msg {
+    let out = match msg {
         Msg::Fragment { sent_us, frag } => {
             for v in [*sent_us, frag.epoch, frag.seq, frag.capture_us] {
                 b.extend_from_slice(&v.to_be_bytes());
             }
             b.extend_from_slice(&frag.duration_us.to_be_bytes());
-            b.extend_from_slice(&(frag.frame_lens.len() as u16).to_be_bytes());
+            let count = u16::try_from(frag.frame_lens.len())
+                .map_err(|_| io::Error::other("a fragment of more than 65535 frames"))?;
+            b.extend_from_slice(&count.to_be_bytes());
             for &l in &frag.frame_lens {
-                // Frames are at most 16 MiB (config); 3 bytes each.
-                b.extend_from_slice(&l.to_be_bytes()[1..]);
+                // 3 bytes each: frames on the link are far smaller than 16 MiB (config).
+                let [top, l0, l1, l2] = l.to_be_bytes();
+                if top != 0 {
+                    return Err(io::Error::other("a frame of 16 MiB or more"));
+                }
+                b.extend_from_slice(&[l0, l1, l2]);
             }
             b.extend_from_slice(&frag.data);
             (T_FRAGMENT, b)
@@ -189,12 +208,15 @@ fn encode(msg: &Msg) -> (u8, Vec<u8>) {
             title,
         } => {
             for field in [content_type.as_bytes(), header, title.as_bytes()] {
-                b.extend_from_slice(&(field.len() as u32).to_be_bytes());
+                let len = u32::try_from(field.len())
+                    .map_err(|_| io::Error::other("a meta field over 4 GiB"))?;
+                b.extend_from_slice(&len.to_be_bytes());
                 b.extend_from_slice(field);
             }
             (T_META, b)
         }
-    }
+    };
+    Ok(out)
 }
 
 /// A cursor over a message body.
@@ -209,35 +231,59 @@ impl Body<'_> {
         self.0 = b;
         Some(a)
     }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
     fn u64(&mut self) -> Option<u64> {
-        self.take(8)
-            .map(|b| u64::from_be_bytes(b.try_into().unwrap_or_default()))
+        self.array().map(u64::from_be_bytes)
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes(b.try_into().unwrap_or_default()))
+        self.array().map(u32::from_be_bytes)
     }
     fn field(&mut self) -> Option<Vec<u8>> {
-        let n = self.u32()? as usize;
+        let n = usize::try_from(self.u32()?).ok()?;
         self.take(n).map(<[u8]>::to_vec)
     }
 }
 
-fn decode(t: u8, body: &[u8]) -> Option<Msg> {
+/// A message body, or why it is not one of ours. Only bodies that passed the MAC get here,
+/// but a peer holding the key is still a peer: every count and length is checked.
+fn decode(t: u8, body: &[u8]) -> Result<Msg, &'static str> {
     let mut b = Body(body);
+    let short = "body too short";
     let msg = match t {
         T_FRAGMENT => {
-            let (sent_us, epoch, seq, capture_us) = (b.u64()?, b.u64()?, b.u64()?, b.u64()?);
-            let duration_us = b.u32()?;
-            let n = u16::from_be_bytes(b.take(2)?.try_into().ok()?) as usize;
-            let mut frame_lens = Vec::with_capacity(n);
+            let (sent_us, epoch, seq, capture_us) = (
+                b.u64().ok_or(short)?,
+                b.u64().ok_or(short)?,
+                b.u64().ok_or(short)?,
+                b.u64().ok_or(short)?,
+            );
+            let duration_us = b.u32().ok_or(short)?;
+            let n = u16::from_be_bytes(b.array().ok_or(short)?);
+            if n == 0 {
+                return Err("a fragment without frames");
+            }
+            if duration_us == 0 || duration_us > MAX_FRAGMENT_US {
+                return Err("a fragment's duration is zero or over a minute");
+            }
+            let mut frame_lens = Vec::with_capacity(usize::from(n));
+            let mut total: usize = 0;
             for _ in 0..n {
-                let l = b.take(3)?;
-                frame_lens.push(u32::from_be_bytes([0, l[0], l[1], l[2]]));
+                let [l0, l1, l2] = b.array().ok_or(short)?;
+                let l = u32::from_be_bytes([0, l0, l1, l2]);
+                if l == 0 {
+                    return Err("an empty frame");
+                }
+                total = usize::try_from(l)
+                    .ok()
+                    .and_then(|l| total.checked_add(l))
+                    .ok_or("frame lengths overflow")?;
+                frame_lens.push(l);
             }
             let data = b.0.to_vec();
-            if frame_lens.iter().map(|&l| l as usize).sum::<usize>() != data.len() {
-                return None;
+            if total != data.len() {
+                return Err("frame lengths do not add up to the data");
             }
             Msg::Fragment {
                 sent_us,
@@ -252,23 +298,38 @@ fn decode(t: u8, body: &[u8]) -> Option<Msg> {
             }
         }
         T_HEARTBEAT => Msg::Heartbeat {
-            sent_us: b.u64()?,
-            epoch: b.u64()?,
-            newest: b.u64()?,
+            sent_us: b.u64().ok_or(short)?,
+            epoch: b.u64().ok_or(short)?,
+            newest: b.u64().ok_or(short)?,
         },
-        T_GAP => Msg::Gap {
-            epoch: b.u64()?,
-            from: b.u64()?,
-            to: b.u64()?,
-        },
-        T_META => Msg::Meta {
-            content_type: String::from_utf8(b.field()?).ok()?,
-            header: b.field()?,
-            title: String::from_utf8(b.field()?).ok()?,
-        },
-        _ => return None,
+        T_GAP => {
+            let (epoch, from, to) = (
+                b.u64().ok_or(short)?,
+                b.u64().ok_or(short)?,
+                b.u64().ok_or(short)?,
+            );
+            if from > to {
+                return Err("a gap that ends before it starts");
+            }
+            Msg::Gap { epoch, from, to }
+        }
+        T_META => {
+            let text = |f: Option<Vec<u8>>| -> Result<String, &'static str> {
+                String::from_utf8(f.ok_or(short)?).map_err(|_| "meta text is not UTF-8")
+            };
+            let content_type = text(b.field())?;
+            if content_type.is_empty() || content_type.bytes().any(|c| c.is_ascii_control()) {
+                return Err("not a content type");
+            }
+            Msg::Meta {
+                content_type,
+                header: b.field().ok_or(short)?,
+                title: text(b.field())?,
+            }
+        }
+        _ => return Err("unknown message type"),
     };
-    Some(msg)
+    Ok(msg)
 }
 
 /// Wire bytes a fragment message adds to its `n` frames.

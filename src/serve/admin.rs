@@ -94,28 +94,17 @@ fn update(
     icecast_reply: bool,
 ) {
     let query = req.path.split_once('?').map_or("", |(_, q)| q);
-    let mode = param(query, "mode").map(|b| String::from_utf8_lossy(&b).into_owned());
-    let Some(song) = param(query, "song").filter(|_| mode.as_deref() == Some("updinfo")) else {
+    let Some(title) = title_from_query(query) else {
         http::respond(
             &mut conn,
             req.minor,
             400,
-            "need mode=updinfo and song=…",
+            "need mode=updinfo and song=… (or artist=… and title=…)",
             &[],
         );
         return;
     };
-    let latin1 = param(query, "charset").is_some_and(|c| {
-        let c = String::from_utf8_lossy(&c).to_ascii_lowercase();
-        c == "iso-8859-1" || c == "latin1"
-    });
-    let title: String = if latin1 {
-        song.iter().map(|&b| b as char).collect()
-    } else {
-        String::from_utf8_lossy(&song).into_owned()
-    };
-    // A title is one line; control characters would break the ICY text.
-    let title: String = title.chars().filter(|c| !c.is_control()).collect();
+    // set_title cleans it (control characters, quotes that would end StreamTitle).
     if shared.meta.set_title(&title) {
         info!("{peer}: title set to {title:?}");
     }
@@ -131,6 +120,35 @@ fn update(
     }
 }
 
+/// The title an update call sets: `song=`, or as libshout sends it (`shout_set_metadata`),
+/// `artist=` and `title=`, joined as Icecast joins them (`Artist - Title`, or whichever one
+/// is given). UTF-8 unless `charset=` says Latin-1. `None` unless `mode=updinfo` and one of
+/// them is there.
+fn title_from_query(query: &str) -> Option<String> {
+    if param(query, "mode")? != b"updinfo" {
+        return None;
+    }
+    let latin1 = param(query, "charset").is_some_and(|c| {
+        c.eq_ignore_ascii_case(b"iso-8859-1") || c.eq_ignore_ascii_case(b"latin1")
+    });
+    let text = |bytes: Vec<u8>| -> String {
+        if latin1 {
+            bytes.into_iter().map(char::from).collect()
+        } else {
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    if let Some(song) = param(query, "song") {
+        return Some(text(song));
+    }
+    let artist = param(query, "artist").map(text).filter(|a| !a.is_empty());
+    let title = param(query, "title").map(text).filter(|t| !t.is_empty());
+    match (artist, title) {
+        (Some(a), Some(t)) => Some(format!("{a} - {t}")),
+        (a, t) => a.or(t),
+    }
+}
+
 /// A query parameter's raw bytes, percent- and `+`-decoded.
 fn param(query: &str, key: &str) -> Option<Vec<u8>> {
     query.split('&').find_map(|pair| {
@@ -141,4 +159,29 @@ fn param(query: &str, key: &str) -> Option<Vec<u8>> {
 
 pub fn path_only(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_from_song_or_from_libshouts_artist_and_title() {
+        let t = |q: &str| title_from_query(q);
+        assert_eq!(t("mode=updinfo&song=A%20-%20B").as_deref(), Some("A - B"));
+        assert_eq!(
+            t("mode=updinfo&mount=%2Flive&charset=UTF-8&artist=Ez+Artist&title=Ez+Title")
+                .as_deref(),
+            Some("Ez Artist - Ez Title")
+        );
+        assert_eq!(t("mode=updinfo&title=Only").as_deref(), Some("Only"));
+        assert_eq!(t("mode=updinfo&artist=Solo").as_deref(), Some("Solo"));
+        assert_eq!(
+            t("mode=updinfo&charset=ISO-8859-1&song=K%FCnstler").as_deref(),
+            Some("Künstler")
+        );
+        assert_eq!(t("mode=updinfo"), None);
+        assert_eq!(t("mode=other&song=x"), None);
+        assert_eq!(t("song=x"), None);
+    }
 }

@@ -5,7 +5,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::time::{Duration, Instant};
+use crate::deadline::Deadline;
+use std::time::Duration;
 
 /// The largest request head we read. Real players send a few hundred bytes.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -48,17 +49,18 @@ pub enum HeadError {
 
 /// Reads and parses one request head; bytes after it (a body) are left unread.
 pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, HeadError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Deadline::after(timeout);
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(HeadError::Timeout);
+        match deadline.arm(conn) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::Timeout),
+            Err(e) => return Err(HeadError::Io(e)),
         }
-        conn.set_read_timeout(Some(left)).map_err(HeadError::Io)?;
-        let room = (MAX_HEAD + 1 - buf.len()).min(chunk.len());
-        let n = match conn.read(&mut chunk[..room]) {
+        // Never read past MAX_HEAD + 1 bytes: one byte over says "too large".
+        let room = (MAX_HEAD + 1).saturating_sub(buf.len()).min(chunk.len());
+        let n = match conn.read(chunk.get_mut(..room).unwrap_or_default()) {
             Ok(0) => return Err(HeadError::Closed),
             Ok(n) => n,
             Err(e)
@@ -73,13 +75,13 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
             Err(e) if is_disconnect(&e) => return Err(HeadError::Closed),
             Err(e) => return Err(HeadError::Io(e)),
         };
-        buf.extend_from_slice(&chunk[..n]);
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         match req.parse(&buf) {
             Ok(httparse::Status::Complete(head_len)) => {
                 return Ok(Request {
-                    leftover: buf[head_len..].to_vec(),
+                    leftover: buf.get(head_len..).unwrap_or_default().to_vec(),
                     method: req.method.unwrap_or_default().to_string(),
                     path: req.path.unwrap_or("/").to_string(),
                     minor: req.version.unwrap_or(0),
@@ -162,12 +164,11 @@ pub fn head<V: AsRef<str>>(
 
 /// Writes a short text response and closes the connection cleanly.
 pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
-    let mut msg = head(minor, status, "text/plain; charset=utf-8", extra);
     // Content-Length lets a client that sent a body or pipelined see the end at once.
-    msg.insert_str(
-        msg.len() - 2,
-        &format!("Content-Length: {}\r\n", body.len() + 1),
-    );
+    let length = body.len().saturating_add(1).to_string();
+    let mut headers: Vec<(&str, &str)> = extra.to_vec();
+    headers.push(("Content-Length", &length));
+    let mut msg = head(minor, status, "text/plain; charset=utf-8", &headers);
     msg.push_str(body);
     msg.push('\n');
     if conn.write_all(msg.as_bytes()).is_ok() {
@@ -175,16 +176,23 @@ pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: 
     }
 }
 
-/// Ends a response: half-close, then read (bounded) until the peer closes, so the kernel
-/// does not answer unread request bytes with a RST that would destroy the tail of what we
-/// sent.
+/// How long [`close_gracefully`] may wait for the peer, in all: a peer that trickles bytes
+/// cannot hold the connection (and its thread) longer than this.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Ends a response: half-close, then read (at most 64 KiB, for at most [`LINGER`] in all)
+/// until the peer closes, so the kernel does not answer unread request bytes with a RST that
+/// would destroy the tail of what we sent.
 pub fn close_gracefully(conn: &mut TcpStream) {
     let _ = conn.flush();
     let _ = conn.shutdown(Shutdown::Write);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let deadline = Deadline::after(LINGER);
     let mut sink = [0u8; 2048];
     let mut budget: usize = 64 * 1024;
     while budget > 0 {
+        if deadline.arm(conn).is_err() {
+            break;
+        }
         match conn.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => budget = budget.saturating_sub(n),

@@ -80,7 +80,9 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
             .read(&mut cursor, &mut out, client_left, BATCH_CAP, IDLE_WAIT)
         {
             ReadOutcome::Data {
-                header, skipped, ..
+                header_len,
+                skipped,
+                ..
             } => {
                 if skipped > 0 {
                     Stats::add(&shared.stats.frames_skipped, skipped);
@@ -90,8 +92,9 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                         "{peer}: too slow, skipped {skipped} frames to catch up"
                     );
                 }
-                let header_len = if header { cfg.header_bytes } else { 0 };
-                client_left -= (out.len() - header_len) as u64;
+                // The header does not count against -client-max-bytes.
+                let frame_bytes = out.len().saturating_sub(header_len);
+                client_left = client_left.saturating_sub(frame_bytes as u64);
                 let wire = match &mut icy {
                     None => &out,
                     Some((inserter, with_meta)) => {

@@ -211,6 +211,12 @@ pub fn metrics(conn: &mut TcpStream, req: &Request, cfg: &Config, shared: &Share
             ls.frames_dropped.load(Relaxed),
         );
         metric(
+            "link_fragments_refused_total",
+            "counter",
+            "Fragments refused: absurd capture time, frames over -frame-bytes, or a full buffer.",
+            ls.fragments_refused.load(Relaxed),
+        );
+        metric(
             "link_buffer_ms",
             "gauge",
             "Receiver: stream buffered ahead of playout, ms.",

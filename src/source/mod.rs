@@ -1,12 +1,14 @@
 //! Inputs: where the stream's bytes come from. One file per kind of input; `reader.rs` is the
 //! one thread that opens them, frames their bytes into the ring and owns retry/backoff.
 
+boundary! {
+    pub mod push;
+    pub mod upstream;
+}
 pub mod exec;
 pub mod fd;
-pub mod push;
 pub mod reader;
 pub mod tone;
-pub mod upstream;
 
 use crate::config::{Config, InputSpec};
 use crate::shared::Shared;
@@ -51,6 +53,17 @@ pub fn open(cfg: &Config, shared: &Arc<Shared>) -> io::Result<Box<dyn Input>> {
             ))
         }
     })
+}
+
+/// Moves as much of `pending` as fits into `buf` (an input's bytes kept from an earlier,
+/// larger piece); returns how many.
+pub fn take_pending(pending: &mut Vec<u8>, buf: &mut [u8]) -> usize {
+    let n = pending.len().min(buf.len());
+    if let (Some(to), Some(from)) = (buf.get_mut(..n), pending.get(..n)) {
+        to.copy_from_slice(from);
+    }
+    pending.drain(..n);
+    n
 }
 
 /// The error an input returns when nothing arrived within the wait.

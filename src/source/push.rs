@@ -9,6 +9,7 @@
 use super::{timed_out, Close, Input};
 use crate::chunked::Dechunker;
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::frame::Mp3Header;
 use crate::meta::Info;
 use crate::serve::http::Request;
@@ -22,6 +23,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The most `icy-*` header lines a SHOUTcast v1 source may send.
+const MAX_V1_HEADERS: usize = 64;
 /// Chunks in flight between a source connection and the reader.
 const CHANNEL_CHUNKS: usize = 64;
 
@@ -41,7 +44,7 @@ impl PushSlot {
         }
         let id = {
             let mut n = self.next_id.lock();
-            *n += 1;
+            *n = n.wrapping_add(1);
             *n
         };
         let (tx, rx) = bounded(CHANNEL_CHUNKS);
@@ -52,8 +55,8 @@ impl PushSlot {
     /// Frees the slot once the reader has taken what was sent (or after 5 s), so a short
     /// source session is not lost between two of the reader's looks at the slot.
     fn release(&self, id: u64, tx: Sender<Vec<u8>>) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !tx.is_empty() && Instant::now() < deadline {
+        let deadline = Deadline::after(Duration::from_secs(5));
+        while !tx.is_empty() && !deadline.passed() {
             std::thread::sleep(Duration::from_millis(10));
         }
         drop(tx);
@@ -104,10 +107,7 @@ impl PushInput {
 impl Input for PushInput {
     fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
         if !self.pending.is_empty() {
-            let n = self.pending.len().min(buf.len());
-            buf[..n].copy_from_slice(&self.pending[..n]);
-            self.pending.drain(..n);
-            return Ok(n);
+            return Ok(super::take_pending(&mut self.pending, buf));
         }
         if self.live.is_none() {
             self.live = self.shared.push.receiver();
@@ -119,8 +119,8 @@ impl Input for PushInput {
         }
         if self.live.is_none() && self.fallback.is_none() {
             // Nothing to play: watch for a source client to connect.
-            let deadline = Instant::now() + wait;
-            while self.live.is_none() && Instant::now() < deadline {
+            let deadline = Deadline::after(wait);
+            while self.live.is_none() && !deadline.passed() {
                 std::thread::sleep(Duration::from_millis(20));
                 self.live = self.shared.push.receiver();
             }
@@ -166,14 +166,16 @@ impl Fallback {
         let data = std::fs::read(path)?;
         let mut frames = Vec::new();
         let mut pos = 0;
-        while pos + 4 <= data.len() {
-            match Mp3Header::parse(&data[pos..]) {
-                Some(h) if pos + h.len <= data.len() => {
-                    let d = Duration::from_secs_f64(h.samples() as f64 / h.sample_rate as f64);
+        while let Some(rest) = data.get(pos..).filter(|r| r.len() >= 4) {
+            match Mp3Header::parse(rest) {
+                Some(h) if h.len <= rest.len() => {
+                    let d = Duration::from_secs_f64(
+                        f64::from(h.samples()) / f64::from(h.sample_rate),
+                    );
                     frames.push((pos, h.len, d));
-                    pos += h.len;
+                    pos = pos.saturating_add(h.len);
                 }
-                _ => pos += 1,
+                _ => pos = pos.saturating_add(1),
             }
         }
         if frames.is_empty() {
@@ -195,28 +197,32 @@ impl Fallback {
     }
 
     fn read(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
-        let now = Instant::now();
-        if self.due > now + wait {
+        let until_due = self.due.saturating_duration_since(Instant::now());
+        if until_due > wait {
             std::thread::sleep(wait);
             return Err(timed_out());
         }
-        if self.due > now {
-            std::thread::sleep(self.due - now);
-        }
+        std::thread::sleep(until_due);
         // If we fell far behind (the reader was busy), do not burst: restart the clock.
-        if Instant::now().duration_since(self.due) > Duration::from_secs(1) {
+        if Instant::now().saturating_duration_since(self.due) > Duration::from_secs(1) {
             self.due = Instant::now();
         }
-        let (off, len, d) = self.frames[self.next];
-        if len > buf.len() {
-            return Err(io::Error::other(
-                "read buffer smaller than a fallback frame",
-            ));
-        }
-        buf[..len].copy_from_slice(&self.data[off..off + len]);
-        self.next = (self.next + 1) % self.frames.len();
-        self.due += d;
-        Ok(len)
+        let (frame, d) = self
+            .frames
+            .get(self.next)
+            .and_then(|&(off, len, d)| Some((self.data.get(off..off.checked_add(len)?)?, d)))
+            .ok_or_else(|| io::Error::other("fallback frame out of range"))?;
+        buf.get_mut(..frame.len())
+            .ok_or_else(|| io::Error::other("read buffer smaller than a fallback frame"))?
+            .copy_from_slice(frame);
+        // load() refuses a file without frames, so the length is never zero.
+        self.next = self
+            .next
+            .saturating_add(1)
+            .checked_rem(self.frames.len())
+            .unwrap_or(0);
+        self.due = self.due.checked_add(d).unwrap_or(self.due);
+        Ok(frame.len())
     }
 }
 
@@ -297,9 +303,11 @@ pub fn source_login(cfg: &Config, user: &str, password: &str) -> bool {
 /// Serves a SHOUTcast v1 source client on port+1: password line, `OK2`, `icy-*` headers,
 /// then the audio.
 pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
-    let _ = conn.set_read_timeout(Some(cfg.header_timeout));
-    let Ok(first) = read_line(&mut conn) else {
-        return;
+    // Each phase (the password line, then the headers) must be done within -header-timeout
+    // in all, however slowly its bytes trickle in.
+    let first = match read_line(&mut conn, &Deadline::after(cfg.header_timeout)) {
+        Ok(l) => l,
+        Err(e) => return warn!("{peer}: SHOUTcast source: no password line: {e}"),
     };
     // Some encoders send "password:#streamid"; v1 has one stream.
     let password = first.split(":#").next().unwrap_or_default();
@@ -322,10 +330,21 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
         return;
     }
     let mut headers: Vec<(String, String)> = Vec::new();
+    let deadline = Deadline::after(cfg.header_timeout);
     loop {
-        let Ok(line) = read_line(&mut conn) else {
-            shared.push.release(id, tx);
-            return;
+        let line = match read_line(&mut conn, &deadline) {
+            Ok(l) if headers.len() >= MAX_V1_HEADERS && !l.is_empty() => {
+                Err(io::Error::other(format!("more than {MAX_V1_HEADERS} header lines")))
+            }
+            other => other,
+        };
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                warn!("{peer}: SHOUTcast source dropped in its headers: {e}");
+                shared.push.release(id, tx);
+                return;
+            }
         };
         if line.is_empty() {
             break;
@@ -349,18 +368,25 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
     }
 }
 
-/// One CRLF- or LF-terminated line, at most 1 KiB.
-fn read_line(conn: &mut TcpStream) -> io::Result<String> {
+/// One CRLF- or LF-terminated line, at most 1 KiB, before `deadline`.
+fn read_line(conn: &mut TcpStream, deadline: &Deadline) -> io::Result<String> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     while line.len() < 1024 {
-        if conn.read(&mut b)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
+        deadline.arm(conn)?;
+        match conn.read(&mut b) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "-header-timeout"))
+            }
+            Err(e) => return Err(e),
         }
-        if b[0] == b'\n' {
+        let [c] = b;
+        if c == b'\n' {
             break;
         }
-        line.push(b[0]);
+        line.push(c);
     }
     Ok(String::from_utf8_lossy(&line)
         .trim_end_matches('\r')
@@ -394,8 +420,9 @@ fn pump(
             let data = match &mut body {
                 Body::Plain(left) => {
                     if let Some(l) = left {
-                        raw.truncate((*l).min(raw.len() as u64) as usize);
-                        *l -= raw.len() as u64;
+                        let keep = usize::try_from(*l).unwrap_or(usize::MAX).min(raw.len());
+                        raw.truncate(keep);
+                        *l = l.saturating_sub(keep as u64);
                     }
                     std::mem::take(&mut raw)
                 }
@@ -407,7 +434,7 @@ fn pump(
                 }
             };
             if !data.is_empty() {
-                total += data.len() as u64;
+                total = total.saturating_add(data.len() as u64);
                 match tx.send_timeout(data, Duration::from_secs(5)) {
                     Ok(()) => {}
                     Err(SendTimeoutError::Timeout(_)) => {
@@ -429,7 +456,7 @@ fn pump(
             Ok(0) => return Ok(total),
             Ok(n) => {
                 last = Instant::now();
-                raw.extend_from_slice(&buf[..n]);
+                raw.extend_from_slice(buf.get(..n).unwrap_or_default());
             }
             Err(e)
                 if matches!(

@@ -118,10 +118,7 @@ impl Input for UpstreamInput {
     fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
         loop {
             if !self.pending.is_empty() {
-                let n = self.pending.len().min(buf.len());
-                buf[..n].copy_from_slice(&self.pending[..n]);
-                self.pending.drain(..n);
-                return Ok(n);
+                return Ok(super::take_pending(&mut self.pending, buf));
             }
             let Some(conn) = self.conn.as_mut() else {
                 return Ok(0);
@@ -141,7 +138,7 @@ impl Input for UpstreamInput {
             }
             self.last_data = Instant::now();
             let raw = std::mem::take(&mut self.raw);
-            self.take(&raw[..n]);
+            self.take(raw.get(..n).unwrap_or_default());
             self.raw = raw;
             // A read of nothing but metadata leaves no audio: wait again.
         }

@@ -1,0 +1,64 @@
+//! An absolute deadline for one phase of a connection: reading a request head, lingering
+//! after an error response, a SHOUTcast source's password and headers, each step of an
+//! outbound dial. However a peer trickles its bytes (one every timeout minus a little), the
+//! phase ends when its deadline passes: before each read or write the socket's timeout is
+//! set to what is left. Used by any thread; holds no state but the instant.
+
+use std::io;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+}
+
+impl Deadline {
+    /// `d` from now (a duration too large for the clock means "a day from now").
+    pub fn after(d: Duration) -> Deadline {
+        let now = Instant::now();
+        let at = now
+            .checked_add(d)
+            .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+            .unwrap_or(now);
+        Deadline { at }
+    }
+
+    /// Time left (zero once passed).
+    pub fn left(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.left().is_zero()
+    }
+
+    /// Sets `sock`'s read and write timeouts to the time left; `TimedOut` once it passed
+    /// (a zero timeout would mean "no timeout" to the socket).
+    pub fn arm(&self, sock: &TcpStream) -> io::Result<()> {
+        let left = self.left();
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
+        }
+        sock.set_read_timeout(Some(left))?;
+        sock.set_write_timeout(Some(left))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_counts_down_and_refuses_to_arm_once_passed() {
+        let d = Deadline::after(Duration::from_millis(30));
+        assert!(!d.passed() && d.left() <= Duration::from_millis(30));
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        d.arm(&s).unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(d.passed());
+        assert_eq!(d.arm(&s).unwrap_err().kind(), io::ErrorKind::TimedOut);
+        assert!(!Deadline::after(Duration::MAX).passed(), "no overflow");
+    }
+}
