@@ -80,6 +80,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn basic_auth_takes_any_bytes() {
+        crate::fuzz::run(
+            "auth::parse_basic",
+            &[b"Basic c291cmNlOmhhY2ttZQ==", b"Basic \xc3\xa9==", b"basic ===="],
+            128,
+            |b| {
+                let s = String::from_utf8_lossy(b);
+                if let Some(d) = base64_decode(&s) {
+                    assert!(d.len() <= s.len());
+                }
+                let _ = parse_basic(&s);
+                assert_eq!(base64_decode(&base64_encode(b)).as_deref(), Some(b));
+            },
+        );
+    }
+
+    #[test]
     fn base64_round_trips_known_values() {
         assert_eq!(base64_encode(b"source:hackme"), "c291cmNlOmhhY2ttZQ==");
         assert_eq!(base64_encode(b"ab"), "YWI=");

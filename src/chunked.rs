@@ -169,6 +169,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dechunking_takes_any_bytes_in_any_split() {
+        crate::fuzz::run(
+            "chunked::Dechunker",
+            &[
+                b"4\r\nWiki\r\n0\r\n\r\n",
+                b"ffffffffffffffff\r\nab",
+                b"10000000000000000\r\n",
+                b"3;x=\xc3\xa9\r\nabc\r\n",
+            ],
+            256,
+            |b| {
+                let mut d = Dechunker::default();
+                let mut out = Vec::new();
+                for piece in b.chunks(7) {
+                    if d.feed(piece, &mut out).is_err() {
+                        break;
+                    }
+                }
+                assert!(out.len() <= b.len(), "data never exceeds the input");
+            },
+        );
+    }
+
+    #[test]
     fn decodes_in_any_split() {
         let body = b"4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Trailer: y\r\n\r\n";
         for size in [1, 2, 5, 100] {

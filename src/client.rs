@@ -150,6 +150,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn response_heads_take_any_bytes() {
+        crate::fuzz::run(
+            "client::parse_head",
+            &[b"ICY 200 OK\r\nicy-metaint:8192", b"HTTP/1.1 99999 \xc3\r\n:\r\n"],
+            256,
+            |b| {
+                if let Ok(h) = parse_head(b) {
+                    let _ = (h.get("icy-metaint"), h.is_chunked());
+                }
+            },
+        );
+    }
+
+    #[test]
     fn parses_http_and_icy_status_lines() {
         let h = parse_head(b"ICY 200 OK\r\nicy-name:Old Radio\r\nicy-metaint:8192").unwrap();
         assert_eq!(h.status, 200);

@@ -121,6 +121,18 @@ pub fn split_words(text: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn flags_files_take_any_bytes() {
+        crate::fuzz::run(
+            "flagsfile::split_words",
+            &[b"-exec sh -c 'a | b' # c\n\"x\\\"y\"", b"'unclosed", b"\\"],
+            256,
+            |b| {
+                let _ = split_words(&String::from_utf8_lossy(b));
+            },
+        );
+    }
+
     fn args(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
     }

@@ -172,6 +172,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn metadata_takes_any_bytes_and_titles_cannot_add_fields() {
+        let seeds: &[&[u8]] = &[
+            b"\x02StreamTitle='a';\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+            b"x';StreamUrl='http://evil/';",
+            b"\xffStreamTitle='\xc3",
+        ];
+        crate::fuzz::run("icy::Stripper", seeds, 600, |b| {
+            let mut st = Stripper::new(5);
+            let mut audio = Vec::new();
+            for piece in b.chunks(3) {
+                let _ = st.feed(piece, &mut audio);
+            }
+            assert!(audio.len() <= b.len());
+            let _ = stream_title(b);
+            // Whatever a title says, it comes back as one StreamTitle and nothing else.
+            let title = clean_title(&String::from_utf8_lossy(b));
+            let blk = block(&title);
+            assert_eq!(blk.len(), 1 + usize::from(blk[0]) * 16);
+            let text = &blk[1..];
+            let got = stream_title(text).unwrap();
+            assert!(title.starts_with(&got), "{title:?} / {got:?}");
+            let end = 13 + got.len() + 2;
+            assert!(text[end..].iter().all(|&c| c == 0), "nothing after the title");
+            assert!(!got.chars().any(char::is_control));
+        });
+    }
+
+    #[test]
+    fn a_title_cannot_close_its_field() {
+        let t = clean_title("Song';StreamUrl='http://evil/';\n");
+        assert_eq!(t, "Song' ;StreamUrl='http://evil/' ;");
+        assert_eq!(stream_title(&block(&t)[1..]).as_deref(), Some(t.as_str()));
+    }
+
+    #[test]
     fn blocks_are_padded_to_16_bytes() {
         let b = block("Artist - Song");
         assert_eq!(b.len(), 1 + b[0] as usize * 16);

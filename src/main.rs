@@ -37,6 +37,8 @@ mod cli;
 mod config;
 mod conn;
 mod deadline;
+#[cfg(test)]
+mod fuzz;
 mod heartbeat;
 mod link;
 mod meta;

@@ -170,6 +170,30 @@ mod tests {
     }
 
     #[test]
+    fn decoding_takes_any_bytes() {
+        // The request that aborted ringcast: '%' then a multi-byte character.
+        assert_eq!(decode_component("%1é", false), "%1é");
+        assert_eq!(decode_bytes("%é%", true), "%é%".as_bytes());
+        crate::fuzz::run(
+            "url::decode",
+            &[b"a=%1\xc3\xa9", b"%%%41+%4", b"http://u:p%zz@[::1:80/x"],
+            256,
+            |b| {
+                let s = String::from_utf8_lossy(b);
+                let decoded = decode_bytes(&s, true);
+                assert!(decoded.len() <= s.len());
+                let _ = query_pairs(&s);
+                if let Ok(u) = Url::parse(&s, 80) {
+                    assert!(u.path.starts_with('/'));
+                    let _ = (u.authority(), u.redacted());
+                }
+                // Encoding then decoding gives back the text.
+                assert_eq!(decode_component(&encode_component(&s), false), s);
+            },
+        );
+    }
+
+    #[test]
     fn query_decoding_and_encoding() {
         let q = query_pairs("/admin/metadata?mount=%2Flive&mode=updinfo&song=Caf%C3%A9+del+Mar");
         assert_eq!(q[0], ("mount".into(), "/live".into()));

@@ -235,6 +235,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_framer_takes_any_bytes_and_stays_in_bounds() {
+        let mut mp3 = vec![0xff, 0xfb, 0x92, 0x64];
+        mp3.resize(418, 0);
+        let mp3 = mp3.repeat(3);
+        let mut ts = vec![0x47u8];
+        ts.resize(188, 0xff);
+        let ts = ts.repeat(3);
+        let adts = [&[0xFF, 0xF1, 0x50, 0x80, 0x02, 0x1F, 0xFC][..], &[0; 9]].concat();
+        let id3 = b"ID3\x04\x00\x00\x7f\x7f\x7f\x7fTAG";
+        let seeds: &[&[u8]] = &[&mp3, &ts, &adts.repeat(3), id3, b"\xff\xfb\xff\xff"];
+        for info in FRAMERS {
+            // -frame-bytes is never below the framer's minimum (config).
+            for max in [info.min_frame_bytes, info.min_frame_bytes.max(64), 2881] {
+                let name = format!("frame::{}::{max}", info.name);
+                crate::fuzz::run(&name, seeds, 2048, |b| {
+                    let mut f = (info.new)(max);
+                    let mut counts = ScanCounts::default();
+                    // Feed the input the way the reader does: scan, consume, go on.
+                    let mut at = 0;
+                    for eof in [false, true] {
+                        loop {
+                            let buf = &b[at..];
+                            match f.scan(buf, eof, &mut counts) {
+                                Scan::Frame { skip, len } => {
+                                    assert!(skip + len <= buf.len() && len > 0 && len <= max);
+                                    at += skip + len;
+                                }
+                                Scan::NeedMore { skip } => {
+                                    assert!(skip <= buf.len());
+                                    at += skip;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    #[test]
     fn table_lookup() {
         assert_eq!(find("").unwrap().name, "raw");
         assert_eq!(find("raw").unwrap().name, "raw");

@@ -92,6 +92,9 @@ pub struct PlayStats {
 /// or the past, has an absurd capture time: it is refused, never queued (it would block the
 /// queue, or have the player fill silence up to it).
 pub const ABSURD_US: i64 = 60_000_000;
+/// A play head further behind `now` than this skips ahead instead of catching up with
+/// silence frame by frame.
+const MAX_SILENCE_BEHIND_US: i64 = 1_000_000;
 /// The most audio bytes the playout holds (a minute of 4 Mb/s, far above any delay's worth).
 pub const MAX_QUEUE_BYTES: usize = 32 << 20;
 
@@ -225,6 +228,11 @@ impl Playout {
             // Nothing real is due. Starving (the link has been down longer than the delay)?
             let starving = |ph: i64| now > ph.saturating_add(self.frame_us.saturating_mul(2));
             match (self.play_head, &self.silence) {
+                // Silence is made at the stream's pace, a call's worth at a time: a play head
+                // far behind (the player thread was held up) skips ahead, never floods.
+                (Some(ph), Some(_)) if now.saturating_sub(ph) > MAX_SILENCE_BEHIND_US => {
+                    self.play_head = Some(now);
+                }
                 (Some(ph), Some(s)) if starving(ph) => {
                     out.push(s.clone());
                     self.play_head = Some(ph.saturating_add(self.frame_us));
@@ -276,6 +284,77 @@ pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_capture_times_are_refused_and_never_block_the_queue() {
+        let mut p = Playout::new(DELAY);
+        let t0 = 1_700_000_000_000_000u64;
+        let mut out = Vec::new();
+        p.add(0, t0 + FRAG_US as u64, &fragment(1, t0)).unwrap();
+        // A fragment claiming to be captured a day later, or in 1970, or at u64::MAX.
+        for cap in [t0 + 86_400_000_000, 1, u64::MAX] {
+            assert_eq!(
+                p.add(10_000, t0 + FRAG_US as u64, &fragment(2, cap)),
+                Err(Refused::AbsurdTime)
+            );
+        }
+        p.add(FRAG_US, t0 + 2 * FRAG_US as u64, &fragment(3, t0 + FRAG_US as u64))
+            .unwrap();
+        // Both good fragments play on time; no silence was made for the absurd ones.
+        p.due(DELAY + 2 * FRAG_US, &mut out);
+        assert_eq!(out.len(), 20);
+        assert_eq!(p.stats.silence_frames, 0);
+    }
+
+    #[test]
+    fn an_origin_clock_stepping_back_is_followed_within_seconds() {
+        let mut c = ClockSync::new(60_000_000);
+        let t0 = 1_700_000_000_000_000i64;
+        for i in 0..100 {
+            c.sample(i * 500_000, t0 + i * 500_000);
+        }
+        assert_eq!(c.offset(), Some(-t0));
+        // The origin's clock steps back 30 s (NTP on a Pi without a clock battery).
+        let step = 30_000_000;
+        let mut followed_after = None;
+        for i in 100..200 {
+            c.sample(i * 500_000, t0 + i * 500_000 - step);
+            if c.offset() == Some(-t0 + step) {
+                followed_after = Some((i - 100) * 500_000);
+                break;
+            }
+        }
+        let after = followed_after.expect("the step was never followed");
+        assert!(after <= STEP_CONFIRM_US + 500_000, "followed after {after} µs");
+    }
+
+    #[test]
+    fn fragments_from_a_peer_take_any_values() {
+        crate::fuzz::run("playout::add", &[&[0u8; 40]], 64, |b| {
+            let mut r = crate::fuzz::Rng::new(b.iter().map(|&x| u64::from(x)).sum());
+            let mut p = Playout::new(DELAY);
+            let mut out = Vec::new();
+            let mut now = 0i64;
+            for i in 0..4 {
+                let n = 1 + r.below(4);
+                let frag = Fragment {
+                    epoch: 1,
+                    seq: i,
+                    capture_us: r.next_u64(),
+                    duration_us: r.next_u64() as u32,
+                    frame_lens: vec![3; n],
+                    data: vec![0; 3 * n],
+                };
+                // Our clock only moves forward; the peer's values are anything.
+                now += (r.next_u64() >> 8) as i64;
+                let _ = p.add(now, r.next_u64(), &frag);
+                out.clear();
+                p.due(now, &mut out);
+                assert!(out.len() <= 1024, "{} frames at once", out.len());
+                assert!(p.buffered_us(now) >= 0);
+            }
+        });
+    }
 
     const DELAY: i64 = 5_000_000;
     const FRAG_US: i64 = 261_224; // 10 MP3 frames at 44.1 kHz
@@ -338,7 +417,7 @@ mod tests {
                 .is_some_and(|&(arrive, _, _)| arrive <= now)
             {
                 let (_, sent, cap) = in_flight.pop_front().unwrap();
-                p.add(now, sent, &fragment(seq, cap));
+                p.add(now, sent, &fragment(seq, cap)).unwrap();
             }
             out.clear();
             p.due(now, &mut out);
@@ -390,7 +469,8 @@ mod tests {
                     while seq < captured as u64 {
                         seq += 1;
                         let cap = t0 + (seq as i64 * FRAG_US) as u64;
-                        p.add(now, cap + FRAG_US as u64 + 30_000, &fragment(seq, cap));
+                        p.add(now, cap + FRAG_US as u64 + 30_000, &fragment(seq, cap))
+                            .unwrap();
                     }
                 }
                 out.clear();

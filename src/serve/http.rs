@@ -76,34 +76,38 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
             Err(e) => return Err(HeadError::Io(e)),
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(head_len)) => {
-                return Ok(Request {
-                    leftover: buf.get(head_len..).unwrap_or_default().to_vec(),
-                    method: req.method.unwrap_or_default().to_string(),
-                    path: req.path.unwrap_or("/").to_string(),
-                    minor: req.version.unwrap_or(0),
-                    headers: req
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_string(),
-                                String::from_utf8_lossy(h.value).into_owned(),
-                            )
-                        })
-                        .collect(),
-                })
-            }
-            Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => {
-                return Err(HeadError::TooLarge)
-            }
-            Ok(httparse::Status::Partial) => {}
-            Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
-            Err(e) => return Err(HeadError::Malformed(e.to_string())),
+        if let Some(req) = parse_request(&buf)? {
+            return Ok(req);
         }
+    }
+}
+
+/// Parses the request head at the front of `buf`: `Ok(None)` while it is incomplete (and
+/// within [`MAX_HEAD`]), the request with any bytes after the head, or why it is not one.
+pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(head_len)) => Ok(Some(Request {
+            leftover: buf.get(head_len..).unwrap_or_default().to_vec(),
+            method: req.method.unwrap_or_default().to_string(),
+            path: req.path.unwrap_or("/").to_string(),
+            minor: req.version.unwrap_or(0),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+        })),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
     }
 }
 
@@ -197,5 +201,30 @@ pub fn close_gracefully(conn: &mut TcpStream) {
             Ok(0) | Err(_) => break,
             Ok(n) => budget = budget.saturating_sub(n),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz;
+
+    #[test]
+    fn request_heads_parse_or_fail_cleanly_on_any_bytes() {
+        let seeds: &[&[u8]] = &[
+            b"GET /admin.cgi?a=%1\xc3\xa9 HTTP/1.0\r\n\r\n",
+            b"GET /live HTTP/1.1\r\nHost: x\r\nIcy-MetaData: 1\r\n\r\nbody",
+            b"SOURCE /live HTTP/1.0\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\n\r\n",
+            b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUser-Agent: \xff\xfe\r\n\r\n",
+        ];
+        fuzz::run("http::parse_request", seeds, 512, |b| {
+            if let Ok(Some(req)) = parse_request(b) {
+                assert!(req.leftover.len() <= b.len());
+                // Everything a route looks at must be usable without panicking.
+                let _ = crate::serve::admin::path_only(&req.path);
+                let _ = crate::url::query_pairs(&req.path);
+                let _ = req.header("Authorization").and_then(crate::auth::parse_basic);
+            }
+        });
     }
 }
