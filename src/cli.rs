@@ -92,6 +92,10 @@ pub struct Args {
     /// most listeners at once; more get 503 (default 1500)
     #[argh(option, from_str_fn(parse_int))]
     pub max_clients: Option<i64>,
+    /// most connections one client address may have open that have not sent their whole
+    /// request yet (IPv6: per /64); more are closed at once (default 16)
+    #[argh(option, from_str_fn(parse_int))]
+    pub max_pending_per_ip: Option<i64>,
     /// pull the stream from this http:// URL (Icecast, SHOUTcast, any HTTP stream)
     #[argh(option)]
     pub url: Option<String>,
@@ -196,6 +200,7 @@ const VALUE_FLAGS: &[&str] = &[
     "write-timeout",
     "header-timeout",
     "max-clients",
+    "max-pending-per-ip",
     "url",
     "source-password",
     "source-user",

@@ -56,6 +56,8 @@ pub struct Config {
     pub write_timeout: Duration,
     pub header_timeout: Duration,
     pub max_clients: usize,
+    /// Connections per client address still sending their request (`-max-pending-per-ip`).
+    pub max_pending_per_ip: u32,
     pub source_user: String,
     pub source_password: Option<String>,
     pub source_timeout: Duration,
@@ -277,6 +279,13 @@ impl Config {
             write_timeout,
             header_timeout,
             max_clients: range("max-clients", a.max_clients.unwrap_or(1500), 1, 1_000_000)?,
+            max_pending_per_ip: u32::try_from(range_u64(
+                "max-pending-per-ip",
+                a.max_pending_per_ip.unwrap_or(16),
+                1,
+                65_536,
+            )?)
+            .unwrap_or(u32::MAX),
             source_user: a.source_user.clone().unwrap_or_else(|| "source".into()),
             source_password: nonempty("source-password", &a.source_password)?,
             source_timeout: positive(

@@ -44,6 +44,7 @@ mod link;
 mod meta;
 mod notify;
 mod output;
+mod peers;
 mod ratelimit;
 mod ring;
 mod serve;

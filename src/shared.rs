@@ -5,12 +5,14 @@ use crate::config::Config;
 use crate::heartbeat::Heartbeat;
 use crate::link::LinkState;
 use crate::meta::Meta;
+use crate::peers::Peers;
 use crate::ring::Ring;
 use crate::shutdown::Shutdown;
 use crate::source::push::PushSlot;
 use crate::stats::Stats;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How often sleeping listeners are woken at most, when 100 or more sleep (see `ring.rs`).
@@ -36,6 +38,8 @@ pub struct Shared {
     pub output_up: AtomicBool,
     /// The link, when configured.
     pub link: Option<LinkState>,
+    /// Per client address: pending connections and failed logins.
+    pub peers: Arc<Peers>,
     /// The stream's Content-Type: the flags', or a link origin's (see `set_content_type`).
     content_type: Mutex<String>,
     /// `-content-type` was given: it wins over what a link origin says.
@@ -88,6 +92,7 @@ impl Shared {
             listener_peak: AtomicUsize::new(0),
             output_up: AtomicBool::new(false),
             link: cfg.link.clone().map(LinkState::new),
+            peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
             content_type: Mutex::new(cfg.content_type.clone()),
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),

@@ -15,10 +15,11 @@ use crate::chunked::ChunkedWriter;
 use crate::client;
 use crate::config::Config;
 use crate::conn::Conn;
+use crate::peers::Login;
 use crate::serve::http::{self, Request};
 use crate::shared::Shared;
 use crate::url::{query_pairs, Url};
-use log::{info, warn};
+use log::info;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering::Relaxed;
@@ -55,6 +56,7 @@ pub fn verify<const N: usize>(
     conn: &mut TcpStream,
     peer: SocketAddr,
     req: &Request,
+    shared: &Shared,
     link: &LinkState,
     mode: &str,
     fields: [&str; N],
@@ -75,12 +77,15 @@ pub fn verify<const N: usize>(
     let nonce = get("nonce").unwrap_or_default();
     let mut parts = vec![mode, "1"];
     parts.extend(values.iter().map(String::as_str));
-    let good_mac =
-        get("mac").is_some_and(|m| crate::auth::same_secret(&m, &link.request_mac(&parts)));
-    // Consume the nonce only for a request that proves the key.
-    if !good_mac || !link.take_nonce(&nonce) {
+    let login = shared.peers.login(peer.ip(), "link handshake", || {
+        let good_mac =
+            get("mac").is_some_and(|m| crate::auth::same_secret(&m, &link.request_mac(&parts)));
+        // Consume the nonce only for a request that proves the key.
+        Some(good_mac && link.take_nonce(&nonce))
+    });
+    if login != Login::Ok {
         link.stats.refused.fetch_add(1, Relaxed);
-        warn!("{peer}: link {mode} refused: wrong key or stale nonce");
+        log::debug!("{peer}: link {mode} refused: wrong key or stale nonce ({login:?})");
         http::respond(conn, req.minor, 401, "link authentication failed", &[]);
         return None;
     }
@@ -94,7 +99,7 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     };
     let fields = ["nonce", "cnonce", "after", "want", "rid"];
     let Some([nonce, cnonce, after_text, want, rid]) =
-        verify(&mut conn, peer, req, link, "pull", fields)
+        verify(&mut conn, peer, req, shared, link, "pull", fields)
     else {
         return;
     };

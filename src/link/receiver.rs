@@ -129,7 +129,7 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         return;
     };
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
-    let Some([nonce, cnonce, after, _, _]) = verify(&mut conn, peer, req, link, "push", fields)
+    let Some([nonce, cnonce, after, _, _]) = verify(&mut conn, peer, req, shared, link, "push", fields)
     else {
         return;
     };

@@ -9,6 +9,7 @@ use super::{admin, listener, status};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::limited;
+use crate::peers::Pending;
 use crate::ratelimit::RateLimit;
 use crate::shared::Shared;
 use crate::source::push;
@@ -31,9 +32,11 @@ static ACCEPT_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static REFUSE_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static SPAWN_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+static PENDING_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-/// What a connection thread does with its connection.
-pub type Handler = fn(TcpStream, SocketAddr, &Config, &Shared);
+/// What a connection thread does with its connection. `Pending` counts it against its
+/// address's `-max-pending-per-ip` until the handler has read the request (or drops it).
+pub type Handler = fn(TcpStream, SocketAddr, Pending, &Config, &Shared);
 
 /// Accepts on `sock` until shutdown; each connection gets a thread named `{prefix}-N` running
 /// `handler` (HTTP: [`handle_http`]; SHOUTcast v1 sources on port+1).
@@ -77,6 +80,20 @@ pub fn run(
             refuse(conn);
             continue;
         }
+        // One address cannot hold every slot with requests it never finishes.
+        let Some(pending) = shared.peers.admit(peer.ip()) else {
+            Stats::add(&shared.stats.connections_refused, 1);
+            limited!(
+                PENDING_LOG,
+                warn,
+                "{}: refused, {} connections from it have not finished their request \
+                 (-max-pending-per-ip)",
+                peer.ip(),
+                cfg.max_pending_per_ip
+            );
+            refuse(conn);
+            continue;
+        };
         next_id += 1;
         let guard = ConnGuard::new(&open);
         let (cfg2, shared2) = (Arc::clone(&cfg), Arc::clone(&shared));
@@ -85,7 +102,7 @@ pub fn run(
             .stack_size(CONN_STACK)
             .spawn(move || {
                 let _guard = guard;
-                handler(conn, peer, &cfg2, &shared2);
+                handler(conn, peer, pending, &cfg2, &shared2);
             });
         if let Err(e) = spawned {
             // The closure (with the socket and guard) is dropped: the connection closes.
@@ -113,11 +130,20 @@ fn is_resource_error(e: &io::Error) -> bool {
 }
 
 /// One connection: read the request, route it.
-pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
+pub fn handle_http(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    mut pending: Pending,
+    cfg: &Config,
+    shared: &Shared,
+) {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_write_timeout(Some(cfg.write_timeout));
     let req = match http::read_request(&mut conn, cfg.header_timeout) {
-        Ok(r) => r,
+        Ok(r) => {
+            pending.done();
+            r
+        }
         Err(e) => {
             let (status, what) = match e {
                 HeadError::Closed => return debug!("{peer}: closed before a request"),
@@ -139,7 +165,7 @@ pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: 
     match (req.method.as_str(), path) {
         ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, shared),
         ("GET" | "HEAD", "/metrics") => {
-            if cfg.admin_password.is_none() || admin::require(&mut conn, peer, &req, cfg) {
+            if cfg.admin_password.is_none() || admin::require(&mut conn, peer, &req, cfg, shared) {
                 status::metrics(&mut conn, &req, cfg, shared);
             }
         }

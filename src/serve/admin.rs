@@ -9,15 +9,15 @@ use crate::config::Config;
 use crate::shared::Shared;
 use crate::source::push::source_login;
 use crate::url::query_pairs;
-use log::{info, warn};
+use crate::peers::Login;
+use log::{debug, info};
 use std::net::{SocketAddr, TcpStream};
 
-/// Whether the request carries admin or source credentials (Basic auth).
-pub fn authorized(req: &Request, cfg: &Config) -> bool {
-    let Some((user, password)) = req.header("Authorization").and_then(auth::parse_basic) else {
-        return false;
-    };
-    admin_login(cfg, &user, &password) || source_login(cfg, &user, &password)
+/// Whether the request's Basic credentials are the admin or source login (`None`: it has
+/// none).
+fn credentials_ok(req: &Request, cfg: &Config) -> Option<bool> {
+    let (user, password) = req.header("Authorization").and_then(auth::parse_basic)?;
+    Some(admin_login(cfg, &user, &password) || source_login(cfg, &user, &password))
 }
 
 fn admin_login(cfg: &Config, user: &str, password: &str) -> bool {
@@ -26,24 +26,56 @@ fn admin_login(cfg: &Config, user: &str, password: &str) -> bool {
         .is_some_and(|p| auth::same_secret(user, "admin") && auth::same_secret(password, p))
 }
 
-/// Answers 401 unless the request may make admin calls.
-pub fn require(conn: &mut TcpStream, peer: SocketAddr, req: &Request, cfg: &Config) -> bool {
-    if authorized(req, cfg) {
-        return true;
+/// Answers 401 (or 429 for an address locked out by failed logins) unless the request may
+/// make admin calls.
+pub fn require(
+    conn: &mut TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    cfg: &Config,
+    shared: &Shared,
+) -> bool {
+    let login = shared
+        .peers
+        .login(peer.ip(), "admin login", || credentials_ok(req, cfg));
+    answer_login(conn, peer, req.minor, login, "ringcast admin")
+}
+
+/// Answers a login that did not pass: 401 with a Basic challenge for `realm`, or 429 with
+/// `Retry-After` for a locked-out address. True when it passed.
+pub fn answer_login(
+    conn: &mut TcpStream,
+    peer: SocketAddr,
+    minor: u8,
+    login: Login,
+    realm: &str,
+) -> bool {
+    match login {
+        Login::Ok => true,
+        Login::Wrong => {
+            debug!("{peer}: wrong or missing credentials ({realm})");
+            let challenge = format!("Basic realm=\"{realm}\"");
+            http::respond(
+                conn,
+                minor,
+                401,
+                "authentication required",
+                &[("WWW-Authenticate", &challenge)],
+            );
+            false
+        }
+        Login::Locked(left) => {
+            let retry = left.as_secs().max(1).to_string();
+            http::respond(
+                conn,
+                minor,
+                429,
+                "too many failed logins from this address",
+                &[("Retry-After", &retry)],
+            );
+            false
+        }
     }
-    warn!(
-        "{peer}: {} {}: wrong or missing admin credentials",
-        req.method,
-        path_only(&req.path)
-    );
-    http::respond(
-        conn,
-        req.minor,
-        401,
-        "authentication required",
-        &[("WWW-Authenticate", "Basic realm=\"ringcast admin\"")],
-    );
-    false
 }
 
 pub fn metadata(
@@ -53,7 +85,7 @@ pub fn metadata(
     cfg: &Config,
     shared: &Shared,
 ) {
-    if !require(&mut conn, peer, req, cfg) {
+    if !require(&mut conn, peer, req, cfg, shared) {
         return;
     }
     update(conn, peer, req, shared, true);
@@ -71,16 +103,17 @@ pub fn shoutcast(
         .into_iter()
         .find(|(k, _)| k == "pass")
         .map(|(_, v)| v);
-    let by_pass = pass.is_some_and(|p| {
-        cfg.source_password
-            .as_deref()
-            .is_some_and(|s| auth::same_secret(&p, s))
-            || cfg
-                .admin_password
-                .as_deref()
-                .is_some_and(|a| auth::same_secret(&p, a))
+    let pass_ok = |p: &str| {
+        [&cfg.source_password, &cfg.admin_password]
+            .into_iter()
+            .flatten()
+            .any(|s| auth::same_secret(p, s))
+    };
+    let login = shared.peers.login(peer.ip(), "admin.cgi login", || match &pass {
+        Some(p) => Some(pass_ok(p)),
+        None => credentials_ok(req, cfg),
     });
-    if !by_pass && !require(&mut conn, peer, req, cfg) {
+    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
         return;
     }
     update(conn, peer, req, shared, false);

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::deadline::Deadline;
 use crate::frame::Mp3Header;
 use crate::meta::Info;
+use crate::peers::{Login, Pending};
 use crate::serve::http::Request;
 use crate::shared::Shared;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -234,19 +235,14 @@ pub fn serve_source(
     cfg: &Config,
     shared: &Shared,
 ) {
-    let authorized = req
-        .header("Authorization")
-        .and_then(crate::auth::parse_basic)
-        .is_some_and(|(u, p)| source_login(cfg, &u, &p));
-    if !authorized {
-        warn!("{peer}: source client refused: wrong user or password");
-        crate::serve::http::respond(
-            &mut conn,
-            0,
-            401,
-            "wrong source user or password",
-            &[("WWW-Authenticate", "Basic realm=\"ringcast source\"")],
-        );
+    let login = shared.peers.login(peer.ip(), "source login", || {
+        let (u, p) = req
+            .header("Authorization")
+            .and_then(crate::auth::parse_basic)?;
+        Some(source_login(cfg, &u, &p))
+    });
+    if !crate::serve::admin::answer_login(&mut conn, peer, 0, login, "ringcast source") {
+        log::debug!("{peer}: source client refused: wrong or missing source login");
         return;
     }
     let Some((id, tx)) = shared.push.claim() else {
@@ -302,7 +298,13 @@ pub fn source_login(cfg: &Config, user: &str, password: &str) -> bool {
 
 /// Serves a SHOUTcast v1 source client on port+1: password line, `OK2`, `icy-*` headers,
 /// then the audio.
-pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shared: &Shared) {
+pub fn serve_shoutcast(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    mut pending: Pending,
+    cfg: &Config,
+    shared: &Shared,
+) {
     // Each phase (the password line, then the headers) must be done within -header-timeout
     // in all, however slowly its bytes trickle in.
     let first = match read_line(&mut conn, &Deadline::after(cfg.header_timeout)) {
@@ -311,12 +313,15 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
     };
     // Some encoders send "password:#streamid"; v1 has one stream.
     let password = first.split(":#").next().unwrap_or_default();
-    let ok = cfg
-        .source_password
-        .as_deref()
-        .is_some_and(|p| crate::auth::same_secret(password, p));
-    if !ok {
-        warn!("{peer}: SHOUTcast source refused: wrong password");
+    let login = shared.peers.login(peer.ip(), "SHOUTcast source login", || {
+        Some(
+            cfg.source_password
+                .as_deref()
+                .is_some_and(|p| crate::auth::same_secret(password, p)),
+        )
+    });
+    if login != Login::Ok {
+        log::debug!("{peer}: SHOUTcast source refused ({login:?})");
         let _ = conn.write_all(b"invalid password\r\n");
         return;
     }
@@ -353,6 +358,7 @@ pub fn serve_shoutcast(mut conn: TcpStream, peer: SocketAddr, cfg: &Config, shar
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
+    pending.done();
     shared.meta.merge_info(&Info::from_headers(|n| {
         headers
             .iter()
