@@ -67,7 +67,11 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
 
 /// Compares secrets in time that depends only on their lengths.
 pub fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_secret_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_secret`] on bytes.
+pub fn same_secret_bytes(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).unwrap_or(&0) ^ b.get(i).unwrap_or(&0);

@@ -1,33 +1,28 @@
 //! Capped, jittered exponential backoff for every retry loop (source reopen, accept errors,
 //! later the link). Jitter keeps a fleet of Pis from redialling in lock-step.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
-    seed: u64,
 }
 
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
-        let seed = Instant::now().elapsed().as_nanos() as u64 ^ (std::process::id() as u64) << 32;
         Backoff {
             min,
             max,
             next: min,
-            seed: seed | 1,
         }
     }
 
     /// The delay to wait now: the current step ±25%, then the step doubles up to `max`.
+    /// The jitter comes from the system's CSPRNG (should it fail, this step has none).
     pub fn next_delay(&mut self) -> Duration {
-        // xorshift64: cheap, good enough for jitter.
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let factor = 0.75 + (self.seed % 1000) as f64 / 2000.0;
+        let r = crate::random::u64().unwrap_or(500);
+        let factor = 0.75 + (r % 1000) as f64 / 2000.0;
         let delay = self.next.mul_f64(factor);
         self.next = (self.next * 2).min(self.max);
         delay

@@ -6,6 +6,7 @@
 //! README's design notes for why this is not ureq.
 
 use crate::conn::Conn;
+use crate::deadline::Deadline;
 use crate::url::Url;
 use std::io::{self, Read, Write};
 use std::time::Duration;
@@ -37,8 +38,14 @@ impl Head {
 }
 
 /// Writes `request` (a whole request head, with any body bytes), then reads the response
-/// head. Returns it and the body bytes that came with it.
-pub fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> {
+/// head, all before `deadline` (a server trickling its head cannot hold us past it).
+/// Returns the head and the body bytes that came with it.
+pub fn exchange(
+    conn: &mut Conn,
+    request: &[u8],
+    deadline: Deadline,
+) -> io::Result<(Head, Vec<u8>)> {
+    deadline.arm(conn.tcp())?;
     conn.write_all(request)?;
     conn.flush()?;
     let mut buf = Vec::new();
@@ -53,6 +60,9 @@ pub fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> 
         if buf.len() > MAX_HEAD {
             return Err(io::Error::other("response head too large"));
         }
+        deadline
+            .arm(conn.tcp())
+            .map_err(|e| io::Error::new(e.kind(), "no answer in time"))?;
         match conn.read(&mut chunk) {
             Ok(0) => return Err(io::Error::other("closed before answering")),
             Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
@@ -72,17 +82,17 @@ pub fn exchange(conn: &mut Conn, request: &[u8]) -> io::Result<(Head, Vec<u8>)> 
     Ok((head, body.unwrap_or_default().to_vec()))
 }
 
-/// A short `GET` of `path` (with its query) on `url`'s server, each step within `timeout`.
-/// Returns the head and the whole body.
+/// A short `GET` of `path` (with its query) on `url`'s server: connecting, the TLS
+/// handshake, the answer and its body all within `timeout` in total. Returns the head and
+/// the whole body.
 pub fn get(
     url: &Url,
     path: &str,
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> io::Result<(Head, Vec<u8>)> {
-    let mut conn = Conn::connect(url, timeout)?;
-    conn.set_read_timeout(Some(timeout))?;
-    conn.set_write_timeout(Some(timeout))?;
+    let deadline = Deadline::after(timeout);
+    let mut conn = Conn::connect(url, deadline)?;
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nConnection: close\r\n",
         url.authority(),
@@ -92,12 +102,12 @@ pub fn get(
         req.push_str(&format!("{name}: {value}\r\n"));
     }
     req.push_str("\r\n");
-    let (head, first) = exchange(&mut conn, req.as_bytes())?;
+    let (head, first) = exchange(&mut conn, req.as_bytes(), deadline)?;
     let length = head
         .get("Content-Length")
         .and_then(|v| v.trim().parse().ok());
     let mut body = Vec::new();
-    let rest = io::Cursor::new(first).chain(conn);
+    let rest = io::Cursor::new(first).chain(DeadlineReader(conn, deadline));
     let limit = length.unwrap_or(MAX_SHORT_BODY).min(MAX_SHORT_BODY) as u64;
     if head.is_chunked() {
         crate::chunked::ChunkedReader::new(rest)
@@ -107,6 +117,16 @@ pub fn get(
         rest.take(limit).read_to_end(&mut body)?;
     }
     Ok((head, body))
+}
+
+/// Reads from a connection, each read armed with what is left before the deadline.
+struct DeadlineReader(Conn, Deadline);
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.1.arm(self.0.tcp())?;
+        self.0.read(buf)
+    }
 }
 
 pub fn user_agent() -> String {

@@ -5,6 +5,7 @@
 //! [`Conn::read_ready`]: with TLS, a readable socket does not mean readable plaintext, and
 //! plaintext may already sit decrypted in rustls with nothing left on the socket.
 
+use crate::deadline::Deadline;
 use crate::url::Url;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
@@ -19,12 +20,18 @@ pub enum Conn {
 
 impl Conn {
     /// Dials `url`'s host (every address it resolves to, in turn), then for `https` makes
-    /// the TLS handshake, all within `timeout` per step.
-    pub fn connect(url: &Url, timeout: Duration) -> io::Result<Conn> {
+    /// the TLS handshake, all before `deadline`: a server that accepts and then trickles its
+    /// handshake one byte at a time cannot hold the dial past it.
+    pub fn connect(url: &Url, deadline: Deadline) -> io::Result<Conn> {
         let mut last = io::Error::other(format!("{}: no address", url.host));
         let mut tcp = None;
         for addr in url.authority().to_socket_addrs()? {
-            match TcpStream::connect_timeout(&addr, timeout) {
+            let left = deadline.left();
+            if left.is_zero() {
+                last = io::Error::new(io::ErrorKind::TimedOut, "connect: no answer in time");
+                break;
+            }
+            match TcpStream::connect_timeout(&addr, left) {
                 Ok(c) => {
                     tcp = Some(c);
                     break;
@@ -35,24 +42,25 @@ impl Conn {
         let tcp = tcp.ok_or(last)?;
         let _ = tcp.set_nodelay(true);
         match url.scheme.as_str() {
-            "https" => Self::tls(url, tcp, timeout),
+            "https" => Self::tls(url, tcp, deadline),
             _ => Ok(Conn::Plain(tcp)),
         }
     }
 
-    fn tls(url: &Url, mut tcp: TcpStream, timeout: Duration) -> io::Result<Conn> {
+    fn tls(url: &Url, mut tcp: TcpStream, deadline: Deadline) -> io::Result<Conn> {
         let config = crate::tls::client_config().map_err(io::Error::other)?;
         let name = ServerName::try_from(url.host.clone())
             .map_err(|e| io::Error::other(format!("{}: {e}", url.host)))?;
         let mut tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
-        tcp.set_read_timeout(Some(timeout))?;
-        tcp.set_write_timeout(Some(timeout))?;
         // Handshake now, so a bad certificate is reported as such and not as a failed read.
         while tls.is_handshaking() {
-            tls.complete_io(&mut tcp).map_err(|e| {
+            let step = deadline
+                .arm(&tcp)
+                .and_then(|()| tls.complete_io(&mut tcp).map(drop));
+            step.map_err(|e| {
                 let why = match e.kind() {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                        format!("no answer within {:.1}s", timeout.as_secs_f64())
+                        "no answer in time".to_string()
                     }
                     // A plain HTTP server answers a TLS hello with an HTTP error page.
                     _ if e.to_string().contains("InvalidContentType") => {

@@ -45,6 +45,7 @@ mod meta;
 mod notify;
 mod output;
 mod peers;
+mod random;
 mod ratelimit;
 mod ring;
 mod serve;
@@ -152,7 +153,9 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         cfg.source_buffer
     );
 
-    let shared = Arc::new(Shared::new(&cfg));
+    // Nonces, epochs and jitter need the CSPRNG: find out now, not at the first handshake.
+    random::u64().map_err(|e| format!("cannot start: {e}"))?;
+    let shared = Arc::new(Shared::new(&cfg).map_err(|e| format!("cannot start: {e}"))?);
     let sh = Arc::clone(&shared);
     spawn("signals", move || {
         let sig = sys::wait_signal();

@@ -73,8 +73,8 @@ impl SourceState {
 }
 
 impl Shared {
-    pub fn new(cfg: &Config) -> Shared {
-        Shared {
+    pub fn new(cfg: &Config) -> std::io::Result<Shared> {
+        Ok(Shared {
             ring: Ring::new(
                 cfg.source_buffer,
                 cfg.frame_bytes,
@@ -91,14 +91,14 @@ impl Shared {
             stream_started: Mutex::new(None),
             listener_peak: AtomicUsize::new(0),
             output_up: AtomicBool::new(false),
-            link: cfg.link.clone().map(LinkState::new),
+            link: cfg.link.clone().map(LinkState::new).transpose()?,
             peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
             content_type: Mutex::new(cfg.content_type.clone()),
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
-        }
+        })
     }
 
     /// The stream's Content-Type now.

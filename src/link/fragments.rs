@@ -158,6 +158,15 @@ fn nonempty(frags: Vec<Arc<Fragment>>) -> Next {
     }
 }
 
+/// A new, random stream epoch (should the CSPRNG fail, which `main` checked at start-up,
+/// the one after `previous`, with an error logged: an epoch only has to differ).
+fn new_epoch(previous: u64) -> u64 {
+    crate::random::u64().unwrap_or_else(|e| {
+        log::error!("link: new epoch: {e}");
+        previous.wrapping_add(1).max(1)
+    })
+}
+
 /// Groups frames into fragments.
 pub struct Cutter {
     target_us: u64,
@@ -180,7 +189,7 @@ impl Cutter {
     pub fn new(target: Duration) -> Cutter {
         Cutter {
             target_us: target.as_micros() as u64,
-            epoch: super::random_u64(),
+            epoch: new_epoch(0),
             next_seq: 1,
             cur: None,
         }
@@ -189,7 +198,7 @@ impl Cutter {
     /// The source (re)started: what follows is a new epoch.
     pub fn new_epoch(&mut self, log: &FragmentLog) {
         self.flush(log);
-        self.epoch = super::random_u64();
+        self.epoch = new_epoch(self.epoch);
         self.next_seq = 1;
     }
 

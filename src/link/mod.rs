@@ -23,7 +23,6 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -87,7 +86,11 @@ pub struct LinkState {
     pub held: Mutex<Option<(u64, u64)>>,
     pub inbox: Sender<Inbound>,
     inbox_rx: Mutex<Option<Receiver<Inbound>>>,
-    nonces: Mutex<Vec<(String, Instant)>>,
+    /// Key of the challenge nonces' MACs: random, this process only.
+    nonce_key: [u8; 32],
+    /// Nonces already used (kept until they expire). Only requests that proved the link key
+    /// add to it, so unauthenticated challenge requests cannot fill or flush it.
+    used_nonces: Mutex<Vec<(String, Instant)>>,
     sessions: Mutex<HashMap<String, u64>>,
     next_gen: AtomicU64,
     /// The last handshake's round trip, µs (0 = none yet).
@@ -95,20 +98,23 @@ pub struct LinkState {
 }
 
 impl LinkState {
-    pub fn new(cfg: LinkConfig) -> LinkState {
+    pub fn new(cfg: LinkConfig) -> std::io::Result<LinkState> {
         let (tx, rx) = bounded(INBOX_MESSAGES);
-        LinkState {
+        let mut nonce_key = [0u8; 32];
+        nonce_key.copy_from_slice(&crate::random::bytes(32)?);
+        Ok(LinkState {
             log: FragmentLog::new(cfg.keep),
             cfg,
             stats: LinkStats::default(),
             held: Mutex::new(None),
             inbox: tx,
             inbox_rx: Mutex::new(Some(rx)),
-            nonces: Mutex::new(Vec::new()),
+            nonce_key,
+            used_nonces: Mutex::new(Vec::new()),
             sessions: Mutex::new(HashMap::new()),
             next_gen: AtomicU64::new(1),
             handshake_rtt_us: AtomicU64::new(0),
-        }
+        })
     }
 
     /// How long a handshake step may take: three of the last round trips, 0.3 s to 3 s. An
@@ -132,29 +138,44 @@ impl LinkState {
         self.inbox_rx.lock().take()
     }
 
-    /// A fresh challenge nonce, valid once for 30 s.
-    pub fn issue_nonce(&self) -> String {
-        let n = random_hex(16);
-        let mut all = self.nonces.lock();
-        all.retain(|(_, t)| t.elapsed() < Duration::from_secs(30));
-        if all.len() >= 256 {
-            all.remove(0);
-        }
-        all.push((n.clone(), Instant::now()));
-        n
+    /// A fresh challenge nonce, valid once for [`NONCE_LIFE`]. Stateless: the nonce is its
+    /// issue time and 8 random bytes with a MAC under this process's nonce key, so issuing
+    /// one stores nothing and no number of challenge requests can crowd out another's.
+    pub fn issue_nonce(&self) -> std::io::Result<String> {
+        let mut body = local_ms().to_be_bytes().to_vec();
+        body.extend_from_slice(&crate::random::bytes(8)?);
+        let mac = wire::hmac(&self.nonce_key, &[&body]);
+        body.extend_from_slice(mac.get(..16).unwrap_or_default());
+        Ok(hex(&body))
     }
 
-    /// Consumes a nonce we issued; false if unknown, used or expired.
+    /// Consumes a nonce we issued; false if not ours, used or expired. Call only for a
+    /// request that proved the link key.
     pub fn take_nonce(&self, n: &str) -> bool {
-        let mut all = self.nonces.lock();
-        all.retain(|(_, t)| t.elapsed() < Duration::from_secs(30));
-        match all.iter().position(|(x, _)| x == n) {
-            Some(i) => {
-                all.remove(i);
-                true
-            }
-            None => false,
+        let Some(raw) = unhex(n).filter(|r| r.len() == 32) else {
+            return false;
+        };
+        let (body, mac) = raw.split_at(16);
+        let want = wire::hmac(&self.nonce_key, &[body]);
+        if !crate::auth::same_secret_bytes(mac, want.get(..16).unwrap_or_default()) {
+            return false;
         }
+        let issued = u64::from_be_bytes(
+            body.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .unwrap_or_default(),
+        );
+        let age = local_ms().saturating_sub(issued);
+        if age > NONCE_LIFE.as_millis() as u64 {
+            return false;
+        }
+        let mut used = self.used_nonces.lock();
+        used.retain(|(_, t)| t.elapsed() < NONCE_LIFE);
+        if used.iter().any(|(x, _)| x == n) {
+            return false;
+        }
+        used.push((n.to_string(), Instant::now()));
+        true
     }
 
     /// Starts a session for `who`; any older session for `who` sees it is superseded.
@@ -166,6 +187,21 @@ impl LinkState {
 
     pub fn is_current(&self, who: &str, gen: u64) -> bool {
         self.sessions.lock().get(who) == Some(&gen)
+    }
+
+    /// A session ended: forget `who` unless a newer session took over (so a receiver that
+    /// restarts with a new id leaves nothing behind).
+    pub fn end_session(&self, who: &str, gen: u64) {
+        let mut s = self.sessions.lock();
+        if s.get(who) == Some(&gen) {
+            s.remove(who);
+        }
+    }
+
+    /// Sessions remembered now (for tests and metrics).
+    #[cfg(test)]
+    pub fn sessions(&self) -> usize {
+        self.sessions.lock().len()
     }
 
     /// The MAC a handshake request carries, as hex.
@@ -235,40 +271,32 @@ pub fn wall_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// How long a challenge nonce may be used.
+pub const NONCE_LIFE: Duration = Duration::from_secs(30);
+
+/// Monotonic milliseconds since this process started (nonce issue times).
+fn local_ms() -> u64 {
+    u64::try_from(local_us() / 1000).unwrap_or(0)
+}
+
+/// Hex back to bytes; `None` for anything else.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return None;
+    }
+    b.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}
+
 /// Monotonic microseconds since this process started (the receiver's playout clock).
 pub fn local_us() -> i64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_micros() as i64
 }
 
-/// Unpredictable bytes from the kernel (nonces, epochs, ids).
-pub fn random_bytes(n: usize) -> Vec<u8> {
-    let mut buf = vec![0u8; n];
-    let ok = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .is_ok();
-    if !ok {
-        // Not a secret-grade fallback, but /dev/urandom exists on every Linux.
-        let seed = wall_us() ^ (std::process::id() as u64) << 32;
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (seed.rotate_left(i as u32 * 7) ^ i as u64) as u8;
-        }
-    }
-    buf
-}
-
-pub fn random_u64() -> u64 {
-    let b = random_bytes(8);
-    u64::from_be_bytes(b.try_into().unwrap_or_default()).max(1)
-}
-
-pub fn random_hex(n: usize) -> String {
-    hex(&random_bytes(n))
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+pub use crate::random::to_hex as hex;
 
 /// `epoch.seq`, or `-` for none.
 pub fn fmt_pos(p: Option<(u64, u64)>) -> String {
@@ -307,16 +335,30 @@ mod tests {
             delay: Duration::from_secs(5),
             fragment: Duration::from_millis(250),
             keep: Duration::from_secs(30),
-        });
-        let n = st.issue_nonce();
-        assert_eq!(n.len(), 32);
+        })
+        .unwrap();
+        let n = st.issue_nonce().unwrap();
         assert!(st.take_nonce(&n));
         assert!(!st.take_nonce(&n), "a nonce works once");
+        // A flood of challenges evicts nothing: an early nonce still works after them.
+        let early = st.issue_nonce().unwrap();
+        for _ in 0..10_000 {
+            st.issue_nonce().unwrap();
+        }
+        assert!(st.take_nonce(&early));
+        let mut forged = st.issue_nonce().unwrap().into_bytes();
+        forged[40] = if forged[40] == b'0' { b'1' } else { b'0' };
+        assert!(!st.take_nonce(std::str::from_utf8(&forged).unwrap()));
+        assert!(!st.take_nonce("zz") && !st.take_nonce(""));
         let a = st.begin_session("x");
         let b = st.begin_session("x");
         assert!(
             !st.is_current("x", a) && st.is_current("x", b),
             "the newest session wins"
         );
+        st.end_session("x", a);
+        assert_eq!(st.sessions(), 1, "an old session's end keeps the newer one");
+        st.end_session("x", b);
+        assert_eq!(st.sessions(), 0, "ended sessions are pruned");
     }
 }

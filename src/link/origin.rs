@@ -8,13 +8,14 @@
 use super::fragments::Next;
 use super::wire::{self, Msg};
 use super::{
-    fmt_pos, handshake_query, parse_pos, random_hex, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE,
-    PATH_PULL, PATH_PUSH, STALL,
+    fmt_pos, handshake_query, parse_pos, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE, PATH_PULL,
+    PATH_PUSH, STALL,
 };
 use crate::chunked::ChunkedWriter;
 use crate::client;
 use crate::config::Config;
 use crate::conn::Conn;
+use crate::deadline::Deadline;
 use crate::peers::Login;
 use crate::serve::http::{self, Request};
 use crate::shared::Shared;
@@ -29,10 +30,16 @@ use std::time::{Duration, Instant};
 /// resume, and how much a fresh receiver wants (its delay, ms).
 pub fn challenge(conn: &mut TcpStream, req: &Request, link: &LinkState) {
     let held = fmt_pos(*link.held.lock());
+    let nonce = match link.issue_nonce() {
+        Ok(n) => n,
+        Err(e) => {
+            log::error!("link challenge: {e}");
+            return http::respond(conn, req.minor, 503, "no nonce could be made", &[]);
+        }
+    };
     let body = format!(
-        "ringcast-link {} {} {held} {}\n",
+        "ringcast-link {} {nonce} {held} {}\n",
         wire::VERSION,
-        link.issue_nonce(),
         link.cfg.delay.as_millis()
     );
     let length = body.len().to_string();
@@ -129,10 +136,10 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         || link.is_current(&who, gen),
         |_| Ok(()),
     );
+    let replaced = !link.is_current(&who, gen);
+    link.end_session(&who, gen);
     match result {
-        Ok(()) if !link.is_current(&who, gen) => {
-            info!("{peer}: link session replaced by a newer one")
-        }
+        Ok(()) if replaced => info!("{peer}: link session replaced by a newer one"),
         Ok(()) => info!("{peer}: link session ended"),
         Err(e) => info!("{peer}: link session ended: {e}"),
     }
@@ -235,7 +242,10 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
     ) else {
         return;
     };
-    let origin_id = random_hex(8);
+    let origin_id = match crate::random::hex(8) {
+        Ok(id) => id,
+        Err(e) => return log::error!("link push: {e}"),
+    };
     super::redial(shared, link, "push to", &url, || {
         push_session(&url, link, shared, &origin_id)
     });
@@ -259,7 +269,7 @@ pub struct Dialed {
 /// the receiver said it holds.
 pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dialed> {
     let ch = fetch_challenge(url, link)?;
-    let cnonce = random_hex(16);
+    let cnonce = crate::random::hex(16)?;
     let (mode, id_name, after, want_ms) = if pull {
         (
             "pull",
@@ -290,16 +300,17 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
             "Content-Type: application/x-ringcast-link\r\nTransfer-Encoding: chunked\r\n",
         )
     };
-    let mut conn = connect(url, link)?;
+    // The stream request's own deadline: connect, TLS and the answer's head.
+    let deadline = Deadline::after(link.handshake_timeout());
+    let mut conn = connect(url, deadline)?;
     let request = format!(
         "{method} {}{path}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n{extra}\r\n",
         base_path(url),
         url.authority(),
         client::user_agent()
     );
-    conn.set_read_timeout(Some(link.handshake_timeout()))?;
     let other = if pull { "origin" } else { "receiver" };
-    let (head, first) = client::exchange(&mut conn, request.as_bytes())?;
+    let (head, first) = client::exchange(&mut conn, request.as_bytes(), deadline)?;
     match head.status {
         200 => {}
         401 => {
@@ -417,8 +428,8 @@ pub fn base_path(url: &Url) -> &str {
 }
 
 /// Dials the other side (TLS for `https://`), with a stall bound on the socket.
-fn connect(url: &Url, link: &LinkState) -> io::Result<Conn> {
-    let conn = Conn::connect(url, link.handshake_timeout())?;
+fn connect(url: &Url, deadline: Deadline) -> io::Result<Conn> {
+    let conn = Conn::connect(url, deadline)?;
     let _ = crate::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     Ok(conn)
 }

@@ -10,7 +10,7 @@ use super::fragments::Cutter;
 use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
-use super::{local_us, random_hex, Inbound, LinkState, HEARTBEAT, STALL};
+use super::{local_us, Inbound, LinkState, HEARTBEAT, STALL};
 use crate::chunked::{is_chunked, ChunkedReader};
 use crate::config::Config;
 use crate::limited;
@@ -33,7 +33,10 @@ pub fn run_pull(cfg: &Config, shared: &Shared) {
     ) else {
         return;
     };
-    let receiver_id = random_hex(8);
+    let receiver_id = match crate::random::hex(8) {
+        Ok(id) => id,
+        Err(e) => return log::error!("link pull: {e}"),
+    };
     super::redial(shared, link, "pull from", &url, || {
         pull_session(&url, link, shared, &receiver_id)
     });
@@ -169,13 +172,13 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
             Ok(())
         },
     );
-    if link.is_current("push", gen) {
+    let replaced = !link.is_current("push", gen);
+    if !replaced {
         link.stats.up.store(false, Relaxed);
     }
+    link.end_session("push", gen);
     match result {
-        Ok(()) if !link.is_current("push", gen) => {
-            info!("{peer}: link pusher replaced by a newer one")
-        }
+        Ok(()) if replaced => info!("{peer}: link pusher replaced by a newer one"),
         Ok(()) => info!("{peer}: link push session ended"),
         Err(e) => warn!("{peer}: link push session ended: {e}"),
     }

@@ -12,6 +12,7 @@ use crate::backoff::Backoff;
 use crate::client;
 use crate::config::Config;
 use crate::conn::Conn;
+use crate::deadline::Deadline;
 use crate::ring::ReadOutcome;
 use crate::shared::Shared;
 use crate::stats::Stats;
@@ -57,9 +58,9 @@ pub fn run(cfg: &Config, shared: &Shared) {
 
 /// One connection: log in, then send the stream until it ends or the connection fails.
 fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
-    let mut conn = Conn::connect(url, CONNECT_TIMEOUT)?;
-    conn.set_write_timeout(Some(cfg.write_timeout))?;
-    conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    // Connecting, the TLS handshake and Icecast's answer share one deadline.
+    let deadline = Deadline::after(CONNECT_TIMEOUT.saturating_add(ANSWER_TIMEOUT));
+    let mut conn = Conn::connect(url, deadline)?;
     let info = shared.meta.info();
     let user = url.user.as_deref().unwrap_or("source");
     let password = url.password.as_deref().unwrap_or("");
@@ -85,8 +86,10 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
         }
     }
     head.push_str("\r\n");
-    let (answer, _) = client::exchange(&mut conn, head.as_bytes())
+    let (answer, _) = client::exchange(&mut conn, head.as_bytes(), deadline)
         .map_err(|e| io::Error::new(e.kind(), format!("Icecast: {e}")))?;
+    conn.set_write_timeout(Some(cfg.write_timeout))?;
+    conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     match answer.status {
         100 | 200 => {}
         401 => {

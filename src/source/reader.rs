@@ -67,8 +67,14 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         let started = Instant::now();
         Stats::add(&shared.stats.source_opens, 1);
         shared.set_source_state(SourceState::Opening);
-        // Opening a FIFO waits for a writer as long as it takes: that is not a hang.
-        shared.reader_beat.waiting();
+        // Opening a FIFO waits for a writer as long as it takes: that is not a hang. Dialling
+        // an upstream is bounded by its deadlines, and so is the watchdog's patience.
+        match cfg.input {
+            crate::config::InputSpec::Url(_) => shared
+                .reader_beat
+                .beat(super::upstream::CONNECT_BOUND.saturating_add(BEAT)),
+            _ => shared.reader_beat.waiting(),
+        }
         let result = open(&cfg, &shared).and_then(|mut input| {
             shared.set_source_state(SourceState::Open);
             let r = pump(&cfg, &shared, input.as_mut(), &mut cutter);

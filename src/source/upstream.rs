@@ -10,6 +10,7 @@ use super::{timed_out, Close, Input};
 use crate::auth;
 use crate::client::{self, Head};
 use crate::conn::Conn;
+use crate::deadline::Deadline;
 use crate::icy::Stripper;
 use crate::meta::Info;
 use crate::shared::Shared;
@@ -19,9 +20,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_REDIRECTS: usize = 5;
+/// One dial of the upstream: connect, TLS handshake, request and response head.
+pub const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_REDIRECTS: u32 = 5;
+/// The longest `connect` can take, redirects included (the watchdog waits this long).
+pub const CONNECT_BOUND: Duration = Duration::from_secs(10 * (MAX_REDIRECTS as u64 + 1));
 
 pub struct UpstreamInput {
     conn: Option<Conn>,
@@ -43,14 +46,28 @@ impl UpstreamInput {
                 200 => return Ok(Self::start(conn, head, body, stall, shared, &url)),
                 301 | 302 | 303 | 307 | 308 => {
                     let loc = head.get("Location").unwrap_or_default();
-                    url = if loc.starts_with('/') {
+                    let next = if loc.starts_with('/') {
                         Url {
                             path: loc.to_string(),
-                            ..url
+                            ..url.clone()
                         }
                     } else {
                         Url::parse(loc, 80).map_err(io::Error::other)?
                     };
+                    // A redirect may not drop TLS, nor lead anywhere but HTTP(S).
+                    if url.scheme == "https" && next.scheme != "https" {
+                        return Err(io::Error::other(format!(
+                            "upstream redirects from https:// to {}: refused",
+                            next.redacted()
+                        )));
+                    }
+                    if !matches!(next.scheme.as_str(), "http" | "https") {
+                        return Err(io::Error::other(format!(
+                            "upstream redirects to {}: not http:// or https://",
+                            next.redacted()
+                        )));
+                    }
+                    url = next;
                     info!("upstream redirects to {}", url.redacted());
                 }
                 s => {
@@ -149,11 +166,11 @@ impl Input for UpstreamInput {
     }
 }
 
-/// Connects, sends a GET, reads the response head. Returns the leftover body bytes too.
+/// Connects, sends a GET, reads the response head, all within [`DIAL_TIMEOUT`]. Returns the
+/// leftover body bytes too.
 fn request(url: &Url) -> io::Result<(Conn, Head, Vec<u8>)> {
-    let mut conn = Conn::connect(url, CONNECT_TIMEOUT)?;
-    conn.set_read_timeout(Some(HEAD_TIMEOUT))?;
-    conn.set_write_timeout(Some(HEAD_TIMEOUT))?;
+    let deadline = Deadline::after(DIAL_TIMEOUT);
+    let mut conn = Conn::connect(url, deadline)?;
     let mut req = format!(
         "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: {}\r\nAccept: */*\r\nIcy-MetaData: 1\r\n",
         url.path,
@@ -165,7 +182,8 @@ fn request(url: &Url) -> io::Result<(Conn, Head, Vec<u8>)> {
         req.push_str(&format!("Authorization: {header}\r\n"));
     }
     req.push_str("\r\n");
-    let (head, body) = client::exchange(&mut conn, req.as_bytes())?;
+    let (head, body) = client::exchange(&mut conn, req.as_bytes(), deadline)?;
     conn.set_read_timeout(None)?;
+    conn.set_write_timeout(None)?;
     Ok((conn, head, body))
 }
