@@ -118,7 +118,8 @@ test-arm:
 	RINGCAST_TEST_RUNNER='$(qemu_armv7-unknown-linux-gnueabihf)' \
 	  $(CARGO) test --locked --target armv7-unknown-linux-gnueabihf
 
-# systemd-analyze verify on the units (part of make test).
+# systemd-analyze verify on the units (part of make test). Cargo says where it put the
+# binary, so CARGO_TARGET_DIR works.
 verify-units:
-	$(CARGO) build --locked -q
-	systemd/verify target/debug/ringcast
+	systemd/verify "$$($(CARGO) build --locked -q --message-format=json \
+	  | sed -n 's/.*"executable":"\([^"]*ringcast\)".*/\1/p' | tail -n 1)"

@@ -93,7 +93,7 @@ pub struct Args {
     #[argh(option, from_str_fn(parse_int))]
     pub max_clients: Option<i64>,
     /// most connections one client address may have open that have not sent their whole
-    /// request yet (IPv6: per /64); more are closed at once (default 16)
+    /// request yet (IPv6: per /64); more are closed at once (default 32)
     #[argh(option, from_str_fn(parse_int))]
     pub max_pending_per_ip: Option<i64>,
     /// pull the stream from this http:// URL (Icecast, SHOUTcast, any HTTP stream)

@@ -281,7 +281,7 @@ impl Config {
             max_clients: range("max-clients", a.max_clients.unwrap_or(1500), 1, 1_000_000)?,
             max_pending_per_ip: u32::try_from(range_u64(
                 "max-pending-per-ip",
-                a.max_pending_per_ip.unwrap_or(16),
+                a.max_pending_per_ip.unwrap_or(32),
                 1,
                 65_536,
             )?)

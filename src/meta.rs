@@ -22,13 +22,17 @@ impl Info {
     /// clients send `Ice-Name`, `Ice-Public`…, SHOUTcast encoders and servers `icy-name`,
     /// `icy-pub`…. `get` looks a header up case-insensitively.
     pub fn from_headers<'a>(get: impl Fn(&str) -> Option<&'a str>) -> Info {
+        // Text from a peer: control characters go (they would break response headers and
+        // log lines), as they do from titles.
         let field = |names: [&str; 2]| {
             names
                 .iter()
                 .find_map(|n| get(n))
                 .unwrap_or_default()
                 .trim()
-                .to_string()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
         };
         Info {
             name: field(["ice-name", "icy-name"]),

@@ -9,7 +9,7 @@ use crate::peers::Peers;
 use crate::ring::Ring;
 use crate::shutdown::Shutdown;
 use crate::source::push::PushSlot;
-use crate::stats::Stats;
+use crate::stats::{RateMeter, Stats};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub struct Shared {
     pub link: Option<LinkState>,
     /// Per client address: pending connections and failed logins.
     pub peers: Arc<Peers>,
+    /// The stream's measured rate (listeners' send buffers follow it).
+    pub rate: RateMeter,
     /// The stream's Content-Type: the flags', or a link origin's (see `set_content_type`).
     content_type: Mutex<String>,
     /// `-content-type` was given: it wins over what a link origin says.
@@ -93,6 +95,7 @@ impl Shared {
             output_up: AtomicBool::new(false),
             link: cfg.link.clone().map(LinkState::new).transpose()?,
             peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
+            rate: RateMeter::default(),
             content_type: Mutex::new(cfg.content_type.clone()),
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),

@@ -1,6 +1,8 @@
 //! Counters shared by every thread: atomics only, so nobody takes a lock to count.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Stats {
@@ -25,6 +27,10 @@ impl Stats {
         counter.fetch_add(n, Relaxed);
     }
 
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Relaxed)
+    }
+
     /// One line for `-stat-log-interval` and the exit log.
     pub fn line(&self, listeners: usize) -> String {
         let g = |c: &AtomicU64| c.load(Relaxed);
@@ -45,5 +51,39 @@ impl Stats {
             g(&self.listeners_refused) + g(&self.connections_refused),
             g(&self.bad_requests),
         )
+    }
+}
+
+/// The stream's rate in bytes a second, measured from `bytes_in` over windows of at least
+/// [`RATE_WINDOW`] (whoever asks after a window has passed measures the next one). Listeners
+/// size their kernel send buffers by it.
+pub struct RateMeter {
+    /// (start of the window, `bytes_in` then, the last rate measured).
+    state: Mutex<(Instant, u64, u64)>,
+}
+
+pub const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+impl Default for RateMeter {
+    fn default() -> Self {
+        RateMeter {
+            state: Mutex::new((Instant::now(), 0, 0)),
+        }
+    }
+}
+
+impl RateMeter {
+    /// Bytes a second (0 until a first window has passed).
+    pub fn rate(&self, bytes_in: u64) -> u64 {
+        let mut s = self.state.lock();
+        let elapsed = s.0.elapsed();
+        if elapsed >= RATE_WINDOW {
+            let bytes = u128::from(bytes_in.saturating_sub(s.1));
+            let ms = elapsed.as_millis().max(1);
+            s.2 = u64::try_from(bytes * 1000 / ms).unwrap_or(u64::MAX);
+            s.0 = Instant::now();
+            s.1 = bytes_in;
+        }
+        s.2
     }
 }

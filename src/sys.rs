@@ -139,17 +139,23 @@ pub fn raise_nofile_limit() -> io::Result<u64> {
     }
 }
 
-/// Drops privileges to `uid` (`-uid`), group first so it can still be changed.
+/// Drops privileges to `uid` (`-uid`): the user's own groups (`initgroups`, so none of
+/// root's supplementary groups stay), then its primary group, then the uid. A uid with no
+/// passwd entry is refused: there would be no group to switch to.
 pub fn set_uid(uid: u32) -> io::Result<()> {
-    // SAFETY: plain syscalls.
+    // SAFETY: plain syscalls; pw points into libc's static buffer, read before any other
+    // getpw* call (main runs this before starting threads).
     unsafe {
         if libc::getuid() == uid {
             return Ok(());
         }
         let pw = libc::getpwuid(uid);
-        if !pw.is_null() {
-            check(libc::setgid((*pw).pw_gid))?;
+        if pw.is_null() {
+            return Err(io::Error::other("no such user (no passwd entry)"));
         }
+        let gid = (*pw).pw_gid;
+        check(libc::initgroups((*pw).pw_name, gid))?;
+        check(libc::setgid(gid))?;
         check(libc::setuid(uid)).map(drop)
     }
 }
@@ -176,6 +182,23 @@ pub fn set_tcp_user_timeout(sock: &impl AsRawFd, d: Duration) -> io::Result<()> 
             libc::TCP_USER_TIMEOUT,
             &ms as *const libc::c_uint as *const libc::c_void,
             std::mem::size_of::<libc::c_uint>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Asks the kernel for a send buffer of `bytes` (it doubles the figure for its own
+/// bookkeeping; `SO_SNDBUF` also turns off autotuning, which would grow it to 4 MB).
+pub fn set_send_buffer(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let v = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: a plain option value of the right size.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &v as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })
     .map(drop)

@@ -311,7 +311,7 @@ impl Player<'_> {
             title,
         } => {
             if shared.set_content_type(&content_type) {
-                info!("link: content type {content_type} (the origin's)");
+                info!("link: content type {content_type:?} (the origin's)");
             }
             if !header.is_empty() && shared.ring.header().is_none() {
                 shared.ring.set_header(header.into());

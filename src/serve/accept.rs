@@ -183,6 +183,16 @@ pub fn handle_http(
         ("POST", crate::link::PATH_PUSH) if cfg.link.as_ref().is_some_and(|l| l.receive) => {
             crate::link::receiver::serve_push(conn, peer, &req, shared)
         }
+        // libshout opens with `OPTIONS *` and picks its method from `Allow` (Icecast 2.5
+        // answers the same way); browsers' CORS preflights land here too.
+        ("OPTIONS", _) => {
+            let allow = if cfg.source_password.is_some() {
+                "GET, HEAD, OPTIONS, PUT, SOURCE"
+            } else {
+                "GET, HEAD, OPTIONS"
+            };
+            http::respond(&mut conn, req.minor, 200, "", &[("Allow", allow)]);
+        }
         ("GET" | "HEAD", _) => listener::serve(conn, peer, &req, cfg, shared),
         ("PUT" | "SOURCE", _) if cfg.source_password.is_some() => {
             push::serve_source(conn, peer, &req, cfg, shared)

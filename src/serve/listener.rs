@@ -5,6 +5,7 @@
 
 use super::http::{self, Request};
 use crate::config::Config;
+use crate::deadline::Deadline;
 use crate::icy::Inserter;
 use crate::limited;
 use crate::ratelimit::RateLimit;
@@ -18,6 +19,16 @@ use std::time::Duration;
 
 /// Most bytes copied out of the ring per wake-up (always at least one frame).
 const BATCH_CAP: usize = 64 * 1024;
+/// A listener's kernel send buffer holds about this much of the stream (the kernel doubles
+/// what we ask, so ask for half), within [`MIN_SNDBUF`]..[`MAX_SNDBUF`]. Small, so that a
+/// listener that stops reading fills it within seconds and meets `-write-timeout`, instead
+/// of the kernel buffering minutes (up to 4 MB) first; big enough that a reading listener
+/// on a path with a 1 s round trip still gets the full rate.
+const SNDBUF_SECONDS: u64 = 2;
+const MIN_SNDBUF: usize = 16 * 1024;
+const MAX_SNDBUF: usize = 1024 * 1024;
+/// Asked for while the stream's rate is not measured yet (the first 5 s).
+const DEFAULT_SNDBUF: usize = 64 * 1024;
 /// How long a sender sleeps in the ring before re-checking for shutdown.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 
@@ -46,6 +57,10 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     // The listener's place in the stream is fixed now, before it has its response head:
     // whatever the source publishes after that reaches it, however slow this thread is.
     let mut cursor = shared.ring.join(cfg.burst_bytes);
+    let sndbuf = send_buffer(shared.rate.rate(Stats::get(&shared.stats.bytes_in)));
+    if let Err(e) = crate::sys::set_send_buffer(&conn, sndbuf) {
+        debug!("{peer}: SO_SNDBUF {sndbuf}: {e}");
+    }
     let wants_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1");
     let head = http::head(
         req.minor,
@@ -63,7 +78,11 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     }
     Stats::add(&shared.stats.listeners_total, 1);
     let agent = req.header("User-Agent").unwrap_or("no User-Agent");
-    info!("{peer}: listening ({} {}, {agent})", req.method, req.path);
+    // Peer text is logged quoted ({:?} escapes control characters: no forged log lines).
+    info!(
+        "{peer}: listening ({} {:?}, {agent:?})",
+        req.method, req.path
+    );
 
     let mut client_left = if cfg.client_max_bytes > 0 {
         cfg.client_max_bytes
@@ -104,7 +123,10 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                         &*with_meta
                     }
                 };
-                if let Err(e) = conn.write_all(wire) {
+                // The whole batch within -write-timeout, however the listener trickles its
+                // reads: a socket that takes a few bytes now and then is as stalled as one
+                // that takes none.
+                if let Err(e) = write_all_by(&mut conn, wire, Deadline::after(cfg.write_timeout)) {
                     break if http::is_disconnect(&e) {
                         debug!("{peer}: left");
                         "left"
@@ -132,6 +154,31 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
         http::close_gracefully(&mut conn);
     }
     info!("{peer}: done after {sent} bytes: {end}");
+}
+
+/// The send buffer to ask for at a stream rate of `rate` bytes a second (0: unknown).
+fn send_buffer(rate: u64) -> usize {
+    if rate == 0 {
+        return DEFAULT_SNDBUF;
+    }
+    let half = rate.saturating_mul(SNDBUF_SECONDS) / 2;
+    usize::try_from(half)
+        .unwrap_or(MAX_SNDBUF)
+        .clamp(MIN_SNDBUF, MAX_SNDBUF)
+}
+
+/// `write_all` that fails with `TimedOut` once `deadline` passes.
+fn write_all_by(conn: &mut TcpStream, mut buf: &[u8], deadline: Deadline) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        deadline.arm(conn)?;
+        match conn.write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The response headers of a stream, in Icecast's shape: no caching, the `icy-*` fields the

@@ -270,7 +270,7 @@ pub fn serve_source(
         .header("Content-Length")
         .and_then(|l| l.trim().parse::<u64>().ok());
     info!(
-        "{peer}: source client connected ({} {}, {})",
+        "{peer}: source client connected ({} {:?}, {:?})",
         req.method,
         req.path,
         req.header("User-Agent").unwrap_or("no User-Agent")

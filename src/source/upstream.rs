@@ -72,7 +72,7 @@ impl UpstreamInput {
                 }
                 s => {
                     return Err(io::Error::other(format!(
-                        "upstream answered {s} {}",
+                        "upstream answered {s} {:?}",
                         head.reason
                     )))
                 }
@@ -95,7 +95,7 @@ impl UpstreamInput {
             .filter(|&n| n > 0);
         shared.meta.merge_info(&Info::from_headers(|n| head.get(n)));
         info!(
-            "upstream {} connected: {} ({}{})",
+            "upstream {} connected: {:?} ({:?}{})",
             url.redacted(),
             head.reason.trim(),
             head.get("Content-Type").unwrap_or("no Content-Type"),

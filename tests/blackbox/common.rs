@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -593,4 +593,50 @@ pub fn get_with_auth(addr: SocketAddr, path: &str, user: &str, pass: &str) -> Li
             basic(user, pass)
         ),
     )
+}
+
+/// Connects to `target` from local address `ip` (any loopback address works on Linux).
+pub fn connect_from(ip: IpAddr, target: SocketAddr) -> Option<TcpStream> {
+    dial(ip, target, None)
+}
+
+/// Connects to `target` from `ip`, with a receive buffer of `rcvbuf` bytes when given (set
+/// before connecting, as a player with a small buffer has).
+pub fn dial(ip: IpAddr, target: SocketAddr, rcvbuf: Option<i32>) -> Option<TcpStream> {
+    let (IpAddr::V4(v4), SocketAddr::V4(t)) = (ip, target) else {
+        return None;
+    };
+    let addr = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor we own; closed on every failure.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return None;
+        }
+        let local = addr(v4, 0);
+        let remote = addr(*t.ip(), t.port());
+        let ok = rcvbuf.is_none_or(|size| {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                &size as *const i32 as *const libc::c_void,
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            ) == 0
+        }) && libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) == 0
+            && libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) == 0;
+        if !ok {
+            libc::close(fd);
+            return None;
+        }
+        Some(<TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd))
+    }
 }

@@ -8,7 +8,11 @@ use std::time::{Duration, Instant};
 #[test]
 fn five_hundred_listeners_at_different_speeds_without_errors() {
     let path = fixture("tone-128k-44k1.mp3");
-    let s = mp3_server(&path, "16000", &["-max-clients", "600"]);
+    let s = mp3_server(
+        &path,
+        "16000",
+        &["-max-clients", "600", "-max-pending-per-ip", "1000"],
+    );
     let addr = s.addr;
     let run_for = Duration::from_secs(3);
     let threads: Vec<_> = (0..500)

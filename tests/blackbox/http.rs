@@ -98,7 +98,16 @@ fn a_silent_connection_is_closed_after_the_header_timeout() {
 
 #[test]
 fn a_flood_of_idle_connections_does_not_stop_real_listeners() {
-    let s = Server::start(&["-tone", "-max-clients", "20", "-header-timeout", "30s"]);
+    // From one address: the per-address cap is raised so that the global one is what acts.
+    let s = Server::start(&[
+        "-tone",
+        "-max-clients",
+        "20",
+        "-header-timeout",
+        "30s",
+        "-max-pending-per-ip",
+        "1000",
+    ]);
     // 20 listener slots + 64 extra connections: 150 idle sockets exceed the connection cap.
     let idle: Vec<TcpStream> = (0..150)
         .map(|_| TcpStream::connect(s.addr).unwrap())

@@ -88,7 +88,7 @@ fn wrong_password_gets_401_and_a_second_source_403() {
     let mut ff = ffmpeg_push(&tone(), &target, &[]);
     let status = ff.wait().unwrap();
     assert!(!status.success(), "ffmpeg must fail with a wrong password");
-    assert!(s.wait_log("wrong user or password", T).is_some());
+    assert!(s.wait_log("source login: wrong credentials", T).is_some());
     let r = Listener::request(
         s.addr,
         &format!(

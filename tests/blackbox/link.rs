@@ -482,7 +482,7 @@ fn wrong_key_is_refused_and_logged() {
         r.log_text()
     );
     assert!(
-        o.wait_log("refused: wrong key", T).is_some(),
+        o.wait_log("link handshake: wrong credentials", T).is_some(),
         "{}",
         o.log_text()
     );

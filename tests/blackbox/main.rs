@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod fanout;
+mod hostile;
 mod http;
 mod icecast;
 mod lifecycle;

@@ -5,6 +5,7 @@
 //! uplink), corrupt (flip a byte in what flows towards the client), and a switch of the local address it dials the target from (a pusher "changing
 //! IP").
 
+use crate::common::connect_from;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -202,53 +203,4 @@ fn rst(s: &TcpStream) {
         );
     }
     let _ = s.shutdown(Shutdown::Both);
-}
-
-/// Connects to `target` from local address `ip` (any loopback address works on Linux).
-fn connect_from(ip: IpAddr, target: SocketAddr) -> Option<TcpStream> {
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        if fd < 0 {
-            return None;
-        }
-        let IpAddr::V4(v4) = ip else { return None };
-        let local = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(v4.octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        if libc::bind(
-            fd,
-            &local as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) != 0
-        {
-            libc::close(fd);
-            return None;
-        }
-        let SocketAddr::V4(t) = target else {
-            return None;
-        };
-        let remote = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: t.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(t.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        if libc::connect(
-            fd,
-            &remote as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as u32,
-        ) != 0
-        {
-            libc::close(fd);
-            return None;
-        }
-        Some(<TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd))
-    }
 }

@@ -1,0 +1,556 @@
+//! Hostile clients against the real binary: malformed and non-ASCII requests at every route,
+//! peers that trickle a byte at a time through each phase's deadline, a flood from one
+//! address, a listener that stops reading, a password guesser. Through all of it the server
+//! must not panic, and a good listener keeps its full rate.
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(10);
+const PW: &str = "hackme";
+const ADMIN: &str = "adminpw";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// Sends `raw` on a new connection from `from` and reads what comes back until the
+/// connection closes, or a response head and then 300 ms more, or `wait` passes.
+fn send_raw(from: IpAddr, to: SocketAddr, raw: &[u8], wait: Duration) -> Vec<u8> {
+    let Some(mut c) = connect_from(from, to) else {
+        return Vec::new();
+    };
+    let _ = c.write_all(raw);
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let mut deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut head_seen = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || c.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if !head_seen && out.windows(4).any(|w| w == b"\r\n\r\n") {
+            // A stream never ends: the head and a little of the body are enough.
+            head_seen = true;
+            deadline = deadline.min(Instant::now() + Duration::from_millis(300));
+        }
+    }
+    out
+}
+
+/// A listener reading the stream on its own thread, counting bytes.
+struct Reader {
+    bytes: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reader {
+    fn start(addr: SocketAddr) -> Reader {
+        let mut l = Listener::get(addr, "/", 0);
+        assert_eq!(l.status, 200);
+        let bytes = Arc::new(AtomicU64::new(l.body.len() as u64));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, s) = (Arc::clone(&bytes), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            l.conn
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut buf = [0u8; 16384];
+            while !s.load(Relaxed) {
+                match l.conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        b.fetch_add(n as u64, Relaxed);
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        Reader {
+            bytes,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn bytes(&self) -> u64 {
+        self.bytes.load(Relaxed)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Every route ringcast has, with the methods it takes and some it does not.
+const ROUTES: &[&str] = &[
+    "/",
+    "/live.mp3",
+    "/admin/metadata",
+    "/admin/metadata.xsl",
+    "/admin.cgi",
+    "/status-json.xsl",
+    "/metrics",
+    "/.ringcast/link/challenge",
+    "/.ringcast/link/pull",
+    "/.ringcast/link/push",
+    "*",
+];
+
+/// Malformed, non-ASCII and hostile requests, built for one route.
+fn corpus(route: &str) -> Vec<Vec<u8>> {
+    let queries: &[&[u8]] = &[
+        b"?a=%1\xc3\xa9",
+        b"?mode=updinfo&song=%",
+        b"?mode=updinfo&song=%c3&charset=ISO-8859-1",
+        b"?mode=updinfo&artist=\xff\xfe&title=%00%0d%0aX-Injected:%201",
+        b"?pass=%e9&mode=updinfo&song=x';StreamUrl='http://evil/';",
+        b"?%%%%%%&&&==&=",
+        b"?v=1&nonce=zz&cnonce=&after=18446744073709551615.99999999999999999999&want=99999999999999999999&rid=\xc3&mac=%",
+        b"?\xc3\xa9\xc3",
+    ];
+    let auths: &[&[u8]] = &[
+        b"",
+        b"Authorization: Basic \xc3\xa9\r\n",
+        b"Authorization: Basic ====\r\n",
+        b"Authorization: Basic YWRtaW4=\r\n",
+        b"Authorization: Basic YWRtaW46YWRtaW5wdw\r\n",
+        b"Authorization: Digest x\r\n",
+    ];
+    let tails: &[&[u8]] = &[
+        b"\r\n",
+        b"Content-Length: 99999999999999999999999\r\n\r\nxx",
+        b"Content-Length: -1\r\n\r\n",
+        b"Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nab\r\nzz\r\n",
+        b"Icy-MetaData: 1\r\nUser-Agent: \xff\xfe\x1b[31mred\r\n\r\n",
+        b"Expect: 100-continue\r\n\r\n\x00\x01\x02",
+    ];
+    let methods: &[&[u8]] = &[
+        b"GET", b"HEAD", b"PUT", b"SOURCE", b"POST", b"OPTIONS", b"G\xc3T",
+    ];
+    let mut out = Vec::new();
+    for (i, m) in methods.iter().enumerate() {
+        for (j, q) in queries.iter().enumerate() {
+            let a = auths[(i + j) % auths.len()];
+            let t = tails[(i * 3 + j) % tails.len()];
+            let mut r = Vec::new();
+            r.extend_from_slice(m);
+            r.push(b' ');
+            r.extend_from_slice(route.as_bytes());
+            r.extend_from_slice(q);
+            r.extend_from_slice(b" HTTP/1.");
+            r.push(if (i + j) % 2 == 0 { b'0' } else { b'1' });
+            r.extend_from_slice(b"\r\nHost: h\r\n");
+            r.extend_from_slice(a);
+            r.extend_from_slice(t);
+            out.push(r);
+        }
+    }
+    // Not HTTP at all, and heads that end early or never.
+    out.push(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec());
+    out.push(format!("GET {route} HTTP/9.9\r\n\r\n").into_bytes());
+    out.push(format!("GET {route}\r\n\r\n").into_bytes());
+    out.push([b"GET ".as_slice(), route.as_bytes(), &[b'a'; 9000]].concat());
+    out
+}
+
+#[test]
+fn malformed_requests_at_every_route_never_crash_or_disturb_a_listener() {
+    // The tone: 44100 bytes a second, real time. The link's paths exist (-link-key makes
+    // this an origin); source methods get 405 (the tone is the input).
+    let s = Server::start(&[
+        "-tone",
+        "-admin-password",
+        ADMIN,
+        "-link-key",
+        "linkkey123",
+        "-header-timeout",
+        "2s",
+    ]);
+    let good = Reader::start(s.addr);
+    let started = Instant::now();
+    let before = good.bytes();
+    let addr = s.addr;
+    // Four senders from another address, each its share of the corpus.
+    let all: Vec<Vec<u8>> = ROUTES.iter().flat_map(|r| corpus(r)).collect();
+    let n = all.len();
+    let all = Arc::new(all);
+    let senders: Vec<_> = (0..4)
+        .map(|k| {
+            let all = Arc::clone(&all);
+            std::thread::spawn(move || {
+                for req in all.iter().skip(k).step_by(4) {
+                    send_raw(ip("127.0.0.4"), addr, req, Duration::from_secs(3));
+                }
+            })
+        })
+        .collect();
+    for t in senders {
+        t.join().unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let got = (good.bytes() - before) as f64;
+    assert!(s.child.id() > 0);
+    assert!(
+        std::fs::metadata(format!("/proc/{}", s.child.id())).is_ok(),
+        "ringcast is still running after {n} hostile requests"
+    );
+    let log = s.log_text();
+    assert!(!log.contains("panicked"), "no panic: {log}");
+    // Full rate: the listener got what the tone made in that time (batches may lag 0.5 s).
+    let expected = 44100.0 * elapsed;
+    assert!(
+        got >= expected - 44100.0,
+        "the good listener got {got} bytes in {elapsed:.1}s (expected {expected:.0})"
+    );
+    // And the server still answers as it should.
+    assert_eq!(Listener::get(s.addr, "/status-json.xsl", 1).status, 200);
+    // No forged log lines: escapes stay escaped.
+    assert!(
+        !log.contains("\x1b[31m"),
+        "control characters reach the log"
+    );
+}
+
+#[test]
+fn the_shoutcast_port_takes_garbage() {
+    let s = Server::start(&[
+        "-source-password",
+        PW,
+        "-frame-filter",
+        "mp3",
+        "-header-timeout",
+        "2s",
+    ]);
+    assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
+    let v1 = SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
+    let good = Reader::start(s.addr);
+    for raw in [
+        &b"\xc3\xa9\xff:#\x00\r\n"[..],
+        &[b'x'; 5000][..],
+        b"hackme\r\nicy-name:\xff\x1b\r\nicy-genre: a\r\n\r\n\xff\xfb\x92",
+        b"\r\n\r\n\r\n",
+        b"hackme:#1\n",
+    ] {
+        send_raw(ip("127.0.0.4"), v1, raw, Duration::from_secs(3));
+    }
+    assert!(!s.log_text().contains("panicked"));
+    assert!(std::fs::metadata(format!("/proc/{}", s.child.id())).is_ok());
+    drop(good);
+    assert_eq!(Listener::get(s.addr, "/", 0).status, 200);
+}
+
+/// Writes `bytes` one at a time, one every `every`, until the peer closes or `limit`
+/// passes. Returns how long the peer let it go on.
+fn trickle(conn: &mut TcpStream, bytes: &[u8], every: Duration, limit: Duration) -> Duration {
+    trickle_until(conn, bytes, every, limit, true)
+}
+
+/// [`trickle`]; with `eof_ends` false a half-close (the peer's end of response) does not
+/// count, only a write that fails (the peer closed for good).
+fn trickle_until(
+    conn: &mut TcpStream,
+    bytes: &[u8],
+    every: Duration,
+    limit: Duration,
+    eof_ends: bool,
+) -> Duration {
+    let start = Instant::now();
+    conn.set_read_timeout(Some(Duration::from_millis(10)))
+        .unwrap();
+    let mut sink = [0u8; 4096];
+    for b in bytes.iter().cycle() {
+        if start.elapsed() > limit {
+            break;
+        }
+        if conn.write_all(&[*b]).is_err() {
+            break;
+        }
+        // A read of 0 is the server closing on us.
+        let until = Instant::now() + every;
+        let mut closed = false;
+        while Instant::now() < until {
+            match conn.read(&mut sink) {
+                Ok(0) if eof_ends => {
+                    closed = true;
+                    break;
+                }
+                Ok(0) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+        }
+        if closed {
+            break;
+        }
+    }
+    start.elapsed()
+}
+
+#[test]
+fn a_trickled_request_head_is_cut_at_header_timeout() {
+    let s = Server::start(&["-tone", "-header-timeout", "2s"]);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    let held = trickle(
+        &mut c,
+        b"GET / HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        Duration::from_millis(400),
+        Duration::from_secs(20),
+    );
+    // 2 s for the head, then at most LINGER (2 s) of lingering after the 408.
+    assert!(held < Duration::from_secs(5), "held for {held:?}");
+}
+
+#[test]
+fn a_peer_trickling_after_an_error_response_is_let_go() {
+    let s = Server::start(&["-tone"]);
+    let mut c = TcpStream::connect(s.addr).unwrap();
+    c.write_all(b"BREW / HTTP/1.1\r\n\r\n").unwrap();
+    // The 405 is sent and the server half-closes; it then reads what the peer still sends
+    // until it closes, but for 2 s in all, however often a byte comes.
+    let held = trickle_until(
+        &mut c,
+        b"x",
+        Duration::from_millis(500),
+        Duration::from_secs(20),
+        false,
+    );
+    assert!(held < Duration::from_secs(4), "held for {held:?}");
+}
+
+#[test]
+fn a_shoutcast_source_trickling_its_password_or_headers_is_dropped() {
+    let s = Server::start(&[
+        "-source-password",
+        PW,
+        "-frame-filter",
+        "mp3",
+        "-header-timeout",
+        "2s",
+    ]);
+    assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
+    let v1 = SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
+    let mut c = TcpStream::connect(v1).unwrap();
+    let held = trickle(
+        &mut c,
+        b"hackm",
+        Duration::from_millis(400),
+        Duration::from_secs(20),
+    );
+    assert!(
+        held < Duration::from_secs(4),
+        "password phase held for {held:?}"
+    );
+
+    let mut c = TcpStream::connect(v1).unwrap();
+    c.write_all(b"hackme\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    c.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"OK2\r\n");
+    let held = trickle(
+        &mut c,
+        b"icy-name:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        Duration::from_millis(400),
+        Duration::from_secs(20),
+    );
+    assert!(
+        held < Duration::from_secs(4),
+        "header phase held for {held:?}"
+    );
+    assert!(s.wait_log("dropped in its headers", T).is_some());
+}
+
+/// A server that accepts and then answers a byte every 400 ms, forever.
+fn trickling_server() -> (SocketAddr, Arc<AtomicBool>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut conns: Vec<TcpStream> = Vec::new();
+        while !st.load(Relaxed) && Instant::now() < deadline {
+            if let Ok((c, _)) = l.accept() {
+                conns.push(c);
+            }
+            for c in &mut conns {
+                let _ = c.write_all(b"H");
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    (addr, stop)
+}
+
+#[test]
+fn an_upstream_trickling_its_answer_is_redialled_after_the_dial_deadline() {
+    let (up, stop) = trickling_server();
+    let s = Server::start(&["-url", &format!("http://{up}/live"), "-frame-filter", "mp3"]);
+    let t0 = Instant::now();
+    let line = s.wait_log("no answer in time", Duration::from_secs(20));
+    stop.store(true, Relaxed);
+    assert!(line.is_some(), "{}", s.log_text());
+    // The dial's deadline is 10 s, whatever the trickle.
+    assert!(t0.elapsed() < Duration::from_secs(13), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn a_link_origin_trickling_its_challenge_is_redialled_after_the_handshake_deadline() {
+    let (up, stop) = trickling_server();
+    let s = Server::start(&[
+        "-link-key",
+        "linkkey123",
+        "-link-pull",
+        &format!("http://{up}"),
+    ]);
+    let t0 = Instant::now();
+    let line = s.wait_log("no answer in time", Duration::from_secs(10));
+    stop.store(true, Relaxed);
+    assert!(line.is_some(), "{}", s.log_text());
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn a_flood_from_one_address_leaves_room_for_listeners_from_another() {
+    let s = Server::start(&[
+        "-tone",
+        "-max-clients",
+        "20",
+        "-header-timeout",
+        "30s",
+        "-max-pending-per-ip",
+        "8",
+    ]);
+    // 200 connections from 127.0.0.2 that never send a request: 20 slots + 64 spare would
+    // all be taken without the per-address cap.
+    let flood: Vec<TcpStream> = (0..200)
+        .filter_map(|_| connect_from(ip("127.0.0.2"), s.addr))
+        .collect();
+    assert!(flood.len() > 100);
+    assert!(s.wait_log("-max-pending-per-ip", T).is_some());
+    let mut c = connect_from(ip("127.0.0.3"), s.addr).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let (status, _, mut body) = read_head(&mut c);
+    assert_eq!(status, 200);
+    let mut buf = [0u8; 4096];
+    while body.len() < 44 {
+        let n = c.read(&mut buf).unwrap();
+        assert!(n > 0);
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert!(body.starts_with(b"RIFF"));
+    drop(flood);
+}
+
+#[test]
+fn a_listener_that_stops_reading_is_dropped_within_write_timeout_plus_5s() {
+    // 16 kB/s, played in real time.
+    let s = mp3_server(
+        &fixture("tone-128k-44k1.mp3"),
+        "16000",
+        &["-write-timeout", "2s"],
+    );
+    // Let the server measure the stream's rate (5 s windows) before the listener comes.
+    std::thread::sleep(Duration::from_secs(6));
+    let _ = s.listen();
+    // A player with a small buffer that reads the head, then never again.
+    let mut c = dial(ip("127.0.0.1"), s.addr, Some(4096)).unwrap();
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    let (status, _, _) = read_head(&mut c);
+    assert_eq!(status, 200);
+    let stopped = Instant::now();
+    let line = s.wait_log("(-write-timeout): dropped", Duration::from_secs(30));
+    let after = stopped.elapsed();
+    assert!(line.is_some(), "never dropped: {}", s.log_text());
+    assert!(after < Duration::from_secs(7), "dropped after {after:?}");
+}
+
+#[test]
+fn a_password_guesser_is_slowed_then_refused_and_others_are_not() {
+    let s = Server::start(&["-tone", "-admin-password", ADMIN]);
+    let guess = |from: &str, pass: &str| -> (u16, Duration, String) {
+        let t = Instant::now();
+        let raw = format!(
+            "GET /metrics HTTP/1.0\r\nAuthorization: {}\r\n\r\n",
+            basic("admin", pass)
+        );
+        let out = send_raw(ip(from), s.addr, raw.as_bytes(), T);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, t.elapsed(), text)
+    };
+    for _ in 0..5 {
+        assert_eq!(guess("127.0.0.5", "wrong").0, 401);
+    }
+    // Slowed from the sixth on.
+    let (status, took, _) = guess("127.0.0.5", "wrong");
+    assert_eq!(status, 401);
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // Up to 20 failures (in parallel: each waits its second), then refused unchecked.
+    let handles: Vec<_> = (0..14)
+        .map(|_| {
+            let addr = s.addr;
+            std::thread::spawn(move || {
+                let raw = format!(
+                    "GET /metrics HTTP/1.0\r\nAuthorization: {}\r\n\r\n",
+                    basic("admin", "wrong")
+                );
+                send_raw(ip("127.0.0.5"), addr, raw.as_bytes(), T)
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let (status, _, text) = guess("127.0.0.5", ADMIN);
+    assert_eq!(
+        status, 429,
+        "even the right password is refused now: {text}"
+    );
+    assert!(text.contains("Retry-After"));
+    // Another address logs in at once.
+    let (status, took, _) = guess("127.0.0.6", ADMIN);
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_millis(900));
+    // The failures were logged, rate-limited (not one line per attempt).
+    assert!(s.log_count("wrong credentials") < 10, "{}", s.log_text());
+}
+
+#[test]
+fn client_max_bytes_past_4_gib_is_kept_not_wrapped() {
+    // On armv7 (32-bit, run under qemu by make test-arm) `as usize` made this 705032704.
+    let s = Server::start(&["-tone", "-client-max-bytes", "5000000000"]);
+    let mut l = s.listen();
+    assert_eq!(l.status, 200);
+    assert!(l.read_body(100_000, T).len() >= 100_000);
+    let (code, _, err) = run_cli(&["-tone", "-client-max-bytes", "-1"]);
+    assert_eq!(code, 1, "{err}");
+}
