@@ -17,21 +17,22 @@ use std::collections::VecDeque;
 ///
 /// An origin whose wall clock steps backward (NTP setting a Pi without a clock battery)
 /// makes every new difference larger by the step, which the minimum would ignore for the
-/// whole window. So when every sample for [`STEP_CONFIRM_US`] has been more than
-/// [`STEP_US`] above the offset, the window starts again from the new samples: the step is
-/// followed within seconds. (A step forward lowers the difference and is taken at once.)
+/// whole window. A sample more than [`STEP_US`] away from the offset, either way, is held
+/// back (a peer's one absurd send time must not become the minimum); when every sample for
+/// [`STEP_CONFIRM_US`] has been that far away, the clock did step, and the window starts
+/// again from the new samples: the step is followed within seconds.
 pub struct ClockSync {
     window_us: i64,
     /// (local arrival, arrival − sent), oldest first.
     samples: VecDeque<(i64, i64)>,
     offset: Option<i64>,
-    /// Since when (local µs) every sample has been above the offset by more than STEP_US.
-    above_since: Option<i64>,
+    /// Since when (local µs) every sample has been more than STEP_US from the offset.
+    away_since: Option<i64>,
 }
 
-/// How far above the offset a sample must be to count towards a clock step.
+/// How far from the offset a sample must be to count as a clock step, not jitter.
 pub const STEP_US: i64 = 2_000_000;
-/// How long samples must stay that far above before the offset follows them.
+/// How long samples must stay that far away before the offset follows them.
 pub const STEP_CONFIRM_US: i64 = 3_000_000;
 
 impl ClockSync {
@@ -40,21 +41,22 @@ impl ClockSync {
             window_us,
             samples: VecDeque::new(),
             offset: None,
-            above_since: None,
+            away_since: None,
         }
     }
 
     pub fn sample(&mut self, local_us: i64, sent_us: i64) {
         let diff = local_us.saturating_sub(sent_us);
         match self.offset {
-            Some(o) if diff > o.saturating_add(STEP_US) => {
-                let since = *self.above_since.get_or_insert(local_us);
-                if local_us.saturating_sub(since) >= STEP_CONFIRM_US {
-                    self.samples.clear();
-                    self.above_since = None;
+            Some(o) if diff.saturating_sub(o).saturating_abs() > STEP_US => {
+                let since = *self.away_since.get_or_insert(local_us);
+                if local_us.saturating_sub(since) < STEP_CONFIRM_US {
+                    return;
                 }
+                self.samples.clear();
+                self.away_since = None;
             }
-            _ => self.above_since = None,
+            _ => self.away_since = None,
         }
         // Keep a monotonic deque: a newer, smaller diff makes older larger ones useless.
         while self.samples.back().is_some_and(|&(_, d)| d >= diff) {
@@ -326,6 +328,18 @@ mod tests {
         }
         let after = followed_after.expect("the step was never followed");
         assert!(after <= STEP_CONFIRM_US + 500_000, "followed after {after} µs");
+    }
+
+    #[test]
+    fn one_absurd_send_time_does_not_move_the_clock() {
+        let mut c = ClockSync::new(60_000_000);
+        let t0 = 1_700_000_000_000_000i64;
+        for i in 0..10 {
+            c.sample(i * 500_000, t0 + i * 500_000);
+        }
+        c.sample(5_000_000, i64::MAX);
+        c.sample(5_100_000, 0);
+        assert_eq!(c.offset(), Some(-t0));
     }
 
     #[test]

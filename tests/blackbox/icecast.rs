@@ -39,7 +39,7 @@ fn ffmpeg_pushes_with_put_and_listeners_decode_the_stream() {
         &["-ice_name", "Test FM", "-ice_genre", "Jazz"],
     );
     assert!(
-        s.wait_log("source client connected (PUT /live", T)
+        s.wait_log("source client connected (PUT \"/live", T)
             .is_some(),
         "{}",
         s.log_text()
@@ -66,7 +66,7 @@ fn ffmpeg_legacy_source_method_works_too() {
     let target = format!("icecast://source:{PW}@{}/live", s.addr);
     let mut ff = ffmpeg_push(&tone(), &target, &["-legacy_icecast", "1"]);
     assert!(
-        s.wait_log("source client connected (SOURCE /live", T)
+        s.wait_log("source client connected (SOURCE \"/live", T)
             .is_some(),
         "{}",
         s.log_text()
@@ -671,4 +671,75 @@ fn restreams_mpeg_ts_from_an_upstream() {
         ok && err.trim().is_empty(),
         "ffmpeg decodes the restreamed TS: {err}"
     );
+}
+
+#[test]
+fn ezstream_streams_through_libshout_and_its_titles_arrive() {
+    // libshout 2.4 (as MusicDB uses it) opens with `OPTIONS *`, then streams, then sends
+    // each file's tags as `artist=` and `title=`, not `song=`.
+    require_program("ezstream", "ezstream");
+    let s = push_server(&[]);
+    let dir = scratch("ezstream");
+    let voice = fixture("voice-40k-16k-id3.mp3"); // artist "ringcast", title "Fixture title"
+    std::fs::write(dir.join("playlist.m3u"), format!("{}\n", voice.display())).unwrap();
+    let config = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<ezstream>
+  <servers><server>
+    <protocol>HTTP</protocol>
+    <hostname>{ip}</hostname>
+    <port>{port}</port>
+    <user>source</user>
+    <password>{PW}</password>
+    <tls>None</tls>
+  </server></servers>
+  <streams><stream>
+    <mountpoint>/live</mountpoint>
+    <format>MP3</format>
+    <stream_name>Ez Radio</stream_name>
+  </stream></streams>
+  <intakes><intake>
+    <type>playlist</type>
+    <filename>{playlist}</filename>
+  </intake></intakes>
+</ezstream>
+"#,
+        ip = s.addr.ip(),
+        port = s.addr.port(),
+        playlist = dir.join("playlist.m3u").display()
+    );
+    let cfg_path = dir.join("ezstream.xml");
+    std::fs::write(&cfg_path, config).unwrap();
+    // ezstream refuses a config file others can read (it holds the password).
+    std::fs::set_permissions(
+        &cfg_path,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("ezstream");
+    cmd.args(["-c", cfg_path.to_str().unwrap()]);
+    let mut ez = spawn_quiet(cmd);
+    let connected = s.wait_log("source client connected", T);
+    let titled = s.wait_log("title set to \"ringcast - Fixture title\"", T);
+    // And the audio flows to listeners: MP3 frames of the file (16 kHz, 40 kb/s).
+    let mut l = s.listen();
+    let heard = l.read_body(5000, T).to_vec();
+    let _ = ez.kill();
+    let _ = ez.wait();
+    assert!(
+        connected.is_some(),
+        "ezstream never connected: {}",
+        s.log_text()
+    );
+    assert!(
+        titled.is_some(),
+        "the title never arrived: {}",
+        s.log_text()
+    );
+    assert!(mp3_frames(&heard).len() > 10, "{} bytes heard", heard.len());
+    let status = Listener::get(s.addr, "/status-json.xsl", 1);
+    let mut status = status;
+    status.read_to_eof(T);
+    let body = String::from_utf8_lossy(&status.body);
+    assert!(body.contains("ringcast - Fixture title"), "{body}");
 }

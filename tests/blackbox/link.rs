@@ -447,7 +447,7 @@ fn the_content_type_travels_on_the_link() {
     let keeps = receiver(&["-link-pull", &url, "-content-type", "audio/x-own"]);
     assert!(
         follows
-            .wait_log("link: content type audio/x-studio-feed", T)
+            .wait_log("link: content type \"audio/x-studio-feed\"", T)
             .is_some(),
         "{}",
         follows.log_text()

@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod fanout;
 mod hostile;
+mod hostile_link;
 mod http;
 mod icecast;
 mod lifecycle;
