@@ -158,7 +158,7 @@ fn a_hostile_peer_with_the_key_cannot_wedge_flood_or_crash_the_receiver() {
     let frag_us = 250_000;
     let mut seq = 0;
     // A second of good fragments, paced as an origin would send them.
-    let mut send_good = |p: &mut Pusher, seq: &mut u64, clock: i64, n: u64| {
+    let send_good = |p: &mut Pusher, seq: &mut u64, clock: i64, n: u64| {
         for _ in 0..n {
             *seq += 1;
             let cap = (start as i64 + clock + (*seq as i64) * frag_us) as u64;
