@@ -63,7 +63,7 @@ impl Conn {
                         "no answer in time".to_string()
                     }
                     // A plain HTTP server answers a TLS hello with an HTTP error page.
-                    _ if e.to_string().contains("InvalidContentType") => {
+                    _ if is_plain_http_answer(&e) => {
                         format!("{e} (an http:// server, not https://?)")
                     }
                     _ => e.to_string(),
@@ -74,6 +74,7 @@ impl Conn {
         Ok(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))))
     }
 
+    /// The socket under the connection.
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Conn::Plain(s) => s,
@@ -124,6 +125,17 @@ impl Conn {
             }
         }
     }
+}
+
+/// Whether a handshake error is rustls seeing a record that is not TLS (what a plain HTTP
+/// server's answer looks like), matched on rustls's error type, not its text.
+fn is_plain_http_answer(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        Some(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        ))
+    )
 }
 
 impl Read for Conn {

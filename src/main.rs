@@ -59,6 +59,7 @@ mod tls;
 
 use config::Config;
 use log::{error, info, warn};
+use serve::accept::Port;
 use shared::Shared;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
@@ -180,7 +181,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     let sock_fd = sock.as_raw_fd();
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
     let accept = spawn("http-accept", move || {
-        serve::accept::run(sock, c, sh, "tx", serve::accept::handle_http)
+        serve::accept::run(sock, c, sh, Port::Http, serve::accept::handle_http)
     })?;
     // SHOUTcast v1 source clients connect to the next port, as SHOUTcast's DNAS has it.
     let mut shoutcast = None;
@@ -192,7 +193,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
                 let fd = sc.as_raw_fd();
                 let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
                 let h = spawn("sc-accept", move || {
-                    serve::accept::run(sc, c, sh, "sc", source::push::serve_shoutcast)
+                    serve::accept::run(sc, c, sh, Port::SourceV1, source::push::serve_shoutcast)
                 })?;
                 shoutcast = Some((fd, h));
             }

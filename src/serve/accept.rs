@@ -34,19 +34,32 @@ static SPAWN_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static PENDING_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
+/// Which port an accept loop serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The HTTP port: listeners, admin, sources, the link. The watchdog watches its loop.
+    Http,
+    /// SHOUTcast v1 sources on the HTTP port + 1.
+    SourceV1,
+}
+
+impl Port {
+    /// Connection threads are named `{prefix}-N`.
+    fn thread_prefix(self) -> &'static str {
+        match self {
+            Port::Http => "tx",
+            Port::SourceV1 => "sc",
+        }
+    }
+}
+
 /// What a connection thread does with its connection. `Pending` counts it against its
 /// address's `-max-pending-per-ip` until the handler has read the request (or drops it).
 pub type Handler = fn(TcpStream, SocketAddr, Pending, &Config, &Shared);
 
-/// Accepts on `sock` until shutdown; each connection gets a thread named `{prefix}-N` running
+/// Accepts on `sock` until shutdown; each connection gets a thread named for its `port` running
 /// `handler` (HTTP: [`handle_http`]; SHOUTcast v1 sources on port+1).
-pub fn run(
-    sock: TcpListener,
-    cfg: Arc<Config>,
-    shared: Arc<Shared>,
-    prefix: &str,
-    handler: Handler,
-) {
+pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>, port: Port, handler: Handler) {
     let open = Arc::new(AtomicUsize::new(0));
     let cap = cfg.max_clients + EXTRA_CONNECTIONS;
     let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
@@ -98,7 +111,7 @@ pub fn run(
         let guard = ConnGuard::new(&open);
         let (cfg2, shared2) = (Arc::clone(&cfg), Arc::clone(&shared));
         let spawned = thread::Builder::new()
-            .name(format!("{prefix}-{next_id}"))
+            .name(format!("{}-{next_id}", port.thread_prefix()))
             .stack_size(CONN_STACK)
             .spawn(move || {
                 let _guard = guard;
@@ -110,7 +123,7 @@ pub fn run(
             shared.shutdown.sleep(backoff.next_delay());
         }
     }
-    if prefix == "tx" {
+    if port == Port::Http {
         shared.accepting.store(false, Ordering::Relaxed);
     }
     info!("no longer accepting connections");

@@ -129,31 +129,54 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                 if let Err(e) = write_all_by(&mut conn, wire, Deadline::after(cfg.write_timeout)) {
                     break if http::is_disconnect(&e) {
                         debug!("{peer}: left");
-                        "left"
+                        End::Left
                     } else if http::is_stalled(&e) {
                         warn!(
                             "{peer}: not reading for {:?} (-write-timeout): dropped",
                             cfg.write_timeout
                         );
-                        "stalled"
+                        End::Stalled
                     } else {
                         info!("{peer}: write failed: {e}");
-                        "write error"
+                        End::WriteFailed
                     };
                 }
                 sent += wire.len() as u64;
                 Stats::add(&shared.stats.bytes_out, wire.len() as u64);
             }
-            ReadOutcome::NoRoom => break "reached -client-max-bytes",
-            ReadOutcome::Ended => break "the stream ended",
+            ReadOutcome::NoRoom => break End::MaxBytes,
+            ReadOutcome::Ended => break End::StreamEnded,
             // Shutdown ends the ring, so a sleeping sender drains and gets `Ended`.
             ReadOutcome::Idle => {}
         }
     };
-    if matches!(end, "reached -client-max-bytes" | "the stream ended") {
+    // Ends on our side finish the response cleanly; the listener's own end needs nothing.
+    if matches!(end, End::MaxBytes | End::StreamEnded) {
         http::close_gracefully(&mut conn);
     }
     info!("{peer}: done after {sent} bytes: {end}");
+}
+
+/// Why a listener's response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Left,
+    Stalled,
+    WriteFailed,
+    MaxBytes,
+    StreamEnded,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            End::Left => "left",
+            End::Stalled => "stalled",
+            End::WriteFailed => "write error",
+            End::MaxBytes => "reached -client-max-bytes",
+            End::StreamEnded => "the stream ended",
+        })
+    }
 }
 
 /// The send buffer to ask for at a stream rate of `rate` bytes a second (0: unknown).

@@ -6,7 +6,7 @@
 //! so a `sh -c 'curl | lame'` pipeline is stopped whole and never orphaned. After a clean
 //! EOF the child is given time to exit by itself; it is only signalled when it lingers.
 
-use super::{fd::FdInput, Close, Input};
+use super::{fd::FdInput, Close, Got, Input};
 use crate::sys;
 use log::{debug, info, warn};
 use std::io::{self, Read};
@@ -81,7 +81,7 @@ impl ExecInput {
 }
 
 impl Input for ExecInput {
-    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got> {
         self.stdout.read_timeout(buf, wait)
     }
 

@@ -1,7 +1,7 @@
 //! A file descriptor input: a file, FIFO, device or `/dev/stdin` (and a child's stdout).
 //! Reads go through `poll` so the reader thread can time out, notice quiet sources and stop.
 
-use super::{timed_out, Close, Input};
+use super::{Close, Got, Input};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -29,17 +29,17 @@ impl FdInput {
 }
 
 impl Input for FdInput {
-    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got> {
         let Some(file) = self.file.as_mut() else {
-            return Ok(0);
+            return Ok(Got::End);
         };
         if !crate::sys::wait_readable(file, wait)? {
-            return Err(timed_out());
+            return Ok(Got::Nothing);
         }
         loop {
             match file.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+                other => return other.map(Got::from_len),
             }
         }
     }

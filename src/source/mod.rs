@@ -25,11 +25,33 @@ pub enum Close {
     Stop,
 }
 
+/// What one read of an input got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Got {
+    /// This many bytes are at the front of the buffer.
+    Bytes(usize),
+    /// The input has ended.
+    End,
+    /// Nothing arrived within the wait: not an error (a real `TimedOut` from a socket or a
+    /// pipe is one, and ends the input).
+    Nothing,
+}
+
+impl Got {
+    /// From a `read`'s count: 0 is the end.
+    pub fn from_len(n: usize) -> Got {
+        if n == 0 {
+            Got::End
+        } else {
+            Got::Bytes(n)
+        }
+    }
+}
+
 /// An open source of stream bytes, read only by the reader thread.
 pub trait Input: Send {
-    /// Reads into `buf`, waiting at most `wait`. `Ok(0)` is the end of the input;
-    /// `Err(TimedOut)` means nothing arrived in time.
-    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize>;
+    /// Reads into `buf`, waiting at most `wait`.
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got>;
 
     /// Releases the input. Called once; `Drop` is the backstop.
     fn close(&mut self, how: Close);
@@ -64,9 +86,4 @@ pub fn take_pending(pending: &mut Vec<u8>, buf: &mut [u8]) -> usize {
     }
     pending.drain(..n);
     n
-}
-
-/// The error an input returns when nothing arrived within the wait.
-pub fn timed_out() -> io::Error {
-    io::Error::from(io::ErrorKind::TimedOut)
 }

@@ -6,7 +6,7 @@
 //! [`PushInput`], which never ends: while no client is connected it plays `-fallback-path`
 //! (paced by its MP3 frame durations) or nothing, and listeners stay connected either way.
 
-use super::{timed_out, Close, Input};
+use super::{Close, Got, Input};
 use crate::chunked::Dechunker;
 use crate::config::Config;
 use crate::deadline::Deadline;
@@ -106,9 +106,9 @@ impl PushInput {
 }
 
 impl Input for PushInput {
-    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got> {
         if !self.pending.is_empty() {
-            return Ok(super::take_pending(&mut self.pending, buf));
+            return Ok(Got::from_len(super::take_pending(&mut self.pending, buf)));
         }
         if self.live.is_none() {
             self.live = self.shared.push.receiver();
@@ -132,7 +132,7 @@ impl Input for PushInput {
                     self.pending = chunk;
                     return self.read_timeout(buf, wait);
                 }
-                Err(RecvTimeoutError::Timeout) => return Err(timed_out()),
+                Err(RecvTimeoutError::Timeout) => return Ok(Got::Nothing),
                 Err(RecvTimeoutError::Disconnected) => {
                     self.live = None;
                     if self.fallback.is_some() {
@@ -143,7 +143,7 @@ impl Input for PushInput {
         }
         match &mut self.fallback {
             Some(f) => f.read(buf, wait),
-            None => Err(timed_out()),
+            None => Ok(Got::Nothing),
         }
     }
 
@@ -197,11 +197,11 @@ impl Fallback {
         self.due = Instant::now();
     }
 
-    fn read(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+    fn read(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got> {
         let until_due = self.due.saturating_duration_since(Instant::now());
         if until_due > wait {
             std::thread::sleep(wait);
-            return Err(timed_out());
+            return Ok(Got::Nothing);
         }
         std::thread::sleep(until_due);
         // If we fell far behind (the reader was busy), do not burst: restart the clock.
@@ -223,7 +223,7 @@ impl Fallback {
             .checked_rem(self.frames.len())
             .unwrap_or(0);
         self.due = self.due.checked_add(d).unwrap_or(self.due);
-        Ok(frame.len())
+        Ok(Got::from_len(frame.len()))
     }
 }
 

@@ -5,7 +5,7 @@
 //! Reads wait at most one `SLICE`, so this thread notices shutdown, quiet sources and the
 //! last listener leaving within that time, and flushes coalesced listener wake-ups.
 
-use super::{open, Close, Input};
+use super::{open, Close, Got, Input};
 use crate::backoff::Backoff;
 use crate::config::Config;
 use crate::frame::{Framer, Scan, ScanCounts};
@@ -215,18 +215,17 @@ fn read_slice(
         return Ok(Slice::Stop);
     }
     shared.reader_beat.beat(BEAT);
-    match input.read_timeout(buf, SLICE) {
-        Ok(0) => Ok(Slice::Eof),
-        Ok(n) => {
+    match input.read_timeout(buf, SLICE)? {
+        Got::End => Ok(Slice::Eof),
+        Got::Bytes(n) => {
             quiet.heard();
             Ok(Slice::Data(n))
         }
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+        Got::Nothing => {
             shared.ring.flush();
             quiet.check()?;
             Ok(Slice::Nothing)
         }
-        Err(e) => Err(e),
     }
 }
 

@@ -2,7 +2,7 @@
 //! produced in real time. It is the embedded default of `make run`, so a player can check a
 //! ringcast install with no other program.
 
-use super::{timed_out, Close, Input};
+use super::{Close, Got, Input};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -52,14 +52,14 @@ impl ToneInput {
 }
 
 impl Input for ToneInput {
-    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got> {
         if self.header_left > 0 {
             let h = wav_header();
             let from = HEADER_BYTES - self.header_left;
             let n = self.header_left.min(buf.len());
             buf[..n].copy_from_slice(&h[from..from + n]);
             self.header_left -= n;
-            return Ok(n);
+            return Ok(Got::from_len(n));
         }
         let mut due = self.samples_due();
         if due <= self.samples_out {
@@ -68,7 +68,7 @@ impl Input for ToneInput {
             std::thread::sleep(step);
             due = self.samples_due();
             if due <= self.samples_out {
-                return Err(timed_out());
+                return Ok(Got::Nothing);
             }
         }
         let n = ((due - self.samples_out) as usize).min(buf.len() / 2);
@@ -80,7 +80,7 @@ impl Input for ToneInput {
             out.copy_from_slice(&s.to_le_bytes());
         }
         self.samples_out += n as u64;
-        Ok(n * 2)
+        Ok(Got::from_len(n * 2))
     }
 
     fn close(&mut self, _how: Close) {}
@@ -96,7 +96,7 @@ mod tests {
         let mut buf = [0u8; 64];
         assert_eq!(
             t.read_timeout(&mut buf, Duration::from_secs(1)).unwrap(),
-            44
+            Got::Bytes(44)
         );
         assert_eq!(&buf[..4], b"RIFF");
         assert_eq!(&buf[36..40], b"data");
@@ -104,7 +104,7 @@ mod tests {
         let start = Instant::now();
         let mut big = vec![0u8; 1 << 16];
         while got < 4410 {
-            if let Ok(n) = t.read_timeout(&mut big, Duration::from_millis(50)) {
+            if let Ok(Got::Bytes(n)) = t.read_timeout(&mut big, Duration::from_millis(50)) {
                 got += n;
             }
         }

@@ -6,7 +6,7 @@
 //! for `-source-timeout`) instead of a total timeout. HTTP/1.0 keeps the body un-chunked. We ask for ICY metadata
 //! (`Icy-MetaData: 1`), strip the blocks from the audio and keep the title.
 
-use super::{timed_out, Close, Input};
+use super::{Close, Got, Input};
 use crate::auth;
 use crate::client::{self, Head};
 use crate::conn::Conn;
@@ -123,7 +123,7 @@ impl UpstreamInput {
             Some(st) => {
                 if let Some(title) = st.feed(raw, &mut self.pending) {
                     if self.shared.meta.set_title(&title) {
-                        info!("upstream title: {title}");
+                        info!("upstream title: {title:?}");
                     }
                 }
             }
@@ -132,13 +132,13 @@ impl UpstreamInput {
 }
 
 impl Input for UpstreamInput {
-    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<usize> {
+    fn read_timeout(&mut self, buf: &mut [u8], wait: Duration) -> io::Result<Got> {
         loop {
             if !self.pending.is_empty() {
-                return Ok(super::take_pending(&mut self.pending, buf));
+                return Ok(Got::from_len(super::take_pending(&mut self.pending, buf)));
             }
             let Some(conn) = self.conn.as_mut() else {
-                return Ok(0);
+                return Ok(Got::End);
             };
             self.raw.resize(16 * 1024, 0);
             let Some(n) = conn.read_ready(&mut self.raw, wait)? else {
@@ -148,10 +148,10 @@ impl Input for UpstreamInput {
                         self.stall.as_secs_f64()
                     )));
                 }
-                return Err(timed_out());
+                return Ok(Got::Nothing);
             };
             if n == 0 {
-                return Ok(0);
+                return Ok(Got::End);
             }
             self.last_data = Instant::now();
             let raw = std::mem::take(&mut self.raw);
