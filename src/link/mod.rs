@@ -42,9 +42,11 @@ pub const HEARTBEAT: Duration = Duration::from_millis(500);
 /// nothing for either end.
 pub const REDIAL_MIN: Duration = Duration::from_millis(50);
 pub const REDIAL_MAX: Duration = Duration::from_millis(250);
-/// Verified messages waiting for the link player. A session that finds it full for
-/// [`STALL`] (the player is stuck, or a peer floods) ends instead of buffering without bound.
+/// Verified messages waiting for the link player, in number and in bytes. A session that
+/// finds it full for [`STALL`] (the player is stuck, or a peer floods) ends instead of
+/// buffering without bound.
 pub const INBOX_MESSAGES: usize = 4096;
+pub const INBOX_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -85,6 +87,8 @@ pub struct LinkState {
     /// Receiver: the newest fragment taken, where a reconnect resumes.
     pub held: Mutex<Option<(u64, u64)>>,
     pub inbox: Sender<Inbound>,
+    /// Bytes of the messages in the inbox ([`Msg::size`]), held under [`INBOX_BYTES`].
+    pub inbox_bytes: std::sync::atomic::AtomicUsize,
     inbox_rx: Mutex<Option<Receiver<Inbound>>>,
     /// Key of the challenge nonces' MACs: random, this process only.
     nonce_key: [u8; 32],
@@ -108,6 +112,7 @@ impl LinkState {
             stats: LinkStats::default(),
             held: Mutex::new(None),
             inbox: tx,
+            inbox_bytes: std::sync::atomic::AtomicUsize::new(0),
             inbox_rx: Mutex::new(Some(rx)),
             nonce_key,
             used_nonces: Mutex::new(Vec::new()),

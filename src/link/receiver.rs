@@ -10,7 +10,7 @@ use super::fragments::Cutter;
 use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
-use super::{local_us, Inbound, LinkState, HEARTBEAT, STALL};
+use super::{local_us, Inbound, INBOX_BYTES, LinkState, HEARTBEAT, STALL};
 use crate::chunked::{is_chunked, ChunkedReader};
 use crate::config::Config;
 use crate::limited;
@@ -87,13 +87,26 @@ fn receive(
             return Ok(());
         }
         match wire::read_msg(r, key) {
-            Ok(msg) => match link.inbox.send_timeout((msg, local_us()), STALL) {
-                Ok(()) => {}
-                Err(SendTimeoutError::Timeout(_)) => {
-                    return Err(io::Error::other("the link player is not taking messages"))
+            Ok(msg) => {
+                // Wait (a little at a time, STALL in all) while the inbox holds its bytes.
+                let size = msg.size();
+                let deadline = crate::deadline::Deadline::after(STALL);
+                while link.inbox_bytes.load(Relaxed).saturating_add(size) > INBOX_BYTES {
+                    if deadline.passed() {
+                        return Err(io::Error::other("the link player is not taking messages"));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(SendTimeoutError::Disconnected(_)) => return Ok(()),
-            },
+                link.inbox_bytes.fetch_add(size, Relaxed);
+                match link.inbox.send_timeout((msg, local_us()), deadline.left()) {
+                    Ok(()) => {}
+                    Err(SendTimeoutError::Timeout(_)) => {
+                        link.inbox_bytes.fetch_sub(size, Relaxed);
+                        return Err(io::Error::other("the link player is not taking messages"));
+                    }
+                    Err(SendTimeoutError::Disconnected(_)) => return Ok(()),
+                }
+            }
             Err(ReadError::Io(e))
                 if matches!(
                     e.kind(),
@@ -265,6 +278,7 @@ impl Player<'_> {
     fn take(&mut self, msg: Inbound) {
         let (link, shared) = (self.link, self.shared);
         let (msg, at) = msg;
+        link.inbox_bytes.fetch_sub(msg.size(), Relaxed);
         match msg {
         Msg::Fragment { sent_us, frag } => {
             if let Some(big) = frag.frames().map(<[u8]>::len).find(|&l| l > self.max_frame) {

@@ -91,6 +91,28 @@ pub enum Msg {
     },
 }
 
+impl Msg {
+    /// Roughly the memory the message holds (its variable parts), for bounding queues.
+    pub fn size(&self) -> usize {
+        match self {
+            Msg::Fragment { frag, .. } => frag
+                .data
+                .len()
+                .saturating_add(frag.frame_lens.len().saturating_mul(4)),
+            Msg::Meta {
+                content_type,
+                header,
+                title,
+            } => content_type
+                .len()
+                .saturating_add(header.len())
+                .saturating_add(title.len()),
+            Msg::Heartbeat { .. } | Msg::Gap { .. } => 0,
+        }
+        .saturating_add(64)
+    }
+}
+
 const T_FRAGMENT: u8 = b'F';
 const T_HEARTBEAT: u8 = b'H';
 const T_GAP: u8 = b'G';

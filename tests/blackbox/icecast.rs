@@ -260,7 +260,7 @@ fn pulls_an_https_upstream() {
         "2881",
     ]);
     assert!(
-        s.wait_log("upstream title: Over TLS", T).is_some(),
+        s.wait_log("upstream title: \"Over TLS\"", T).is_some(),
         "{}",
         s.log_text()
     );
@@ -592,7 +592,7 @@ fn an_old_shoutcast_upstream_with_icy_status_metadata_and_a_stall() {
     let request = rx.recv_timeout(T).expect("ringcast connects upstream");
     assert!(request.contains("Icy-MetaData: 1"), "{request}");
     assert!(
-        s.wait_log("upstream title: Upstream Song", T).is_some(),
+        s.wait_log("upstream title: \"Upstream Song\"", T).is_some(),
         "{}",
         s.log_text()
     );
