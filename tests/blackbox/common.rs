@@ -640,3 +640,89 @@ pub fn dial(ip: IpAddr, target: SocketAddr, rcvbuf: Option<i32>) -> Option<TcpSt
         Some(<TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd))
     }
 }
+
+/// Every read a listener made: (when, bytes).
+pub type Reads = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
+/// A listener that records every read.
+pub struct Recorder {
+    pub reads: Reads,
+    stop: Arc<Mutex<bool>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn start(s: &Server) -> Recorder {
+        let mut l = s.listen();
+        assert_eq!(l.status, 200);
+        let reads = Arc::new(Mutex::new(vec![(
+            Instant::now(),
+            std::mem::take(&mut l.body),
+        )]));
+        let stop = Arc::new(Mutex::new(false));
+        let (r, st) = (Arc::clone(&reads), Arc::clone(&stop));
+        let thread = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            l.conn
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            while !*st.lock().unwrap() {
+                match l.conn.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => r.lock().unwrap().push((Instant::now(), buf[..n].to_vec())),
+                    Err(_) => {}
+                }
+            }
+        });
+        Recorder {
+            reads,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.reads
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, b)| b.len())
+            .sum()
+    }
+
+    /// Waits until `n` more bytes arrived.
+    pub fn wait_more(&self, n: usize, timeout: Duration) -> bool {
+        let target = self.bytes() + n;
+        eventually(timeout, || self.bytes() >= target)
+    }
+
+    /// Stops and returns (all bytes, longest pause between reads once data flowed).
+    pub fn finish(mut self) -> (Vec<u8>, Duration) {
+        *self.stop.lock().unwrap() = true;
+        let _ = self.thread.take().unwrap().join();
+        let reads = self.reads.lock().unwrap();
+        let mut all = Vec::new();
+        let mut longest = Duration::ZERO;
+        let mut prev: Option<Instant> = None;
+        for (t, b) in reads.iter() {
+            if b.is_empty() {
+                continue;
+            }
+            if let Some(p) = prev {
+                longest = longest.max(t.duration_since(p));
+            }
+            prev = Some(*t);
+            all.extend_from_slice(b);
+        }
+        (all, longest)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        *self.stop.lock().unwrap() = true;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

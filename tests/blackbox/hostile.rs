@@ -6,7 +6,7 @@
 use crate::common::*;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,56 +46,6 @@ fn send_raw(from: IpAddr, to: SocketAddr, raw: &[u8], wait: Duration) -> Vec<u8>
         }
     }
     out
-}
-
-/// A listener reading the stream on its own thread, counting bytes.
-struct Reader {
-    bytes: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Reader {
-    fn start(addr: SocketAddr) -> Reader {
-        let mut l = Listener::get(addr, "/", 0);
-        assert_eq!(l.status, 200);
-        let bytes = Arc::new(AtomicU64::new(l.body.len() as u64));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (b, s) = (Arc::clone(&bytes), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            l.conn
-                .set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            let mut buf = [0u8; 16384];
-            while !s.load(Relaxed) {
-                match l.conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        b.fetch_add(n as u64, Relaxed);
-                    }
-                    Err(_) => {}
-                }
-            }
-        });
-        Reader {
-            bytes,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn bytes(&self) -> u64 {
-        self.bytes.load(Relaxed)
-    }
-}
-
-impl Drop for Reader {
-    fn drop(&mut self) {
-        self.stop.store(true, Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Every route ringcast has, with the methods it takes and some it does not.
@@ -183,9 +133,9 @@ fn malformed_requests_at_every_route_never_crash_or_disturb_a_listener() {
         "-header-timeout",
         "2s",
     ]);
-    let good = Reader::start(s.addr);
+    let good = Recorder::start(&s);
     let started = Instant::now();
-    let before = good.bytes();
+    let before = good.bytes() as u64;
     let addr = s.addr;
     // Four senders from another address, each its share of the corpus.
     let all: Vec<Vec<u8>> = ROUTES.iter().flat_map(|r| corpus(r)).collect();
@@ -205,7 +155,7 @@ fn malformed_requests_at_every_route_never_crash_or_disturb_a_listener() {
         t.join().unwrap();
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let got = (good.bytes() - before) as f64;
+    let got = (good.bytes() as u64 - before) as f64;
     assert!(s.child.id() > 0);
     assert!(
         std::fs::metadata(format!("/proc/{}", s.child.id())).is_ok(),
@@ -213,10 +163,11 @@ fn malformed_requests_at_every_route_never_crash_or_disturb_a_listener() {
     );
     let log = s.log_text();
     assert!(!log.contains("panicked"), "no panic: {log}");
-    // Full rate: the listener got what the tone made in that time (batches may lag 0.5 s).
+    // Full rate: the listener got what the tone made in that time (batches lag up to
+    // 0.5 s; a second more for a busy or emulated machine).
     let expected = 44100.0 * elapsed;
     assert!(
-        got >= expected - 44100.0,
+        got >= expected - 1.5 * 44100.0,
         "the good listener got {got} bytes in {elapsed:.1}s (expected {expected:.0})"
     );
     // And the server still answers as it should.
@@ -228,8 +179,8 @@ fn malformed_requests_at_every_route_never_crash_or_disturb_a_listener() {
     );
 }
 
-#[test]
-fn the_shoutcast_port_takes_garbage() {
+/// ringcast taking source clients, with a 2 s -header-timeout; and its SHOUTcast v1 port.
+fn shoutcast_server() -> (Server, SocketAddr) {
     let s = Server::start(&[
         "-source-password",
         PW,
@@ -240,7 +191,13 @@ fn the_shoutcast_port_takes_garbage() {
     ]);
     assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
     let v1 = SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
-    let good = Reader::start(s.addr);
+    (s, v1)
+}
+
+#[test]
+fn the_shoutcast_port_takes_garbage() {
+    let (s, v1) = shoutcast_server();
+    let good = Recorder::start(&s);
     for raw in [
         &b"\xc3\xa9\xff:#\x00\r\n"[..],
         &[b'x'; 5000][..],
@@ -341,16 +298,7 @@ fn a_peer_trickling_after_an_error_response_is_let_go() {
 
 #[test]
 fn a_shoutcast_source_trickling_its_password_or_headers_is_dropped() {
-    let s = Server::start(&[
-        "-source-password",
-        PW,
-        "-frame-filter",
-        "mp3",
-        "-header-timeout",
-        "2s",
-    ]);
-    assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
-    let v1 = SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
+    let (s, v1) = shoutcast_server();
     let mut c = TcpStream::connect(v1).unwrap();
     let held = trickle(
         &mut c,

@@ -6,8 +6,6 @@
 use crate::common::*;
 use crate::proxy::{FaultProxy, Mode};
 use crate::tls_proxy::{TestCa, TlsProxy};
-use std::io::Read;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const KEY: &str = "correct horse battery";
@@ -58,83 +56,6 @@ fn receiver(extra: &[&str]) -> Server {
     ];
     args.extend_from_slice(extra);
     Server::start(&args)
-}
-
-/// Every read a listener made: (when, bytes).
-type Reads = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
-
-/// A listener that records every read.
-struct Recorder {
-    reads: Reads,
-    stop: Arc<Mutex<bool>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Recorder {
-    fn start(s: &Server) -> Recorder {
-        let mut l = s.listen();
-        assert_eq!(l.status, 200);
-        let reads = Arc::new(Mutex::new(vec![(
-            Instant::now(),
-            std::mem::take(&mut l.body),
-        )]));
-        let stop = Arc::new(Mutex::new(false));
-        let (r, st) = (Arc::clone(&reads), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            l.conn
-                .set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            while !*st.lock().unwrap() {
-                match l.conn.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => r.lock().unwrap().push((Instant::now(), buf[..n].to_vec())),
-                    Err(_) => {}
-                }
-            }
-        });
-        Recorder {
-            reads,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        self.reads
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|(_, b)| b.len())
-            .sum()
-    }
-
-    /// Waits until `n` more bytes arrived.
-    fn wait_more(&self, n: usize, timeout: Duration) -> bool {
-        let target = self.bytes() + n;
-        eventually(timeout, || self.bytes() >= target)
-    }
-
-    /// Stops and returns (all bytes, longest pause between reads once data flowed).
-    fn finish(mut self) -> (Vec<u8>, Duration) {
-        *self.stop.lock().unwrap() = true;
-        let _ = self.thread.take().unwrap().join();
-        let reads = self.reads.lock().unwrap();
-        let mut all = Vec::new();
-        let mut longest = Duration::ZERO;
-        let mut prev: Option<Instant> = None;
-        for (t, b) in reads.iter() {
-            if b.is_empty() {
-                continue;
-            }
-            if let Some(p) = prev {
-                longest = longest.max(t.duration_since(p));
-            }
-            prev = Some(*t);
-            all.extend_from_slice(b);
-        }
-        (all, longest)
-    }
 }
 
 /// Frame numbers in a listener's bytes (which start on a frame boundary).
