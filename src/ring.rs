@@ -439,6 +439,26 @@ mod tests {
     }
 
     #[test]
+    fn a_header_set_later_reaches_new_listeners_with_its_length() {
+        // A link receiver reads no header itself (-header-bytes 0), but relays the origin's.
+        let r = Ring::new(4, 8, false, Duration::ZERO);
+        r.set_header(Arc::from(&b"RIFFhead"[..]));
+        r.push(b"x");
+        let mut c = r.join(0);
+        let mut out = Vec::new();
+        let o = r.read(&mut c, &mut out, u64::MAX, 64, NO_WAIT);
+        assert_eq!(out, b"RIFFheadx");
+        assert!(matches!(
+            o,
+            ReadOutcome::Data {
+                header_len: 8,
+                frames: 1,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn end_drains_then_reports_ended() {
         let r = ring(4);
         let mut c = r.join(0);
