@@ -63,6 +63,9 @@ fn main() {
                 "2881",
                 "-max-clients",
                 "1100",
+                // Every bench listener comes from 127.0.0.1, all at once.
+                "-max-pending-per-ip",
+                "2000",
             ],
             Stdio::piped(),
         );
