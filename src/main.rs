@@ -130,7 +130,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         info!("-cpu-max {n}: running on CPU(s) {cpus:?}");
     }
     match sys::raise_nofile_limit() {
-        Ok(limit) if (limit as usize) < cfg.max_clients + 100 => warn!(
+        Ok(limit) if usize::try_from(limit).unwrap_or(usize::MAX) < cfg.max_clients + 100 => warn!(
             "open-files limit {limit} is below -max-clients {} + 100: raise LimitNOFILE",
             cfg.max_clients
         ),

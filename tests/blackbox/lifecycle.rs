@@ -237,12 +237,42 @@ fn uid_drops_privileges_after_binding() {
     if unsafe { libc::getuid() } != 0 {
         return; // only root can change user
     }
-    let s = Server::start(&["-tone", "-uid", "65534"]);
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    // Started with supplementary groups, as root often is (disk, adm, …).
+    let mut cmd = ringcast();
+    cmd.args(["-address", "127.0.0.1:0", "-tone", "-uid", "65534"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    unsafe {
+        cmd.pre_exec(|| {
+            let groups: [libc::gid_t; 2] = [0, 6];
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let s = Server::from_command(cmd);
     let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert!(
         uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
         "{uid_line}"
     );
+    // None of root's supplementary groups stay.
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(
+        groups
+            .split_whitespace()
+            .skip(1)
+            .all(|g| g != "0" && g != "6"),
+        "{groups}"
+    );
     assert_eq!(s.listen().status, 200);
+    // A uid with no passwd entry has no group to switch to: refused, with a reason.
+    let (code, _, err) = run_cli(&["-tone", "-address", "127.0.0.1:0", "-uid", "3999999"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no such user"), "{err}");
 }
