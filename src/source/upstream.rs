@@ -45,29 +45,7 @@ impl UpstreamInput {
             match head.status {
                 200 => return Ok(Self::start(conn, head, body, stall, shared, &url)),
                 301 | 302 | 303 | 307 | 308 => {
-                    let loc = head.get("Location").unwrap_or_default();
-                    let next = if loc.starts_with('/') {
-                        Url {
-                            path: loc.to_string(),
-                            ..url.clone()
-                        }
-                    } else {
-                        Url::parse(loc, 80).map_err(io::Error::other)?
-                    };
-                    // A redirect may not drop TLS, nor lead anywhere but HTTP(S).
-                    if url.scheme == "https" && next.scheme != "https" {
-                        return Err(io::Error::other(format!(
-                            "upstream redirects from https:// to {}: refused",
-                            next.redacted()
-                        )));
-                    }
-                    if !matches!(next.scheme.as_str(), "http" | "https") {
-                        return Err(io::Error::other(format!(
-                            "upstream redirects to {}: not http:// or https://",
-                            next.redacted()
-                        )));
-                    }
-                    url = next;
+                    url = redirect(&url, head.get("Location").unwrap_or_default())?;
                     info!("upstream redirects to {}", url.redacted());
                 }
                 s => {
@@ -166,6 +144,33 @@ impl Input for UpstreamInput {
     }
 }
 
+/// Where a redirect from `from` to `location` leads. It may not drop TLS (`https://` to
+/// `http://` would hand the stream, and any credentials, to whoever sits on the path), nor
+/// lead anywhere but HTTP(S).
+fn redirect(from: &Url, location: &str) -> io::Result<Url> {
+    let next = if location.starts_with('/') {
+        Url {
+            path: location.to_string(),
+            ..from.clone()
+        }
+    } else {
+        Url::parse(location, 80).map_err(io::Error::other)?
+    };
+    if from.scheme == "https" && next.scheme != "https" {
+        return Err(io::Error::other(format!(
+            "upstream redirects from https:// to {}: refused",
+            next.redacted()
+        )));
+    }
+    if !matches!(next.scheme.as_str(), "http" | "https") {
+        return Err(io::Error::other(format!(
+            "upstream redirects to {}: not http:// or https://",
+            next.redacted()
+        )));
+    }
+    Ok(next)
+}
+
 /// Connects, sends a GET, reads the response head, all within [`DIAL_TIMEOUT`]. Returns the
 /// leftover body bytes too.
 fn request(url: &Url) -> io::Result<(Conn, Head, Vec<u8>)> {
@@ -186,4 +191,21 @@ fn request(url: &Url) -> io::Result<(Conn, Head, Vec<u8>)> {
     conn.set_read_timeout(None)?;
     conn.set_write_timeout(None)?;
     Ok((conn, head, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_keep_tls_and_stay_on_http() {
+        let https = Url::parse("https://radio.example/live", 80).unwrap();
+        let http = Url::parse("http://radio.example/live", 80).unwrap();
+        assert!(redirect(&https, "http://radio.example/live").is_err());
+        assert!(redirect(&http, "ftp://radio.example/live").is_err());
+        let up = redirect(&http, "https://cdn.example/live").unwrap();
+        assert_eq!((up.scheme.as_str(), up.host.as_str()), ("https", "cdn.example"));
+        let same = redirect(&https, "/other").unwrap();
+        assert_eq!((same.scheme.as_str(), same.path.as_str()), ("https", "/other"));
+    }
 }
