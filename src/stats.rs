@@ -55,14 +55,15 @@ impl Stats {
 }
 
 /// The stream's rate in bytes a second, measured from `bytes_in` over windows of at least
-/// [`RATE_WINDOW`] (whoever asks after a window has passed measures the next one). Listeners
-/// size their kernel send buffers by it.
+/// [`RATE_WINDOW`] (whoever asks after a window has passed measures the next one; the first
+/// estimate comes after [`FIRST_WINDOW`]). Listeners size their kernel send buffers by it.
 pub struct RateMeter {
     /// (start of the window, `bytes_in` then, the last rate measured).
     state: Mutex<(Instant, u64, u64)>,
 }
 
 pub const RATE_WINDOW: Duration = Duration::from_secs(5);
+pub const FIRST_WINDOW: Duration = Duration::from_secs(1);
 
 impl Default for RateMeter {
     fn default() -> Self {
@@ -77,7 +78,8 @@ impl RateMeter {
     pub fn rate(&self, bytes_in: u64) -> u64 {
         let mut s = self.state.lock();
         let elapsed = s.0.elapsed();
-        if elapsed >= RATE_WINDOW {
+        let window = if s.2 == 0 { FIRST_WINDOW } else { RATE_WINDOW };
+        if elapsed >= window {
             let bytes = u128::from(bytes_in.saturating_sub(s.1));
             let ms = elapsed.as_millis().max(1);
             s.2 = u64::try_from(bytes * 1000 / ms).unwrap_or(u64::MAX);

@@ -27,7 +27,7 @@ const BATCH_CAP: usize = 64 * 1024;
 const SNDBUF_SECONDS: u64 = 2;
 const MIN_SNDBUF: usize = 16 * 1024;
 const MAX_SNDBUF: usize = 1024 * 1024;
-/// Asked for while the stream's rate is not measured yet (the first 5 s).
+/// Asked for while the stream's rate is not measured yet (the first second).
 const DEFAULT_SNDBUF: usize = 64 * 1024;
 /// How long a sender sleeps in the ring before re-checking for shutdown.
 const IDLE_WAIT: Duration = Duration::from_secs(1);

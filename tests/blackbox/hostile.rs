@@ -421,9 +421,11 @@ fn a_listener_that_stops_reading_is_dropped_within_write_timeout_plus_5s() {
         "16000",
         &["-write-timeout", "2s"],
     );
-    // Let the server measure the stream's rate (5 s windows) before the listener comes.
-    std::thread::sleep(Duration::from_secs(6));
-    let _ = s.listen();
+    // Let the server measure the stream's rate: a second and more of it has played once a
+    // first listener has heard 2 s of audio.
+    let mut first = s.listen();
+    assert!(first.read_body(32_000, T).len() >= 32_000);
+    drop(first);
     // A player with a small buffer that reads the head, then never again.
     let mut c = dial(ip("127.0.0.1"), s.addr, Some(4096)).unwrap();
     c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
