@@ -25,6 +25,7 @@ macro_rules! boundary {
 
 boundary! {
     mod auth;
+    mod link;
     mod chunked;
     mod client;
     mod flagsfile;
@@ -40,7 +41,6 @@ mod deadline;
 #[cfg(test)]
 mod fuzz;
 mod heartbeat;
-mod link;
 mod meta;
 mod notify;
 mod output;

@@ -54,19 +54,18 @@ impl FragmentLog {
         FragmentLog {
             log: Mutex::new(Log::default()),
             cond: Condvar::new(),
-            keep_us: keep.as_micros() as u64,
+            keep_us: super::micros(keep),
         }
     }
 
     pub fn append(&self, f: Fragment) {
         {
             let mut l = self.log.lock();
-            l.held_us += f.duration_us as u64;
+            l.held_us = l.held_us.saturating_add(u64::from(f.duration_us));
             l.frags.push_back(Arc::new(f));
             while l.held_us > self.keep_us && l.frags.len() > 1 {
-                // unwrap ok: more than one fragment is held.
-                let old = l.frags.pop_front().unwrap();
-                l.held_us -= old.duration_us as u64;
+                let Some(old) = l.frags.pop_front() else { break };
+                l.held_us = l.held_us.saturating_sub(u64::from(old.duration_us));
             }
         }
         self.cond.notify_all();
@@ -95,13 +94,18 @@ impl FragmentLog {
     fn find(l: &Log, after: Option<(u64, u64)>, want_us: u64) -> Next {
         let fresh = |l: &Log| {
             // The newest fragments covering `want_us`.
-            let mut start = l.frags.len();
             let mut covered = 0u64;
-            while start > 0 && covered < want_us {
-                start -= 1;
-                covered += l.frags[start].duration_us as u64;
-            }
-            bounded_round(l.frags.iter().skip(start))
+            let newest = l
+                .frags
+                .iter()
+                .rev()
+                .take_while(|f| {
+                    let short = covered < want_us;
+                    covered = covered.saturating_add(u64::from(f.duration_us));
+                    short
+                })
+                .count();
+            bounded_round(l.frags.iter().skip(l.frags.len().saturating_sub(newest)))
         };
         let take_from = |i: usize| bounded_round(l.frags.iter().skip(i));
         let frags = match after {
@@ -113,12 +117,19 @@ impl FragmentLog {
                 }
                 match l.frags.iter().position(|f| f.epoch == epoch && f.seq > seq) {
                     Some(i) => {
-                        let first = &l.frags[i];
-                        if first.seq > seq + 1 && (i == 0 || l.frags[i - 1].epoch != epoch) {
+                        // `seq` comes from the peer: it is below the fragment's, so `+ 1`
+                        // cannot overflow, but the arithmetic says so anyway.
+                        let first_seq = l.frags.get(i).map_or(0, |f| f.seq);
+                        let from = seq.saturating_add(1);
+                        let after_same_epoch = i
+                            .checked_sub(1)
+                            .and_then(|p| l.frags.get(p))
+                            .is_some_and(|p| p.epoch == epoch);
+                        if first_seq > from && !after_same_epoch {
                             return Next::Gap {
                                 epoch,
-                                from: seq + 1,
-                                to: first.seq - 1,
+                                from,
+                                to: first_seq.saturating_sub(1),
                                 then: take_from(i),
                             };
                         }
@@ -127,7 +138,7 @@ impl FragmentLog {
                     None => {
                         // All of that epoch is held up to `seq`: continue with a later epoch.
                         let last = l.frags.iter().rposition(|f| f.epoch == epoch).unwrap_or(0);
-                        take_from(last + 1)
+                        take_from(last.saturating_add(1))
                     }
                 }
             }
@@ -188,7 +199,7 @@ struct Building {
 impl Cutter {
     pub fn new(target: Duration) -> Cutter {
         Cutter {
-            target_us: target.as_micros() as u64,
+            target_us: super::micros(target),
             epoch: new_epoch(0),
             next_seq: 1,
             cur: None,
@@ -219,10 +230,12 @@ impl Cutter {
             frame_lens: Vec::new(),
             data: Vec::new(),
         });
-        b.frame_lens.push(frame.len() as u32);
+        // Frames are at most -frame-bytes, which the link caps far below 4 GiB (config).
+        b.frame_lens
+            .push(u32::try_from(frame.len()).unwrap_or(u32::MAX));
         b.data.extend_from_slice(frame);
         match dur {
-            Some(d) => b.media_us += d.as_micros() as u64,
+            Some(d) => b.media_us = b.media_us.saturating_add(super::micros(d)),
             None => b.timed = false,
         }
         if b.length_us() >= self.target_us {
@@ -235,7 +248,7 @@ impl Cutter {
         if self
             .cur
             .as_ref()
-            .is_some_and(|b| b.started.elapsed().as_micros() as u64 >= self.target_us)
+            .is_some_and(|b| super::micros(b.started.elapsed()) >= self.target_us)
         {
             self.flush(log);
         }
@@ -243,7 +256,10 @@ impl Cutter {
 
     fn flush(&mut self, log: &FragmentLog) {
         let Some(b) = self.cur.take() else { return };
-        let duration_us = b.length_us().max(1) as u32;
+        // A receiver refuses a fragment longer than a minute: never cut one.
+        let duration_us = u32::try_from(b.length_us())
+            .unwrap_or(u32::MAX)
+            .clamp(1, super::wire::MAX_FRAGMENT_US);
         log.append(Fragment {
             epoch: self.epoch,
             seq: self.next_seq,
@@ -252,7 +268,7 @@ impl Cutter {
             frame_lens: b.frame_lens,
             data: b.data,
         });
-        self.next_seq += 1;
+        self.next_seq = self.next_seq.saturating_add(1);
     }
 }
 
@@ -262,7 +278,7 @@ impl Building {
         if self.timed {
             self.media_us
         } else {
-            self.started.elapsed().as_micros() as u64
+            super::micros(self.started.elapsed())
         }
     }
 }

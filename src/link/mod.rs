@@ -9,12 +9,12 @@
 //! and the HTTP connection threads of link sessions.
 
 boundary! {
+    pub mod origin;
     pub mod playout;
     pub mod receiver;
     pub mod wire;
 }
 pub mod fragments;
-pub mod origin;
 
 use crate::config::{Config, InputSpec};
 use crate::frame::Mp3Header;
@@ -128,14 +128,15 @@ impl LinkState {
     pub fn handshake_timeout(&self) -> Duration {
         match self.handshake_rtt_us.load(Relaxed) {
             0 => Duration::from_secs(3),
-            rtt => (Duration::from_micros(rtt) * 3)
+            rtt => Duration::from_micros(rtt)
+                .saturating_mul(3)
                 .clamp(Duration::from_millis(300), Duration::from_secs(3)),
         }
     }
 
     pub fn record_handshake(&self, rtt: Duration) {
         self.handshake_rtt_us
-            .store(rtt.as_micros().max(1) as u64, Relaxed);
+            .store(micros(rtt).max(1), Relaxed);
     }
 
     /// The receiving end of the inbox, for the link player (once).
@@ -171,7 +172,7 @@ impl LinkState {
                 .unwrap_or_default(),
         );
         let age = local_ms().saturating_sub(issued);
-        if age > NONCE_LIFE.as_millis() as u64 {
+        if age > micros(NONCE_LIFE) / 1000 {
             return false;
         }
         let mut used = self.used_nonces.lock();
@@ -273,7 +274,12 @@ pub fn frame_duration(cfg: &Config, frame: &[u8]) -> Option<Duration> {
 pub fn wall_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+        .map_or(0, micros)
+}
+
+/// A duration in µs (saturating: no duration here comes near 584 000 years).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// How long a challenge nonce may be used.
@@ -298,7 +304,7 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 /// Monotonic microseconds since this process started (the receiver's playout clock).
 pub fn local_us() -> i64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_micros() as i64
+    i64::try_from(START.get_or_init(Instant::now).elapsed().as_micros()).unwrap_or(i64::MAX)
 }
 
 pub use crate::random::to_hex as hex;

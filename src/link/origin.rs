@@ -125,7 +125,7 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         return;
     }
     let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
-    let _ = conn.set_write_timeout(Some(STALL * 2));
+    let _ = conn.set_write_timeout(Some(STALL.saturating_mul(2)));
     info!("{peer}: link receiver pulling after {after_text}");
     let result = send_stream(
         &mut conn,
@@ -275,7 +275,7 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
             "pull",
             "rid",
             fmt_pos(*link.held.lock()),
-            link.cfg.delay.as_millis() as u64,
+            super::micros(link.cfg.delay) / 1000,
         )
     } else {
         ("push", "oid", ch.held.clone(), ch.want_ms)
@@ -345,7 +345,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
         "link push: connected to {} (receiver holds {after})",
         url.redacted()
     );
-    conn.set_write_timeout(Some(STALL * 2))?;
+    conn.set_write_timeout(Some(STALL.saturating_mul(2)))?;
     let mut last_ack = Instant::now();
     let mut acks = [0u8; 256];
     // Chunked, so that the body crosses HTTP/1.1 reverse proxies.

@@ -61,7 +61,7 @@ pub type Handler = fn(TcpStream, SocketAddr, Pending, &Config, &Shared);
 /// `handler` (HTTP: [`handle_http`]; SHOUTcast v1 sources on port+1).
 pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>, port: Port, handler: Handler) {
     let open = Arc::new(AtomicUsize::new(0));
-    let cap = cfg.max_clients + EXTRA_CONNECTIONS;
+    let cap = cfg.max_clients.saturating_add(EXTRA_CONNECTIONS);
     let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_secs(1));
     let mut next_id: u64 = 0;
     loop {
@@ -107,7 +107,7 @@ pub fn run(sock: TcpListener, cfg: Arc<Config>, shared: Arc<Shared>, port: Port,
             refuse(conn);
             continue;
         };
-        next_id += 1;
+        next_id = next_id.wrapping_add(1);
         let guard = ConnGuard::new(&open);
         let (cfg2, shared2) = (Arc::clone(&cfg), Arc::clone(&shared));
         let spawned = thread::Builder::new()

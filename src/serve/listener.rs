@@ -141,7 +141,7 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                         End::WriteFailed
                     };
                 }
-                sent += wire.len() as u64;
+                sent = sent.saturating_add(wire.len() as u64);
                 Stats::add(&shared.stats.bytes_out, wire.len() as u64);
             }
             ReadOutcome::NoRoom => break End::MaxBytes,

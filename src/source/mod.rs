@@ -3,11 +3,11 @@
 
 boundary! {
     pub mod push;
+    pub mod reader;
     pub mod upstream;
 }
 pub mod exec;
 pub mod fd;
-pub mod reader;
 pub mod tone;
 
 use crate::config::{Config, InputSpec};

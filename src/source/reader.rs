@@ -60,7 +60,7 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
                 shared.ring.mark_stale();
                 was_idle = true;
             }
-            shared.wait_listeners(SLICE * 5, |n| n > 0);
+            shared.wait_listeners(SLICE.saturating_mul(5), |n| n > 0);
             continue;
         }
         was_idle = false;
@@ -79,7 +79,7 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
             shared.set_source_state(SourceState::Open);
             let r = pump(&cfg, &shared, input.as_mut(), &mut cutter);
             // Stopping a child can take two grace periods.
-            shared.reader_beat.beat(BEAT * 3);
+            shared.reader_beat.beat(BEAT.saturating_mul(3));
             input.close(match r {
                 Ok(End::Eof) => Close::Finished,
                 _ => Close::Stop,
@@ -108,7 +108,7 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         let delay = backoff.next_delay();
         info!("reopening the source in {:.1}s", delay.as_secs_f64());
         shared.set_source_state(SourceState::Reopening);
-        shared.reader_beat.beat(delay + BEAT);
+        shared.reader_beat.beat(delay.saturating_add(BEAT));
         if shared.shutdown.sleep(delay) {
             break;
         }
@@ -133,9 +133,9 @@ fn pump(
     if cfg.header_bytes > 0 {
         let mut header = vec![0u8; cfg.header_bytes];
         let mut got = 0;
-        while got < header.len() {
-            match read_slice(shared, input, &mut header[got..], &mut quiet)? {
-                Slice::Data(n) => got += n,
+        while let Some(rest) = header.get_mut(got..).filter(|r| !r.is_empty()) {
+            match read_slice(shared, input, rest, &mut quiet)? {
+                Slice::Data(n) => got = got.saturating_add(n),
                 Slice::Eof => return Ok(End::Eof),
                 Slice::Stop => return Ok(End::Stop),
                 Slice::Nothing => {}
@@ -177,9 +177,9 @@ fn pump(
         }
         match read_slice(shared, input, &mut chunk, &mut quiet)? {
             Slice::Data(n) => {
-                read_total += n as u64;
+                read_total = read_total.saturating_add(n as u64);
                 Stats::add(&shared.stats.bytes_in, n as u64);
-                pending.extend(&chunk[..n]);
+                pending.extend(chunk.get(..n).unwrap_or_default());
                 emit_frames(cfg, shared, framer.as_mut(), &mut pending, false, cutter);
             }
             Slice::Eof => {
@@ -278,11 +278,11 @@ impl FrameBuffer {
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.data[self.start..]
+        self.data.get(self.start..).unwrap_or_default()
     }
 
     fn consume(&mut self, n: usize) {
-        self.start += n;
+        self.start = self.start.saturating_add(n).min(self.data.len());
     }
 }
 
@@ -300,13 +300,20 @@ fn emit_frames(
     loop {
         match framer.scan(pending.bytes(), eof, &mut counts) {
             Scan::Frame { skip, len } => {
-                let frame = &pending.bytes()[skip..skip + len];
+                let end = skip.saturating_add(len);
+                let Some(frame) = pending.bytes().get(skip..end) else {
+                    // A framer promises frames inside the buffer (its property tests check);
+                    // should one not, drop what is held rather than panic.
+                    log::error!("framer {}: frame {skip}+{len} outside the buffer", cfg.framer.name);
+                    pending.consume(usize::MAX);
+                    break;
+                };
                 shared.ring.push(frame);
                 if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
                     c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);
                 }
-                pending.consume(skip + len);
-                frames += 1;
+                pending.consume(end);
+                frames = frames.saturating_add(1);
             }
             Scan::NeedMore { skip } => {
                 pending.consume(skip);
