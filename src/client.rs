@@ -4,6 +4,20 @@
 //!
 //! Streams (`-url`, the link) then read the body straight from the connection; see the
 //! README's design notes for why this is not ureq.
+//!
+//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
+//! indexing, unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
 use crate::conn::Conn;
 use crate::deadline::Deadline;
@@ -173,7 +187,10 @@ mod tests {
     fn response_heads_take_any_bytes() {
         crate::fuzz::run(
             "client::parse_head",
-            &[b"ICY 200 OK\r\nicy-metaint:8192", b"HTTP/1.1 99999 \xc3\r\n:\r\n"],
+            &[
+                b"ICY 200 OK\r\nicy-metaint:8192",
+                b"HTTP/1.1 99999 \xc3\r\n:\r\n",
+            ],
             256,
             |b| {
                 if let Ok(h) = parse_head(b) {

@@ -4,6 +4,20 @@
 //! upstream's stream. Titles travel as UTF-8 bytes (what Icecast 2.4 sends for MP3 when the
 //! title was given as UTF-8); a title longer than a block can hold is cut on a character
 //! boundary.
+//!
+//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
+//! indexing, unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
 /// The largest metadata text: 255 blocks of 16 bytes.
 const MAX_TEXT: usize = 255 * 16;
@@ -194,7 +208,10 @@ mod tests {
             let got = stream_title(text).unwrap();
             assert!(title.starts_with(&got), "{title:?} / {got:?}");
             let end = 13 + got.len() + 2;
-            assert!(text[end..].iter().all(|&c| c == 0), "nothing after the title");
+            assert!(
+                text[end..].iter().all(|&c| c == 0),
+                "nothing after the title"
+            );
             assert!(!got.chars().any(char::is_control));
         });
     }

@@ -5,42 +5,21 @@
 //! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval),
 //! `watchdog` (under systemd with `WatchdogSec=`).
 
-/// Declares modules that read bytes from outside (listeners, source clients, upstreams,
-/// link peers, files): outside tests the compiler refuses string slicing, indexing,
-/// unchecked arithmetic and lossy `as` casts in them, so no input can make them panic or
-/// wrap (README, Security). Submodules use it too (`frame`, `link`, `serve`, `source`).
-macro_rules! boundary {
-    ($($vis:vis mod $name:ident;)*) => {$(
-        #[cfg_attr(not(test), deny(
-            clippy::string_slice,
-            clippy::indexing_slicing,
-            clippy::arithmetic_side_effects,
-            clippy::cast_possible_truncation,
-            clippy::cast_possible_wrap,
-            clippy::cast_sign_loss,
-        ))]
-        $vis mod $name;
-    )*};
-}
-
-boundary! {
-    mod auth;
-    mod link;
-    mod chunked;
-    mod client;
-    mod flagsfile;
-    mod frame;
-    mod icy;
-    mod url;
-}
+mod auth;
 mod backoff;
+mod chunked;
 mod cli;
+mod client;
 mod config;
 mod conn;
 mod deadline;
+mod flagsfile;
+mod frame;
 #[cfg(test)]
 mod fuzz;
 mod heartbeat;
+mod icy;
+mod link;
 mod meta;
 mod notify;
 mod output;
@@ -56,6 +35,7 @@ mod stats;
 mod sys;
 mod timefmt;
 mod tls;
+mod url;
 
 use config::Config;
 use log::{error, info, warn};

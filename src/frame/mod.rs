@@ -3,13 +3,25 @@
 //! One trait, one file per format, one table ([`FRAMERS`]) looked up by name. A framer is
 //! owned by the source reader thread; it never does I/O. It is handed the bytes read so far
 //! and says either "a frame is here" or "need more bytes, and these leading bytes are junk".
+//!
+//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
+//! indexing, unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
-boundary! {
-    mod adts;
-    mod mp3;
-    mod raw;
-    mod ts;
-}
+mod adts;
+mod mp3;
+mod raw;
+mod ts;
 pub use mp3::Mp3Header;
 
 /// What a framer found at the front of the buffer.
@@ -139,9 +151,7 @@ pub(crate) fn id3_len(buf: &[u8]) -> Result<Option<usize>, ()> {
         return Ok(None); // not a real tag header: treat "ID3" as junk
     }
     // Four syncsafe 7-bit bytes: at most 2^28 - 1, which fits a 32-bit usize.
-    let body = size
-        .iter()
-        .fold(0u32, |acc, &b| (acc << 7) | u32::from(b));
+    let body = size.iter().fold(0u32, |acc, &b| (acc << 7) | u32::from(b));
     let footer = if flags & 0x10 != 0 { 10 } else { 0 };
     Ok(usize::try_from(body)
         .ok()
@@ -188,7 +198,11 @@ impl SyncScanner {
                 Ok(Some(len)) => {
                     counts.tags = counts.tags.saturating_add(1);
                     if len > rest.len() {
-                        self.tag_remaining = if eof { 0 } else { len.saturating_sub(rest.len()) };
+                        self.tag_remaining = if eof {
+                            0
+                        } else {
+                            len.saturating_sub(rest.len())
+                        };
                         counts.add_tag_bytes(rest.len());
                         return Scan::NeedMore { skip: buf.len() };
                     }
@@ -207,10 +221,7 @@ impl SyncScanner {
             if let Some((len, key)) = header(rest) {
                 if len > self.max {
                     counts.oversize_frames = counts.oversize_frames.saturating_add(1);
-                } else if let Some(next) = rest
-                    .get(len..)
-                    .filter(|next| next.len() >= header_len)
-                {
+                } else if let Some(next) = rest.get(len..).filter(|next| next.len() >= header_len) {
                     let follows = header(next).is_some_and(|(_, k)| k == key)
                         || matches!(id3_len(next), Ok(Some(_)));
                     if follows {

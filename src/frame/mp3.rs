@@ -71,8 +71,7 @@ impl Mp3Header {
         let br_idx = usize::from(b2 >> 4);
         let sr_idx = usize::from((b2 >> 2) & 3);
         // Reserved version/layer/sample rate, "free" and "bad" bitrates, reserved emphasis.
-        if version == 1 || layer == 0 || br_idx == 0 || br_idx == 15 || sr_idx == 3 || b3 & 3 == 2
-        {
+        if version == 1 || layer == 0 || br_idx == 0 || br_idx == 15 || sr_idx == 3 || b3 & 3 == 2 {
             return None;
         }
         let table = if version == 3 {

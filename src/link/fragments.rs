@@ -64,7 +64,9 @@ impl FragmentLog {
             l.held_us = l.held_us.saturating_add(u64::from(f.duration_us));
             l.frags.push_back(Arc::new(f));
             while l.held_us > self.keep_us && l.frags.len() > 1 {
-                let Some(old) = l.frags.pop_front() else { break };
+                let Some(old) = l.frags.pop_front() else {
+                    break;
+                };
                 l.held_us = l.held_us.saturating_sub(u64::from(old.duration_us));
             }
         }

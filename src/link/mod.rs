@@ -7,14 +7,26 @@
 //! every message, and hands them to the `link-play` thread, whose [`playout::Playout`] puts
 //! frames into the ring at the origin's pace. Threads: `link-pull`, `link-push`, `link-play`,
 //! and the HTTP connection threads of link sessions.
+//!
+//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
+//! indexing, unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
-boundary! {
-    pub mod origin;
-    pub mod playout;
-    pub mod receiver;
-    pub mod wire;
-}
 pub mod fragments;
+pub mod origin;
+pub mod playout;
+pub mod receiver;
+pub mod wire;
 
 use crate::config::{Config, InputSpec};
 use crate::frame::Mp3Header;
@@ -135,8 +147,7 @@ impl LinkState {
     }
 
     pub fn record_handshake(&self, rtt: Duration) {
-        self.handshake_rtt_us
-            .store(micros(rtt).max(1), Relaxed);
+        self.handshake_rtt_us.store(micros(rtt).max(1), Relaxed);
     }
 
     /// The receiving end of the inbox, for the link player (once).

@@ -64,8 +64,7 @@ impl ClockSync {
         }
         self.samples.push_back((local_us, diff));
         let oldest = local_us.saturating_sub(self.window_us);
-        while self.samples.front().is_some_and(|&(t, _)| t < oldest) && self.samples.len() > 1
-        {
+        while self.samples.front().is_some_and(|&(t, _)| t < oldest) && self.samples.len() > 1 {
             self.samples.pop_front();
         }
         self.offset = self.samples.front().map(|&(_, d)| d);
@@ -175,7 +174,9 @@ impl Playout {
         if self.queued_bytes.saturating_add(frag.data.len()) > MAX_QUEUE_BYTES {
             return Err(Refused::QueueFull);
         }
-        let n = i64::try_from(frag.frame_lens.len()).unwrap_or(i64::MAX).max(1);
+        let n = i64::try_from(frag.frame_lens.len())
+            .unwrap_or(i64::MAX)
+            .max(1);
         let dur = dur_total.checked_div(n).unwrap_or(0).max(1);
         self.frame_us = dur;
         let mut release = base;
@@ -300,8 +301,12 @@ mod tests {
                 Err(Refused::AbsurdTime)
             );
         }
-        p.add(FRAG_US, t0 + 2 * FRAG_US as u64, &fragment(3, t0 + FRAG_US as u64))
-            .unwrap();
+        p.add(
+            FRAG_US,
+            t0 + 2 * FRAG_US as u64,
+            &fragment(3, t0 + FRAG_US as u64),
+        )
+        .unwrap();
         // Both good fragments play on time; no silence was made for the absurd ones.
         p.due(DELAY + 2 * FRAG_US, &mut out);
         assert_eq!(out.len(), 20);
@@ -327,7 +332,10 @@ mod tests {
             }
         }
         let after = followed_after.expect("the step was never followed");
-        assert!(after <= STEP_CONFIRM_US + 500_000, "followed after {after} µs");
+        assert!(
+            after <= STEP_CONFIRM_US + 500_000,
+            "followed after {after} µs"
+        );
     }
 
     #[test]

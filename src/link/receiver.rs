@@ -10,7 +10,7 @@ use super::fragments::Cutter;
 use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
-use super::{local_us, Inbound, INBOX_BYTES, LinkState, HEARTBEAT, STALL};
+use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
 use crate::chunked::{is_chunked, ChunkedReader};
 use crate::config::Config;
 use crate::limited;
@@ -145,7 +145,8 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         return;
     };
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
-    let Some([nonce, cnonce, after, _, _]) = verify(&mut conn, peer, req, shared, link, "push", fields)
+    let Some([nonce, cnonce, after, _, _]) =
+        verify(&mut conn, peer, req, shared, link, "push", fields)
     else {
         return;
     };
@@ -247,12 +248,10 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
             let s = playout.stats;
             link.stats.silence_frames.store(s.silence_frames, Relaxed);
             link.stats.frames_dropped.store(s.frames_dropped, Relaxed);
-            link.stats
-                .buffer_ms
-                .store(
-                    u64::try_from(playout.buffered_us(local_us()) / 1000).unwrap_or(0),
-                    Relaxed,
-                );
+            link.stats.buffer_ms.store(
+                u64::try_from(playout.buffered_us(local_us()) / 1000).unwrap_or(0),
+                Relaxed,
+            );
         }
     }
     shared.set_source_state(SourceState::Ended);
@@ -280,60 +279,65 @@ impl Player<'_> {
         let (msg, at) = msg;
         link.inbox_bytes.fetch_sub(msg.size(), Relaxed);
         match msg {
-        Msg::Fragment { sent_us, frag } => {
-            if let Some(big) = frag.frames().map(<[u8]>::len).find(|&l| l > self.max_frame) {
-                link.stats.fragments_refused.fetch_add(1, Relaxed);
-                limited!(
-                    REFUSED_LOG,
-                    warn,
-                    "link: fragment {} refused: a frame of {big} bytes (over -frame-bytes {})",
-                    frag.seq,
-                    self.max_frame
-                );
-                return;
-            }
-            let mut held = link.held.lock();
-            if held.is_some_and(|(e, s)| e == frag.epoch && frag.seq <= s) {
-                link.stats.duplicates.fetch_add(1, Relaxed);
-                return;
-            }
-            *held = Some((frag.epoch, frag.seq));
-            drop(held);
-            if *self.epoch != Some(frag.epoch) {
-                if self.epoch.is_some() {
-                    info!("link: the origin's source restarted (new epoch)");
+            Msg::Fragment { sent_us, frag } => {
+                if let Some(big) = frag.frames().map(<[u8]>::len).find(|&l| l > self.max_frame) {
+                    link.stats.fragments_refused.fetch_add(1, Relaxed);
+                    limited!(
+                        REFUSED_LOG,
+                        warn,
+                        "link: fragment {} refused: a frame of {big} bytes (over -frame-bytes {})",
+                        frag.seq,
+                        self.max_frame
+                    );
+                    return;
                 }
-                *self.epoch = Some(frag.epoch);
+                let mut held = link.held.lock();
+                if held.is_some_and(|(e, s)| e == frag.epoch && frag.seq <= s) {
+                    link.stats.duplicates.fetch_add(1, Relaxed);
+                    return;
+                }
+                *held = Some((frag.epoch, frag.seq));
+                drop(held);
+                if *self.epoch != Some(frag.epoch) {
+                    if self.epoch.is_some() {
+                        info!("link: the origin's source restarted (new epoch)");
+                    }
+                    *self.epoch = Some(frag.epoch);
+                }
+                if let Err(why) = self.playout.add(at, sent_us, &frag) {
+                    link.stats.fragments_refused.fetch_add(1, Relaxed);
+                    limited!(
+                        REFUSED_LOG,
+                        warn,
+                        "link: fragment {} refused: {why}",
+                        frag.seq
+                    );
+                }
             }
-            if let Err(why) = self.playout.add(at, sent_us, &frag) {
-                link.stats.fragments_refused.fetch_add(1, Relaxed);
-                limited!(REFUSED_LOG, warn, "link: fragment {} refused: {why}", frag.seq);
+            Msg::Heartbeat { sent_us, .. } => self.playout.clock_sample(at, sent_us),
+            Msg::Gap { epoch: e, from, to } => {
+                link.stats.gaps.fetch_add(1, Relaxed);
+                warn!("link: fragments {from}..={to} are lost (the origin no longer had them)");
+                let mut held = link.held.lock();
+                if held.is_none_or(|(he, hs)| he != e || hs < to) {
+                    *held = Some((e, to));
+                }
+            }
+            Msg::Meta {
+                content_type,
+                header,
+                title,
+            } => {
+                if shared.set_content_type(&content_type) {
+                    info!("link: content type {content_type:?} (the origin's)");
+                }
+                if !header.is_empty() && shared.ring.header().is_none() {
+                    shared.ring.set_header(header.into());
+                }
+                if !title.is_empty() && shared.meta.set_title(&title) {
+                    info!("link: title {title:?}");
+                }
             }
         }
-        Msg::Heartbeat { sent_us, .. } => self.playout.clock_sample(at, sent_us),
-        Msg::Gap { epoch: e, from, to } => {
-            link.stats.gaps.fetch_add(1, Relaxed);
-            warn!("link: fragments {from}..={to} are lost (the origin no longer had them)");
-            let mut held = link.held.lock();
-            if held.is_none_or(|(he, hs)| he != e || hs < to) {
-                *held = Some((e, to));
-            }
-        }
-        Msg::Meta {
-            content_type,
-            header,
-            title,
-        } => {
-            if shared.set_content_type(&content_type) {
-                info!("link: content type {content_type:?} (the origin's)");
-            }
-            if !header.is_empty() && shared.ring.header().is_none() {
-                shared.ring.set_header(header.into());
-            }
-            if !title.is_empty() && shared.meta.set_title(&title) {
-                info!("link: title {title:?}");
-            }
-        }
-    }
     }
 }

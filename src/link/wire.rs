@@ -368,7 +368,15 @@ mod tests {
     fn messages_take_any_bytes_before_and_after_the_mac() {
         let key = session_key(b"secret", "sn", "cn");
         let mut good = Vec::new();
-        write_msg(&mut good, &key, &Msg::Fragment { sent_us: 5, frag: frag() }).unwrap();
+        write_msg(
+            &mut good,
+            &key,
+            &Msg::Fragment {
+                sent_us: 5,
+                frag: frag(),
+            },
+        )
+        .unwrap();
         let seeds: &[&[u8]] = &[&good, b"F\xff\xff\xff\xff", b"M\x00\x00\x00\x04"];
         crate::fuzz::run("wire::read_msg", seeds, 2048, |b| {
             // As bytes off the wire (the MAC check stops nearly all of them)...
@@ -393,7 +401,15 @@ mod tests {
             ..frag()
         };
         let mut out = Vec::new();
-        assert!(write_msg(&mut out, &key, &Msg::Fragment { sent_us: 0, frag: big }).is_err());
+        assert!(write_msg(
+            &mut out,
+            &key,
+            &Msg::Fragment {
+                sent_us: 0,
+                frag: big
+            }
+        )
+        .is_err());
         assert!(out.is_empty());
     }
 

@@ -6,10 +6,10 @@
 use super::http::{self, Request};
 use crate::auth;
 use crate::config::Config;
+use crate::peers::Login;
 use crate::shared::Shared;
 use crate::source::push::source_login;
 use crate::url::query_pairs;
-use crate::peers::Login;
 use log::{debug, info};
 use std::net::{SocketAddr, TcpStream};
 
@@ -109,10 +109,12 @@ pub fn shoutcast(
             .flatten()
             .any(|s| auth::same_secret(p, s))
     };
-    let login = shared.peers.login(peer.ip(), "admin.cgi login", || match &pass {
-        Some(p) => Some(pass_ok(p)),
-        None => credentials_ok(req, cfg),
-    });
+    let login = shared
+        .peers
+        .login(peer.ip(), "admin.cgi login", || match &pass {
+            Some(p) => Some(pass_ok(p)),
+            None => credentials_ok(req, cfg),
+        });
     if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
         return;
     }

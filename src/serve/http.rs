@@ -3,9 +3,9 @@
 //! notes.) No keep-alive: a stream response runs until the connection closes, and every
 //! other response closes the connection too.
 
+use crate::deadline::Deadline;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use crate::deadline::Deadline;
 use std::time::Duration;
 
 /// The largest request head we read. Real players send a few hundred bytes.
@@ -224,7 +224,9 @@ mod tests {
                 // Everything a route looks at must be usable without panicking.
                 let _ = crate::serve::admin::path_only(&req.path);
                 let _ = crate::url::query_pairs(&req.path);
-                let _ = req.header("Authorization").and_then(crate::auth::parse_basic);
+                let _ = req
+                    .header("Authorization")
+                    .and_then(crate::auth::parse_basic);
             }
         });
     }

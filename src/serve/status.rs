@@ -132,7 +132,9 @@ pub fn metrics(conn: &mut TcpStream, req: &Request, cfg: &Config, shared: &Share
         "refused_total",
         "counter",
         "Listeners or connections refused over a limit.",
-        st.listeners_refused.load(Relaxed) + st.connections_refused.load(Relaxed),
+        st.listeners_refused
+            .load(Relaxed)
+            .saturating_add(st.connections_refused.load(Relaxed)),
     );
     metric(
         "bad_requests_total",
@@ -253,7 +255,7 @@ fn send(conn: &mut TcpStream, req: &Request, content_type: &str, body: &str) {
 
 /// A JSON string literal.
 pub fn json(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+    let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');
     for c in s.chars() {
         match c {

@@ -1,14 +1,12 @@
 //! Inputs: where the stream's bytes come from. One file per kind of input; `reader.rs` is the
 //! one thread that opens them, frames their bytes into the ring and owns retry/backoff.
 
-boundary! {
-    pub mod push;
-    pub mod reader;
-    pub mod upstream;
-}
 pub mod exec;
 pub mod fd;
+pub mod push;
+pub mod reader;
 pub mod tone;
+pub mod upstream;
 
 use crate::config::{Config, InputSpec};
 use crate::shared::Shared;

@@ -5,6 +5,20 @@
 //! body over a bounded channel. The source reader thread reads that channel through
 //! [`PushInput`], which never ends: while no client is connected it plays `-fallback-path`
 //! (paced by its MP3 frame durations) or nothing, and listeners stay connected either way.
+//!
+//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
+//! indexing, unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
 use super::{Close, Got, Input};
 use crate::chunked::Dechunker;
@@ -170,9 +184,8 @@ impl Fallback {
         while let Some(rest) = data.get(pos..).filter(|r| r.len() >= 4) {
             match Mp3Header::parse(rest) {
                 Some(h) if h.len <= rest.len() => {
-                    let d = Duration::from_secs_f64(
-                        f64::from(h.samples()) / f64::from(h.sample_rate),
-                    );
+                    let d =
+                        Duration::from_secs_f64(f64::from(h.samples()) / f64::from(h.sample_rate));
                     frames.push((pos, h.len, d));
                     pos = pos.saturating_add(h.len);
                 }
@@ -338,9 +351,9 @@ pub fn serve_shoutcast(
     let deadline = Deadline::after(cfg.header_timeout);
     loop {
         let line = match read_line(&mut conn, &deadline) {
-            Ok(l) if headers.len() >= MAX_V1_HEADERS && !l.is_empty() => {
-                Err(io::Error::other(format!("more than {MAX_V1_HEADERS} header lines")))
-            }
+            Ok(l) if headers.len() >= MAX_V1_HEADERS && !l.is_empty() => Err(io::Error::other(
+                format!("more than {MAX_V1_HEADERS} header lines"),
+            )),
             other => other,
         };
         let line = match line {
