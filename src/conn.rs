@@ -53,24 +53,19 @@ impl Conn {
             .map_err(|e| io::Error::other(format!("{}: {e}", url.host)))?;
         let mut tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
         // Handshake now, so a bad certificate is reported as such and not as a failed read.
-        while tls.is_handshaking() {
-            let step = deadline
-                .arm(&tcp)
-                .and_then(|()| tls.complete_io(&mut tcp).map(drop));
-            step.map_err(|e| {
-                let why = match e.kind() {
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                        "no answer in time".to_string()
-                    }
-                    // A plain HTTP server answers a TLS hello with an HTTP error page.
-                    _ if is_plain_http_answer(&e) => {
-                        format!("{e} (an http:// server, not https://?)")
-                    }
-                    _ => e.to_string(),
-                };
-                io::Error::new(e.kind(), format!("TLS handshake with {}: {why}", url.host))
-            })?;
-        }
+        handshake(&mut tls, &mut tcp, deadline).map_err(|e| {
+            let why = match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                    "no answer in time".to_string()
+                }
+                // A plain HTTP server answers a TLS hello with an HTTP error page.
+                _ if is_plain_http_answer(&e) => {
+                    format!("{e} (an http:// server, not https://?)")
+                }
+                _ => e.to_string(),
+            };
+            io::Error::new(e.kind(), format!("TLS handshake with {}: {why}", url.host))
+        })?;
         Ok(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))))
     }
 
@@ -124,6 +119,35 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// Runs the TLS handshake before `deadline`, arming the socket's timeouts before every read
+/// and write. Not rustls's `complete_io`: that loops inside itself until the handshake is
+/// done, so a server that trickles its handshake a byte at a time would hold the dial for as
+/// long as it liked.
+fn handshake(
+    tls: &mut ClientConnection,
+    tcp: &mut TcpStream,
+    deadline: Deadline,
+) -> io::Result<()> {
+    loop {
+        while tls.wants_write() {
+            deadline.arm(tcp)?;
+            tls.write_tls(tcp)?;
+        }
+        if !tls.is_handshaking() {
+            return Ok(());
+        }
+        deadline.arm(tcp)?;
+        if tls.read_tls(tcp)? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "closed during the handshake",
+            ));
+        }
+        tls.process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     }
 }
 

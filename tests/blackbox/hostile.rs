@@ -331,6 +331,11 @@ fn a_shoutcast_source_trickling_its_password_or_headers_is_dropped() {
 
 /// A server that accepts and then answers a byte every 400 ms, forever.
 fn trickling_server() -> (SocketAddr, Arc<AtomicBool>) {
+    trickling_server_with(b"", b'H')
+}
+
+/// A server that accepts, sends `prefix`, then one `byte` every 400 ms, forever.
+fn trickling_server_with(prefix: &'static [u8], byte: u8) -> (SocketAddr, Arc<AtomicBool>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -340,11 +345,12 @@ fn trickling_server() -> (SocketAddr, Arc<AtomicBool>) {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut conns: Vec<TcpStream> = Vec::new();
         while !st.load(Relaxed) && Instant::now() < deadline {
-            if let Ok((c, _)) = l.accept() {
+            if let Ok((mut c, _)) = l.accept() {
+                let _ = c.write_all(prefix);
                 conns.push(c);
             }
             for c in &mut conns {
-                let _ = c.write_all(b"H");
+                let _ = c.write_all(&[byte]);
             }
             std::thread::sleep(Duration::from_millis(400));
         }
@@ -375,6 +381,24 @@ fn a_link_origin_trickling_its_challenge_is_redialled_after_the_handshake_deadli
     ]);
     let t0 = Instant::now();
     let line = s.wait_log("no answer in time", Duration::from_secs(10));
+    stop.store(true, Relaxed);
+    assert!(line.is_some(), "{}", s.log_text());
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn a_tls_handshake_trickled_by_the_server_is_cut_at_the_handshake_deadline() {
+    // A TLS record header announcing a 16 KiB handshake record, whose body then comes a
+    // byte every 400 ms: rustls waits for the whole record; the dial's deadline does not.
+    let (up, stop) = trickling_server_with(&[0x16, 0x03, 0x03, 0x40, 0x00], 0);
+    let s = Server::start(&[
+        "-link-key",
+        "linkkey123",
+        "-link-pull",
+        &format!("https://{up}"),
+    ]);
+    let t0 = Instant::now();
+    let line = s.wait_log("TLS handshake with 127.0.0.1: no answer in time", T);
     stop.store(true, Relaxed);
     assert!(line.is_some(), "{}", s.log_text());
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
