@@ -88,6 +88,8 @@ pub fn exchange(
             {
                 return Err(io::Error::new(e.kind(), "no answer in time"))
             }
+            // A TLS record is still coming in (see `Conn::read`): re-arm and read on.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     };

@@ -98,11 +98,8 @@ impl Conn {
             Conn::Tls(s) => {
                 let mut wait = wait;
                 loop {
-                    match s.conn.reader().read(buf) {
-                        Ok(n) => return Ok(Some(n)),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(Some(0)),
-                        Err(e) => return Err(e),
+                    if let Some(r) = plaintext(&mut s.conn, buf) {
+                        return r.map(Some);
                     }
                     if !crate::sys::wait_readable(&s.sock, wait)? {
                         return Ok(None);
@@ -119,6 +116,18 @@ impl Conn {
                 }
             }
         }
+    }
+}
+
+/// The plaintext rustls holds: `Some(Ok(n))` (0 at the end of the stream, closed cleanly or
+/// not: a proxy that closes without close_notify ends it as plain TCP does), `Some(Err)`,
+/// or `None` when it needs more bytes from the socket.
+fn plaintext(tls: &mut ClientConnection, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    match tls.reader().read(buf) {
+        Ok(n) => Some(Ok(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Some(Ok(0)),
+        Err(e) => Some(Err(e)),
     }
 }
 
@@ -163,14 +172,31 @@ fn is_plain_http_answer(e: &io::Error) -> bool {
 }
 
 impl Read for Conn {
+    /// For TLS, at most one read of the socket per call: rustls's own `Stream` reads until
+    /// a whole record is in, so a server trickling one record a byte at a time would hold a
+    /// caller whose deadline is armed between reads. A call that read bytes but completed no
+    /// record yet returns `Interrupted`, which `read_exact`, `read_to_end` and our head
+    /// readers retry, re-arming their deadline first.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.read(buf),
-            Conn::Tls(s) => match s.read(buf) {
-                // A proxy that closes without close_notify ends the stream as plain TCP does.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                r => r,
-            },
+            Conn::Tls(s) => {
+                if let Some(r) = plaintext(&mut s.conn, buf) {
+                    return r;
+                }
+                let n = s.conn.read_tls(&mut s.sock)?;
+                s.conn
+                    .process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                while s.conn.wants_write() {
+                    s.conn.write_tls(&mut s.sock)?;
+                }
+                match plaintext(&mut s.conn, buf) {
+                    Some(r) => r,
+                    None if n == 0 => Ok(0),
+                    None => Err(io::ErrorKind::Interrupted.into()),
+                }
+            }
         }
     }
 }
