@@ -404,6 +404,78 @@ fn a_tls_handshake_trickled_by_the_server_is_cut_at_the_handshake_deadline() {
     assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }
 
+/// An https:// server (certificate from `ca`) that completes the handshake, then sends its
+/// answer head as one TLS record, a byte every 400 ms.
+fn trickling_tls_server(ca: &crate::tls_proxy::TestCa) -> (SocketAddr, Arc<AtomicBool>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ca.cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&ca.key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let config = Arc::new(config);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let st = Arc::clone(&stop);
+    std::thread::spawn(move || {
+        let Ok((mut sock, _)) = l.accept() else {
+            return;
+        };
+        sock.set_read_timeout(Some(T)).unwrap();
+        let mut tls = rustls::ServerConnection::new(config).unwrap();
+        while tls.is_handshaking() {
+            if tls.complete_io(&mut sock).is_err() {
+                return;
+            }
+        }
+        tls.writer()
+            .write_all(b"HTTP/1.0 200 OK\r\nContent-Type: audio/mpeg\r\n\r\n")
+            .unwrap();
+        let mut record = Vec::new();
+        while tls.wants_write() {
+            tls.write_tls(&mut record).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for b in record {
+            if st.load(Relaxed) || Instant::now() > deadline || sock.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    });
+    (addr, stop)
+}
+
+#[test]
+fn an_https_upstream_trickling_its_answer_inside_one_record_is_cut_at_the_dial_deadline() {
+    let dir = scratch("tls-trickle");
+    let ca = crate::tls_proxy::TestCa::make(&dir, "trickle");
+    let (up, stop) = trickling_tls_server(&ca);
+    let s = Server::start(&[
+        "-url",
+        &format!("https://{up}/live"),
+        "-tls-ca",
+        ca.ca.to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+    ]);
+    let t0 = Instant::now();
+    let line = s.wait_log("no answer in time", Duration::from_secs(20));
+    stop.store(true, Relaxed);
+    assert!(line.is_some(), "{}", s.log_text());
+    assert!(t0.elapsed() < Duration::from_secs(13), "{:?}", t0.elapsed());
+}
+
 #[test]
 fn a_flood_from_one_address_leaves_room_for_listeners_from_another() {
     let s = Server::start(&[
