@@ -358,32 +358,33 @@ fn trickling_server_with(prefix: &'static [u8], byte: u8) -> (SocketAddr, Arc<At
     (addr, stop)
 }
 
+/// Starts ringcast with `args` (dialling a trickling peer) and checks it logs `needle` (the
+/// dial cut at its deadline) within `within`; then stops the peer.
+fn assert_dial_cut(args: &[&str], stop: Arc<AtomicBool>, needle: &str, within: Duration) {
+    let s = Server::start(args);
+    let t0 = Instant::now();
+    let line = s.wait_log(needle, within + Duration::from_secs(7));
+    stop.store(true, Relaxed);
+    assert!(line.is_some(), "{}", s.log_text());
+    assert!(t0.elapsed() < within, "{:?}", t0.elapsed());
+}
+
 #[test]
 fn an_upstream_trickling_its_answer_is_redialled_after_the_dial_deadline() {
     let (up, stop) = trickling_server();
-    let s = Server::start(&["-url", &format!("http://{up}/live"), "-frame-filter", "mp3"]);
-    let t0 = Instant::now();
-    let line = s.wait_log("no answer in time", Duration::from_secs(20));
-    stop.store(true, Relaxed);
-    assert!(line.is_some(), "{}", s.log_text());
+    let url = format!("http://{up}/live");
     // The dial's deadline is 10 s, whatever the trickle.
-    assert!(t0.elapsed() < Duration::from_secs(13), "{:?}", t0.elapsed());
+    let args = ["-url", &url, "-frame-filter", "mp3"];
+    assert_dial_cut(&args, stop, "no answer in time", Duration::from_secs(13));
 }
 
 #[test]
 fn a_link_origin_trickling_its_challenge_is_redialled_after_the_handshake_deadline() {
     let (up, stop) = trickling_server();
-    let s = Server::start(&[
-        "-link-key",
-        "linkkey123",
-        "-link-pull",
-        &format!("http://{up}"),
-    ]);
-    let t0 = Instant::now();
-    let line = s.wait_log("no answer in time", Duration::from_secs(10));
-    stop.store(true, Relaxed);
-    assert!(line.is_some(), "{}", s.log_text());
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let url = format!("http://{up}");
+    // The handshake's deadline is at most 3 s.
+    let args = ["-link-key", "linkkey123", "-link-pull", &url];
+    assert_dial_cut(&args, stop, "no answer in time", Duration::from_secs(5));
 }
 
 #[test]
@@ -391,17 +392,10 @@ fn a_tls_handshake_trickled_by_the_server_is_cut_at_the_handshake_deadline() {
     // A TLS record header announcing a 16 KiB handshake record, whose body then comes a
     // byte every 400 ms: rustls waits for the whole record; the dial's deadline does not.
     let (up, stop) = trickling_server_with(&[0x16, 0x03, 0x03, 0x40, 0x00], 0);
-    let s = Server::start(&[
-        "-link-key",
-        "linkkey123",
-        "-link-pull",
-        &format!("https://{up}"),
-    ]);
-    let t0 = Instant::now();
-    let line = s.wait_log("TLS handshake with 127.0.0.1: no answer in time", T);
-    stop.store(true, Relaxed);
-    assert!(line.is_some(), "{}", s.log_text());
-    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let url = format!("https://{up}");
+    let args = ["-link-key", "linkkey123", "-link-pull", &url];
+    let needle = "TLS handshake with 127.0.0.1: no answer in time";
+    assert_dial_cut(&args, stop, needle, Duration::from_secs(5));
 }
 
 /// An https:// server (certificate from `ca`) that completes the handshake, then sends its
@@ -461,19 +455,16 @@ fn an_https_upstream_trickling_its_answer_inside_one_record_is_cut_at_the_dial_d
     let dir = scratch("tls-trickle");
     let ca = crate::tls_proxy::TestCa::make(&dir, "trickle");
     let (up, stop) = trickling_tls_server(&ca);
-    let s = Server::start(&[
+    let url = format!("https://{up}/live");
+    let args = [
         "-url",
-        &format!("https://{up}/live"),
+        &url,
         "-tls-ca",
         ca.ca.to_str().unwrap(),
         "-frame-filter",
         "mp3",
-    ]);
-    let t0 = Instant::now();
-    let line = s.wait_log("no answer in time", Duration::from_secs(20));
-    stop.store(true, Relaxed);
-    assert!(line.is_some(), "{}", s.log_text());
-    assert!(t0.elapsed() < Duration::from_secs(13), "{:?}", t0.elapsed());
+    ];
+    assert_dial_cut(&args, stop, "no answer in time", Duration::from_secs(13));
 }
 
 #[test]
