@@ -140,7 +140,7 @@ struct DeadlineReader(Conn, Deadline);
 
 impl Read for DeadlineReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.1.arm(self.0.tcp())?;
+        self.1.arm_read(self.0.tcp())?;
         self.0.read(buf)
     }
 }

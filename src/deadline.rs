@@ -36,12 +36,22 @@ impl Deadline {
     /// Sets `sock`'s read and write timeouts to the time left; `TimedOut` once it passed
     /// (a zero timeout would mean "no timeout" to the socket).
     pub fn arm(&self, sock: &TcpStream) -> io::Result<()> {
+        self.arm_read(sock)?;
+        sock.set_write_timeout(Some(self.left_or_timed_out()?))
+    }
+
+    /// Only the read timeout, for a phase that only reads: the write timeout the socket
+    /// has (a listener's `-write-timeout`) stays as it is.
+    pub fn arm_read(&self, sock: &TcpStream) -> io::Result<()> {
+        sock.set_read_timeout(Some(self.left_or_timed_out()?))
+    }
+
+    fn left_or_timed_out(&self) -> io::Result<Duration> {
         let left = self.left();
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "deadline passed"));
         }
-        sock.set_read_timeout(Some(left))?;
-        sock.set_write_timeout(Some(left))
+        Ok(left)
     }
 }
 
@@ -56,6 +66,11 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         d.arm(&s).unwrap();
+        assert!(s.write_timeout().unwrap().is_some());
+        let t = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        t.set_write_timeout(Some(Duration::from_secs(77))).unwrap();
+        d.arm_read(&t).unwrap();
+        assert_eq!(t.write_timeout().unwrap(), Some(Duration::from_secs(77)));
         std::thread::sleep(Duration::from_millis(40));
         assert!(d.passed());
         assert_eq!(d.arm(&s).unwrap_err().kind(), io::ErrorKind::TimedOut);

@@ -53,7 +53,7 @@ pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, 
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        match deadline.arm(conn) {
+        match deadline.arm_read(conn) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::Timeout),
             Err(e) => return Err(HeadError::Io(e)),
@@ -195,7 +195,7 @@ pub fn close_gracefully(conn: &mut TcpStream) {
     let mut sink = [0u8; 2048];
     let mut budget: usize = 64 * 1024;
     while budget > 0 {
-        if deadline.arm(conn).is_err() {
+        if deadline.arm_read(conn).is_err() {
             break;
         }
         match conn.read(&mut sink) {

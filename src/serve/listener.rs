@@ -126,7 +126,7 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                 // The whole batch within -write-timeout, however the listener trickles its
                 // reads: a socket that takes a few bytes now and then is as stalled as one
                 // that takes none.
-                if let Err(e) = write_all_by(&mut conn, wire, Deadline::after(cfg.write_timeout)) {
+                if let Err(e) = write_all_by(&mut conn, wire, cfg.write_timeout) {
                     break if http::is_disconnect(&e) {
                         debug!("{peer}: left");
                         End::Left
@@ -190,18 +190,38 @@ fn send_buffer(rate: u64) -> usize {
         .clamp(MIN_SNDBUF, MAX_SNDBUF)
 }
 
-/// `write_all` that fails with `TimedOut` once `deadline` passes.
-fn write_all_by(conn: &mut TcpStream, mut buf: &[u8], deadline: Deadline) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        deadline.arm(conn)?;
+/// `write_all` that fails with `TimedOut` once `timeout` has passed since it began. The
+/// socket's write timeout is already `timeout` (set once per connection), so a batch the
+/// kernel takes in one write, the usual case, costs no extra system call; only after a
+/// partial write is the timeout cut to what is left, and put back at the end.
+fn write_all_by(conn: &mut TcpStream, mut buf: &[u8], timeout: Duration) -> std::io::Result<()> {
+    let deadline = Deadline::after(timeout);
+    let mut cut = false;
+    let result = loop {
+        if buf.is_empty() {
+            break Ok(());
+        }
         match conn.write(buf) {
-            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = buf.get(n..).unwrap_or_default(),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => break Err(e),
         }
+        if !buf.is_empty() {
+            let left = deadline.left();
+            if left.is_zero() {
+                break Err(std::io::ErrorKind::TimedOut.into());
+            }
+            if let Err(e) = conn.set_write_timeout(Some(left)) {
+                break Err(e);
+            }
+            cut = true;
+        }
+    };
+    if cut {
+        conn.set_write_timeout(Some(timeout))?;
     }
-    Ok(())
+    result
 }
 
 /// The response headers of a stream, in Icecast's shape: no caching, the `icy-*` fields the

@@ -392,7 +392,7 @@ fn read_line(conn: &mut TcpStream, deadline: &Deadline) -> io::Result<String> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     while line.len() < 1024 {
-        deadline.arm(conn)?;
+        deadline.arm_read(conn)?;
         match conn.read(&mut b) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(_) => {}
