@@ -726,3 +726,21 @@ impl Drop for Recorder {
         }
     }
 }
+
+/// Starts ringcast with `args` (which take source clients) until its SHOUTcast v1 port (the
+/// HTTP port + 1) is its own: with tests in parallel, the port after a free one may be another
+/// server's. Returns the server and that port.
+pub fn start_with_v1_port(args: &[&str]) -> (Server, SocketAddr) {
+    for _ in 0..10 {
+        let s = Server::start(args);
+        let found = eventually(Duration::from_secs(10), || {
+            s.log_count("SHOUTcast v1 sources on") + s.log_count("SHOUTcast v1 sources: cannot") > 0
+        });
+        assert!(found, "no word on the SHOUTcast port: {}", s.log_text());
+        if s.log_count("SHOUTcast v1 sources on") > 0 {
+            let v1 = SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
+            return (s, v1);
+        }
+    }
+    panic!("the port after ringcast's was taken ten times in a row");
+}

@@ -181,17 +181,14 @@ fn malformed_requests_at_every_route_never_crash_or_disturb_a_listener() {
 
 /// ringcast taking source clients, with a 2 s -header-timeout; and its SHOUTcast v1 port.
 fn shoutcast_server() -> (Server, SocketAddr) {
-    let s = Server::start(&[
+    start_with_v1_port(&[
         "-source-password",
         PW,
         "-frame-filter",
         "mp3",
         "-header-timeout",
         "2s",
-    ]);
-    assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
-    let v1 = SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
-    (s, v1)
+    ])
 }
 
 #[test]

@@ -11,6 +11,11 @@ const T: Duration = Duration::from_secs(20);
 const PW: &str = "s3cret";
 
 fn push_server(extra: &[&str]) -> Server {
+    Server::start(&push_args(extra))
+}
+
+/// The flags of a server taking source clients, plus `extra`.
+fn push_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "-source-password",
         PW,
@@ -22,7 +27,7 @@ fn push_server(extra: &[&str]) -> Server {
         "400",
     ];
     args.extend_from_slice(extra);
-    Server::start(&args)
+    args
 }
 
 fn tone() -> std::path::PathBuf {
@@ -185,9 +190,7 @@ fn a_chunked_put_body_is_decoded() {
 
 #[test]
 fn shoutcast_v1_source_on_the_next_port() {
-    let s = push_server(&[]);
-    let sc = std::net::SocketAddr::new(s.addr.ip(), s.addr.port() + 1);
-    assert!(s.wait_log("SHOUTcast v1 sources on", T).is_some());
+    let (s, sc) = start_with_v1_port(&push_args(&[]));
     let mut bad = TcpStream::connect(sc).unwrap();
     bad.write_all(b"wrong\r\n").unwrap();
     let mut answer = String::new();
