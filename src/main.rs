@@ -5,52 +5,34 @@
 //! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval),
 //! `watchdog` (under systemd with `WatchdogSec=`).
 
-mod auth;
-mod backoff;
-mod chunked;
 mod cli;
-mod client;
 mod config;
-mod conn;
-mod deadline;
-mod flagsfile;
 mod frame;
-#[cfg(test)]
-mod fuzz;
-mod heartbeat;
+mod http;
 mod icy;
+mod input;
 mod link;
-mod meta;
-mod notify;
-mod output;
-mod peers;
-mod random;
-mod ratelimit;
+mod os;
 mod ring;
-mod serve;
-mod shared;
-mod shutdown;
-mod source;
-mod stats;
-mod sys;
-mod timefmt;
-mod tls;
-mod url;
+mod server;
+mod sink;
+mod stream;
+mod util;
 
 use config::Config;
 use log::{error, info, warn};
-use serve::accept::Port;
-use shared::Shared;
+use server::accept::Port;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
+use stream::Shared;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let argv = match flagsfile::expand(&argv, |p| std::fs::read_to_string(p)) {
+    let argv = match cli::flagsfile::expand(&argv, |p| std::fs::read_to_string(p)) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("ringcast: {e}");
@@ -76,7 +58,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cfg.log_level);
-    tls::init(cfg.tls_ca.as_deref());
+    http::tls::init(cfg.tls_ca.as_deref());
     match run(cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -103,13 +85,13 @@ fn init_logging(level: log::LevelFilter) {
 }
 
 fn run(cfg: Arc<Config>) -> Result<(), String> {
-    sys::block_signals().map_err(|e| format!("cannot block signals: {e}"))?;
-    sys::limit_malloc_arenas();
+    os::sys::block_signals().map_err(|e| format!("cannot block signals: {e}"))?;
+    os::sys::limit_malloc_arenas();
     if let Some(n) = cfg.cpu_max {
-        let cpus = sys::limit_cpus(n).map_err(|e| format!("-cpu-max: {e}"))?;
+        let cpus = os::sys::limit_cpus(n).map_err(|e| format!("-cpu-max: {e}"))?;
         info!("-cpu-max {n}: running on CPU(s) {cpus:?}");
     }
-    match sys::raise_nofile_limit() {
+    match os::sys::raise_nofile_limit() {
         Ok(limit) if usize::try_from(limit).unwrap_or(usize::MAX) < cfg.max_clients + 100 => warn!(
             "open-files limit {limit} is below -max-clients {} + 100: raise LimitNOFILE",
             cfg.max_clients
@@ -122,7 +104,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     if let Some(uid) = cfg.uid {
-        sys::set_uid(uid).map_err(|e| format!("-uid {uid}: {e}"))?;
+        os::sys::set_uid(uid).map_err(|e| format!("-uid {uid}: {e}"))?;
         info!("running as uid {uid}");
     }
     info!("listening on {local}");
@@ -135,13 +117,13 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     );
 
     // Nonces, epochs and jitter need the CSPRNG: find out now, not at the first handshake.
-    random::u64().map_err(|e| format!("cannot start: {e}"))?;
+    util::random::u64().map_err(|e| format!("cannot start: {e}"))?;
     let shared = Arc::new(Shared::new(&cfg).map_err(|e| format!("cannot start: {e}"))?);
     let sh = Arc::clone(&shared);
     spawn("signals", move || {
-        let sig = sys::wait_signal();
+        let sig = os::sys::wait_signal();
         sh.shutdown
-            .trigger(format!("{} received", sys::signal_name(sig)));
+            .trigger(format!("{} received", os::sys::signal_name(sig)));
     })?;
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
     let reader = if link::is_receiver(&cfg) {
@@ -152,7 +134,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         }
         spawn("link-play", move || link::receiver::run_play(&c, &sh))?
     } else {
-        spawn("src-read", move || source::reader::run(c, sh))?
+        spawn("src-read", move || input::supervisor::run(c, sh))?
     };
     if cfg.link.as_ref().is_some_and(|l| l.push.is_some()) {
         let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
@@ -161,7 +143,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     let sock_fd = sock.as_raw_fd();
     let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
     let accept = spawn("http-accept", move || {
-        serve::accept::run(sock, c, sh, Port::Http, serve::accept::handle_http)
+        server::accept::run(sock, c, sh, Port::Http, server::accept::handle_http)
     })?;
     // SHOUTcast v1 source clients connect to the next port, as SHOUTcast's DNAS has it.
     let mut shoutcast = None;
@@ -173,7 +155,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
                 let fd = sc.as_raw_fd();
                 let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
                 let h = spawn("sc-accept", move || {
-                    serve::accept::run(sc, c, sh, Port::SourceV1, source::push::serve_shoutcast)
+                    server::accept::run(sc, c, sh, Port::SourceV1, input::push::serve_shoutcast)
                 })?;
                 shoutcast = Some((fd, h));
             }
@@ -182,7 +164,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
     }
     if cfg.icecast.is_some() {
         let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-        spawn("out-icecast", move || output::icecast::run(&c, &sh))?;
+        spawn("out-icecast", move || sink::icecast::run(&c, &sh))?;
     }
     if let Some(every) = cfg.stat_log_interval {
         let sh = Arc::clone(&shared);
@@ -193,10 +175,10 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         })?;
     }
 
-    let notifier = notify::Notifier::from_env().map(Arc::new);
+    let notifier = os::notify::Notifier::from_env().map(Arc::new);
     if let Some(n) = &notifier {
         n.send(&format!("READY=1\nSTATUS={}", shared.status_line()));
-        if let Some(every) = notify::watchdog_interval() {
+        if let Some(every) = os::notify::watchdog_interval() {
             let (n, sh) = (Arc::clone(n), Arc::clone(&shared));
             spawn("watchdog", move || watchdog(&n, &sh, every))?;
         }
@@ -208,10 +190,10 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         n.send(&format!("STOPPING=1\nSTATUS=stopping: {reason}"));
     }
     // Stop accepting; the accept thread sees the error and the flag and returns.
-    sys::shutdown_read(sock_fd);
+    os::sys::shutdown_read(sock_fd);
     let _ = accept.join();
     if let Some((fd, h)) = shoutcast {
-        sys::shutdown_read(fd);
+        os::sys::shutdown_read(fd);
         let _ = h.join();
     }
     // The reader stops its input (and child) within one read slice, then ends the ring.
@@ -236,7 +218,7 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
 
 /// Tells systemd all is well while it is: the source reader beats and the accept loop runs.
 /// When either is stuck, the pings stop and systemd restarts the service.
-fn watchdog(n: &notify::Notifier, shared: &Shared, every: Duration) {
+fn watchdog(n: &os::notify::Notifier, shared: &Shared, every: Duration) {
     while !shared.shutdown.sleep(every) {
         let reader = shared.reader_beat.alive();
         let accepting = shared.accepting.load(std::sync::atomic::Ordering::Relaxed);

@@ -260,7 +260,7 @@ mod tests {
             // -frame-bytes is never below the framer's minimum (config).
             for max in [info.min_frame_bytes, info.min_frame_bytes.max(64), 2881] {
                 let name = format!("frame::{}::{max}", info.name);
-                crate::fuzz::run(&name, seeds, 2048, |b| {
+                crate::util::fuzz::run(&name, seeds, 2048, |b| {
                     let mut f = (info.new)(max);
                     let mut counts = ScanCounts::default();
                     // Feed the input the way the reader does: scan, consume, go on.

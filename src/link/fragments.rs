@@ -174,7 +174,7 @@ fn nonempty(frags: Vec<Arc<Fragment>>) -> Next {
 /// A new, random stream epoch (should the CSPRNG fail, which `main` checked at start-up,
 /// the one after `previous`, with an error logged: an epoch only has to differ).
 fn new_epoch(previous: u64) -> u64 {
-    crate::random::u64().unwrap_or_else(|e| {
+    crate::util::random::u64().unwrap_or_else(|e| {
         log::error!("link: new epoch: {e}");
         previous.wrapping_add(1).max(1)
     })

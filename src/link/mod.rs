@@ -30,7 +30,7 @@ pub mod wire;
 
 use crate::config::{Config, InputSpec};
 use crate::frame::Mp3Header;
-use crate::url::Url;
+use crate::http::url::Url;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
@@ -117,7 +117,7 @@ impl LinkState {
     pub fn new(cfg: LinkConfig) -> std::io::Result<LinkState> {
         let (tx, rx) = bounded(INBOX_MESSAGES);
         let mut nonce_key = [0u8; 32];
-        nonce_key.copy_from_slice(&crate::random::bytes(32)?);
+        nonce_key.copy_from_slice(&crate::util::random::bytes(32)?);
         Ok(LinkState {
             log: FragmentLog::new(cfg.keep),
             cfg,
@@ -160,7 +160,7 @@ impl LinkState {
     /// one stores nothing and no number of challenge requests can crowd out another's.
     pub fn issue_nonce(&self) -> std::io::Result<String> {
         let mut body = local_ms().to_be_bytes().to_vec();
-        body.extend_from_slice(&crate::random::bytes(8)?);
+        body.extend_from_slice(&crate::util::random::bytes(8)?);
         let mac = wire::hmac(&self.nonce_key, &[&body]);
         body.extend_from_slice(mac.get(..16).unwrap_or_default());
         Ok(hex(&body))
@@ -174,7 +174,7 @@ impl LinkState {
         };
         let (body, mac) = raw.split_at(16);
         let want = wire::hmac(&self.nonce_key, &[body]);
-        if !crate::auth::same_secret_bytes(mac, want.get(..16).unwrap_or_default()) {
+        if !crate::http::auth::same_secret_bytes(mac, want.get(..16).unwrap_or_default()) {
             return false;
         }
         let issued = u64::from_be_bytes(
@@ -231,13 +231,13 @@ impl LinkState {
 /// The dialling side's loop (`link-pull`, `link-push`): run a session until it ends, then
 /// redial after a short, capped, jittered backoff, reset by a session that lasted.
 pub fn redial(
-    shared: &crate::shared::Shared,
+    shared: &crate::stream::Shared,
     link: &LinkState,
     what: &str,
     url: &Url,
     mut session: impl FnMut() -> std::io::Result<()>,
 ) {
-    let mut backoff = crate::backoff::Backoff::new(REDIAL_MIN, REDIAL_MAX);
+    let mut backoff = crate::util::backoff::Backoff::new(REDIAL_MIN, REDIAL_MAX);
     while !shared.shutdown.is_set() {
         let started = Instant::now();
         link.stats.connects.fetch_add(1, Relaxed);
@@ -272,7 +272,7 @@ pub fn frame_duration(cfg: &Config, frame: &[u8]) -> Option<Duration> {
         "mp3" => Mp3Header::parse(frame)
             .map(|h| Duration::from_secs_f64(h.samples() as f64 / h.sample_rate as f64)),
         "raw" if cfg.input == InputSpec::Tone => Some(Duration::from_secs_f64(
-            frame.len() as f64 / (crate::source::tone::SAMPLE_RATE as f64 * 2.0),
+            frame.len() as f64 / (crate::input::tone::SAMPLE_RATE as f64 * 2.0),
         )),
         "raw" if cfg.source_bandwidth > 0 => Some(Duration::from_secs_f64(
             frame.len() as f64 / cfg.source_bandwidth as f64,
@@ -318,7 +318,7 @@ pub fn local_us() -> i64 {
     i64::try_from(START.get_or_init(Instant::now).elapsed().as_micros()).unwrap_or(i64::MAX)
 }
 
-pub use crate::random::to_hex as hex;
+pub use crate::util::random::to_hex as hex;
 
 /// `epoch.seq`, or `-` for none.
 pub fn fmt_pos(p: Option<(u64, u64)>) -> String {
@@ -334,7 +334,7 @@ pub fn parse_pos(s: &str) -> Option<(u64, u64)> {
 pub fn handshake_query(params: &[(&str, &str)], mac: &str) -> String {
     let mut q: Vec<String> = params
         .iter()
-        .map(|(k, v)| format!("{k}={}", crate::url::encode_component(v)))
+        .map(|(k, v)| format!("{k}={}", crate::http::url::encode_component(v)))
         .collect();
     q.push(format!("mac={mac}"));
     q.join("&")

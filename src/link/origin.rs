@@ -11,15 +11,15 @@ use super::{
     fmt_pos, handshake_query, parse_pos, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE, PATH_PULL,
     PATH_PUSH, STALL,
 };
-use crate::chunked::ChunkedWriter;
-use crate::client;
 use crate::config::Config;
-use crate::conn::Conn;
-use crate::deadline::Deadline;
-use crate::peers::Login;
-use crate::serve::http::{self, Request};
-use crate::shared::Shared;
-use crate::url::{query_pairs, Url};
+use crate::http::chunked::ChunkedWriter;
+use crate::http::client;
+use crate::http::conn::Conn;
+use crate::http::server::{self as http, Request};
+use crate::http::url::{query_pairs, Url};
+use crate::server::peers::Login;
+use crate::stream::Shared;
+use crate::util::deadline::Deadline;
 use log::info;
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -85,8 +85,8 @@ pub fn verify<const N: usize>(
     let mut parts = vec![mode, "1"];
     parts.extend(values.iter().map(String::as_str));
     let login = shared.peers.login(peer.ip(), "link handshake", || {
-        let good_mac =
-            get("mac").is_some_and(|m| crate::auth::same_secret(&m, &link.request_mac(&parts)));
+        let good_mac = get("mac")
+            .is_some_and(|m| crate::http::auth::same_secret(&m, &link.request_mac(&parts)));
         // Consume the nonce only for a request that proves the key.
         Some(good_mac && link.take_nonce(&nonce))
     });
@@ -124,7 +124,7 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     if conn.write_all(head.as_bytes()).is_err() {
         return;
     }
-    let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
+    let _ = crate::os::sys::set_tcp_user_timeout(&conn, STALL);
     let _ = conn.set_write_timeout(Some(STALL.saturating_mul(2)));
     info!("{peer}: link receiver pulling after {after_text}");
     let result = send_stream(
@@ -242,7 +242,7 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
     ) else {
         return;
     };
-    let origin_id = match crate::random::hex(8) {
+    let origin_id = match crate::util::random::hex(8) {
         Ok(id) => id,
         Err(e) => return log::error!("link push: {e}"),
     };
@@ -269,7 +269,7 @@ pub struct Dialed {
 /// the receiver said it holds.
 pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dialed> {
     let ch = fetch_challenge(url, link)?;
-    let cnonce = crate::random::hex(16)?;
+    let cnonce = crate::util::random::hex(16)?;
     let (mode, id_name, after, want_ms) = if pull {
         (
             "pull",
@@ -430,6 +430,6 @@ pub fn base_path(url: &Url) -> &str {
 /// Dials the other side (TLS for `https://`), with a stall bound on the socket.
 fn connect(url: &Url, deadline: Deadline) -> io::Result<Conn> {
     let conn = Conn::connect(url, deadline)?;
-    let _ = crate::sys::set_tcp_user_timeout(conn.tcp(), STALL);
+    let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     Ok(conn)
 }

@@ -352,8 +352,8 @@ mod tests {
 
     #[test]
     fn fragments_from_a_peer_take_any_values() {
-        crate::fuzz::run("playout::add", &[&[0u8; 40]], 64, |b| {
-            let mut r = crate::fuzz::Rng::new(b.iter().map(|&x| u64::from(x)).sum());
+        crate::util::fuzz::run("playout::add", &[&[0u8; 40]], 64, |b| {
+            let mut r = crate::util::fuzz::Rng::new(b.iter().map(|&x| u64::from(x)).sum());
             let mut p = Playout::new(DELAY);
             let mut out = Vec::new();
             let mut now = 0i64;

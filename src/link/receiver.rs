@@ -11,13 +11,13 @@ use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
-use crate::chunked::{is_chunked, ChunkedReader};
 use crate::config::Config;
+use crate::http::chunked::{is_chunked, ChunkedReader};
+use crate::http::server::Request;
 use crate::limited;
-use crate::ratelimit::RateLimit;
-use crate::serve::http::Request;
-use crate::shared::{Shared, SourceState};
-use crate::stats::Stats;
+use crate::stream::stats::Stats;
+use crate::stream::{Shared, SourceState};
+use crate::util::ratelimit::RateLimit;
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError};
 use log::{info, warn};
 use std::io::{self, BufReader, Read, Write};
@@ -33,7 +33,7 @@ pub fn run_pull(cfg: &Config, shared: &Shared) {
     ) else {
         return;
     };
-    let receiver_id = match crate::random::hex(8) {
+    let receiver_id = match crate::util::random::hex(8) {
         Ok(id) => id,
         Err(e) => return log::error!("link pull: {e}"),
     };
@@ -43,7 +43,7 @@ pub fn run_pull(cfg: &Config, shared: &Shared) {
 }
 
 fn pull_session(
-    url: &crate::url::Url,
+    url: &crate::http::url::Url,
     link: &LinkState,
     shared: &Shared,
     rid: &str,
@@ -90,7 +90,7 @@ fn receive(
             Ok(msg) => {
                 // Wait (a little at a time, STALL in all) while the inbox holds its bytes.
                 let size = msg.size();
-                let deadline = crate::deadline::Deadline::after(STALL);
+                let deadline = crate::util::deadline::Deadline::after(STALL);
                 while link.inbox_bytes.load(Relaxed).saturating_add(size) > INBOX_BYTES {
                     if deadline.passed() {
                         return Err(io::Error::other("the link player is not taking messages"));
@@ -160,7 +160,7 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     }
     let _ = conn.set_read_timeout(Some(STALL));
     let _ = conn.set_write_timeout(Some(STALL));
-    let _ = crate::sys::set_tcp_user_timeout(&conn, STALL);
+    let _ = crate::os::sys::set_tcp_user_timeout(&conn, STALL);
     link.stats.up.store(true, Relaxed);
     link.stats.connects.fetch_add(1, Relaxed);
     info!("{peer}: link pusher connected (it resumes after {after})");

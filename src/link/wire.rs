@@ -378,7 +378,7 @@ mod tests {
         )
         .unwrap();
         let seeds: &[&[u8]] = &[&good, b"F\xff\xff\xff\xff", b"M\x00\x00\x00\x04"];
-        crate::fuzz::run("wire::read_msg", seeds, 2048, |b| {
+        crate::util::fuzz::run("wire::read_msg", seeds, 2048, |b| {
             // As bytes off the wire (the MAC check stops nearly all of them)...
             let _ = read_msg(&mut &b[..], &key);
             // ...and as a body a peer holding the key sends, with a valid MAC.

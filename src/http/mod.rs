@@ -1,0 +1,24 @@
+//! HTTP/1, both ways: the server side (`server.rs`: request heads in, responses out) and the
+//! client side (`url`, `conn` over TCP or TLS, `client` heads, `chunked` bodies, `auth`).
+//!
+//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
+//! indexing, unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
+
+pub mod auth;
+pub mod chunked;
+pub mod client;
+pub mod conn;
+pub mod server;
+pub mod tls;
+pub mod url;

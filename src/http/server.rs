@@ -1,0 +1,233 @@
+//! The small HTTP/1.x front end: read one request head with a deadline and a size limit,
+//! parse it with `httparse`, and write simple responses. (Why not tiny_http: README, design
+//! notes.) No keep-alive: a stream response runs until the connection closes, and every
+//! other response closes the connection too.
+
+use crate::util::deadline::Deadline;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::Duration;
+
+/// The largest request head we read. Real players send a few hundred bytes.
+pub const MAX_HEAD: usize = 8 * 1024;
+const MAX_HEADERS: usize = 48;
+
+/// One parsed request head.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor: u8,
+    pub headers: Vec<(String, String)>,
+    /// Bytes read after the head (the start of a body).
+    pub leftover: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why no request could be read.
+#[derive(Debug)]
+pub enum HeadError {
+    /// The peer closed or reset before sending a whole head.
+    Closed,
+    /// Not finished within the header timeout.
+    Timeout,
+    /// More than `MAX_HEAD` bytes or too many header lines.
+    TooLarge,
+    /// Not HTTP.
+    Malformed(String),
+    Io(io::Error),
+}
+
+/// Reads and parses one request head; bytes after it (a body) are left unread.
+pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, HeadError> {
+    let deadline = Deadline::after(timeout);
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        match deadline.arm_read(conn) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::Timeout),
+            Err(e) => return Err(HeadError::Io(e)),
+        }
+        // Never read past MAX_HEAD + 1 bytes: one byte over says "too large".
+        let room = (MAX_HEAD + 1).saturating_sub(buf.len()).min(chunk.len());
+        let n = match conn.read(chunk.get_mut(..room).unwrap_or_default()) {
+            Ok(0) => return Err(HeadError::Closed),
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(HeadError::Timeout)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_disconnect(&e) => return Err(HeadError::Closed),
+            Err(e) => return Err(HeadError::Io(e)),
+        };
+        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+        if let Some(req) = parse_request(&buf)? {
+            return Ok(req);
+        }
+    }
+}
+
+/// Parses the request head at the front of `buf`: `Ok(None)` while it is incomplete (and
+/// within [`MAX_HEAD`]), the request with any bytes after the head, or why it is not one.
+pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(head_len)) => Ok(Some(Request {
+            leftover: buf.get(head_len..).unwrap_or_default().to_vec(),
+            method: req.method.unwrap_or_default().to_string(),
+            path: req.path.unwrap_or("/").to_string(),
+            minor: req.version.unwrap_or(0),
+            headers: req
+                .headers
+                .iter()
+                .map(|h| {
+                    (
+                        h.name.to_string(),
+                        String::from_utf8_lossy(h.value).into_owned(),
+                    )
+                })
+                .collect(),
+        })),
+        Ok(httparse::Status::Partial) if buf.len() > MAX_HEAD => Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooLarge),
+        Err(e) => Err(HeadError::Malformed(e.to_string())),
+    }
+}
+
+/// A listener or peer hanging up: a normal end, logged at debug.
+pub fn is_disconnect(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+/// A write that timed out because the peer stopped reading.
+pub fn is_stalled(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The status line and headers of a response that ends when the connection closes.
+pub fn head<V: AsRef<str>>(
+    minor: u8,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, V)],
+) -> String {
+    let mut h = format!(
+        "HTTP/1.{} {status} {}\r\nServer: ringcast/{}\r\nContent-Type: {content_type}\r\n",
+        minor.min(1),
+        reason(status),
+        env!("CARGO_PKG_VERSION"),
+    );
+    for (name, value) in extra {
+        h.push_str(name);
+        h.push_str(": ");
+        h.push_str(value.as_ref());
+        h.push_str("\r\n");
+    }
+    h.push_str("Connection: close\r\n\r\n");
+    h
+}
+
+/// Writes a short text response and closes the connection cleanly.
+pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
+    // Content-Length lets a client that sent a body or pipelined see the end at once.
+    let length = body.len().saturating_add(1).to_string();
+    let mut headers: Vec<(&str, &str)> = extra.to_vec();
+    headers.push(("Content-Length", &length));
+    let mut msg = head(minor, status, "text/plain; charset=utf-8", &headers);
+    msg.push_str(body);
+    msg.push('\n');
+    if conn.write_all(msg.as_bytes()).is_ok() {
+        close_gracefully(conn);
+    }
+}
+
+/// How long [`close_gracefully`] may wait for the peer, in all: a peer that trickles bytes
+/// cannot hold the connection (and its thread) longer than this.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// Ends a response: half-close, then read (at most 64 KiB, for at most [`LINGER`] in all)
+/// until the peer closes, so the kernel does not answer unread request bytes with a RST that
+/// would destroy the tail of what we sent.
+pub fn close_gracefully(conn: &mut TcpStream) {
+    let _ = conn.flush();
+    let _ = conn.shutdown(Shutdown::Write);
+    let deadline = Deadline::after(LINGER);
+    let mut sink = [0u8; 2048];
+    let mut budget: usize = 64 * 1024;
+    while budget > 0 {
+        if deadline.arm_read(conn).is_err() {
+            break;
+        }
+        match conn.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => budget = budget.saturating_sub(n),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::fuzz;
+
+    #[test]
+    fn request_heads_parse_or_fail_cleanly_on_any_bytes() {
+        let seeds: &[&[u8]] = &[
+            b"GET /admin.cgi?a=%1\xc3\xa9 HTTP/1.0\r\n\r\n",
+            b"GET /live HTTP/1.1\r\nHost: x\r\nIcy-MetaData: 1\r\n\r\nbody",
+            b"SOURCE /live HTTP/1.0\r\nAuthorization: Basic c291cmNlOmhhY2ttZQ==\r\n\r\n",
+            b"PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nUser-Agent: \xff\xfe\r\n\r\n",
+        ];
+        fuzz::run("http::parse_request", seeds, 512, |b| {
+            if let Ok(Some(req)) = parse_request(b) {
+                assert!(req.leftover.len() <= b.len());
+                // Everything a route looks at must be usable without panicking.
+                let _ = crate::server::admin::path_only(&req.path);
+                let _ = crate::http::url::query_pairs(&req.path);
+                let _ = req
+                    .header("Authorization")
+                    .and_then(crate::http::auth::parse_basic);
+            }
+        });
+    }
+}

@@ -1,0 +1,7 @@
+//! The operating system: signals, sockets and limits (`sys`), systemd's notify socket, the
+//! stop flag, and the heartbeat the watchdog reads.
+
+pub mod heartbeat;
+pub mod notify;
+pub mod shutdown;
+pub mod sys;

@@ -1,3 +1,0 @@
-//! Outputs: where ringcast sends its stream besides its own listeners.
-
-pub mod icecast;

@@ -1,0 +1,157 @@
+//! `-icecast icecast://user:pass@host:port/mount`: ringcast as a source client of an Icecast
+//! server (thread `out-icecast`), the way to scale out past one Pi onto an Icecast fleet.
+//!
+//! The stream goes as an identity-framed `PUT` (Icecast ≥ 2.4, as ffmpeg and libshout send
+//! it) on a raw socket: a general HTTP client would want the whole body before reading
+//! Icecast's answer, and this body never ends. Titles go with Icecast's admin metadata call,
+//! a short request (`client::get`). The connection is redialled with capped, jittered
+//! backoff; ringcast's own listeners never notice.
+
+use crate::config::Config;
+use crate::http::auth;
+use crate::http::client;
+use crate::http::conn::Conn;
+use crate::http::url::{encode_component, Url};
+use crate::ring::ReadOutcome;
+use crate::stream::stats::Stats;
+use crate::stream::Shared;
+use crate::util::backoff::Backoff;
+use crate::util::deadline::Deadline;
+use log::{info, warn};
+use std::io::{self, Write};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// A connection that lasted this long resets the backoff.
+const HEALTHY: Duration = Duration::from_secs(30);
+
+pub fn run(cfg: &Config, shared: &Shared) {
+    let Some(url) = cfg.icecast.as_ref() else {
+        return;
+    };
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    while !shared.shutdown.is_set() && !shared.ring_ended() {
+        let started = Instant::now();
+        Stats::add(&shared.stats.output_connects, 1);
+        let result = session(url, cfg, shared);
+        shared.output_up.store(false, Relaxed);
+        match result {
+            Ok(()) => break,
+            Err(e) => warn!("icecast output {}: {e}", url.redacted()),
+        }
+        if started.elapsed() >= HEALTHY {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        info!(
+            "icecast output: reconnecting in {:.1}s",
+            delay.as_secs_f64()
+        );
+        if shared.shutdown.sleep(delay) {
+            break;
+        }
+    }
+}
+
+/// One connection: log in, then send the stream until it ends or the connection fails.
+fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
+    // Connecting, the TLS handshake and Icecast's answer share one deadline.
+    let deadline = Deadline::after(CONNECT_TIMEOUT.saturating_add(ANSWER_TIMEOUT));
+    let mut conn = Conn::connect(url, deadline)?;
+    let info = shared.meta.info();
+    let user = url.user.as_deref().unwrap_or("source");
+    let password = url.password.as_deref().unwrap_or("");
+    let mut head = format!(
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\
+         Content-Type: {}\r\nIce-Public: {}\r\nExpect: 100-continue\r\n",
+        url.path,
+        url.authority(),
+        auth::basic_header(user, password),
+        client::user_agent(),
+        shared.content_type(),
+        u8::from(info.public),
+    );
+    for (name, value) in [
+        ("Ice-Name", &info.name),
+        ("Ice-Genre", &info.genre),
+        ("Ice-Description", &info.description),
+        ("Ice-Url", &info.url),
+        ("Ice-Bitrate", &info.bitrate),
+    ] {
+        if !value.is_empty() && !value.contains(['\r', '\n']) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    let (answer, _) = client::exchange(&mut conn, head.as_bytes(), deadline)
+        .map_err(|e| io::Error::new(e.kind(), format!("Icecast: {e}")))?;
+    conn.set_write_timeout(Some(cfg.write_timeout))?;
+    conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    match answer.status {
+        100 | 200 => {}
+        401 => {
+            return Err(io::Error::other(
+                "Icecast refused the source user or password (401)",
+            ))
+        }
+        403 => {
+            return Err(io::Error::other(
+                "Icecast refused the mount (403: in use or not allowed)",
+            ))
+        }
+        s => return Err(io::Error::other(format!("Icecast answered {s}"))),
+    }
+    info!("icecast output: sending the stream to {}", url.redacted());
+    shared.output_up.store(true, Relaxed);
+
+    let mut cursor = shared.ring.join(0);
+    let mut title_sent = 0;
+    let mut out = Vec::new();
+    loop {
+        let (title, seq) = shared.meta.title();
+        if seq != title_sent {
+            title_sent = seq;
+            if !title.is_empty() {
+                match update_title(url, &title) {
+                    Ok(()) => info!("icecast output: title {title:?} sent"),
+                    Err(e) => warn!("icecast output: title update failed: {e}"),
+                }
+            }
+        }
+        out.clear();
+        match shared.ring.read(
+            &mut cursor,
+            &mut out,
+            u64::MAX,
+            64 * 1024,
+            Duration::from_secs(1),
+        ) {
+            ReadOutcome::Data { .. } => conn.write_all(&out)?,
+            ReadOutcome::Ended => return Ok(()),
+            ReadOutcome::Idle | ReadOutcome::NoRoom => {}
+        }
+        if shared.shutdown.is_set() {
+            return Ok(());
+        }
+    }
+}
+
+/// Icecast's admin metadata call with the source login.
+fn update_title(url: &Url, title: &str) -> Result<(), String> {
+    let path = format!(
+        "/admin/metadata?mount={}&mode=updinfo&charset=UTF-8&song={}",
+        encode_component(&url.path),
+        encode_component(title)
+    );
+    let user = url.user.as_deref().unwrap_or("source");
+    let password = url.password.as_deref().unwrap_or("");
+    let login = auth::basic_header(user, password);
+    match client::get(url, &path, &[("Authorization", &login)], ADMIN_TIMEOUT) {
+        Ok((head, _)) if head.status == 200 => Ok(()),
+        Ok((head, _)) => Err(format!("Icecast answered {}", head.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}

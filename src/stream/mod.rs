@@ -1,0 +1,202 @@
+//! `Shared`: what every thread holds an `Arc` of — the ring, the counters, the listener
+//! count and the stop flag.
+
+pub mod stats;
+
+use crate::config::Config;
+use crate::icy::meta::Meta;
+use crate::input::push::PushSlot;
+use crate::link::LinkState;
+use crate::os::heartbeat::Heartbeat;
+use crate::os::shutdown::Shutdown;
+use crate::ring::Ring;
+use crate::server::peers::Peers;
+use crate::stream::stats::{RateMeter, Stats};
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often sleeping listeners are woken at most, when 100 or more sleep (see `ring.rs`).
+pub const WAKE_INTERVAL: Duration = Duration::from_millis(500);
+
+pub struct Shared {
+    pub ring: Ring,
+    pub stats: Stats,
+    pub shutdown: Shutdown,
+    /// The source reader's sign of life, for the systemd watchdog.
+    pub reader_beat: Heartbeat,
+    /// The accept loop is running (it blocks in accept, so it cannot beat).
+    pub accepting: AtomicBool,
+    /// Stream name, genre, title…
+    pub meta: Meta,
+    /// The live source client, when sources push to us.
+    pub push: PushSlot,
+    /// When ringcast started, and when the source last opened (for status pages).
+    pub started: SystemTime,
+    pub stream_started: Mutex<Option<SystemTime>>,
+    pub listener_peak: AtomicUsize,
+    /// Connected to the `-icecast` server.
+    pub output_up: AtomicBool,
+    /// The link, when configured.
+    pub link: Option<LinkState>,
+    /// Per client address: pending connections and failed logins.
+    pub peers: Arc<Peers>,
+    /// The stream's measured rate (listeners' send buffers follow it).
+    pub rate: RateMeter,
+    /// The stream's Content-Type: the flags', or a link origin's (see `set_content_type`).
+    content_type: Mutex<String>,
+    /// `-content-type` was given: it wins over what a link origin says.
+    content_type_fixed: bool,
+    source_state: AtomicU8,
+    listeners: Mutex<usize>,
+    listeners_changed: Condvar,
+}
+
+/// What the source is doing, for STATUS lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SourceState {
+    Opening = 0,
+    Open = 1,
+    Reopening = 2,
+    Idle = 3,
+    Ended = 4,
+}
+
+impl SourceState {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceState::Opening => "opening",
+            SourceState::Open => "open",
+            SourceState::Reopening => "reopening",
+            SourceState::Idle => "closed (no listeners)",
+            SourceState::Ended => "ended",
+        }
+    }
+}
+
+impl Shared {
+    pub fn new(cfg: &Config) -> std::io::Result<Shared> {
+        Ok(Shared {
+            ring: Ring::new(
+                cfg.source_buffer,
+                cfg.frame_bytes,
+                cfg.header_bytes > 0,
+                WAKE_INTERVAL,
+            ),
+            stats: Stats::default(),
+            shutdown: Shutdown::default(),
+            reader_beat: Heartbeat::default(),
+            accepting: AtomicBool::new(true),
+            meta: Meta::new(cfg.info.clone(), &cfg.title),
+            push: PushSlot::default(),
+            started: SystemTime::now(),
+            stream_started: Mutex::new(None),
+            listener_peak: AtomicUsize::new(0),
+            output_up: AtomicBool::new(false),
+            link: cfg.link.clone().map(LinkState::new).transpose()?,
+            peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
+            rate: RateMeter::default(),
+            content_type: Mutex::new(cfg.content_type.clone()),
+            content_type_fixed: cfg.content_type_given,
+            source_state: AtomicU8::new(SourceState::Opening as u8),
+            listeners: Mutex::new(0),
+            listeners_changed: Condvar::new(),
+        })
+    }
+
+    /// The stream's Content-Type now.
+    pub fn content_type(&self) -> String {
+        self.content_type.lock().clone()
+    }
+
+    /// Takes a link origin's Content-Type, unless `-content-type` fixed ours or it is not a
+    /// valid header value. True when it changed.
+    pub fn set_content_type(&self, ct: &str) -> bool {
+        if self.content_type_fixed || ct.is_empty() || ct.contains(['\r', '\n']) {
+            return false;
+        }
+        let mut current = self.content_type.lock();
+        if *current == ct {
+            return false;
+        }
+        *current = ct.to_string();
+        true
+    }
+
+    /// Counts a new listener unless `max` are already connected.
+    pub fn enter_listener(&self, max: usize) -> Option<ListenerGuard<'_>> {
+        let mut n = self.listeners.lock();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        self.listener_peak.fetch_max(*n, Relaxed);
+        self.listeners_changed.notify_all();
+        Some(ListenerGuard(self))
+    }
+
+    /// The stream is over for good (the source ended with -reopen=false, or shutdown).
+    pub fn ring_ended(&self) -> bool {
+        self.source_state() == SourceState::Ended
+    }
+
+    pub fn set_source_state(&self, s: SourceState) {
+        if s == SourceState::Open {
+            *self.stream_started.lock() = Some(SystemTime::now());
+        }
+        self.source_state.store(s as u8, Relaxed);
+    }
+
+    pub fn source_state(&self) -> SourceState {
+        match self.source_state.load(Relaxed) {
+            0 => SourceState::Opening,
+            1 => SourceState::Open,
+            2 => SourceState::Reopening,
+            3 => SourceState::Idle,
+            _ => SourceState::Ended,
+        }
+    }
+
+    /// A one-line summary for systemd's STATUS.
+    pub fn status_line(&self) -> String {
+        format!(
+            "{} listener(s); source {}; {} frames in, {} bytes out",
+            self.listeners(),
+            self.source_state().name(),
+            self.stats.frames_in.load(Relaxed),
+            self.stats.bytes_out.load(Relaxed)
+        )
+    }
+
+    pub fn listeners(&self) -> usize {
+        *self.listeners.lock()
+    }
+
+    /// Waits up to `d` until the listener count satisfies `pred`; returns whether it does.
+    pub fn wait_listeners(&self, d: Duration, pred: impl Fn(usize) -> bool) -> bool {
+        let deadline = Instant::now() + d;
+        let mut n = self.listeners.lock();
+        while !pred(*n) {
+            if self
+                .listeners_changed
+                .wait_until(&mut n, deadline)
+                .timed_out()
+            {
+                return pred(*n);
+            }
+        }
+        true
+    }
+}
+
+/// A counted listener; dropping it un-counts it.
+pub struct ListenerGuard<'a>(&'a Shared);
+
+impl Drop for ListenerGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.listeners.lock() -= 1;
+        self.0.listeners_changed.notify_all();
+    }
+}

@@ -1,0 +1,10 @@
+//! Small helpers with no knowledge of streams: backoff, log rate limits, time formats,
+//! deadlines, the CSPRNG, and (in tests) the property-test harness.
+
+pub mod backoff;
+pub mod deadline;
+#[cfg(test)]
+pub mod fuzz;
+pub mod random;
+pub mod ratelimit;
+pub mod timefmt;
