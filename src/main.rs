@@ -1,9 +1,10 @@
 //! ringcast: parse the flags, build the config, start the threads, wait, exit.
 //! `main` is the only place that exits the process.
 //!
-//! Threads: `signals` (sigwait), `src-read` (the source), `src-stderr` (an -exec child's
-//! stderr), `http-accept`, one `tx-N` per connection, `stats` (with -stat-log-interval),
-//! `watchdog` (under systemd with `WatchdogSec=`).
+//! Threads: `signals` (sigwait), per stream `src-read` (its source; `src-read/live` with
+//! mounts), `src-stderr` (an -exec child's stderr) and its outputs, `http-accept`, one
+//! `tx-N` per connection, `stats` (with -stat-log-interval), `watchdog` (under systemd with
+//! `WatchdogSec=`).
 
 mod cli;
 mod config;
@@ -19,47 +20,37 @@ mod sink;
 mod stream;
 mod util;
 
-use config::Config;
+use config::{Failed, Setup};
 use log::{error, info, warn};
 use server::accept::Port;
+use server::mounts::{spawn, Streams};
+use server::Server;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::thread;
-use std::time::Duration;
-use stream::Shared;
+use std::time::{Duration, Instant};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let argv = match cli::flagsfile::expand(&argv, |p| std::fs::read_to_string(p)) {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("ringcast: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let (args, command) = match cli::parse(&argv) {
-        cli::Parsed::Run { args, command } => (args, command),
-        cli::Parsed::Help(text) => {
+    let setup = match config::load(&argv, &|p| std::fs::read_to_string(p)) {
+        Ok(s) => s,
+        Err(Failed::Help(text)) => {
             println!("{text}");
             return ExitCode::SUCCESS;
         }
-        cli::Parsed::Usage(text) => {
+        Err(Failed::Usage(text)) => {
             eprintln!("ringcast: {text}");
             return ExitCode::from(2);
         }
-    };
-    let cfg = match Config::from_args(&args, &command) {
-        Ok(c) => Arc::new(c),
-        Err(e) => {
-            eprintln!("ringcast: {e}");
+        Err(Failed::Invalid(text)) => {
+            eprintln!("ringcast: {text}");
             return ExitCode::from(1);
         }
     };
-    init_logging(cfg.log_level);
-    http::tls::init(cfg.tls_ca.as_deref());
-    match run(cfg) {
+    init_logging(setup.server.log_level);
+    http::tls::init(setup.server.tls_ca.as_deref());
+    match run(setup, argv) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -84,7 +75,8 @@ fn init_logging(level: log::LevelFilter) {
     let _ = simplelog::WriteLogger::init(level, b.build(), std::io::stderr());
 }
 
-fn run(cfg: Arc<Config>) -> Result<(), String> {
+fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
+    let cfg = &setup.server;
     os::sys::block_signals().map_err(|e| format!("cannot block signals: {e}"))?;
     os::sys::limit_malloc_arenas();
     if let Some(n) = cfg.cpu_max {
@@ -108,83 +100,64 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         info!("running as uid {uid}");
     }
     info!("listening on {local}");
-    info!(
-        "source: {} ({} frames of up to {} bytes, ring of {})",
-        cfg.input_name(),
-        cfg.framer.name,
-        cfg.frame_bytes,
-        cfg.source_buffer
-    );
 
     // Nonces, epochs and jitter need the CSPRNG: find out now, not at the first handshake.
     util::random::u64().map_err(|e| format!("cannot start: {e}"))?;
-    let shared = Arc::new(Shared::new(&cfg).map_err(|e| format!("cannot start: {e}"))?);
-    let sh = Arc::clone(&shared);
-    spawn("signals", move || {
-        let sig = os::sys::wait_signal();
-        sh.shutdown
-            .trigger(format!("{} received", os::sys::signal_name(sig)));
-    })?;
-    let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-    let reader = if link::is_receiver(&cfg) {
-        // The link is the source: the player fills the ring, a dialler feeds the player.
-        if cfg.link.as_ref().is_some_and(|l| l.pull.is_some()) {
-            let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-            spawn("link-pull", move || link::receiver::run_pull(&c, &sh))?;
-        }
-        spawn("link-play", move || link::receiver::run_play(&c, &sh))?
-    } else {
-        spawn("src-read", move || input::supervisor::run(c, sh))?
-    };
-    if cfg.link.as_ref().is_some_and(|l| l.push.is_some()) {
-        let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-        spawn("link-push", move || link::origin::run_push(&c, &sh))?;
-    }
+    let server = Arc::new(Server::new(setup.server));
+    let streams = Arc::new(Streams::default());
+    streams.start_all(&server, setup.streams)?;
+    let (sv, st) = (Arc::clone(&server), Arc::clone(&streams));
+    spawn("signals", move || signals(&sv, &st, &argv))?;
     let sock_fd = sock.as_raw_fd();
-    let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+    let sv = Arc::clone(&server);
     let accept = spawn("http-accept", move || {
-        server::accept::run(sock, c, sh, Port::Http, server::accept::handle_http)
+        server::accept::run(sock, sv, Port::Http, server::route::handle_http)
     })?;
     // SHOUTcast v1 source clients connect to the next port, as SHOUTcast's DNAS has it.
     let mut shoutcast = None;
-    if matches!(cfg.input, config::InputSpec::Push { .. }) {
+    let takes_sources = server
+        .streams()
+        .iter()
+        .any(|s| s.cfg.source_password.is_some());
+    if takes_sources {
         let sc_addr = std::net::SocketAddr::new(local.ip(), local.port().wrapping_add(1));
         match TcpListener::bind(sc_addr) {
             Ok(sc) => {
                 info!("SHOUTcast v1 sources on {sc_addr}");
                 let fd = sc.as_raw_fd();
-                let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
+                let sv = Arc::clone(&server);
                 let h = spawn("sc-accept", move || {
-                    server::accept::run(sc, c, sh, Port::SourceV1, input::push::serve_shoutcast)
+                    server::accept::run(
+                        sc,
+                        sv,
+                        Port::SourceV1,
+                        server::source_client::serve_shoutcast,
+                    )
                 })?;
                 shoutcast = Some((fd, h));
             }
             Err(e) => warn!("SHOUTcast v1 sources: cannot listen on {sc_addr}: {e}"),
         }
     }
-    if cfg.icecast.is_some() {
-        let (c, sh) = (Arc::clone(&cfg), Arc::clone(&shared));
-        spawn("out-icecast", move || sink::icecast::run(&c, &sh))?;
-    }
-    if let Some(every) = cfg.stat_log_interval {
-        let sh = Arc::clone(&shared);
+    if let Some(every) = server.cfg.stat_log_interval {
+        let sv = Arc::clone(&server);
         spawn("stats", move || {
-            while !sh.shutdown.sleep(every) {
-                info!("stats: {}", sh.stats.line(sh.listeners()));
+            while !sv.shutdown.sleep(every) {
+                log_stats(&sv);
             }
         })?;
     }
 
     let notifier = os::notify::Notifier::from_env().map(Arc::new);
     if let Some(n) = &notifier {
-        n.send(&format!("READY=1\nSTATUS={}", shared.status_line()));
+        n.send(&format!("READY=1\nSTATUS={}", status_line(&server)));
         if let Some(every) = os::notify::watchdog_interval() {
-            let (n, sh) = (Arc::clone(n), Arc::clone(&shared));
-            spawn("watchdog", move || watchdog(&n, &sh, every))?;
+            let (n, sv, st) = (Arc::clone(n), Arc::clone(&server), Arc::clone(&streams));
+            spawn("watchdog", move || watchdog(&n, &sv, &st, every))?;
         }
     }
 
-    let reason = shared.shutdown.wait();
+    let reason = server.shutdown.wait();
     info!("stopping: {reason}");
     if let Some(n) = &notifier {
         n.send(&format!("STOPPING=1\nSTATUS=stopping: {reason}"));
@@ -196,57 +169,79 @@ fn run(cfg: Arc<Config>) -> Result<(), String> {
         os::sys::shutdown_read(fd);
         let _ = h.join();
     }
-    // The reader stops its input (and child) within one read slice, then ends the ring.
-    // A FIFO with no writer can hold it in open(); do not wait for that forever.
-    let stopped = join_within(reader, Duration::from_secs(6));
-    if !stopped {
-        warn!("the source is stuck (a FIFO waiting for a writer?): leaving it");
-        shared.ring.end();
-    }
+    // Each reader stops its input (and child) within one read slice, then ends its ring.
+    let live = server.streams();
+    streams.stop_all(&reason);
     // Listeners drain what they have and close cleanly; a stuck one is bounded by
     // -write-timeout.
-    let drain = cfg.write_timeout + Duration::from_secs(2);
-    if !shared.wait_listeners(drain, |n| n == 0) {
-        warn!(
-            "{} listener(s) still connected after {drain:?}: closing",
-            shared.listeners()
-        );
+    let drain = Instant::now() + server.cfg.write_timeout + Duration::from_secs(2);
+    for s in &live {
+        let left = drain.saturating_duration_since(Instant::now());
+        if !s.wait_listeners(left, |n| n == 0) {
+            warn!(
+                "{} listener(s) still connected after the drain: closing",
+                server.listeners()
+            );
+            break;
+        }
     }
-    info!("stats: {}", shared.stats.line(shared.listeners()));
+    log_stats(&server);
     Ok(())
 }
 
-/// Tells systemd all is well while it is: the source reader beats and the accept loop runs.
-/// When either is stuck, the pings stop and systemd restarts the service.
-fn watchdog(n: &os::notify::Notifier, shared: &Shared, every: Duration) {
-    while !shared.shutdown.sleep(every) {
-        let reader = shared.reader_beat.alive();
-        let accepting = shared.accepting.load(std::sync::atomic::Ordering::Relaxed);
-        if reader && accepting {
-            n.send(&format!("WATCHDOG=1\nSTATUS={}", shared.status_line()));
+/// `SIGTERM`/`SIGINT` stop the server. `SIGHUP` re-reads the mounts with `-mount`; without,
+/// it stops the server as it always has (streamserve's behaviour).
+fn signals(server: &Arc<Server>, streams: &Streams, argv: &[String]) {
+    loop {
+        let sig = os::sys::wait_signal();
+        if sig == libc::SIGHUP && server.cfg.mounted {
+            info!("SIGHUP received: reloading the mounts");
+            streams.reload(server, argv);
+            continue;
+        }
+        server
+            .shutdown
+            .trigger(format!("{} received", os::sys::signal_name(sig)));
+        return;
+    }
+}
+
+/// The statistics lines: one per stream.
+fn log_stats(server: &Server) {
+    for s in server.streams() {
+        let line = s.stats.line(s.listeners(), &server.stats);
+        if server.cfg.mounted {
+            info!("stats {}: {line}", s.mount());
         } else {
-            error!("not pinging the systemd watchdog: source reader alive={reader}, accepting={accepting}");
+            info!("stats: {line}");
         }
     }
 }
 
-fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<thread::JoinHandle<()>, String> {
-    thread::Builder::new()
-        .name(name.into())
-        .stack_size(256 * 1024)
-        .spawn(f)
-        .map_err(|e| format!("cannot start thread {name}: {e}"))
+/// A one-line summary for systemd's STATUS.
+fn status_line(server: &Server) -> String {
+    let streams = server.streams();
+    match streams.as_slice() {
+        [one] if !server.cfg.mounted => one.status_line(),
+        all => format!(
+            "{} mount(s), {} on air; {} listener(s)",
+            all.len(),
+            all.iter().filter(|s| s.on_air()).count(),
+            server.listeners()
+        ),
+    }
 }
 
-/// Joins `h` if it finishes within `d`.
-fn join_within(h: thread::JoinHandle<()>, d: Duration) -> bool {
-    let deadline = std::time::Instant::now() + d;
-    while !h.is_finished() {
-        if std::time::Instant::now() >= deadline {
-            return false;
+/// Tells systemd all is well while it is: every stream's reader beats and the accept loop
+/// runs. When either is stuck, the pings stop and systemd restarts the service.
+fn watchdog(n: &os::notify::Notifier, server: &Server, streams: &Streams, every: Duration) {
+    while !server.shutdown.sleep(every) {
+        let readers = streams.alive();
+        let accepting = server.accepting.load(std::sync::atomic::Ordering::Relaxed);
+        if readers && accepting {
+            n.send(&format!("WATCHDOG=1\nSTATUS={}", status_line(server)));
+        } else {
+            error!("not pinging the systemd watchdog: source readers alive={readers}, accepting={accepting}");
         }
-        thread::sleep(Duration::from_millis(10));
     }
-    let _ = h.join();
-    true
 }

@@ -26,6 +26,17 @@ pub struct Cursor {
     header_sent: bool,
 }
 
+impl Cursor {
+    /// The same position, its header counted as sent: for a listener that moves here from
+    /// another stream of the same format and has had a header already.
+    pub fn header_done(self) -> Cursor {
+        Cursor {
+            header_sent: true,
+            ..self
+        }
+    }
+}
+
 /// What [`Ring::read`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadOutcome {
@@ -76,7 +87,7 @@ fn wake_interval(sleepers: usize, cap: Duration) -> Duration {
     (Duration::from_secs(1) * n / WAKES_PER_SECOND).clamp(MIN_WAKE_INTERVAL.min(cap), cap)
 }
 
-/// The ring. Shared by `Arc`; every method takes the lock only for memory copies.
+/// The ring. Stream by `Arc`; every method takes the lock only for memory copies.
 pub struct Ring {
     state: Mutex<State>,
     cond: Condvar,

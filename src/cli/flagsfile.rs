@@ -193,11 +193,9 @@ mod tests {
     fn the_shipped_example_config_is_valid() {
         let text = include_str!("../../systemd/ringcast.conf");
         let argv = split_words(text).unwrap();
-        match crate::cli::parse(&argv) {
-            crate::cli::Parsed::Run { args, command } => {
-                crate::config::Config::from_args(&args, &command).unwrap();
-            }
-            other => panic!("{other:?}"),
+        let none = |_: &Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+        if let Err(e) = crate::config::load(&argv, &none) {
+            panic!("{e:?}");
         }
     }
 

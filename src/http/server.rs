@@ -25,6 +25,11 @@ pub struct Request {
 }
 
 impl Request {
+    /// The path without its query.
+    pub fn path_only(&self) -> &str {
+        self.path.split('?').next().unwrap_or_default()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -167,15 +172,51 @@ pub fn head<V: AsRef<str>>(
     h
 }
 
-/// Writes a short text response and closes the connection cleanly.
+/// Writes a short text response (`body` and a line end) and closes the connection cleanly.
 pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
-    // Content-Length lets a client that sent a body or pipelined see the end at once.
-    let length = body.len().saturating_add(1).to_string();
+    let text = format!("{body}\n");
+    send(
+        conn,
+        minor,
+        status,
+        "text/plain; charset=utf-8",
+        extra,
+        &text,
+        true,
+    );
+}
+
+/// Writes a complete `200` response to `req` (no body for `HEAD`) and closes cleanly.
+pub fn reply(
+    conn: &mut TcpStream,
+    req: &Request,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) {
+    let with_body = req.method != "HEAD";
+    send(conn, req.minor, 200, content_type, extra, body, with_body);
+}
+
+/// A response with a fixed body: `Content-Length` lets a client that sent a body or
+/// pipelined see the end at once; then a graceful close. A `HEAD` answer has the length
+/// without the body.
+fn send(
+    conn: &mut TcpStream,
+    minor: u8,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+    with_body: bool,
+) {
+    let length = body.len().to_string();
     let mut headers: Vec<(&str, &str)> = extra.to_vec();
     headers.push(("Content-Length", &length));
-    let mut msg = head(minor, status, "text/plain; charset=utf-8", &headers);
-    msg.push_str(body);
-    msg.push('\n');
+    let mut msg = head(minor, status, content_type, &headers);
+    if with_body {
+        msg.push_str(body);
+    }
     if conn.write_all(msg.as_bytes()).is_ok() {
         close_gracefully(conn);
     }
@@ -222,8 +263,8 @@ mod tests {
             if let Ok(Some(req)) = parse_request(b) {
                 assert!(req.leftover.len() <= b.len());
                 // Everything a route looks at must be usable without panicking.
-                let _ = crate::server::admin::path_only(&req.path);
-                let _ = crate::http::url::query_pairs(&req.path);
+                let _ = req.path_only();
+                let _ = crate::http::url::query_param(&req.path, "mount");
                 let _ = req
                     .header("Authorization")
                     .and_then(crate::http::auth::parse_basic);

@@ -142,18 +142,14 @@ pub fn encode_component(s: &str) -> String {
     out
 }
 
-/// `key=value` pairs of a query string, decoded (form rules: `+` is a space).
-pub fn query_pairs(path: &str) -> Vec<(String, String)> {
-    let Some((_, q)) = path.split_once('?') else {
-        return Vec::new();
-    };
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| match p.split_once('=') {
-            Some((k, v)) => (decode_component(k, true), decode_component(v, true)),
-            None => (decode_component(p, true), String::new()),
-        })
-        .collect()
+/// The value of `key` in a path's query, as raw bytes (percent- and `+`-decoded, as forms
+/// are): `None` when the query has no such key.
+pub fn query_param(path: &str, key: &str) -> Option<Vec<u8>> {
+    let (_, query) = path.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode_bytes(k, true) == key.as_bytes()).then(|| decode_bytes(v, true))
+    })
 }
 
 #[cfg(test)]
@@ -196,7 +192,7 @@ mod tests {
                 let s = String::from_utf8_lossy(b);
                 let decoded = decode_bytes(&s, true);
                 assert!(decoded.len() <= s.len());
-                let _ = query_pairs(&s);
+                let _ = query_param(&s, "mount");
                 if let Ok(u) = Url::parse(&s, 80) {
                     assert!(u.path.starts_with('/'));
                     let _ = (u.authority(), u.redacted());
@@ -209,9 +205,15 @@ mod tests {
 
     #[test]
     fn query_decoding_and_encoding() {
-        let q = query_pairs("/admin/metadata?mount=%2Flive&mode=updinfo&song=Caf%C3%A9+del+Mar");
-        assert_eq!(q[0], ("mount".into(), "/live".into()));
-        assert_eq!(q[2], ("song".into(), "Café del Mar".into()));
+        let path = "/admin/metadata?mount=%2Flive&mode=updinfo&song=Caf%C3%A9+del+Mar&x";
+        assert_eq!(query_param(path, "mount").as_deref(), Some(&b"/live"[..]));
+        assert_eq!(
+            query_param(path, "song"),
+            Some("Café del Mar".as_bytes().to_vec())
+        );
+        assert_eq!(query_param(path, "x").as_deref(), Some(&b""[..]));
+        assert_eq!(query_param(path, "y"), None);
+        assert_eq!(query_param("/no-query", "x"), None);
         assert_eq!(encode_component("Café & co"), "Caf%C3%A9%20%26%20co");
         assert_eq!(decode_component(&encode_component("a/b'c"), false), "a/b'c");
         assert_eq!(decode_component("100%", true), "100%");

@@ -2,14 +2,15 @@
 //! one thread that opens them, frames their bytes into the ring and owns retry/backoff.
 
 pub mod exec;
+pub mod fallback;
 pub mod fd;
 pub mod push;
 pub mod supervisor;
 pub mod tone;
 pub mod upstream;
 
-use crate::config::{Config, InputSpec};
-use crate::stream::Shared;
+use crate::config::InputSpec;
+use crate::stream::Stream;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,7 +57,8 @@ pub trait Input: Send {
 }
 
 /// Opens the configured input.
-pub fn open(cfg: &Config, shared: &Arc<Shared>) -> io::Result<Box<dyn Input>> {
+pub fn open(stream: &Arc<Stream>) -> io::Result<Box<dyn Input>> {
+    let cfg = &stream.cfg;
     Ok(match &cfg.input {
         InputSpec::Path(p) => Box::new(fd::FdInput::open(p)?),
         InputSpec::Exec { program, args } => Box::new(exec::ExecInput::spawn(program, args)?),
@@ -64,9 +66,9 @@ pub fn open(cfg: &Config, shared: &Arc<Shared>) -> io::Result<Box<dyn Input>> {
         InputSpec::Url(url) => Box::new(upstream::UpstreamInput::connect(
             url,
             cfg.source_timeout,
-            shared,
+            stream,
         )?),
-        InputSpec::Push { fallback } => Box::new(push::PushInput::new(shared, fallback.as_deref())),
+        InputSpec::Push { fallback } => Box::new(push::PushInput::new(stream, fallback.as_deref())),
         InputSpec::Link => {
             return Err(io::Error::other(
                 "the link is read by the link player, not the source reader",

@@ -20,12 +20,12 @@
 )]
 
 use super::{open, Close, Got, Input};
-use crate::config::Config;
+use crate::config::StreamConfig;
 use crate::frame::{Framer, Scan, ScanCounts};
 use crate::limited;
 use crate::link::fragments::Cutter;
 use crate::stream::stats::Stats;
-use crate::stream::{Shared, SourceState};
+use crate::stream::{SourceState, Stream};
 use crate::util::backoff::Backoff;
 use crate::util::ratelimit::RateLimit;
 use log::{error, info};
@@ -57,43 +57,44 @@ enum End {
 }
 
 /// The thread body. Returns when the stream is over; the ring is ended by then.
-pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
+pub fn run(stream: Arc<Stream>) {
+    let cfg = Arc::clone(&stream.cfg);
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut was_idle = false;
     // Cuts link fragments from the frames, when this instance serves the link.
-    let mut cutter = shared.link.as_ref().map(|l| Cutter::new(l.cfg.fragment));
+    let mut cutter = stream.link.as_ref().map(|l| Cutter::new(l.cfg.fragment));
     loop {
-        shared.reader_beat.beat(BEAT);
-        if shared.shutdown.is_set() {
+        stream.reader_beat.beat(BEAT);
+        if stream.stop.is_set() {
             break;
         }
-        if cfg.close_idle && shared.listeners() == 0 {
+        if cfg.close_idle && stream.listeners() == 0 {
             if !was_idle {
                 info!("no listeners: source closed until one connects");
-                shared.set_source_state(SourceState::Idle);
-                shared.ring.mark_stale();
+                stream.set_source_state(SourceState::Idle);
+                stream.ring.mark_stale();
                 was_idle = true;
             }
-            shared.wait_listeners(SLICE.saturating_mul(5), |n| n > 0);
+            stream.wait_listeners(SLICE.saturating_mul(5), |n| n > 0);
             continue;
         }
         was_idle = false;
         let started = Instant::now();
-        Stats::add(&shared.stats.source_opens, 1);
-        shared.set_source_state(SourceState::Opening);
+        Stats::add(&stream.stats.source_opens, 1);
+        stream.set_source_state(SourceState::Opening);
         // Opening a FIFO waits for a writer as long as it takes: that is not a hang. Dialling
         // an upstream is bounded by its deadlines, and so is the watchdog's patience.
         match cfg.input {
-            crate::config::InputSpec::Url(_) => shared
+            crate::config::InputSpec::Url(_) => stream
                 .reader_beat
                 .beat(super::upstream::CONNECT_BOUND.saturating_add(BEAT)),
-            _ => shared.reader_beat.waiting(),
+            _ => stream.reader_beat.waiting(),
         }
-        let result = open(&cfg, &shared).and_then(|mut input| {
-            shared.set_source_state(SourceState::Open);
-            let r = pump(&cfg, &shared, input.as_mut(), &mut cutter);
+        let result = open(&stream).and_then(|mut input| {
+            stream.set_source_state(SourceState::Open);
+            let r = pump(&cfg, &stream, input.as_mut(), &mut cutter);
             // Stopping a child can take two grace periods.
-            shared.reader_beat.beat(BEAT.saturating_mul(3));
+            stream.reader_beat.beat(BEAT.saturating_mul(3));
             input.close(match r {
                 Ok(End::Eof) => Close::Finished,
                 _ => Close::Stop,
@@ -105,15 +106,13 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
             Ok(End::Idle) => continue,
             Ok(End::Eof) => info!("source {} ended", cfg.input_name()),
             Err(e) => {
-                Stats::add(&shared.stats.source_failures, 1);
+                Stats::add(&stream.stats.source_failures, 1);
                 error!("source {}: {e}", cfg.input_name());
             }
         }
         if !cfg.reopen {
-            info!("-reopen=false: sending what is buffered to every listener, then exiting");
-            shared
-                .shutdown
-                .trigger("the source ended and -reopen=false");
+            info!("-reopen=false: sending what is buffered to every listener, then ending");
+            stream.stop.trigger("the source ended and -reopen=false");
             break;
         }
         if started.elapsed() >= HEALTHY_RUN {
@@ -121,26 +120,26 @@ pub fn run(cfg: Arc<Config>, shared: Arc<Shared>) {
         }
         let delay = backoff.next_delay();
         info!("reopening the source in {:.1}s", delay.as_secs_f64());
-        shared.set_source_state(SourceState::Reopening);
-        shared.reader_beat.beat(delay.saturating_add(BEAT));
-        if shared.shutdown.sleep(delay) {
+        stream.set_source_state(SourceState::Reopening);
+        stream.reader_beat.beat(delay.saturating_add(BEAT));
+        if stream.stop.sleep(delay) {
             break;
         }
     }
-    shared.set_source_state(SourceState::Ended);
-    shared.reader_beat.waiting();
-    shared.ring.end();
+    stream.set_source_state(SourceState::Ended);
+    stream.reader_beat.waiting();
+    stream.ring.end();
 }
 
 /// Reads one open input until it ends, fails or is no longer wanted.
 fn pump(
-    cfg: &Config,
-    shared: &Shared,
+    cfg: &StreamConfig,
+    stream: &Stream,
     input: &mut dyn Input,
     cutter: &mut Option<Cutter>,
 ) -> io::Result<End> {
     // Each source start is a new epoch on the link.
-    if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
+    if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
         c.new_epoch(&l.log);
     }
     let mut quiet = Quiet::new(cfg.max_quiet_interval);
@@ -148,16 +147,16 @@ fn pump(
         let mut header = vec![0u8; cfg.header_bytes];
         let mut got = 0;
         while let Some(rest) = header.get_mut(got..).filter(|r| !r.is_empty()) {
-            match read_slice(shared, input, rest, &mut quiet)? {
+            match read_slice(stream, input, rest, &mut quiet)? {
                 Slice::Data(n) => got = got.saturating_add(n),
                 Slice::Eof => return Ok(End::Eof),
                 Slice::Stop => return Ok(End::Stop),
                 Slice::Nothing => {}
             }
         }
-        Stats::add(&shared.stats.bytes_in, got as u64);
-        match shared.ring.header() {
-            None => shared.ring.set_header(header.into()),
+        Stats::add(&stream.stats.bytes_in, got as u64);
+        match stream.ring.header() {
+            None => stream.ring.set_header(header.into()),
             Some(h) if *h == header[..] => {}
             Some(_) => {
                 return Err(io::Error::new(
@@ -175,7 +174,7 @@ fn pump(
     let run_start = Instant::now();
     let mut read_total: u64 = 0;
     loop {
-        if cfg.close_idle && shared.listeners() == 0 {
+        if cfg.close_idle && stream.listeners() == 0 {
             return Ok(End::Idle);
         }
         if cfg.source_bandwidth > 0 {
@@ -183,27 +182,27 @@ fn pump(
             let due = Duration::from_secs_f64(read_total as f64 / cfg.source_bandwidth as f64);
             let ahead = due.saturating_sub(run_start.elapsed());
             if !ahead.is_zero() {
-                if shared.shutdown.sleep(ahead.min(SLICE)) {
+                if stream.stop.sleep(ahead.min(SLICE)) {
                     return Ok(End::Stop);
                 }
                 continue;
             }
         }
-        match read_slice(shared, input, &mut chunk, &mut quiet)? {
+        match read_slice(stream, input, &mut chunk, &mut quiet)? {
             Slice::Data(n) => {
                 read_total = read_total.saturating_add(n as u64);
-                Stats::add(&shared.stats.bytes_in, n as u64);
+                Stats::add(&stream.stats.bytes_in, n as u64);
                 pending.extend(chunk.get(..n).unwrap_or_default());
-                emit_frames(cfg, shared, framer.as_mut(), &mut pending, false, cutter);
+                emit_frames(cfg, stream, framer.as_mut(), &mut pending, false, cutter);
             }
             Slice::Eof => {
-                emit_frames(cfg, shared, framer.as_mut(), &mut pending, true, cutter);
-                shared.ring.flush();
+                emit_frames(cfg, stream, framer.as_mut(), &mut pending, true, cutter);
+                stream.ring.flush();
                 return Ok(End::Eof);
             }
             Slice::Stop => return Ok(End::Stop),
             Slice::Nothing => {
-                if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
+                if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
                     c.tick(&l.log);
                 }
             }
@@ -220,15 +219,15 @@ enum Slice {
 
 /// One read of at most `SLICE`, with the housekeeping a pause allows.
 fn read_slice(
-    shared: &Shared,
+    stream: &Stream,
     input: &mut dyn Input,
     buf: &mut [u8],
     quiet: &mut Quiet,
 ) -> io::Result<Slice> {
-    if shared.shutdown.is_set() {
+    if stream.stop.is_set() {
         return Ok(Slice::Stop);
     }
-    shared.reader_beat.beat(BEAT);
+    stream.reader_beat.beat(BEAT);
     match input.read_timeout(buf, SLICE)? {
         Got::End => Ok(Slice::Eof),
         Got::Bytes(n) => {
@@ -236,7 +235,7 @@ fn read_slice(
             Ok(Slice::Data(n))
         }
         Got::Nothing => {
-            shared.ring.flush();
+            stream.ring.flush();
             quiet.check()?;
             Ok(Slice::Nothing)
         }
@@ -302,8 +301,8 @@ impl FrameBuffer {
 
 /// Cuts every whole frame out of `pending` into the ring and accounts for what was skipped.
 fn emit_frames(
-    cfg: &Config,
-    shared: &Shared,
+    cfg: &StreamConfig,
+    stream: &Stream,
     framer: &mut dyn Framer,
     pending: &mut FrameBuffer,
     eof: bool,
@@ -325,8 +324,8 @@ fn emit_frames(
                     pending.consume(usize::MAX);
                     break;
                 };
-                shared.ring.push(frame);
-                if let (Some(c), Some(l)) = (cutter.as_mut(), shared.link.as_ref()) {
+                stream.ring.push(frame);
+                if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
                     c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);
                 }
                 pending.consume(end);
@@ -338,7 +337,7 @@ fn emit_frames(
             }
         }
     }
-    let st = &shared.stats;
+    let st = &stream.stats;
     Stats::add(&st.frames_in, frames);
     Stats::add(&st.junk_bytes, counts.junk_bytes);
     Stats::add(&st.tags_skipped, counts.tags);

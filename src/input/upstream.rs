@@ -27,7 +27,7 @@ use crate::http::conn::Conn;
 use crate::http::url::Url;
 use crate::icy::meta::Info;
 use crate::icy::Stripper;
-use crate::stream::Shared;
+use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use log::info;
 use std::io;
@@ -48,16 +48,16 @@ pub struct UpstreamInput {
     raw: Vec<u8>,
     last_data: Instant,
     stall: Duration,
-    shared: Arc<Shared>,
+    stream: Arc<Stream>,
 }
 
 impl UpstreamInput {
-    pub fn connect(url: &Url, stall: Duration, shared: &Arc<Shared>) -> io::Result<UpstreamInput> {
+    pub fn connect(url: &Url, stall: Duration, stream: &Arc<Stream>) -> io::Result<UpstreamInput> {
         let mut url = url.clone();
         for _ in 0..=MAX_REDIRECTS {
             let (conn, head, body) = request(&url)?;
             match head.status {
-                200 => return Ok(Self::start(conn, head, body, stall, shared, &url)),
+                200 => return Ok(Self::start(conn, head, body, stall, stream, &url)),
                 301 | 302 | 303 | 307 | 308 => {
                     url = redirect(&url, head.get("Location").unwrap_or_default())?;
                     info!("upstream redirects to {}", url.redacted());
@@ -78,14 +78,14 @@ impl UpstreamInput {
         head: Head,
         body: Vec<u8>,
         stall: Duration,
-        shared: &Arc<Shared>,
+        stream: &Arc<Stream>,
         url: &Url,
     ) -> UpstreamInput {
         let metaint = head
             .get("icy-metaint")
             .and_then(|v| v.trim().parse::<usize>().ok())
             .filter(|&n| n > 0);
-        shared.meta.merge_info(&Info::from_headers(|n| head.get(n)));
+        stream.meta.merge_info(&Info::from_headers(|n| head.get(n)));
         info!(
             "upstream {} connected: {:?} ({:?}{})",
             url.redacted(),
@@ -102,7 +102,7 @@ impl UpstreamInput {
             raw: Vec::new(),
             last_data: Instant::now(),
             stall,
-            shared: Arc::clone(shared),
+            stream: Arc::clone(stream),
         };
         input.take(&body);
         input
@@ -114,7 +114,7 @@ impl UpstreamInput {
             None => self.pending.extend_from_slice(raw),
             Some(st) => {
                 if let Some(title) = st.feed(raw, &mut self.pending) {
-                    if self.shared.meta.set_title(&title) {
+                    if self.stream.meta.set_title(&title) {
                         info!("upstream title: {title:?}");
                     }
                 }

@@ -28,7 +28,8 @@ pub mod playout;
 pub mod receiver;
 pub mod wire;
 
-use crate::config::{Config, InputSpec};
+use crate::config::link::LinkConfig;
+use crate::config::{InputSpec, StreamConfig};
 use crate::frame::Mp3Header;
 use crate::http::url::Url;
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -44,6 +45,29 @@ use wire::Msg;
 pub const PATH_CHALLENGE: &str = "/.ringcast/link/challenge";
 pub const PATH_PULL: &str = "/.ringcast/link/pull";
 pub const PATH_PUSH: &str = "/.ringcast/link/push";
+/// A link operation, at the end of a stream's path (`/live/.ringcast/link/pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Challenge,
+    Pull,
+    Push,
+}
+
+/// Splits a request path into the stream's path and the link operation at its end, if any
+/// (`/live/.ringcast/link/pull` is `/live` and `Pull`; `/.ringcast/link/pull` is `/`).
+pub fn split_path(path: &str) -> (&str, Option<Op>) {
+    for (suffix, op) in [
+        (PATH_CHALLENGE, Op::Challenge),
+        (PATH_PULL, Op::Pull),
+        (PATH_PUSH, Op::Push),
+    ] {
+        if let Some(base) = path.strip_suffix(suffix) {
+            return (if base.is_empty() { "/" } else { base }, Some(op));
+        }
+    }
+    (path, None)
+}
+
 /// A link that carries nothing (not even a heartbeat) for this long is dead.
 pub const STALL: Duration = Duration::from_secs(2);
 /// Heartbeats (and push acks) go out after this long without other traffic.
@@ -59,18 +83,6 @@ pub const REDIAL_MAX: Duration = Duration::from_millis(250);
 /// buffering without bound.
 pub const INBOX_MESSAGES: usize = 4096;
 pub const INBOX_BYTES: usize = 8 << 20;
-
-#[derive(Debug, Clone)]
-pub struct LinkConfig {
-    pub key: Vec<u8>,
-    pub pull: Option<Url>,
-    pub push: Option<Url>,
-    pub receive: bool,
-    pub delay: Duration,
-    pub fragment: Duration,
-    /// How much the origin keeps for receivers that come back.
-    pub keep: Duration,
-}
 
 /// Counters for the log and /metrics.
 #[derive(Default)]
@@ -91,7 +103,7 @@ pub struct LinkStats {
 /// A message and its local arrival time (µs, [`local_us`]).
 pub type Inbound = (Msg, i64);
 
-/// Link state every thread can reach (through `Shared`).
+/// Link state every thread can reach (through `Stream`).
 pub struct LinkState {
     pub cfg: LinkConfig,
     pub log: FragmentLog,
@@ -231,14 +243,14 @@ impl LinkState {
 /// The dialling side's loop (`link-pull`, `link-push`): run a session until it ends, then
 /// redial after a short, capped, jittered backoff, reset by a session that lasted.
 pub fn redial(
-    shared: &crate::stream::Shared,
+    stream: &crate::stream::Stream,
     link: &LinkState,
     what: &str,
     url: &Url,
     mut session: impl FnMut() -> std::io::Result<()>,
 ) {
     let mut backoff = crate::util::backoff::Backoff::new(REDIAL_MIN, REDIAL_MAX);
-    while !shared.shutdown.is_set() {
+    while !stream.stop.is_set() {
         let started = Instant::now();
         link.stats.connects.fetch_add(1, Relaxed);
         let result = session();
@@ -255,19 +267,19 @@ pub fn redial(
             url.redacted(),
             d.as_secs_f64()
         );
-        if shared.shutdown.sleep(d) {
+        if stream.stop.sleep(d) {
             break;
         }
     }
 }
 
 /// Whether this instance's input is the link.
-pub fn is_receiver(cfg: &Config) -> bool {
+pub fn is_receiver(cfg: &StreamConfig) -> bool {
     matches!(cfg.input, InputSpec::Link)
 }
 
 /// A frame's media duration, when the format tells it.
-pub fn frame_duration(cfg: &Config, frame: &[u8]) -> Option<Duration> {
+pub fn frame_duration(cfg: &StreamConfig, frame: &[u8]) -> Option<Duration> {
     match cfg.framer.name {
         "mp3" => Mp3Header::parse(frame)
             .map(|h| Duration::from_secs_f64(h.samples() as f64 / h.sample_rate as f64)),

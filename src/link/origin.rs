@@ -11,14 +11,14 @@ use super::{
     fmt_pos, handshake_query, parse_pos, wall_us, LinkState, HEARTBEAT, PATH_CHALLENGE, PATH_PULL,
     PATH_PUSH, STALL,
 };
-use crate::config::Config;
 use crate::http::chunked::ChunkedWriter;
 use crate::http::client;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
-use crate::http::url::{query_pairs, Url};
+use crate::http::url::{query_param, Url};
 use crate::server::peers::Login;
-use crate::stream::Shared;
+use crate::server::Server;
+use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use log::info;
 use std::io::{self, Write};
@@ -28,7 +28,10 @@ use std::time::{Duration, Instant};
 
 /// `GET /.ringcast/link/challenge`: a nonce, where this instance (as a receiver) would
 /// resume, and how much a fresh receiver wants (its delay, ms).
-pub fn challenge(conn: &mut TcpStream, req: &Request, link: &LinkState) {
+pub fn challenge(conn: &mut TcpStream, req: &Request, stream: &Stream) {
+    let Some(link) = stream.link.as_ref() else {
+        return;
+    };
     let held = fmt_pos(*link.held.lock());
     let nonce = match link.issue_nonce() {
         Ok(n) => n,
@@ -42,19 +45,13 @@ pub fn challenge(conn: &mut TcpStream, req: &Request, link: &LinkState) {
         wire::VERSION,
         link.cfg.delay.as_millis()
     );
-    let length = body.len().to_string();
-    let out = http::head(
-        req.minor,
-        200,
+    http::reply(
+        conn,
+        req,
         "text/plain",
-        &[
-            ("Content-Length", length.as_str()),
-            ("Cache-Control", "no-store"),
-        ],
-    ) + &body;
-    if conn.write_all(out.as_bytes()).is_ok() {
-        http::close_gracefully(conn);
-    }
+        &[("Cache-Control", "no-store")],
+        &body,
+    );
 }
 
 /// Checks a handshake request: version, our nonce, the MAC over `fields` (in order).
@@ -63,13 +60,12 @@ pub fn verify<const N: usize>(
     conn: &mut TcpStream,
     peer: SocketAddr,
     req: &Request,
-    shared: &Shared,
+    server: &Server,
     link: &LinkState,
     mode: &str,
     fields: [&str; N],
 ) -> Option<[String; N]> {
-    let q = query_pairs(&req.path);
-    let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let get = |k: &str| query_param(&req.path, k).map(|v| String::from_utf8_lossy(&v).into_owned());
     let values = fields.map(|f| get(f).unwrap_or_default());
     if get("v").as_deref() != Some("1") {
         http::respond(
@@ -84,7 +80,7 @@ pub fn verify<const N: usize>(
     let nonce = get("nonce").unwrap_or_default();
     let mut parts = vec![mode, "1"];
     parts.extend(values.iter().map(String::as_str));
-    let login = shared.peers.login(peer.ip(), "link handshake", || {
+    let login = server.peers.login(peer.ip(), "link handshake", || {
         let good_mac = get("mac")
             .is_some_and(|m| crate::http::auth::same_secret(&m, &link.request_mac(&parts)));
         // Consume the nonce only for a request that proves the key.
@@ -100,13 +96,19 @@ pub fn verify<const N: usize>(
 }
 
 /// `GET /.ringcast/link/pull`: a receiver pulls fragments from us.
-pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: &Shared) {
-    let Some(link) = shared.link.as_ref() else {
+pub fn serve_pull(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    server: &Server,
+    stream: &Stream,
+) {
+    let Some(link) = stream.link.as_ref() else {
         return;
     };
     let fields = ["nonce", "cnonce", "after", "want", "rid"];
     let Some([nonce, cnonce, after_text, want, rid]) =
-        verify(&mut conn, peer, req, shared, link, "pull", fields)
+        verify(&mut conn, peer, req, server, link, "pull", fields)
     else {
         return;
     };
@@ -130,7 +132,7 @@ pub fn serve_pull(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
     let result = send_stream(
         &mut conn,
         &key,
-        shared,
+        stream,
         after,
         want_us,
         || link.is_current(&who, gen),
@@ -158,28 +160,28 @@ pub fn want_us(want_ms: u64) -> u64 {
 pub fn send_stream<W: Write>(
     conn: &mut W,
     key: &[u8],
-    shared: &Shared,
+    stream: &Stream,
     mut pos: Option<(u64, u64)>,
     want_us: u64,
     wanted: impl Fn() -> bool,
     mut check: impl FnMut(&mut W) -> io::Result<()>,
 ) -> io::Result<()> {
-    let Some(link) = shared.link.as_ref() else {
+    let Some(link) = stream.link.as_ref() else {
         return Ok(());
     };
     let mut title_seq = 0;
     let mut last_sent = Instant::now();
     let mut out = Vec::new();
     loop {
-        if shared.shutdown.is_set() || !wanted() {
+        if stream.stop.is_set() || !wanted() {
             return Ok(());
         }
         out.clear();
-        let (title, seq) = shared.meta.title();
+        let (title, seq) = stream.meta.title();
         if seq != title_seq {
             title_seq = seq;
-            let header = shared.ring.header().map(|h| h.to_vec()).unwrap_or_default();
-            let content_type = shared.content_type();
+            let header = stream.ring.header().map(|h| h.to_vec()).unwrap_or_default();
+            let content_type = stream.content_type();
             wire::write_msg(
                 &mut out,
                 key,
@@ -235,9 +237,10 @@ pub fn send_stream<W: Write>(
 }
 
 /// The `link-push` thread: keeps a session to the receiver at `-link-push` open.
-pub fn run_push(cfg: &Config, shared: &Shared) {
+pub fn run_push(stream: &Stream) {
+    let cfg = &stream.cfg;
     let (Some(link), Some(url)) = (
-        shared.link.as_ref(),
+        stream.link.as_ref(),
         cfg.link.as_ref().and_then(|l| l.push.clone()),
     ) else {
         return;
@@ -246,8 +249,8 @@ pub fn run_push(cfg: &Config, shared: &Shared) {
         Ok(id) => id,
         Err(e) => return log::error!("link push: {e}"),
     };
-    super::redial(shared, link, "push to", &url, || {
-        push_session(&url, link, shared, &origin_id)
+    super::redial(stream, link, "push to", &url, || {
+        push_session(&url, link, stream, &origin_id)
     });
 }
 
@@ -333,7 +336,7 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
     })
 }
 
-fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -> io::Result<()> {
+fn push_session(url: &Url, link: &LinkState, stream: &Stream, origin_id: &str) -> io::Result<()> {
     let Dialed {
         conn,
         key,
@@ -352,7 +355,7 @@ fn push_session(url: &Url, link: &LinkState, shared: &Shared, origin_id: &str) -
     send_stream(
         &mut ChunkedWriter(conn),
         &key,
-        shared,
+        stream,
         parse_pos(&after),
         want_us(want_ms),
         || true,

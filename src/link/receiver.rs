@@ -11,12 +11,12 @@ use super::origin::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
-use crate::config::Config;
 use crate::http::chunked::{is_chunked, ChunkedReader};
 use crate::http::server::Request;
 use crate::limited;
+use crate::server::Server;
 use crate::stream::stats::Stats;
-use crate::stream::{Shared, SourceState};
+use crate::stream::{SourceState, Stream};
 use crate::util::ratelimit::RateLimit;
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError};
 use log::{info, warn};
@@ -26,9 +26,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// The `link-pull` thread.
-pub fn run_pull(cfg: &Config, shared: &Shared) {
+pub fn run_pull(stream: &Stream) {
+    let cfg = &stream.cfg;
     let (Some(link), Some(url)) = (
-        shared.link.as_ref(),
+        stream.link.as_ref(),
         cfg.link.as_ref().and_then(|l| l.pull.clone()),
     ) else {
         return;
@@ -37,15 +38,15 @@ pub fn run_pull(cfg: &Config, shared: &Shared) {
         Ok(id) => id,
         Err(e) => return log::error!("link pull: {e}"),
     };
-    super::redial(shared, link, "pull from", &url, || {
-        pull_session(&url, link, shared, &receiver_id)
+    super::redial(stream, link, "pull from", &url, || {
+        pull_session(&url, link, stream, &receiver_id)
     });
 }
 
 fn pull_session(
     url: &crate::http::url::Url,
     link: &LinkState,
-    shared: &Shared,
+    stream: &Stream,
     rid: &str,
 ) -> io::Result<()> {
     let dialed = dial(url, link, true, rid)?;
@@ -65,7 +66,7 @@ fn pull_session(
         &mut BufReader::new(body),
         &key,
         link,
-        shared,
+        stream,
         || true,
         |_| Ok(()),
     )
@@ -77,13 +78,13 @@ fn receive(
     r: &mut impl Read,
     key: &[u8],
     link: &LinkState,
-    shared: &Shared,
+    stream: &Stream,
     wanted: impl Fn() -> bool,
     mut ack: impl FnMut(bool) -> io::Result<()>,
 ) -> io::Result<()> {
     let mut last_ack = Instant::now();
     loop {
-        if shared.shutdown.is_set() || !wanted() {
+        if stream.stop.is_set() || !wanted() {
             return Ok(());
         }
         match wire::read_msg(r, key) {
@@ -140,13 +141,19 @@ fn receive(
 
 /// `POST /.ringcast/link/push`: an origin pushes to us. The newest authenticated pusher
 /// wins; we ack every second so it can tell a dead path within 3 s.
-pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: &Shared) {
-    let Some(link) = shared.link.as_ref() else {
+pub fn serve_push(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    server: &Server,
+    stream: &Stream,
+) {
+    let Some(link) = stream.link.as_ref() else {
         return;
     };
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
     let Some([nonce, cnonce, after, _, _]) =
-        verify(&mut conn, peer, req, shared, link, "push", fields)
+        verify(&mut conn, peer, req, server, link, "push", fields)
     else {
         return;
     };
@@ -177,7 +184,7 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
         &mut BufReader::new(body),
         &key,
         link,
-        shared,
+        stream,
         || link.is_current("push", gen),
         |due| {
             if due {
@@ -201,8 +208,9 @@ pub fn serve_push(mut conn: TcpStream, peer: SocketAddr, req: &Request, shared: 
 /// The `link-play` thread: the receiver's source. Takes messages from the inbox, keeps the
 /// playout buffer, and puts due frames into the ring (and into this instance's own fragment
 /// log, so a receiver can be the origin of another hop).
-pub fn run_play(cfg: &Config, shared: &Shared) {
-    let Some(link) = shared.link.as_ref() else {
+pub fn run_play(stream: &Stream) {
+    let cfg = &stream.cfg;
+    let Some(link) = stream.link.as_ref() else {
         return;
     };
     let Some(inbox) = link.take_inbox() else {
@@ -213,14 +221,14 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
     let mut out = Vec::new();
     let mut last_report = Instant::now();
     let mut epoch = None;
-    shared.set_source_state(SourceState::Open);
-    while !shared.shutdown.is_set() {
-        shared.reader_beat.beat(Duration::from_secs(5));
+    stream.set_source_state(SourceState::Open);
+    while !stream.stop.is_set() {
+        stream.reader_beat.beat(Duration::from_secs(5));
         match inbox.recv_timeout(Duration::from_millis(10)) {
             Ok(first) => {
                 let mut play = Player {
                     link,
-                    shared,
+                    stream,
                     playout: &mut playout,
                     epoch: &mut epoch,
                     max_frame: cfg.frame_bytes,
@@ -236,15 +244,15 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
         out.clear();
         playout.due(local_us(), &mut out);
         for f in &out {
-            shared.ring.push(f);
-            Stats::add(&shared.stats.frames_in, 1);
-            Stats::add(&shared.stats.bytes_in, f.len() as u64);
+            stream.ring.push(f);
+            Stats::add(&stream.stats.frames_in, 1);
+            Stats::add(&stream.stats.bytes_in, f.len() as u64);
             cutter.frame(f, super::frame_duration(cfg, f), &link.log);
         }
         cutter.tick(&link.log);
         if last_report.elapsed() >= Duration::from_millis(200) {
             last_report = Instant::now();
-            shared.ring.flush();
+            stream.ring.flush();
             let s = playout.stats;
             link.stats.silence_frames.store(s.silence_frames, Relaxed);
             link.stats.frames_dropped.store(s.frames_dropped, Relaxed);
@@ -254,14 +262,14 @@ pub fn run_play(cfg: &Config, shared: &Shared) {
             );
         }
     }
-    shared.set_source_state(SourceState::Ended);
-    shared.ring.end();
+    stream.set_source_state(SourceState::Ended);
+    stream.ring.end();
 }
 
 /// What the link player works on while it takes a batch of messages.
 struct Player<'a> {
     link: &'a LinkState,
-    shared: &'a Shared,
+    stream: &'a Stream,
     playout: &'a mut Playout,
     epoch: &'a mut Option<u64>,
     /// `-frame-bytes`: a larger frame from the peer is refused with its fragment.
@@ -275,7 +283,7 @@ impl Player<'_> {
     /// what we hold are ignored, absurd ones refused), heartbeats tune the clock, gaps are
     /// counted, meta is applied.
     fn take(&mut self, msg: Inbound) {
-        let (link, shared) = (self.link, self.shared);
+        let (link, stream) = (self.link, self.stream);
         let (msg, at) = msg;
         link.inbox_bytes.fetch_sub(msg.size(), Relaxed);
         match msg {
@@ -328,13 +336,13 @@ impl Player<'_> {
                 header,
                 title,
             } => {
-                if shared.set_content_type(&content_type) {
+                if stream.set_content_type(&content_type) {
                     info!("link: content type {content_type:?} (the origin's)");
                 }
-                if !header.is_empty() && shared.ring.header().is_none() {
-                    shared.ring.set_header(header.into());
+                if !header.is_empty() && stream.ring.header().is_none() {
+                    stream.ring.set_header(header.into());
                 }
-                if !title.is_empty() && shared.meta.set_title(&title) {
+                if !title.is_empty() && stream.meta.set_title(&title) {
                     info!("link: title {title:?}");
                 }
             }

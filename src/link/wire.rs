@@ -2,7 +2,7 @@
 //!
 //! A session is a stream of messages, each `type (1) | length (4, big endian) | body |
 //! mac (16)`, where `mac` is the first 16 bytes of HMAC-SHA256 over type, length and body
-//! with the session key. The session key is HMAC(shared key, "ringcast-link-v1 session" |
+//! with the session key. The session key is HMAC(stream key, "ringcast-link-v1 session" |
 //! server nonce | client nonce), so a message from one session cannot be replayed into
 //! another, and the shared key never crosses the wire.
 
@@ -30,9 +30,9 @@ pub fn hmac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 }
 
 /// The per-session key both sides derive after the handshake.
-pub fn session_key(shared: &[u8], server_nonce: &str, client_nonce: &str) -> [u8; 32] {
+pub fn session_key(stream: &[u8], server_nonce: &str, client_nonce: &str) -> [u8; 32] {
     hmac(
-        shared,
+        stream,
         &[
             b"ringcast-link-v1 session|",
             server_nonce.as_bytes(),

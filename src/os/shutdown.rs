@@ -1,5 +1,6 @@
-//! The process-wide stop flag: set once (a signal, or the source ending with `-reopen=false`),
-//! seen by every thread, and a sleep that ends early when it is set.
+//! A stop flag: set once, seen by every thread, and a sleep that ends early when it is set.
+//! The server has one (a signal, or the one stream ending with `-reopen=false`); so does each
+//! stream (the server stopping, or its mount removed or changed by a reload).
 
 use parking_lot::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +19,11 @@ impl Shutdown {
             *r = Some(reason.into());
         }
         self.cond.notify_all();
+    }
+
+    /// The reason it was triggered with, if it was.
+    pub fn reason(&self) -> Option<String> {
+        self.reason.lock().clone()
     }
 
     pub fn is_set(&self) -> bool {

@@ -1,43 +1,50 @@
 //! Admin calls: title updates as Icecast (`/admin/metadata?mount=…&mode=updinfo&song=…`)
-//! and SHOUTcast (`/admin.cgi?pass=…&mode=updinfo&song=…`) take them. Allowed with the
-//! source login or user `admin` with `-admin-password`. The song is UTF-8 unless the call
-//! says `charset=ISO-8859-1` (what some old encoders send).
+//! and SHOUTcast (`/admin.cgi?pass=…&mode=updinfo&song=…`) take them. Allowed with user
+//! `admin` and `-admin-password`, or with the source login of the stream updated. The song
+//! is UTF-8 unless the call says `charset=ISO-8859-1` (what some old encoders send).
+//!
+//! With mounts, `mount=` names the stream (a SHOUTcast call may leave it out when its
+//! password is one mount's source password); without, the one stream is meant.
 
-use crate::config::Config;
+use super::source_client::source_login;
+use super::Server;
 use crate::http::auth;
 use crate::http::server::{self as http, Request};
-use crate::http::url::query_pairs;
-use crate::input::push::source_login;
+use crate::http::url::query_param;
 use crate::server::peers::Login;
-use crate::stream::Shared;
+use crate::stream::Stream;
 use log::{debug, info};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 
-/// Whether the request's Basic credentials are the admin or source login (`None`: it has
-/// none).
-fn credentials_ok(req: &Request, cfg: &Config) -> Option<bool> {
+/// Whether the request's Basic credentials are the admin login, or the source login of
+/// `stream` (or of any stream, for `None`). `None`: it has none.
+fn credentials_ok(req: &Request, server: &Server, stream: Option<&Stream>) -> Option<bool> {
     let (user, password) = req.header("Authorization").and_then(auth::parse_basic)?;
-    Some(admin_login(cfg, &user, &password) || source_login(cfg, &user, &password))
+    let source = |s: &Stream| source_login(&s.cfg, &user, &password);
+    Some(
+        admin_login(server, &user, &password)
+            || match stream {
+                Some(s) => source(s),
+                None => server.streams().iter().any(|s| source(s)),
+            },
+    )
 }
 
-fn admin_login(cfg: &Config, user: &str, password: &str) -> bool {
-    cfg.admin_password
+fn admin_login(server: &Server, user: &str, password: &str) -> bool {
+    server
+        .cfg
+        .admin_password
         .as_deref()
         .is_some_and(|p| auth::same_secret(user, "admin") && auth::same_secret(password, p))
 }
 
 /// Answers 401 (or 429 for an address locked out by failed logins) unless the request may
-/// make admin calls.
-pub fn require(
-    conn: &mut TcpStream,
-    peer: SocketAddr,
-    req: &Request,
-    cfg: &Config,
-    shared: &Shared,
-) -> bool {
-    let login = shared
-        .peers
-        .login(peer.ip(), "admin login", || credentials_ok(req, cfg));
+/// make admin calls (the admin login, or any stream's source login).
+pub fn require(conn: &mut TcpStream, peer: SocketAddr, req: &Request, server: &Server) -> bool {
+    let login = server.peers.login(peer.ip(), "admin login", || {
+        credentials_ok(req, server, None)
+    });
     answer_login(conn, peer, req.minor, login, "ringcast admin")
 }
 
@@ -78,58 +85,81 @@ pub fn answer_login(
     }
 }
 
-pub fn metadata(
-    mut conn: TcpStream,
-    peer: SocketAddr,
-    req: &Request,
-    cfg: &Config,
-    shared: &Shared,
-) {
-    if !require(&mut conn, peer, req, cfg, shared) {
-        return;
+/// The stream an admin call names with `mount=` (without mounts: the one stream). Answers
+/// 400 or 404 itself when there is none.
+fn named_stream(conn: &mut TcpStream, req: &Request, server: &Server) -> Option<Arc<Stream>> {
+    let mount = query_param(&req.path, "mount").map(|m| String::from_utf8_lossy(&m).into_owned());
+    let found = match &mount {
+        _ if !server.cfg.mounted => server.stream_for("/"),
+        Some(m) => server.stream_for(m),
+        None => {
+            http::respond(conn, req.minor, 400, "need mount=", &[]);
+            return None;
+        }
+    };
+    if found.is_none() {
+        http::respond(conn, req.minor, 404, "no such mount", &[]);
     }
-    update(conn, peer, req, shared, true);
+    found
 }
 
-/// SHOUTcast's `/admin.cgi`: the password may come as `pass=` in the query.
-pub fn shoutcast(
-    mut conn: TcpStream,
-    peer: SocketAddr,
-    req: &Request,
-    cfg: &Config,
-    shared: &Shared,
-) {
-    let pass = query_pairs(&req.path)
-        .into_iter()
-        .find(|(k, _)| k == "pass")
-        .map(|(_, v)| v);
-    let pass_ok = |p: &str| {
-        [&cfg.source_password, &cfg.admin_password]
-            .into_iter()
-            .flatten()
-            .any(|s| auth::same_secret(p, s))
+/// Icecast's `/admin/metadata`.
+pub fn metadata(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
+    let Some(stream) = named_stream(&mut conn, req, server) else {
+        return;
     };
-    let login = shared
+    let login = server.peers.login(peer.ip(), "admin login", || {
+        credentials_ok(req, server, Some(&stream))
+    });
+    if answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+        update(conn, peer, req, &stream, true);
+    }
+}
+
+/// SHOUTcast's `/admin.cgi`: the password may come as `pass=` in the query, and with mounts
+/// it may pick the mount.
+pub fn shoutcast(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
+    let pass = query_param(&req.path, "pass").map(|p| String::from_utf8_lossy(&p).into_owned());
+    let by_password = pass.as_deref().and_then(|p| {
+        let streams = server.streams();
+        streams.into_iter().find(|s| {
+            s.cfg
+                .source_password
+                .as_deref()
+                .is_some_and(|sp| auth::same_secret(p, sp))
+        })
+    });
+    let stream = match by_password {
+        Some(s) if query_param(&req.path, "mount").is_none() || !server.cfg.mounted => s,
+        _ => match named_stream(&mut conn, req, server) {
+            Some(s) => s,
+            None => return,
+        },
+    };
+    let login = server
         .peers
         .login(peer.ip(), "admin.cgi login", || match &pass {
-            Some(p) => Some(pass_ok(p)),
-            None => credentials_ok(req, cfg),
+            Some(p) => Some(
+                [&stream.cfg.source_password, &server.cfg.admin_password]
+                    .into_iter()
+                    .flatten()
+                    .any(|s| auth::same_secret(p, s)),
+            ),
+            None => credentials_ok(req, server, Some(&stream)),
         });
-    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
-        return;
+    if answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+        update(conn, peer, req, &stream, false);
     }
-    update(conn, peer, req, shared, false);
 }
 
 fn update(
     mut conn: TcpStream,
     peer: SocketAddr,
     req: &Request,
-    shared: &Shared,
+    stream: &Stream,
     icecast_reply: bool,
 ) {
-    let query = req.path.split_once('?').map_or("", |(_, q)| q);
-    let Some(title) = title_from_query(query) else {
+    let Some(title) = title_from_query(&req.path) else {
         http::respond(
             &mut conn,
             req.minor,
@@ -140,7 +170,7 @@ fn update(
         return;
     };
     // set_title cleans it (control characters, quotes that would end StreamTitle).
-    if shared.meta.set_title(&title) {
+    if stream.meta.set_title(&title) {
         info!("{peer}: title set to {title:?}");
     }
     let (ct, body) = if icecast_reply {
@@ -148,22 +178,19 @@ fn update(
     } else {
         ("text/html", "<html><body>Updated</body></html>\n")
     };
-    let length = body.len().to_string();
-    let out = http::head(req.minor, 200, ct, &[("Content-Length", length.as_str())]) + body;
-    if std::io::Write::write_all(&mut conn, out.as_bytes()).is_ok() {
-        http::close_gracefully(&mut conn);
-    }
+    http::reply(&mut conn, req, ct, &[], body);
 }
 
 /// The title an update call sets: `song=`, or as libshout sends it (`shout_set_metadata`),
 /// `artist=` and `title=`, joined as Icecast joins them (`Artist - Title`, or whichever one
 /// is given). UTF-8 unless `charset=` says Latin-1. `None` unless `mode=updinfo` and one of
 /// them is there.
-fn title_from_query(query: &str) -> Option<String> {
-    if param(query, "mode")? != b"updinfo" {
+fn title_from_query(path: &str) -> Option<String> {
+    let param = |key: &str| query_param(path, key);
+    if param("mode")? != b"updinfo" {
         return None;
     }
-    let latin1 = param(query, "charset").is_some_and(|c| {
+    let latin1 = param("charset").is_some_and(|c| {
         c.eq_ignore_ascii_case(b"iso-8859-1") || c.eq_ignore_ascii_case(b"latin1")
     });
     let text = |bytes: Vec<u8>| -> String {
@@ -173,27 +200,15 @@ fn title_from_query(query: &str) -> Option<String> {
             String::from_utf8_lossy(&bytes).into_owned()
         }
     };
-    if let Some(song) = param(query, "song") {
+    if let Some(song) = param("song") {
         return Some(text(song));
     }
-    let artist = param(query, "artist").map(text).filter(|a| !a.is_empty());
-    let title = param(query, "title").map(text).filter(|t| !t.is_empty());
+    let artist = param("artist").map(text).filter(|a| !a.is_empty());
+    let title = param("title").map(text).filter(|t| !t.is_empty());
     match (artist, title) {
         (Some(a), Some(t)) => Some(format!("{a} - {t}")),
         (a, t) => a.or(t),
     }
-}
-
-/// A query parameter's raw bytes, percent- and `+`-decoded.
-fn param(query: &str, key: &str) -> Option<Vec<u8>> {
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == key).then(|| crate::http::url::decode_bytes(v, true))
-    })
-}
-
-pub fn path_only(path: &str) -> &str {
-    path.split('?').next().unwrap_or(path)
 }
 
 #[cfg(test)]
@@ -202,7 +217,7 @@ mod tests {
 
     #[test]
     fn titles_from_song_or_from_libshouts_artist_and_title() {
-        let t = |q: &str| title_from_query(q);
+        let t = |q: &str| title_from_query(&format!("/admin/metadata?{q}"));
         assert_eq!(t("mode=updinfo&song=A%20-%20B").as_deref(), Some("A - B"));
         assert_eq!(
             t("mode=updinfo&mount=%2Flive&charset=UTF-8&artist=Ez+Artist&title=Ez+Title")

@@ -17,5 +17,99 @@
 
 pub mod accept;
 pub mod admin;
+pub mod metrics;
+pub mod mounts;
 pub mod peers;
+pub mod route;
+pub mod source_client;
 pub mod status;
+
+use crate::config::ServerConfig;
+use crate::os::shutdown::Shutdown;
+use crate::stream::stats::Stats;
+use crate::stream::Stream;
+use parking_lot::RwLock;
+use peers::Peers;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// The server: what every connection thread holds — its configuration, the streams it
+/// serves, the per-address limits, the counters that belong to no stream, the stop flag.
+pub struct Server {
+    pub cfg: ServerConfig,
+    /// Per client address: pending connections and failed logins.
+    pub peers: Arc<Peers>,
+    pub shutdown: Shutdown,
+    /// The accept loop is running (it blocks in accept, so it cannot beat).
+    pub accepting: AtomicBool,
+    pub started: SystemTime,
+    /// Counters of connections that reached no stream (refusals, bad requests).
+    pub stats: Stats,
+    /// The streams, in `-mount` order. A reload swaps the list; a connection keeps the
+    /// `Arc<Stream>` it found for as long as it lives.
+    streams: RwLock<Vec<Arc<Stream>>>,
+    /// Listeners of every stream, against the server-wide `-max-clients`.
+    listeners: AtomicUsize,
+}
+
+impl Server {
+    pub fn new(cfg: ServerConfig) -> Server {
+        Server {
+            peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
+            cfg,
+            shutdown: Shutdown::default(),
+            accepting: AtomicBool::new(true),
+            started: SystemTime::now(),
+            stats: Stats::default(),
+            streams: RwLock::new(Vec::new()),
+            listeners: AtomicUsize::new(0),
+        }
+    }
+
+    /// Every stream now.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.read().clone()
+    }
+
+    /// Replaces the list of streams (at start, and on reload).
+    pub fn set_streams(&self, streams: Vec<Arc<Stream>>) {
+        *self.streams.write() = streams;
+    }
+
+    /// The stream a request path names: without mounts the one stream serves every path;
+    /// with mounts the path (query removed) must be a mount's.
+    pub fn stream_for(&self, path: &str) -> Option<Arc<Stream>> {
+        let streams = self.streams.read();
+        if !self.cfg.mounted {
+            return streams.first().cloned();
+        }
+        let path = path.split('?').next().unwrap_or_default();
+        streams.iter().find(|s| s.mount() == path).cloned()
+    }
+
+    /// Counts a listener against the server-wide `-max-clients`; `None` when it is reached.
+    pub fn enter_listener(&self) -> Option<ServerListener<'_>> {
+        let max = self.cfg.max_clients;
+        self.listeners
+            .fetch_update(Relaxed, Relaxed, |n| {
+                (n < max).then_some(n.saturating_add(1))
+            })
+            .ok()
+            .map(|_| ServerListener(self))
+    }
+
+    /// Listeners of every stream.
+    pub fn listeners(&self) -> usize {
+        self.listeners.load(Relaxed)
+    }
+}
+
+/// A listener counted by the server; dropping it un-counts it.
+pub struct ServerListener<'a>(&'a Server);
+
+impl Drop for ServerListener<'_> {
+    fn drop(&mut self) {
+        self.0.listeners.fetch_sub(1, Relaxed);
+    }
+}

@@ -7,14 +7,13 @@
 //! a short request (`client::get`). The connection is redialled with capped, jittered
 //! backoff; ringcast's own listeners never notice.
 
-use crate::config::Config;
 use crate::http::auth;
 use crate::http::client;
 use crate::http::conn::Conn;
 use crate::http::url::{encode_component, Url};
 use crate::ring::ReadOutcome;
 use crate::stream::stats::Stats;
-use crate::stream::Shared;
+use crate::stream::Stream;
 use crate::util::backoff::Backoff;
 use crate::util::deadline::Deadline;
 use log::{info, warn};
@@ -28,16 +27,17 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection that lasted this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(30);
 
-pub fn run(cfg: &Config, shared: &Shared) {
+pub fn run(stream: &Stream, write_timeout: Duration) {
+    let cfg = &stream.cfg;
     let Some(url) = cfg.icecast.as_ref() else {
         return;
     };
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    while !shared.shutdown.is_set() && !shared.ring_ended() {
+    while !stream.stop.is_set() && !stream.ring_ended() {
         let started = Instant::now();
-        Stats::add(&shared.stats.output_connects, 1);
-        let result = session(url, cfg, shared);
-        shared.output_up.store(false, Relaxed);
+        Stats::add(&stream.stats.output_connects, 1);
+        let result = session(url, stream, write_timeout);
+        stream.output_up.store(false, Relaxed);
         match result {
             Ok(()) => break,
             Err(e) => warn!("icecast output {}: {e}", url.redacted()),
@@ -50,18 +50,18 @@ pub fn run(cfg: &Config, shared: &Shared) {
             "icecast output: reconnecting in {:.1}s",
             delay.as_secs_f64()
         );
-        if shared.shutdown.sleep(delay) {
+        if stream.stop.sleep(delay) {
             break;
         }
     }
 }
 
 /// One connection: log in, then send the stream until it ends or the connection fails.
-fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
+fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()> {
     // Connecting, the TLS handshake and Icecast's answer share one deadline.
     let deadline = Deadline::after(CONNECT_TIMEOUT.saturating_add(ANSWER_TIMEOUT));
     let mut conn = Conn::connect(url, deadline)?;
-    let info = shared.meta.info();
+    let info = stream.meta.info();
     let user = url.user.as_deref().unwrap_or("source");
     let password = url.password.as_deref().unwrap_or("");
     let mut head = format!(
@@ -71,7 +71,7 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
         url.authority(),
         auth::basic_header(user, password),
         client::user_agent(),
-        shared.content_type(),
+        stream.content_type(),
         u8::from(info.public),
     );
     for (name, value) in [
@@ -88,7 +88,7 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
     head.push_str("\r\n");
     let (answer, _) = client::exchange(&mut conn, head.as_bytes(), deadline)
         .map_err(|e| io::Error::new(e.kind(), format!("Icecast: {e}")))?;
-    conn.set_write_timeout(Some(cfg.write_timeout))?;
+    conn.set_write_timeout(Some(write_timeout))?;
     conn.set_read_timeout(Some(ANSWER_TIMEOUT))?;
     match answer.status {
         100 | 200 => {}
@@ -105,13 +105,13 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
         s => return Err(io::Error::other(format!("Icecast answered {s}"))),
     }
     info!("icecast output: sending the stream to {}", url.redacted());
-    shared.output_up.store(true, Relaxed);
+    stream.output_up.store(true, Relaxed);
 
-    let mut cursor = shared.ring.join(0);
+    let mut cursor = stream.ring.join(0);
     let mut title_sent = 0;
     let mut out = Vec::new();
     loop {
-        let (title, seq) = shared.meta.title();
+        let (title, seq) = stream.meta.title();
         if seq != title_sent {
             title_sent = seq;
             if !title.is_empty() {
@@ -122,7 +122,7 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
             }
         }
         out.clear();
-        match shared.ring.read(
+        match stream.ring.read(
             &mut cursor,
             &mut out,
             u64::MAX,
@@ -133,7 +133,7 @@ fn session(url: &Url, cfg: &Config, shared: &Shared) -> io::Result<()> {
             ReadOutcome::Ended => return Ok(()),
             ReadOutcome::Idle | ReadOutcome::NoRoom => {}
         }
-        if shared.shutdown.is_set() {
+        if stream.stop.is_set() {
             return Ok(());
         }
     }

@@ -3,18 +3,20 @@
 //! `-client-max-bytes` is reached, the listener leaves or stops reading for
 //! `-write-timeout`. The ring lock is never held across the socket write.
 
-use crate::config::Config;
+use super::feed::Feed;
 use crate::http::server::{self as http, Request};
 use crate::icy::Inserter;
 use crate::limited;
 use crate::ring::ReadOutcome;
+use crate::server::Server;
 use crate::stream::stats::Stats;
-use crate::stream::Shared;
+use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use crate::util::ratelimit::RateLimit;
 use log::{debug, info, warn};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Most bytes copied out of the ring per wake-up (always at least one frame).
@@ -35,14 +37,32 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 static LAPPED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config, shared: &Shared) {
-    let Some(_guard) = shared.enter_listener(cfg.max_clients) else {
-        Stats::add(&shared.stats.listeners_refused, 1);
+pub fn serve(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    server: &Server,
+    stream: &Arc<Stream>,
+) {
+    let cfg = &stream.cfg;
+    let counted = server.enter_listener();
+    let guard = counted.as_ref().and_then(|_| stream.enter_listener());
+    if guard.is_none() {
+        Stats::add(&stream.stats.listeners_refused, 1);
+        let max = if counted.is_none() {
+            server.cfg.max_clients
+        } else {
+            cfg.max_clients
+        };
         limited!(
             FULL_LOG,
             warn,
-            "{peer}: refused, -max-clients {} reached",
-            cfg.max_clients
+            "{peer}: refused, -max-clients {max} reached{}",
+            if counted.is_none() {
+                ""
+            } else {
+                " on this mount"
+            }
         );
         http::respond(
             &mut conn,
@@ -56,8 +76,8 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     // ICY metadata only for listeners that ask, as Icecast does.
     // The listener's place in the stream is fixed now, before it has its response head:
     // whatever the source publishes after that reaches it, however slow this thread is.
-    let mut cursor = shared.ring.join(cfg.burst_bytes);
-    let sndbuf = send_buffer(shared.rate.rate(Stats::get(&shared.stats.bytes_in)));
+    let mut feed = Feed::new(server, stream, cfg.burst_bytes);
+    let sndbuf = send_buffer(stream.rate.rate(Stats::get(&stream.stats.bytes_in)));
     if let Err(e) = crate::os::sys::set_send_buffer(&conn, sndbuf) {
         debug!("{peer}: SO_SNDBUF {sndbuf}: {e}");
     }
@@ -65,8 +85,8 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     let head = http::head(
         req.minor,
         200,
-        &shared.content_type(),
-        &icy_headers(cfg, shared, wants_icy),
+        &stream.content_type(),
+        &icy_headers(stream, wants_icy),
     );
     if let Err(e) = conn.write_all(head.as_bytes()) {
         debug!("{peer}: gone before the response head: {e}");
@@ -76,13 +96,21 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
         http::close_gracefully(&mut conn);
         return;
     }
-    Stats::add(&shared.stats.listeners_total, 1);
+    Stats::add(&stream.stats.listeners_total, 1);
     let agent = req.header("User-Agent").unwrap_or("no User-Agent");
     // Peer text is logged quoted ({:?} escapes control characters: no forged log lines).
     info!(
         "{peer}: listening ({} {:?}, {agent:?})",
         req.method, req.path
     );
+    if feed.on_fallback() {
+        info!(
+            "{peer}: {} has no source: on {} meanwhile",
+            stream.mount(),
+            feed.stream().mount()
+        );
+    }
+    let write_timeout = server.cfg.write_timeout;
 
     let mut client_left = if cfg.client_max_bytes > 0 {
         cfg.client_max_bytes
@@ -94,17 +122,29 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
     let mut icy = wants_icy.then(|| (Inserter::new(cfg.icy_metaint), Vec::new()));
     let end = loop {
         out.clear();
-        match shared
-            .ring
-            .read(&mut cursor, &mut out, client_left, BATCH_CAP, IDLE_WAIT)
-        {
+        if let Some(to) = feed.follow() {
+            info!("{peer}: moved to {to}");
+        }
+        // On the fallback, the listener's own stream ending (its mount removed, shutdown)
+        // ends it too.
+        if feed.on_fallback() && stream.stop.is_set() {
+            break End::StreamEnded;
+        }
+        let current = Arc::clone(feed.stream());
+        match current.ring.read(
+            &mut feed.cursor,
+            &mut out,
+            client_left,
+            BATCH_CAP,
+            IDLE_WAIT,
+        ) {
             ReadOutcome::Data {
                 header_len,
                 skipped,
                 ..
             } => {
                 if skipped > 0 {
-                    Stats::add(&shared.stats.frames_skipped, skipped);
+                    Stats::add(&stream.stats.frames_skipped, skipped);
                     limited!(
                         LAPPED_LOG,
                         warn,
@@ -117,7 +157,7 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                 let wire = match &mut icy {
                     None => &out,
                     Some((inserter, with_meta)) => {
-                        let (title, seq) = shared.meta.title();
+                        let (title, seq) = current.meta.title();
                         with_meta.clear();
                         inserter.write(&out, &title, seq, with_meta);
                         &*with_meta
@@ -126,14 +166,13 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                 // The whole batch within -write-timeout, however the listener trickles its
                 // reads: a socket that takes a few bytes now and then is as stalled as one
                 // that takes none.
-                if let Err(e) = write_all_by(&mut conn, wire, cfg.write_timeout) {
+                if let Err(e) = write_all_by(&mut conn, wire, write_timeout) {
                     break if http::is_disconnect(&e) {
                         debug!("{peer}: left");
                         End::Left
                     } else if http::is_stalled(&e) {
                         warn!(
-                            "{peer}: not reading for {:?} (-write-timeout): dropped",
-                            cfg.write_timeout
+                            "{peer}: not reading for {write_timeout:?} (-write-timeout): dropped"
                         );
                         End::Stalled
                     } else {
@@ -142,9 +181,11 @@ pub fn serve(mut conn: TcpStream, peer: SocketAddr, req: &Request, cfg: &Config,
                     };
                 }
                 sent = sent.saturating_add(wire.len() as u64);
-                Stats::add(&shared.stats.bytes_out, wire.len() as u64);
+                Stats::add(&stream.stats.bytes_out, wire.len() as u64);
             }
             ReadOutcome::NoRoom => break End::MaxBytes,
+            // The fallback ending (its mount removed) sends the listener home.
+            ReadOutcome::Ended if feed.on_fallback() => {}
             ReadOutcome::Ended => break End::StreamEnded,
             // Shutdown ends the ring, so a sleeping sender drains and gets `Ended`.
             ReadOutcome::Idle => {}
@@ -226,8 +267,8 @@ fn write_all_by(conn: &mut TcpStream, mut buf: &[u8], timeout: Duration) -> std:
 
 /// The response headers of a stream, in Icecast's shape: no caching, the `icy-*` fields the
 /// stream has, and `icy-metaint` for a listener that asked for metadata.
-fn icy_headers(cfg: &Config, shared: &Shared, wants_icy: bool) -> Vec<(&'static str, String)> {
-    let info = shared.meta.info();
+fn icy_headers(stream: &Stream, wants_icy: bool) -> Vec<(&'static str, String)> {
+    let info = stream.meta.info();
     let mut h = vec![
         ("Cache-Control", "no-cache, no-store".to_string()),
         ("Pragma", "no-cache".to_string()),
@@ -246,7 +287,7 @@ fn icy_headers(cfg: &Config, shared: &Shared, wants_icy: bool) -> Vec<(&'static 
     }
     h.push(("icy-pub", if info.public { "1" } else { "0" }.to_string()));
     if wants_icy {
-        h.push(("icy-metaint", cfg.icy_metaint.to_string()));
+        h.push(("icy-metaint", stream.cfg.icy_metaint.to_string()));
     }
     h
 }

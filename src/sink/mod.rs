@@ -15,5 +15,6 @@
     )
 )]
 
+pub mod feed;
 pub mod icecast;
 pub mod listener;

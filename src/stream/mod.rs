@@ -1,18 +1,20 @@
-//! `Shared`: what every thread holds an `Arc` of — the ring, the counters, the listener
-//! count and the stop flag.
+//! `Stream`: one stream's state, held by every thread that works on it — its ring, header
+//! and metadata, counters, listener count, source client slot, link state and its own stop
+//! flag. The server holds one per mount (or the one stream without `-mount`) and starts its
+//! threads (`server/mounts.rs`).
 
+pub mod push_slot;
 pub mod stats;
 
-use crate::config::Config;
+use crate::config::StreamConfig;
 use crate::icy::meta::Meta;
-use crate::input::push::PushSlot;
 use crate::link::LinkState;
 use crate::os::heartbeat::Heartbeat;
 use crate::os::shutdown::Shutdown;
 use crate::ring::Ring;
-use crate::server::peers::Peers;
 use crate::stream::stats::{RateMeter, Stats};
 use parking_lot::{Condvar, Mutex};
+use push_slot::PushSlot;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,28 +22,25 @@ use std::time::{Duration, Instant, SystemTime};
 /// How often sleeping listeners are woken at most, when 100 or more sleep (see `ring.rs`).
 pub const WAKE_INTERVAL: Duration = Duration::from_millis(500);
 
-pub struct Shared {
+pub struct Stream {
+    pub cfg: Arc<StreamConfig>,
     pub ring: Ring,
     pub stats: Stats,
-    pub shutdown: Shutdown,
+    /// Ends this stream's threads: server shutdown, or its mount removed or changed.
+    pub stop: Shutdown,
     /// The source reader's sign of life, for the systemd watchdog.
     pub reader_beat: Heartbeat,
-    /// The accept loop is running (it blocks in accept, so it cannot beat).
-    pub accepting: AtomicBool,
     /// Stream name, genre, title…
     pub meta: Meta,
     /// The live source client, when sources push to us.
     pub push: PushSlot,
-    /// When ringcast started, and when the source last opened (for status pages).
-    pub started: SystemTime,
+    /// When the source last opened (for status pages).
     pub stream_started: Mutex<Option<SystemTime>>,
     pub listener_peak: AtomicUsize,
     /// Connected to the `-icecast` server.
     pub output_up: AtomicBool,
     /// The link, when configured.
     pub link: Option<LinkState>,
-    /// Per client address: pending connections and failed logins.
-    pub peers: Arc<Peers>,
     /// The stream's measured rate (listeners' send buffers follow it).
     pub rate: RateMeter,
     /// The stream's Content-Type: the flags', or a link origin's (see `set_content_type`).
@@ -76,9 +75,10 @@ impl SourceState {
     }
 }
 
-impl Shared {
-    pub fn new(cfg: &Config) -> std::io::Result<Shared> {
-        Ok(Shared {
+impl Stream {
+    pub fn new(cfg: StreamConfig) -> std::io::Result<Stream> {
+        let cfg = Arc::new(cfg);
+        Ok(Stream {
             ring: Ring::new(
                 cfg.source_buffer,
                 cfg.frame_bytes,
@@ -86,23 +86,21 @@ impl Shared {
                 WAKE_INTERVAL,
             ),
             stats: Stats::default(),
-            shutdown: Shutdown::default(),
+            stop: Shutdown::default(),
             reader_beat: Heartbeat::default(),
-            accepting: AtomicBool::new(true),
             meta: Meta::new(cfg.info.clone(), &cfg.title),
             push: PushSlot::default(),
-            started: SystemTime::now(),
             stream_started: Mutex::new(None),
             listener_peak: AtomicUsize::new(0),
             output_up: AtomicBool::new(false),
             link: cfg.link.clone().map(LinkState::new).transpose()?,
-            peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
             rate: RateMeter::default(),
             content_type: Mutex::new(cfg.content_type.clone()),
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
+            cfg,
         })
     }
 
@@ -125,10 +123,25 @@ impl Shared {
         true
     }
 
-    /// Counts a new listener unless `max` are already connected.
-    pub fn enter_listener(&self, max: usize) -> Option<ListenerGuard<'_>> {
+    /// The stream's path ("/" without mounts).
+    pub fn mount(&self) -> &str {
+        &self.cfg.mount
+    }
+
+    /// Whether listeners hear this stream's own source now: a source client is connected
+    /// (with `-source-password`), or the input is open. `-fallback-mount` moves listeners
+    /// away while it is not.
+    pub fn on_air(&self) -> bool {
+        match self.cfg.input {
+            crate::config::InputSpec::Push { .. } => self.push.connected(),
+            _ => self.source_state() == SourceState::Open,
+        }
+    }
+
+    /// Counts a new listener unless this stream's `-max-clients` are already connected.
+    pub fn enter_listener(&self) -> Option<ListenerGuard<'_>> {
         let mut n = self.listeners.lock();
-        if *n >= max {
+        if *n >= self.cfg.max_clients {
             return None;
         }
         *n += 1;
@@ -192,7 +205,7 @@ impl Shared {
 }
 
 /// A counted listener; dropping it un-counts it.
-pub struct ListenerGuard<'a>(&'a Shared);
+pub struct ListenerGuard<'a>(&'a Stream);
 
 impl Drop for ListenerGuard<'_> {
     fn drop(&mut self) {

@@ -31,8 +31,9 @@ impl Stats {
         counter.load(Relaxed)
     }
 
-    /// One line for `-stat-log-interval` and the exit log.
-    pub fn line(&self, listeners: usize) -> String {
+    /// One line for `-stat-log-interval` and the exit log: a stream's counters, and the
+    /// server's refusals and bad requests.
+    pub fn line(&self, listeners: usize, server: &Stats) -> String {
         let g = |c: &AtomicU64| c.load(Relaxed);
         format!(
             "listeners={listeners} listeners_total={} bytes_in={} frames_in={} bytes_out={} \
@@ -48,8 +49,8 @@ impl Stats {
             g(&self.oversize_frames),
             g(&self.source_opens),
             g(&self.source_failures),
-            g(&self.listeners_refused) + g(&self.connections_refused),
-            g(&self.bad_requests),
+            g(&self.listeners_refused) + g(&server.connections_refused),
+            g(&server.bad_requests),
         )
     }
 }

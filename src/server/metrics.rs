@@ -1,0 +1,252 @@
+//! `/metrics` in Prometheus text format. Each stream's series carry a `mount` label when
+//! mounts are in use (`ringcast_listeners{mount="/live"} 3`); without mounts they are as
+//! they always were (`ringcast_listeners 3`). Server-wide series have no label.
+
+use super::Server;
+use crate::config::InputSpec;
+use crate::http::server::{self as http, Request};
+use crate::link::LinkStats;
+use crate::stream::{SourceState, Stream};
+use std::fmt::Write as _;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// A stream's value of a series; `None` where it does not apply (no link, no output).
+type Value = fn(&Stream) -> Option<u64>;
+
+fn load(c: &AtomicU64) -> Option<u64> {
+    Some(c.load(Relaxed))
+}
+
+fn flag(b: &AtomicBool) -> Option<u64> {
+    Some(u64::from(b.load(Relaxed)))
+}
+
+fn link(s: &Stream, f: fn(&LinkStats) -> u64) -> Option<u64> {
+    s.link.as_ref().map(|l| f(&l.stats))
+}
+
+/// Each stream's series: name, type, help, value.
+const STREAM: &[(&str, &str, &str, Value)] = &[
+    ("listeners", "gauge", "Listeners connected now.", |s| {
+        Some(s.listeners() as u64)
+    }),
+    (
+        "listener_peak",
+        "gauge",
+        "Most listeners at once since start.",
+        |s| Some(s.listener_peak.load(Relaxed) as u64),
+    ),
+    (
+        "listeners_total",
+        "counter",
+        "Listeners served since start.",
+        |s| load(&s.stats.listeners_total),
+    ),
+    (
+        "bytes_in_total",
+        "counter",
+        "Bytes read from the source.",
+        |s| load(&s.stats.bytes_in),
+    ),
+    (
+        "bytes_out_total",
+        "counter",
+        "Bytes sent to listeners.",
+        |s| load(&s.stats.bytes_out),
+    ),
+    (
+        "frames_in_total",
+        "counter",
+        "Frames put in the ring.",
+        |s| load(&s.stats.frames_in),
+    ),
+    (
+        "frames_skipped_total",
+        "counter",
+        "Frames slow listeners skipped.",
+        |s| load(&s.stats.frames_skipped),
+    ),
+    (
+        "junk_bytes_total",
+        "counter",
+        "Source bytes that were not frames.",
+        |s| load(&s.stats.junk_bytes),
+    ),
+    (
+        "source_opens_total",
+        "counter",
+        "Source opens (the first one and every reconnect).",
+        |s| load(&s.stats.source_opens),
+    ),
+    (
+        "source_failures_total",
+        "counter",
+        "Source opens or reads that failed.",
+        |s| load(&s.stats.source_failures),
+    ),
+    ("source_up", "gauge", "1 while the source is open.", |s| {
+        Some(u64::from(s.source_state() == SourceState::Open))
+    }),
+    (
+        "source_client_connected",
+        "gauge",
+        "1 while a source client pushes to us.",
+        |s| matches!(s.cfg.input, InputSpec::Push { .. }).then(|| u64::from(s.push.connected())),
+    ),
+    (
+        "listeners_refused_total",
+        "counter",
+        "Listeners refused over -max-clients.",
+        |s| load(&s.stats.listeners_refused),
+    ),
+    (
+        "icecast_output_up",
+        "gauge",
+        "1 while connected to the -icecast server.",
+        |s| s.cfg.icecast.as_ref().and(flag(&s.output_up)),
+    ),
+    (
+        "icecast_output_connects_total",
+        "counter",
+        "Connections made to the -icecast server.",
+        |s| s.cfg.icecast.as_ref().and(load(&s.stats.output_connects)),
+    ),
+    (
+        "link_up",
+        "gauge",
+        "1 while a link session is connected.",
+        |s| link(s, |l| u64::from(l.up.load(Relaxed))),
+    ),
+    (
+        "link_connects_total",
+        "counter",
+        "Link sessions started.",
+        |s| link(s, |l| l.connects.load(Relaxed)),
+    ),
+    (
+        "link_stalls_total",
+        "counter",
+        "Link sessions that stalled (no traffic for 2 s).",
+        |s| link(s, |l| l.stalls.load(Relaxed)),
+    ),
+    (
+        "link_refused_total",
+        "counter",
+        "Link handshakes refused (wrong key, stale nonce).",
+        |s| link(s, |l| l.refused.load(Relaxed)),
+    ),
+    (
+        "link_bad_messages_total",
+        "counter",
+        "Link messages that failed their MAC check.",
+        |s| link(s, |l| l.bad_messages.load(Relaxed)),
+    ),
+    (
+        "link_gaps_total",
+        "counter",
+        "Gaps: fragments the origin no longer had.",
+        |s| link(s, |l| l.gaps.load(Relaxed)),
+    ),
+    (
+        "link_duplicates_total",
+        "counter",
+        "Fragments received twice (ignored).",
+        |s| link(s, |l| l.duplicates.load(Relaxed)),
+    ),
+    (
+        "link_silence_frames_total",
+        "counter",
+        "Silent frames played while the link was down.",
+        |s| link(s, |l| l.silence_frames.load(Relaxed)),
+    ),
+    (
+        "link_frames_dropped_total",
+        "counter",
+        "Frames that arrived too late to play.",
+        |s| link(s, |l| l.frames_dropped.load(Relaxed)),
+    ),
+    (
+        "link_fragments_refused_total",
+        "counter",
+        "Fragments refused: absurd capture time, frames over -frame-bytes, or a full buffer.",
+        |s| link(s, |l| l.fragments_refused.load(Relaxed)),
+    ),
+    (
+        "link_buffer_ms",
+        "gauge",
+        "Receiver: stream buffered ahead of playout, ms.",
+        |s| link(s, |l| l.buffer_ms.load(Relaxed)),
+    ),
+];
+
+pub fn metrics(conn: &mut TcpStream, req: &Request, server: &Server) {
+    let streams = server.streams();
+    let mut m = String::new();
+    for (name, kind, help, value) in STREAM {
+        let values: Vec<(&str, u64)> = streams
+            .iter()
+            .filter_map(|s| value(s).map(|v| (s.mount(), v)))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        let _ = write!(
+            m,
+            "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}\n"
+        );
+        for (mount, v) in values {
+            if server.cfg.mounted {
+                let _ = writeln!(m, "ringcast_{name}{{mount=\"{}\"}} {v}", label(mount));
+            } else {
+                let _ = writeln!(m, "ringcast_{name} {v}");
+            }
+        }
+    }
+    let st = &server.stats;
+    let listeners_refused: u64 = streams
+        .iter()
+        .map(|s| s.stats.listeners_refused.load(Relaxed))
+        .sum();
+    let server_series = [
+        (
+            "refused_total",
+            "counter",
+            "Listeners or connections refused over a limit.",
+            listeners_refused.saturating_add(st.connections_refused.load(Relaxed)),
+        ),
+        (
+            "bad_requests_total",
+            "counter",
+            "Malformed or unsupported requests, and unknown paths.",
+            st.bad_requests.load(Relaxed),
+        ),
+        (
+            "uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            server.started.elapsed().map_or(0, |d| d.as_secs()),
+        ),
+    ];
+    for (name, kind, help, v) in server_series {
+        let _ = write!(
+            m,
+            "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}\nringcast_{name} {v}\n"
+        );
+    }
+    let extra = [("Cache-Control", "no-cache")];
+    http::reply(
+        conn,
+        req,
+        "text/plain; version=0.0.4; charset=utf-8",
+        &extra,
+        &m,
+    );
+}
+
+/// A label value: Prometheus escapes backslash, quote and line feed.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

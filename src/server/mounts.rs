@@ -1,0 +1,225 @@
+//! The server's streams: starting each one's threads, stopping them, and `SIGHUP`'s reload,
+//! which starts new mounts, stops removed ones and restarts changed ones while every other
+//! mount's listeners and source clients carry on untouched.
+
+use super::Server;
+use crate::config::{self, Mount};
+use crate::link;
+use crate::stream::Stream;
+use crate::util::deadline::Deadline;
+use log::{error, info, warn};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// A stream's reader gets this long to stop before it is left behind (a FIFO with no writer
+/// can hold it in `open`).
+const STOP_WAIT: Duration = Duration::from_secs(6);
+
+/// A started stream, its threads, and the words its mount was made from.
+pub struct Running {
+    pub stream: Arc<Stream>,
+    words: Vec<String>,
+    /// The thread that fills the ring (`src-read` or `link-play`), then the others.
+    reader: JoinHandle<()>,
+    others: Vec<JoinHandle<()>>,
+}
+
+/// Every running stream, in `-mount` order. Only `main` and the reload touch it.
+#[derive(Default)]
+pub struct Streams(Mutex<Vec<Running>>);
+
+impl Streams {
+    /// Starts every stream of `mounts` and publishes them to the router.
+    pub fn start_all(&self, server: &Arc<Server>, mounts: Vec<Mount>) -> Result<(), String> {
+        let mut list = self.0.lock();
+        for m in mounts {
+            list.push(start(server, m)?);
+        }
+        server.set_streams(list.iter().map(|r| Arc::clone(&r.stream)).collect());
+        Ok(())
+    }
+
+    /// Stops every stream (shutdown).
+    pub fn stop_all(&self, why: &str) {
+        let list = std::mem::take(&mut *self.0.lock());
+        stop(list, why);
+    }
+
+    /// `SIGHUP`: reads `argv` and every file it names again and brings the mounts in line.
+    /// A setup that does not load changes nothing.
+    pub fn reload(&self, server: &Arc<Server>, argv: &[String]) {
+        let setup = match config::load(argv, &|p| std::fs::read_to_string(p)) {
+            Ok(s) => s,
+            Err(config::Failed::Invalid(e) | config::Failed::Usage(e)) => {
+                return error!("reload: {e}: the mounts stay as they are");
+            }
+            Err(config::Failed::Help(_)) => return,
+        };
+        if !setup.server.mounted {
+            return warn!("reload: the flags have no -mount any more: restart to serve one stream");
+        }
+        if setup.server != server.cfg {
+            warn!("reload: server-wide flags changed: they take effect at the next restart");
+        }
+        let mut list = self.0.lock();
+        let (keep, gone): (Vec<Running>, Vec<Running>) = list.drain(..).partition(|r| {
+            setup
+                .streams
+                .iter()
+                .any(|m| m.cfg.mount == r.stream.mount() && m.words == r.words)
+        });
+        // Stop what goes first: a changed mount's new input may need the device, port or
+        // encoder connection its old one holds.
+        server.set_streams(keep.iter().map(|r| Arc::clone(&r.stream)).collect());
+        for r in &gone {
+            info!("reload: stopping {}", r.stream.mount());
+        }
+        stop(gone, "its mount was removed or changed (reload)");
+        let mut keep: Vec<Option<Running>> = keep.into_iter().map(Some).collect();
+        for m in setup.streams {
+            let kept = keep
+                .iter_mut()
+                .find(|r| r.as_ref().is_some_and(|r| r.stream.mount() == m.cfg.mount))
+                .and_then(Option::take);
+            match kept {
+                Some(r) => list.push(r),
+                None => {
+                    let mount = m.cfg.mount.clone();
+                    match start(server, m) {
+                        Ok(r) => {
+                            info!("reload: started {mount}");
+                            list.push(r);
+                        }
+                        Err(e) => error!("reload: {mount}: {e}"),
+                    }
+                }
+            }
+        }
+        server.set_streams(list.iter().map(|r| Arc::clone(&r.stream)).collect());
+        info!("reload: {} mount(s)", list.len());
+    }
+
+    /// Whether every stream's reader shows signs of life (for the systemd watchdog).
+    pub fn alive(&self) -> bool {
+        self.0.lock().iter().all(|r| r.stream.reader_beat.alive())
+    }
+}
+
+/// Starts one stream's threads: the one that fills its ring, and its outputs.
+fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
+    let cfg = m.cfg;
+    let name = |what: &str| {
+        if server.cfg.mounted {
+            format!("{what}{}", cfg.mount)
+        } else {
+            what.to_string()
+        }
+    };
+    info!(
+        "{}source: {} ({} frames of up to {} bytes, ring of {})",
+        if server.cfg.mounted {
+            format!("{} ", cfg.mount)
+        } else {
+            String::new()
+        },
+        cfg.input_name(),
+        cfg.framer.name,
+        cfg.frame_bytes,
+        cfg.source_buffer
+    );
+    let (reader_name, pull_name, push_name, icecast_name) = (
+        name("src-read"),
+        name("link-pull"),
+        name("link-push"),
+        name("out-icecast"),
+    );
+    let play_name = name("link-play");
+    let receiver = link::is_receiver(&cfg);
+    let pulls = cfg.link.as_ref().is_some_and(|l| l.pull.is_some());
+    let pushes = cfg.link.as_ref().is_some_and(|l| l.push.is_some());
+    let outputs = cfg.icecast.is_some();
+    let stream = Arc::new(Stream::new(cfg).map_err(|e| format!("cannot start: {e}"))?);
+    let mut others = Vec::new();
+    let (st, sv) = (Arc::clone(&stream), Arc::clone(server));
+    let reader = if receiver {
+        // The link is the source: the player fills the ring, a dialler feeds the player.
+        if pulls {
+            let st = Arc::clone(&stream);
+            others.push(spawn(&pull_name, move || link::receiver::run_pull(&st))?);
+        }
+        spawn(&play_name, move || link::receiver::run_play(&st))?
+    } else {
+        spawn(&reader_name, move || {
+            crate::input::supervisor::run(Arc::clone(&st));
+            // Without mounts the one stream ending (-reopen=false) is the server's end.
+            if !sv.cfg.mounted {
+                let why = st
+                    .stop
+                    .reason()
+                    .unwrap_or_else(|| "the source ended".into());
+                sv.shutdown.trigger(why);
+            }
+        })?
+    };
+    if pushes {
+        let st = Arc::clone(&stream);
+        others.push(spawn(&push_name, move || link::origin::run_push(&st))?);
+    }
+    if outputs {
+        let (st, wt) = (Arc::clone(&stream), server.cfg.write_timeout);
+        others.push(spawn(&icecast_name, move || {
+            crate::sink::icecast::run(&st, wt)
+        })?);
+    }
+    Ok(Running {
+        stream,
+        words: m.words,
+        reader,
+        others,
+    })
+}
+
+/// Stops streams: each one's threads are asked at once, then joined (a stuck reader is left
+/// behind after [`STOP_WAIT`] and its ring ended for it, so its listeners still finish).
+fn stop(list: Vec<Running>, why: &str) {
+    for r in &list {
+        r.stream.stop.trigger(why);
+    }
+    let deadline = Deadline::after(STOP_WAIT);
+    for r in list {
+        if !join_by(r.reader, &deadline) {
+            warn!(
+                "{}: the source is stuck (a FIFO waiting for a writer?): leaving it",
+                r.stream.mount()
+            );
+            r.stream.ring.end();
+        }
+        for t in r.others {
+            // Outputs and link sessions notice the stop flag within a second or two.
+            let _ = join_by(t, &deadline);
+        }
+    }
+}
+
+/// Joins `h` if it finishes by `deadline`.
+fn join_by(h: JoinHandle<()>, deadline: &Deadline) -> bool {
+    while !h.is_finished() {
+        if deadline.passed() {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    let _ = h.join();
+    true
+}
+
+/// Starts a named thread with the small stack every ringcast thread has.
+pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()>, String> {
+    thread::Builder::new()
+        .name(name.into())
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .map_err(|e| format!("cannot start thread {name}: {e}"))
+}

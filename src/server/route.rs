@@ -1,0 +1,140 @@
+//! One HTTP connection: read its request, then hand it to what its method and path name —
+//! the server's own pages (status, metrics, admin calls) or a stream (its listeners, its
+//! source client, its link).
+
+use super::{admin, metrics, source_client, status, Server};
+use crate::http::server::{self as http, HeadError, Request};
+use crate::limited;
+use crate::server::peers::Pending;
+use crate::sink::listener;
+use crate::stream::stats::Stats;
+use crate::stream::Stream;
+use crate::util::ratelimit::RateLimit;
+use log::debug;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+
+/// The connection thread's body on the HTTP port.
+pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, mut pending: Pending, server: &Server) {
+    let _ = conn.set_nodelay(true);
+    let _ = conn.set_write_timeout(Some(server.cfg.write_timeout));
+    let req = match http::read_request(&mut conn, server.cfg.header_timeout) {
+        Ok(r) => {
+            pending.done();
+            r
+        }
+        Err(e) => {
+            let (status, what) = match e {
+                HeadError::Closed => return debug!("{peer}: closed before a request"),
+                HeadError::Io(e) => return debug!("{peer}: {e}"),
+                HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
+                HeadError::TooLarge => (
+                    431,
+                    format!("request head larger than {} bytes", http::MAX_HEAD),
+                ),
+                HeadError::Malformed(m) => (400, format!("malformed request: {m}")),
+            };
+            return refuse(&mut conn, peer, None, server, status, &what, &[]);
+        }
+    };
+    match (req.method.as_str(), req.path_only()) {
+        ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, server),
+        ("GET" | "HEAD", "/metrics") => {
+            if server.cfg.admin_password.is_none() || admin::require(&mut conn, peer, &req, server)
+            {
+                metrics::metrics(&mut conn, &req, server);
+            }
+        }
+        ("GET", "/admin/metadata" | "/admin/metadata.xsl") => {
+            admin::metadata(conn, peer, &req, server)
+        }
+        ("GET", "/admin.cgi") => admin::shoutcast(conn, peer, &req, server),
+        // libshout opens with `OPTIONS *` and picks its method from `Allow` (Icecast 2.5
+        // answers the same way); browsers' CORS preflights land here too.
+        ("OPTIONS", "*") => {
+            let push = server
+                .streams()
+                .iter()
+                .any(|s| s.cfg.source_password.is_some());
+            http::respond(&mut conn, req.minor, 200, "", &[("Allow", allow(push))]);
+        }
+        _ => to_stream(conn, peer, &req, server),
+    }
+}
+
+/// A request for a stream: its mount is the path, less a link operation at its end.
+fn to_stream(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
+    let (mount, link_op) = crate::link::split_path(req.path_only());
+    let Some(stream) = server.stream_for(mount) else {
+        return refuse(
+            &mut conn,
+            peer,
+            Some(req),
+            server,
+            404,
+            "no such mount",
+            &[],
+        );
+    };
+    let takes_sources = stream.cfg.source_password.is_some();
+    match (req.method.as_str(), link_op) {
+        ("GET", Some(crate::link::Op::Challenge)) if stream.link.is_some() => {
+            crate::link::origin::challenge(&mut conn, req, &stream)
+        }
+        ("GET", Some(crate::link::Op::Pull)) if stream.link.is_some() => {
+            crate::link::origin::serve_pull(conn, peer, req, server, &stream)
+        }
+        ("POST", Some(crate::link::Op::Push)) if is_receiver(&stream) => {
+            crate::link::receiver::serve_push(conn, peer, req, server, &stream)
+        }
+        ("OPTIONS", _) => http::respond(
+            &mut conn,
+            req.minor,
+            200,
+            "",
+            &[("Allow", allow(takes_sources))],
+        ),
+        ("GET" | "HEAD", None) => listener::serve(conn, peer, req, server, &stream),
+        ("PUT" | "SOURCE", None) if takes_sources => {
+            source_client::serve_source(conn, peer, req, server, &stream)
+        }
+        (other, _) => {
+            let what = format!("method {other} not allowed here");
+            let allow = [("Allow", allow(takes_sources))];
+            refuse(&mut conn, peer, Some(req), server, 405, &what, &allow)
+        }
+    }
+}
+
+fn is_receiver(stream: &Stream) -> bool {
+    stream.cfg.link.as_ref().is_some_and(|l| l.receive)
+}
+
+/// The methods a stream answers.
+fn allow(takes_sources: bool) -> &'static str {
+    if takes_sources {
+        "GET, HEAD, OPTIONS, PUT, SOURCE"
+    } else {
+        "GET, HEAD, OPTIONS"
+    }
+}
+
+/// Counts, logs (rate-limited) and answers a request that reaches nothing.
+fn refuse(
+    conn: &mut TcpStream,
+    peer: SocketAddr,
+    req: Option<&Request>,
+    server: &Server,
+    status: u16,
+    what: &str,
+    extra: &[(&str, &str)],
+) {
+    Stats::add(&server.stats.bad_requests, 1);
+    match req {
+        Some(r) => limited!(BAD_LOG, warn, "{peer}: {what} ({} {:?})", r.method, r.path),
+        None => limited!(BAD_LOG, warn, "{peer}: {what}"),
+    }
+    http::respond(conn, req.map_or(0, |r| r.minor), status, what, extra);
+}

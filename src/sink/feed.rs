@@ -1,0 +1,67 @@
+//! Which ring a listener reads: its own stream's, or, while its own has no source, its
+//! `-fallback-mount`'s (Icecast's fallback-mount with fallback-override: listeners move
+//! back as soon as the source returns). The two streams are one format (checked when the
+//! mounts are loaded), and a move happens between batches of whole frames, so every byte a
+//! listener gets stays a valid stream.
+
+use crate::ring::Cursor;
+use crate::server::Server;
+use crate::stream::Stream;
+use std::sync::Arc;
+
+pub struct Feed<'a> {
+    own: &'a Arc<Stream>,
+    server: &'a Server,
+    current: Arc<Stream>,
+    pub cursor: Cursor,
+}
+
+impl<'a> Feed<'a> {
+    /// Joins the stream the listener should hear now, `burst` bytes back.
+    pub fn new(server: &'a Server, own: &'a Arc<Stream>, burst: usize) -> Feed<'a> {
+        let current = pick(server, own);
+        let cursor = current.ring.join(burst);
+        Feed {
+            own,
+            server,
+            current,
+            cursor,
+        }
+    }
+
+    /// The stream being read.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.current
+    }
+
+    /// Whether the listener is on its fallback.
+    pub fn on_fallback(&self) -> bool {
+        !Arc::ptr_eq(&self.current, self.own)
+    }
+
+    /// Moves to the stream the listener should hear now, at its newest frame; returns the
+    /// mount it moved to.
+    pub fn follow(&mut self) -> Option<&str> {
+        self.own.cfg.fallback_mount.as_ref()?;
+        let want = pick(self.server, self.own);
+        if Arc::ptr_eq(&want, &self.current) {
+            return None;
+        }
+        self.cursor = want.ring.join(0).header_done();
+        self.current = want;
+        Some(self.current.mount())
+    }
+}
+
+/// The listener's own stream while it is on air; else its fallback, if that is.
+fn pick(server: &Server, own: &Arc<Stream>) -> Arc<Stream> {
+    if own.on_air() {
+        return Arc::clone(own);
+    }
+    own.cfg
+        .fallback_mount
+        .as_deref()
+        .and_then(|m| server.stream_for(m))
+        .filter(|s| s.on_air())
+        .unwrap_or_else(|| Arc::clone(own))
+}
