@@ -1,6 +1,20 @@
 //! `-mount PATH=FILE`: a stream at PATH, its flags in FILE (the `-flags-file` syntax). The
 //! command line then holds server-wide flags only, and each file a stream's flags only, so a
 //! flag never means two things depending on where it sits.
+//!
+//! A boundary module: it reads files, so the compiler refuses string slicing, indexing,
+//! unchecked arithmetic and lossy casts here (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
 use super::{Failed, Mount, ServerConfig, StreamConfig};
 use crate::cli::flags::{self, Scope};

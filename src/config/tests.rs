@@ -265,3 +265,64 @@ fn cpu_max_and_log_level() {
     );
     assert!(config(&["-log-level", "loud"]).is_err());
 }
+
+#[test]
+fn mounts_read_their_files_and_keep_server_flags_apart() {
+    let files = [
+        ("/a.conf", "-tone -max-clients 5"),
+        (
+            "/b.conf",
+            "-frame-filter mp3 -frame-bytes 2881 -source-password pw -fallback-mount /c # main",
+        ),
+        (
+            "/c.conf",
+            "-frame-filter mp3 -frame-bytes 2881 -path /dev/null",
+        ),
+    ];
+    let s = load_with(
+        &[
+            "-max-clients",
+            "9",
+            "-mount",
+            "/a=/a.conf",
+            "-mount",
+            "/b=/b.conf",
+            "-mount=/c=/c.conf",
+        ],
+        &files,
+    )
+    .unwrap();
+    assert!(s.server.mounted);
+    let paths: Vec<&str> = s.streams.iter().map(|m| m.cfg.mount.as_str()).collect();
+    assert_eq!(paths, ["/a", "/b", "/c"]);
+    assert_eq!(s.streams[0].cfg.max_clients, 5);
+    assert_eq!(
+        s.streams[1].cfg.max_clients, 9,
+        "the server's is the default"
+    );
+    assert_eq!(s.streams[1].cfg.fallback_mount.as_deref(), Some("/c"));
+
+    let err = |args: &[&str], files: &[(&str, &str)]| load_with(args, files).unwrap_err();
+    assert!(err(&["-tone", "-mount", "/a=/a.conf"], &files)
+        .contains("-tone belong(s) in a mount's file"));
+    let e = err(
+        &["-mount", "/a=/x.conf"],
+        &[("/x.conf", "-tone -address :9")],
+    );
+    assert!(
+        e.contains("-mount /a (/x.conf): -address is server-wide"),
+        "{e}"
+    );
+    assert!(err(&["-mount", "/a=/missing.conf"], &[]).contains("/missing.conf"));
+    assert!(err(&["-mount", "a=/a.conf"], &files).contains("starts with /"));
+    assert!(err(&["-mount", "/metrics=/a.conf"], &files).contains("answers this path"));
+    assert!(err(&["-mount", "/a"], &files).contains("PATH=FILE"));
+    assert!(err(&["-mount", "/a=/a.conf", "-mount", "/a=/a.conf"], &files).contains("twice"));
+    let e = err(&["-mount", "/b=/b.conf"], &files);
+    assert!(e.contains("-fallback-mount /c: no such mount"), "{e}");
+    let e = err(&["-mount", "/b=/b.conf", "-mount", "/c=/a.conf"], &files);
+    assert!(e.contains("same format"), "{e}");
+    let e = err(&["-mount", "/x=/x.conf"], &[("/x.conf", "-tone -bogus")]);
+    assert!(e.contains("-bogus"), "{e}");
+    assert!(err(&["-tone", "-fallback-mount", "/x"], &[]).contains("needs -mount"));
+}

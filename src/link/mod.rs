@@ -23,6 +23,7 @@
 )]
 
 pub mod fragments;
+pub mod handshake;
 pub mod origin;
 pub mod playout;
 pub mod receiver;

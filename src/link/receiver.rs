@@ -7,7 +7,7 @@
 //! stalled path that never closed), or when replaced.
 
 use super::fragments::Cutter;
-use super::origin::{dial, verify};
+use super::handshake::{dial, verify};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};

@@ -81,7 +81,7 @@ fn to_stream(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Serv
     let takes_sources = stream.cfg.source_password.is_some();
     match (req.method.as_str(), link_op) {
         ("GET", Some(crate::link::Op::Challenge)) if stream.link.is_some() => {
-            crate::link::origin::challenge(&mut conn, req, &stream)
+            crate::link::handshake::challenge(&mut conn, req, &stream)
         }
         ("GET", Some(crate::link::Op::Pull)) if stream.link.is_some() => {
             crate::link::origin::serve_pull(conn, peer, req, server, &stream)

@@ -8,9 +8,24 @@ fn help_prints_usage_and_exits_0() {
         let (code, out, _) = run_cli(&[flag]);
         assert_eq!(code, 0, "{flag}");
         assert!(
-            out.contains("-frame-filter") && out.contains("-source-buffer"),
+            out.contains("-frame-filter NAME") && out.contains("-source-buffer FRAMES"),
             "{out}"
         );
+        // As users type it, grouped by concern, in Go's syntax only.
+        assert!(out.contains("ringcast [flags] -exec CMD [ARGS…]"), "{out}");
+        for group in [
+            "Input",
+            "Framing",
+            "Listeners",
+            "Mounts",
+            "Icecast",
+            "Link",
+            "TLS",
+            "Logging",
+        ] {
+            assert!(out.lines().any(|l| l.starts_with(group)), "{group}: {out}");
+        }
+        assert!(!out.contains("--"), "{out}");
     }
 }
 
@@ -19,6 +34,12 @@ fn unknown_flag_names_itself_and_exits_2() {
     let (code, _, err) = run_cli(&["-address", ":0", "-no-such-flag"]);
     assert_eq!(code, 2);
     assert!(err.contains("-no-such-flag"), "{err}");
+    // Only the mistake and a hint, not the whole flag list.
+    assert!(err.contains("ringcast -help"), "{err}");
+    assert!(
+        err.lines().count() <= 3 && !err.contains("-frame-filter"),
+        "{err}"
+    );
 }
 
 #[test]

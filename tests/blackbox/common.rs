@@ -653,7 +653,12 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(s: &Server) -> Recorder {
-        let mut l = s.listen();
+        Self::start_at(s, "/")
+    }
+
+    /// Records a listener of `path`.
+    pub fn start_at(s: &Server, path: &str) -> Recorder {
+        let mut l = Listener::get(s.addr, path, 1);
         assert_eq!(l.status, 200);
         let reads = Arc::new(Mutex::new(vec![(
             Instant::now(),

@@ -11,6 +11,7 @@ mod http;
 mod icecast;
 mod lifecycle;
 mod link;
+mod mounts;
 mod mp3;
 mod proxy;
 mod source;

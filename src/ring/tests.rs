@@ -1,0 +1,232 @@
+use super::*;
+
+const NO_WAIT: Duration = Duration::from_millis(1);
+
+fn ring(slots: usize) -> Ring {
+    Ring::new(slots, 8, false, Duration::ZERO)
+}
+
+fn read_all(r: &Ring, c: &mut Cursor) -> (Vec<u8>, ReadOutcome) {
+    let mut out = Vec::new();
+    let o = r.read(c, &mut out, u64::MAX, usize::MAX, NO_WAIT);
+    (out, o)
+}
+
+#[test]
+fn new_listener_starts_at_newest_frame() {
+    let r = ring(4);
+    let mut c = r.join(0);
+    assert_eq!(c.next, 0, "nothing held yet: start at frame 0");
+    r.push(b"a");
+    r.push(b"b");
+    let mut late = r.join(0);
+    assert_eq!(late.next, 1);
+    assert_eq!(read_all(&r, &mut c).0, b"ab");
+    assert_eq!(read_all(&r, &mut late).0, b"b");
+    assert_eq!(read_all(&r, &mut late).1, ReadOutcome::Idle);
+}
+
+#[test]
+fn burst_goes_back_by_whole_frames() {
+    let r = ring(8);
+    for f in [&b"aaa"[..], b"bbb", b"ccc", b"ddd"] {
+        r.push(f);
+    }
+    assert_eq!(read_all(&r, &mut r.join(7)).0, b"cccddd");
+    assert_eq!(read_all(&r, &mut r.join(9)).0, b"bbbcccddd");
+    assert_eq!(read_all(&r, &mut r.join(1000)).0, b"aaabbbcccddd");
+}
+
+#[test]
+fn burst_is_limited_by_the_ring_after_wrap() {
+    let r = ring(3);
+    for f in [&b"1"[..], b"2", b"3", b"4", b"5"] {
+        r.push(f);
+    }
+    assert_eq!(read_all(&r, &mut r.join(1000)).0, b"345");
+}
+
+#[test]
+fn lapped_reader_jumps_to_newest_and_counts_the_skip() {
+    let r = ring(3);
+    let mut c = r.join(0);
+    for i in 0..10u8 {
+        r.push(&[i]);
+    }
+    let (out, o) = read_all(&r, &mut c);
+    assert_eq!(out, [9]);
+    assert_eq!(
+        o,
+        ReadOutcome::Data {
+            frames: 1,
+            header_len: 0,
+            skipped: 9
+        }
+    );
+    r.push(&[10]);
+    assert_eq!(read_all(&r, &mut c).0, [10]);
+}
+
+#[test]
+fn reader_exactly_one_ring_behind_is_not_lapped() {
+    let r = ring(3);
+    let mut c = r.join(0);
+    for i in 0..3u8 {
+        r.push(&[i]);
+    }
+    let (out, o) = read_all(&r, &mut c);
+    assert_eq!(out, [0, 1, 2]);
+    assert_eq!(
+        o,
+        ReadOutcome::Data {
+            frames: 3,
+            header_len: 0,
+            skipped: 0
+        }
+    );
+}
+
+#[test]
+fn client_budget_cuts_at_frame_boundary() {
+    let r = ring(8);
+    let mut c = r.join(0);
+    for f in [&b"aaaa"[..], b"bbbb", b"cccc"] {
+        r.push(f);
+    }
+    let mut out = Vec::new();
+    assert_eq!(
+        r.read(&mut c, &mut out, 9, usize::MAX, NO_WAIT),
+        ReadOutcome::Data {
+            frames: 2,
+            header_len: 0,
+            skipped: 0
+        }
+    );
+    assert_eq!(out, b"aaaabbbb");
+    assert_eq!(
+        r.read(&mut c, &mut out, 1, usize::MAX, NO_WAIT),
+        ReadOutcome::NoRoom
+    );
+}
+
+#[test]
+fn batch_cap_splits_but_always_moves() {
+    let r = ring(8);
+    let mut c = r.join(0);
+    for f in [&b"aaaa"[..], b"bbbb", b"cccc"] {
+        r.push(f);
+    }
+    let mut out = Vec::new();
+    r.read(&mut c, &mut out, u64::MAX, 2, NO_WAIT);
+    assert_eq!(out, b"aaaa", "one frame even when bigger than the batch");
+    out.clear();
+    r.read(&mut c, &mut out, u64::MAX, 8, NO_WAIT);
+    assert_eq!(out, b"bbbbcccc");
+}
+
+#[test]
+fn header_comes_first_and_once() {
+    let r = Ring::new(4, 8, true, Duration::ZERO);
+    let mut c = r.join(0);
+    assert_eq!(
+        read_all(&r, &mut c).1,
+        ReadOutcome::Idle,
+        "no header yet: wait"
+    );
+    r.set_header(Arc::from(&b"HDR"[..]));
+    r.push(b"x");
+    assert_eq!(read_all(&r, &mut c).0, b"HDRx");
+    r.push(b"y");
+    assert_eq!(read_all(&r, &mut c).0, b"y");
+}
+
+#[test]
+fn a_header_set_later_reaches_new_listeners_with_its_length() {
+    // A link receiver reads no header itself (-header-bytes 0), but relays the origin's.
+    let r = Ring::new(4, 8, false, Duration::ZERO);
+    r.set_header(Arc::from(&b"RIFFhead"[..]));
+    r.push(b"x");
+    let mut c = r.join(0);
+    let mut out = Vec::new();
+    let o = r.read(&mut c, &mut out, u64::MAX, 64, NO_WAIT);
+    assert_eq!(out, b"RIFFheadx");
+    assert!(matches!(
+        o,
+        ReadOutcome::Data {
+            header_len: 8,
+            frames: 1,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn end_drains_then_reports_ended() {
+    let r = ring(4);
+    let mut c = r.join(0);
+    r.push(b"a");
+    r.end();
+    assert_eq!(read_all(&r, &mut c).0, b"a");
+    assert_eq!(read_all(&r, &mut c).1, ReadOutcome::Ended);
+}
+
+#[test]
+fn stale_frames_are_not_given_to_new_listeners() {
+    let r = ring(4);
+    r.push(b"old");
+    r.mark_stale();
+    let mut c = r.join(1000);
+    assert_eq!(read_all(&r, &mut c).1, ReadOutcome::Idle);
+    r.push(b"new");
+    assert_eq!(read_all(&r, &mut c).0, b"new");
+}
+
+#[test]
+fn wake_ups_spend_a_budget_across_sleepers() {
+    let cap = Duration::from_millis(500);
+    assert_eq!(wake_interval(0, cap), MIN_WAKE_INTERVAL);
+    assert_eq!(wake_interval(1, cap), MIN_WAKE_INTERVAL);
+    assert_eq!(wake_interval(50, cap), Duration::from_millis(250));
+    assert_eq!(wake_interval(100, cap), cap);
+    assert_eq!(wake_interval(1000, cap), cap);
+}
+
+#[test]
+fn coalesced_wakeups_are_flushed() {
+    let r = Arc::new(Ring::new(4, 8, false, Duration::from_secs(3600)));
+    let mut c = r.join(0);
+    let r2 = Arc::clone(&r);
+    // The reader sleeps in read() for up to 30 s; only a wake-up returns it sooner.
+    let t = std::thread::spawn(move || {
+        r2.read(
+            &mut c,
+            &mut Vec::new(),
+            u64::MAX,
+            usize::MAX,
+            Duration::from_secs(30),
+        )
+    });
+    let asleep = Instant::now();
+    while r.state.lock().sleepers == 0 {
+        assert!(
+            asleep.elapsed() < Duration::from_secs(10),
+            "reader never slept"
+        );
+        std::thread::yield_now();
+    }
+    // A push just after a wake-up, inside the interval, wakes nobody...
+    r.state.lock().last_wake = Instant::now();
+    r.push(b"a");
+    assert!(r.state.lock().unwoken, "the push was held back");
+    // ...and the flush the source reader sends when it pauses delivers it.
+    let flushed = Instant::now();
+    r.flush();
+    assert!(matches!(
+        t.join().unwrap(),
+        ReadOutcome::Data { frames: 1, .. }
+    ));
+    assert!(
+        flushed.elapsed() < Duration::from_secs(10),
+        "woken by the flush"
+    );
+}
