@@ -60,10 +60,23 @@ pub fn expand(
                 }
                 out.extend(words);
             }
-            None => out.push(arg.clone()),
+            None => {
+                out.push(arg.clone());
+                // A flag's value is not the first positional (`-address :80 -flags-file f`).
+                if takes_next(arg) {
+                    out.extend(args.next().cloned());
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// Whether `arg` is a flag whose value is the next argument.
+fn takes_next(arg: &str) -> bool {
+    let name = arg.trim_start_matches('-');
+    !name.contains('=')
+        && super::flags::find(name).is_some_and(|f| f.kind != super::flags::Kind::Bool)
 }
 
 /// Splits text into words as `sh` would for plain words, quotes and escapes (no expansion).
@@ -184,6 +197,12 @@ mod tests {
         );
         let got = expand(&args(&["--flags-file=/x.conf"]), read).unwrap();
         assert_eq!(got, args(&["-address", ":9", "-reopen=false"]));
+        // After a flag's value it still counts (the value is not the first positional).
+        let got = expand(&args(&["-address", ":9", "-flags-file", "/x.conf"]), read).unwrap();
+        assert_eq!(
+            got,
+            args(&["-address", ":9", "-address", ":9", "-reopen=false"])
+        );
         // After the first positional (the -exec command), it is the command's own argument.
         let got = expand(&args(&["-exec", "prog", "-flags-file", "x"]), read).unwrap();
         assert_eq!(got, args(&["-exec", "prog", "-flags-file", "x"]));

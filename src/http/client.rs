@@ -39,10 +39,7 @@ pub struct Head {
 
 impl Head {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::header(&self.headers, name)
     }
 
     /// Whether the body comes in chunks (as a reverse proxy sends a stream of unknown length).

@@ -22,3 +22,11 @@ pub mod conn;
 pub mod server;
 pub mod tls;
 pub mod url;
+
+/// The value of header `name` (any case) among `headers`: the one lookup every head uses.
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}

@@ -26,8 +26,8 @@ use crate::limited;
 use crate::link::fragments::Cutter;
 use crate::stream::stats::Stats;
 use crate::stream::{SourceState, Stream};
-use crate::util::backoff::Backoff;
 use crate::util::ratelimit::RateLimit;
+use crate::util::retry::{Retry, Then};
 use log::{error, info};
 use std::io;
 use std::sync::Arc;
@@ -59,15 +59,11 @@ enum End {
 /// The thread body. Returns when the stream is over; the ring is ended by then.
 pub fn run(stream: Arc<Stream>) {
     let cfg = Arc::clone(&stream.cfg);
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let mut was_idle = false;
     // Cuts link fragments from the frames, when this instance serves the link.
     let mut cutter = stream.link.as_ref().map(|l| Cutter::new(l.cfg.fragment));
-    loop {
+    let attempt = || {
         stream.reader_beat.beat(BEAT);
-        if stream.stop.is_set() {
-            break;
-        }
         if cfg.close_idle && stream.listeners() == 0 {
             if !was_idle {
                 info!("no listeners: source closed until one connects");
@@ -76,10 +72,9 @@ pub fn run(stream: Arc<Stream>) {
                 was_idle = true;
             }
             stream.wait_listeners(SLICE.saturating_mul(5), |n| n > 0);
-            continue;
+            return Then::Again;
         }
         was_idle = false;
-        let started = Instant::now();
         Stats::add(&stream.stats.source_opens, 1);
         stream.set_source_state(SourceState::Opening);
         // Opening a FIFO waits for a writer as long as it takes: that is not a hang. Dialling
@@ -102,8 +97,8 @@ pub fn run(stream: Arc<Stream>) {
             r
         });
         match result {
-            Ok(End::Stop) => break,
-            Ok(End::Idle) => continue,
+            Ok(End::Stop) => return Then::Done,
+            Ok(End::Idle) => return Then::Again,
             Ok(End::Eof) => info!("source {} ended", cfg.input_name()),
             Err(e) => {
                 Stats::add(&stream.stats.source_failures, 1);
@@ -113,19 +108,21 @@ pub fn run(stream: Arc<Stream>) {
         if !cfg.reopen {
             info!("-reopen=false: sending what is buffered to every listener, then ending");
             stream.stop.trigger("the source ended and -reopen=false");
-            break;
+            return Then::Done;
         }
-        if started.elapsed() >= HEALTHY_RUN {
-            backoff.reset();
-        }
-        let delay = backoff.next_delay();
+        Then::Retry
+    };
+    let waiting = |delay: Duration| {
         info!("reopening the source in {:.1}s", delay.as_secs_f64());
         stream.set_source_state(SourceState::Reopening);
         stream.reader_beat.beat(delay.saturating_add(BEAT));
-        if stream.stop.sleep(delay) {
-            break;
-        }
-    }
+    };
+    Retry::new(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+        HEALTHY_RUN,
+    )
+    .run(&stream.stop, attempt, waiting);
     stream.set_source_state(SourceState::Ended);
     stream.reader_beat.waiting();
     stream.ring.end();

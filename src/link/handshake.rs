@@ -48,6 +48,26 @@ pub fn challenge(conn: &mut TcpStream, req: &Request, stream: &Stream) {
     );
 }
 
+/// The answering side's half (a puller's `GET`, a pusher's `POST`): the stream's link, the
+/// verified query values of `fields` (the first two are the nonces) and the session key. A
+/// stream without a link, or a request that does not verify, is answered and gets `None`.
+pub fn accept<'a, const N: usize>(
+    conn: &mut TcpStream,
+    peer: SocketAddr,
+    req: &Request,
+    server: &Server,
+    stream: &'a Stream,
+    mode: &str,
+    fields: [&str; N],
+) -> Option<(&'a LinkState, [String; N], [u8; 32])> {
+    let link = stream.link.as_ref()?;
+    let values = verify(conn, peer, req, server, link, mode, fields)?;
+    let nonce = values.first().map_or("", String::as_str);
+    let cnonce = values.get(1).map_or("", String::as_str);
+    let key = wire::session_key(&link.cfg.key, nonce, cnonce);
+    Some((link, values, key))
+}
+
 /// Checks a handshake request: version, our nonce, the MAC over `fields` (in order).
 /// Returns the query values, or answers 401/400 and returns `None`.
 pub fn verify<const N: usize>(

@@ -33,6 +33,7 @@ use crate::config::link::LinkConfig;
 use crate::config::{InputSpec, StreamConfig};
 use crate::frame::Mp3Header;
 use crate::http::url::Url;
+use crate::util::retry::{Retry, Then};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
@@ -250,28 +251,24 @@ pub fn redial(
     url: &Url,
     mut session: impl FnMut() -> std::io::Result<()>,
 ) {
-    let mut backoff = crate::util::backoff::Backoff::new(REDIAL_MIN, REDIAL_MAX);
-    while !stream.stop.is_set() {
-        let started = Instant::now();
+    let attempt = || {
         link.stats.connects.fetch_add(1, Relaxed);
         let result = session();
         link.stats.up.store(false, Relaxed);
         if let Err(e) = result {
             log::warn!("link {what} {}: {e}", url.redacted());
         }
-        if started.elapsed() > Duration::from_secs(10) {
-            backoff.reset();
-        }
-        let d = backoff.next_delay();
+        Then::Retry
+    };
+    let waiting = |d: Duration| {
         log::info!(
             "link {what} {}: redialling in {:.2}s",
             url.redacted(),
             d.as_secs_f64()
         );
-        if stream.stop.sleep(d) {
-            break;
-        }
-    }
+    };
+    let healthy = Duration::from_secs(10);
+    Retry::new(REDIAL_MIN, REDIAL_MAX, healthy).run(&stream.stop, attempt, waiting);
 }
 
 /// Whether this instance's input is the link.

@@ -6,7 +6,7 @@
 //! itself never crosses the wire.
 
 use super::fragments::Next;
-use super::handshake::{dial, verify, Dialed};
+use super::handshake::{accept, dial, Dialed};
 use super::wire::{self, Msg};
 use super::{parse_pos, wall_us, LinkState, HEARTBEAT, STALL};
 use crate::http::chunked::ChunkedWriter;
@@ -28,16 +28,12 @@ pub fn serve_pull(
     server: &Server,
     stream: &Stream,
 ) {
-    let Some(link) = stream.link.as_ref() else {
-        return;
-    };
     let fields = ["nonce", "cnonce", "after", "want", "rid"];
-    let Some([nonce, cnonce, after_text, want, rid]) =
-        verify(&mut conn, peer, req, server, link, "pull", fields)
+    let Some((link, [_, _, after_text, want, rid], key)) =
+        accept(&mut conn, peer, req, server, stream, "pull", fields)
     else {
         return;
     };
-    let key = wire::session_key(&link.cfg.key, &nonce, &cnonce);
     let after = parse_pos(&after_text);
     let want_us = want_us(want.parse().unwrap_or(5000));
     let who = format!("pull:{rid}");

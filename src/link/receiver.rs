@@ -7,7 +7,7 @@
 //! stalled path that never closed), or when replaced.
 
 use super::fragments::Cutter;
-use super::handshake::{dial, verify};
+use super::handshake::{accept, dial};
 use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
@@ -148,16 +148,12 @@ pub fn serve_push(
     server: &Server,
     stream: &Stream,
 ) {
-    let Some(link) = stream.link.as_ref() else {
-        return;
-    };
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
-    let Some([nonce, cnonce, after, _, _]) =
-        verify(&mut conn, peer, req, server, link, "push", fields)
+    let Some((link, [_, _, after, _, _], key)) =
+        accept(&mut conn, peer, req, server, stream, "push", fields)
     else {
         return;
     };
-    let key = wire::session_key(&link.cfg.key, &nonce, &cnonce);
     let gen = link.begin_session("push");
     if conn
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")

@@ -162,12 +162,9 @@ pub fn serve_shoutcast(
         }
     }
     pending.done();
-    stream.meta.merge_info(&Info::from_headers(|n| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    }));
+    stream
+        .meta
+        .merge_info(&Info::from_headers(|n| crate::http::header(&headers, n)));
     info!("{peer}: SHOUTcast source client connected");
     let result = pump(&mut conn, &[], Body::Plain(None), &tx, &stream);
     stream.push.release(id, tx);

@@ -19,7 +19,7 @@ pub struct Feed<'a> {
 impl<'a> Feed<'a> {
     /// Joins the stream the listener should hear now, `burst` bytes back.
     pub fn new(server: &'a Server, own: &'a Arc<Stream>, burst: usize) -> Feed<'a> {
-        let current = pick(server, own);
+        let current = pick(server, own, own);
         let cursor = current.ring.join(burst);
         Feed {
             own,
@@ -43,7 +43,7 @@ impl<'a> Feed<'a> {
     /// mount it moved to.
     pub fn follow(&mut self) -> Option<&str> {
         self.own.cfg.fallback_mount.as_ref()?;
-        let want = pick(self.server, self.own);
+        let want = pick(self.server, self.own, &self.current);
         if Arc::ptr_eq(&want, &self.current) {
             return None;
         }
@@ -53,8 +53,10 @@ impl<'a> Feed<'a> {
     }
 }
 
-/// The listener's own stream while it is on air; else its fallback, if that is.
-fn pick(server: &Server, own: &Arc<Stream>) -> Arc<Stream> {
+/// The listener's own stream while it is on air; else its fallback, if that is on air or
+/// already being heard (a fallback reopening its file for a moment keeps its listeners
+/// rather than sending them to a silent home and back).
+fn pick(server: &Server, own: &Arc<Stream>, current: &Arc<Stream>) -> Arc<Stream> {
     if own.on_air() {
         return Arc::clone(own);
     }
@@ -62,6 +64,6 @@ fn pick(server: &Server, own: &Arc<Stream>) -> Arc<Stream> {
         .fallback_mount
         .as_deref()
         .and_then(|m| server.stream_for(m))
-        .filter(|s| s.on_air())
+        .filter(|s| s.on_air() || Arc::ptr_eq(s, current))
         .unwrap_or_else(|| Arc::clone(own))
 }

@@ -14,12 +14,12 @@ use crate::http::url::{encode_component, Url};
 use crate::ring::ReadOutcome;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
-use crate::util::backoff::Backoff;
 use crate::util::deadline::Deadline;
+use crate::util::retry::{Retry, Then};
 use log::{info, warn};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,28 +32,32 @@ pub fn run(stream: &Stream, write_timeout: Duration) {
     let Some(url) = cfg.icecast.as_ref() else {
         return;
     };
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    while !stream.stop.is_set() && !stream.ring_ended() {
-        let started = Instant::now();
+    let attempt = || {
+        if stream.ring_ended() {
+            return Then::Done;
+        }
         Stats::add(&stream.stats.output_connects, 1);
         let result = session(url, stream, write_timeout);
         stream.output_up.store(false, Relaxed);
         match result {
-            Ok(()) => break,
-            Err(e) => warn!("icecast output {}: {e}", url.redacted()),
+            Ok(()) => Then::Done,
+            Err(e) => {
+                warn!("icecast output {}: {e}", url.redacted());
+                Then::Retry
+            }
         }
-        if started.elapsed() >= HEALTHY {
-            backoff.reset();
-        }
-        let delay = backoff.next_delay();
+    };
+    let waiting = |delay: Duration| {
         info!(
             "icecast output: reconnecting in {:.1}s",
             delay.as_secs_f64()
         );
-        if stream.stop.sleep(delay) {
-            break;
-        }
-    }
+    };
+    Retry::new(Duration::from_secs(1), Duration::from_secs(30), HEALTHY).run(
+        &stream.stop,
+        attempt,
+        waiting,
+    );
 }
 
 /// One connection: log in, then send the stream until it ends or the connection fails.

@@ -7,4 +7,5 @@ pub mod deadline;
 pub mod fuzz;
 pub mod random;
 pub mod ratelimit;
+pub mod retry;
 pub mod timefmt;
