@@ -138,3 +138,26 @@ fn refuse(
     }
     http::respond(conn, req.map_or(0, |r| r.minor), status, what, extra);
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::link::{split_path, Op};
+
+    #[test]
+    fn a_link_operation_ends_a_streams_path() {
+        assert_eq!(split_path("/.ringcast/link/pull"), ("/", Some(Op::Pull)));
+        assert_eq!(
+            split_path("/live/.ringcast/link/challenge"),
+            ("/live", Some(Op::Challenge))
+        );
+        assert_eq!(
+            split_path("/a/b/.ringcast/link/push"),
+            ("/a/b", Some(Op::Push))
+        );
+        assert_eq!(split_path("/live"), ("/live", None));
+        assert_eq!(
+            split_path("/.ringcast/link/pullx"),
+            ("/.ringcast/link/pullx", None)
+        );
+    }
+}

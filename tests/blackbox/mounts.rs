@@ -235,7 +235,7 @@ fn a_fallback_mount_takes_listeners_while_the_source_is_away_and_gives_them_back
 }
 
 #[test]
-fn sighup_adds_and_removes_a_mount_while_another_keeps_its_full_rate() {
+fn sighup_adds_changes_and_removes_a_mount_while_another_keeps_its_full_rate() {
     let dir = scratch("mounts-reload");
     let a = mount(&dir, "/a", &mp3_flags("tone-128k-44k1.mp3", ""));
     let b = mount(&dir, "/b", "-tone");
@@ -259,9 +259,20 @@ fn sighup_adds_and_removes_a_mount_while_another_keeps_its_full_rate() {
     assert_eq!(lb.status, 200);
     assert!(lb.read_body(44, T).starts_with(b"RIFF"));
 
+    // A changed mount file restarts that mount: its listeners end, new ones hear the change.
+    mount(&dir, "/b", "-tone -icy-name Changed");
+    s.signal(libc::SIGHUP);
+    assert!(s.wait_log_count("reload: started /b", 2, T).is_some());
+    assert!(
+        lb.read_to_eof(T),
+        "a restarted mount ends its listeners cleanly"
+    );
+    let mut lb = Listener::get(s.addr, "/b", 1);
+    assert!(lb.head.contains("icy-name: Changed"), "{}", lb.head);
+
     std::fs::write(&flags, format!("-mount {a}\n")).unwrap();
     s.signal(libc::SIGHUP);
-    assert!(s.wait_log("reload: stopping /b", T).is_some());
+    assert!(s.wait_log_count("reload: stopping /b", 2, T).is_some());
     assert!(
         lb.read_to_eof(T),
         "a removed mount ends its listeners cleanly"
