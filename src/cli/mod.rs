@@ -5,6 +5,21 @@
 //! argh, which the design card names, was replaced here: it speaks only `--name value`, has
 //! no way to set a switch to false, cannot group its help, and made every flag be listed
 //! three times (README, design notes).
+//!
+//! A boundary module: flags files and mount files are read through it, so the compiler
+//! refuses string slicing, indexing, unchecked arithmetic and lossy casts in all of `cli/`
+//! (README, Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
 pub mod flags;
 pub mod flagsfile;

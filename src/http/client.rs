@@ -4,20 +4,6 @@
 //!
 //! Streams (`-url`, the link) then read the body straight from the connection; see the
 //! README's design notes for why this is not ureq.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use crate::http::conn::Conn;
 use crate::http::url::Url;

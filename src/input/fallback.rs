@@ -1,19 +1,5 @@
 //! `-fallback-path`: an MP3 file looped in real time, whole frames at a time, while no source
 //! client is connected.
-//!
-//! A boundary module: it reads a file's bytes, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use super::Got;
 use crate::frame::Mp3Header;

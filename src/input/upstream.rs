@@ -5,20 +5,6 @@
 //! because we need the raw socket: `poll` for short waits, our own stall detection (no data
 //! for `-source-timeout`) instead of a total timeout. HTTP/1.0 keeps the body un-chunked. We ask for ICY metadata
 //! (`Icy-MetaData: 1`), strip the blocks from the audio and keep the title.
-//!
-//! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
-//! indexing, unchecked arithmetic and lossy casts here (README, Security).
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::string_slice,
-        clippy::indexing_slicing,
-        clippy::arithmetic_side_effects,
-        clippy::cast_possible_truncation,
-        clippy::cast_possible_wrap,
-        clippy::cast_sign_loss
-    )
-)]
 
 use super::{Close, Got, Input};
 use crate::http::auth;
