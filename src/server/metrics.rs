@@ -3,7 +3,6 @@
 //! they always were (`ringcast_listeners 3`). Server-wide series have no label.
 
 use super::Server;
-use crate::config::InputSpec;
 use crate::http::server::{self as http, Request};
 use crate::link::LinkStats;
 use crate::stream::{SourceState, Stream};
@@ -92,7 +91,7 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
         "source_client_connected",
         "gauge",
         "1 while a source client pushes to us.",
-        |s| matches!(s.cfg.input, InputSpec::Push { .. }).then(|| u64::from(s.push.connected())),
+        |s| Some(u64::from(s.push.connected())),
     ),
     (
         "listeners_refused_total",
