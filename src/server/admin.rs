@@ -117,38 +117,44 @@ pub fn metadata(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &S
 }
 
 /// SHOUTcast's `/admin.cgi`: the password may come as `pass=` in the query, and with mounts
-/// it may pick the mount.
+/// it may pick the mount. That pick happens inside the login gate: a guesser learns whether
+/// a password is right only from answers that count as failed logins.
 pub fn shoutcast(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
     let pass = query_param(&req.path, "pass").map(|p| String::from_utf8_lossy(&p).into_owned());
-    let by_password = pass.as_deref().and_then(|p| {
-        let streams = server.streams();
-        streams.into_iter().find(|s| {
-            s.cfg
-                .source_password
-                .as_deref()
-                .is_some_and(|sp| auth::same_secret(p, sp))
-        })
-    });
-    let stream = match by_password {
-        Some(s) if query_param(&req.path, "mount").is_none() || !server.cfg.mounted => s,
-        _ => match named_stream(&mut conn, req, server) {
-            Some(s) => s,
+    let mut stream = None;
+    if !server.cfg.mounted || query_param(&req.path, "mount").is_some() {
+        match named_stream(&mut conn, req, server) {
+            Some(s) => stream = Some(s),
             None => return,
-        },
-    };
-    let login = server
-        .peers
-        .login(peer.ip(), "admin.cgi login", || match &pass {
-            Some(p) => Some(
-                [&stream.cfg.source_password, &server.cfg.admin_password]
-                    .into_iter()
-                    .flatten()
-                    .any(|s| auth::same_secret(p, s)),
-            ),
-            None => credentials_ok(req, server, Some(&stream)),
-        });
-    if answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
-        update(conn, peer, req, &stream, false);
+        }
+    }
+    let login = server.peers.login(peer.ip(), "admin.cgi login", || {
+        let Some(p) = &pass else {
+            return credentials_ok(req, server, stream.as_deref());
+        };
+        if stream.is_none() {
+            stream = server.streams().into_iter().find(|s| {
+                s.cfg
+                    .source_password
+                    .as_deref()
+                    .is_some_and(|sp| auth::same_secret(p, sp))
+            });
+        }
+        let source = stream.as_ref().and_then(|s| s.cfg.source_password.as_ref());
+        Some(
+            [source, server.cfg.admin_password.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(|secret| auth::same_secret(p, secret)),
+        )
+    });
+    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+        return;
+    }
+    match stream {
+        Some(s) => update(conn, peer, req, &s, false),
+        // The admin login, with mounts and no mount named.
+        None => http::respond(&mut conn, req.minor, 400, "need mount=", &[]),
     }
 }
 

@@ -77,14 +77,13 @@ impl Server {
         *self.streams.write() = streams;
     }
 
-    /// The stream a request path names: without mounts the one stream serves every path;
-    /// with mounts the path (query removed) must be a mount's.
+    /// The stream a path (without its query) names: without mounts the one stream serves
+    /// every path; with mounts the path must be a mount's.
     pub fn stream_for(&self, path: &str) -> Option<Arc<Stream>> {
         let streams = self.streams.read();
         if !self.cfg.mounted {
             return streams.first().cloned();
         }
-        let path = path.split('?').next().unwrap_or_default();
         streams.iter().find(|s| s.mount() == path).cloned()
     }
 

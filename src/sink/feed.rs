@@ -4,7 +4,7 @@
 //! mounts are loaded), and a move happens between batches of whole frames, so every byte a
 //! listener gets stays a valid stream.
 
-use crate::ring::Cursor;
+use crate::ring::{Cursor, ReadOutcome};
 use crate::server::Server;
 use crate::stream::Stream;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ pub struct Feed<'a> {
     own: &'a Arc<Stream>,
     server: &'a Server,
     current: Arc<Stream>,
-    pub cursor: Cursor,
+    cursor: Cursor,
 }
 
 impl<'a> Feed<'a> {
@@ -32,6 +32,19 @@ impl<'a> Feed<'a> {
     /// The stream being read.
     pub fn stream(&self) -> &Arc<Stream> {
         &self.current
+    }
+
+    /// The next batch from the stream being read (see [`crate::ring::Ring::read`]).
+    pub fn read(
+        &mut self,
+        out: &mut Vec<u8>,
+        client_left: u64,
+        batch_cap: usize,
+        wait: std::time::Duration,
+    ) -> ReadOutcome {
+        self.current
+            .ring
+            .read(&mut self.cursor, out, client_left, batch_cap, wait)
     }
 
     /// Whether the listener is on its fallback.
@@ -54,8 +67,9 @@ impl<'a> Feed<'a> {
 }
 
 /// The listener's own stream while it is on air; else its fallback, if that is on air or
-/// already being heard (a fallback reopening its file for a moment keeps its listeners
-/// rather than sending them to a silent home and back).
+/// already being heard and not over (a fallback reopening its file for a moment keeps its
+/// listeners rather than sending them to a silent home and back; one that ended for good
+/// sends them home instead of answering every read with its end).
 fn pick(server: &Server, own: &Arc<Stream>, current: &Arc<Stream>) -> Arc<Stream> {
     if own.on_air() {
         return Arc::clone(own);
@@ -64,6 +78,6 @@ fn pick(server: &Server, own: &Arc<Stream>, current: &Arc<Stream>) -> Arc<Stream
         .fallback_mount
         .as_deref()
         .and_then(|m| server.stream_for(m))
-        .filter(|s| s.on_air() || Arc::ptr_eq(s, current))
+        .filter(|s| s.on_air() || (Arc::ptr_eq(s, current) && !s.ring_ended()))
         .unwrap_or_else(|| Arc::clone(own))
 }

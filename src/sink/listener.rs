@@ -130,14 +130,7 @@ pub fn serve(
         if feed.on_fallback() && stream.stop.is_set() {
             break End::StreamEnded;
         }
-        let current = Arc::clone(feed.stream());
-        match current.ring.read(
-            &mut feed.cursor,
-            &mut out,
-            client_left,
-            BATCH_CAP,
-            IDLE_WAIT,
-        ) {
+        match feed.read(&mut out, client_left, BATCH_CAP, IDLE_WAIT) {
             ReadOutcome::Data {
                 header_len,
                 skipped,
@@ -157,7 +150,7 @@ pub fn serve(
                 let wire = match &mut icy {
                     None => &out,
                     Some((inserter, with_meta)) => {
-                        let (title, seq) = current.meta.title();
+                        let (title, seq) = feed.stream().meta.title();
                         with_meta.clear();
                         inserter.write(&out, &title, seq, with_meta);
                         &*with_meta

@@ -132,6 +132,16 @@ fn three_mounts_on_one_port_each_listener_gets_only_its_own() {
     );
     assert_eq!(put.status, 404);
 
+    // A SHOUTcast title call finds its mount by password; a wrong one learns nothing but 401.
+    let cgi = |q: &str| Listener::get(s.addr, &format!("/admin.cgi?{q}&mode=updinfo"), 1).status;
+    assert_eq!(cgi("pass=guess&song=x"), 401);
+    assert_eq!(cgi("pass=live-pw&song=Hello"), 200);
+    assert_eq!(
+        cgi("pass=live-pw&mount=/other&song=x"),
+        401,
+        "not /other's password"
+    );
+
     // Status lists every mount as a source; metrics label each series with its mount.
     let mut st = Listener::get(s.addr, "/status-json.xsl", 1);
     st.read_to_eof(T);
@@ -143,6 +153,11 @@ fn three_mounts_on_one_port_each_listener_gets_only_its_own() {
         );
     }
     assert!(json.contains("\"server_name\":\"The tone\""), "{json}");
+    // The title went to /live's source object, and to no other.
+    let live_at = json.find("\"http://test/live\"").unwrap();
+    let live_title = json[live_at..].split("\"title\":").nth(1).unwrap();
+    assert!(live_title.starts_with("\"Hello\""), "{json}");
+    assert_eq!(json.matches("\"title\":\"Hello\"").count(), 1, "{json}");
     let mut met = Listener::get(s.addr, "/metrics", 1);
     met.read_to_eof(T);
     let text = String::from_utf8_lossy(&met.body);
