@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -433,31 +434,47 @@ impl Icecast {
         );
         let conf_path = dir.join("icecast.xml");
         std::fs::write(&conf_path, conf).unwrap();
-        let mut cmd = Command::new("icecast2");
-        cmd.arg("-c").arg(&conf_path);
-        let child = spawn_quiet(cmd);
-        let mut ice = Icecast { child, port, dir };
-        // Icecast itself must answer: a bare connect can succeed against something else (a
-        // loopback socket connecting to itself, when the port is in the ephemeral range).
-        assert!(
-            eventually(Duration::from_secs(10), || ice.answers()),
-            "icecast2 did not start: {}",
-            ice.describe()
-        );
-        ice
+        // Debian's icecast2 2.4.4 now and then dies of SIGSEGV while starting, before it
+        // answers anything (CI saw it once, with nothing of ours connected yet). That is the
+        // peer's fault, not a finding about ringcast: start it again, at most three times, and
+        // say so on stderr. A crash after it answered still fails the test.
+        for attempt in 1..=3 {
+            let mut cmd = Command::new("icecast2");
+            cmd.arg("-c").arg(&conf_path);
+            let child = spawn_quiet(cmd);
+            let mut ice = Icecast {
+                child,
+                port,
+                dir: dir.clone(),
+            };
+            // Icecast itself must answer: a bare connect can succeed against something else
+            // (a loopback socket connecting to itself, when the port is in the ephemeral range).
+            if eventually(Duration::from_secs(10), || ice.answers()) {
+                return ice;
+            }
+            let crashed = matches!(ice.child.try_wait(), Ok(Some(st)) if st.signal().is_some());
+            let why = ice.describe();
+            assert!(crashed && attempt < 3, "icecast2 did not start: {why}");
+            eprintln!(
+                "icecast2 crashed while starting (attempt {attempt}), starting it again: {why}"
+            );
+        }
+        unreachable!("the loop returns or fails")
     }
 
-    /// Whether icecast2 answers its status page on the port.
+    /// Whether icecast2 answers on the port. It asks for a file that is not there: the 404
+    /// comes from Icecast's own file server (its Server header says so) and, unlike the status
+    /// page, involves no XSLT while the server is still starting.
     fn answers(&self) -> bool {
         let Ok(mut c) = TcpStream::connect(self.addr()) else {
             return false;
         };
         let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-        let req = "GET /status-json.xsl HTTP/1.0\r\nHost: test\r\n\r\n";
-        let mut answer = String::new();
+        let req = "GET /ringcast-probe.txt HTTP/1.0\r\nHost: test\r\n\r\n";
+        let mut answer = Vec::new();
         c.write_all(req.as_bytes()).is_ok()
-            && c.read_to_string(&mut answer).is_ok()
-            && answer.contains("icestats")
+            && c.read_to_end(&mut answer).is_ok()
+            && String::from_utf8_lossy(&answer).contains("Icecast")
     }
 
     /// Whether the process still runs, and its error log: for failure messages.
