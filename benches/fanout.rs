@@ -1,13 +1,16 @@
 //! `make bench`: fan-out figures for N listeners of a 128 kb/s MP3 stream on loopback.
 //!
-//! For N = 1, 100, 1000 it starts a fresh server, connects N listeners from one epoll loop
-//! in this process (so the load generator costs one thread, not N), and prints the server's
-//! CPU seconds per minute, RSS, threads, bytes delivered against the bytes a real-time
-//! listener should get, and time to first byte for a new listener. When Debian's icecast2
-//! is installed, the same load runs against it in the same run, fed the same file at the
-//! same rate, and its figures are printed beside ours.
+//! For N = 1, 100, 1000, 5000 it starts a fresh server, connects N listeners from one epoll
+//! loop in this process (so the load generator costs one thread, not N), and prints the
+//! server's CPU seconds per minute, RSS (idle, under load, and per listener), threads, the
+//! kernel-side cost (thread kernel stacks and TCP buffer memory, from /proc/meminfo and
+//! /proc/net/sockstat), bytes delivered against the bytes a real-time listener should get
+//! (and how many listeners got at least 95% of them), and time to first byte for a new
+//! listener. When Debian's icecast2 is installed, the same load runs against it in the same
+//! run, fed the same file at the same rate, and its figures and the ratios are printed.
 //!
-//! Bounded: each measurement lasts `BENCH_SECS` (default 20) seconds.
+//! Bounded: each measurement lasts `BENCH_SECS` (default 20) seconds, after at most 120 s
+//! of connecting. `BENCH_N=1000,5000` measures only those audiences.
 
 #[path = "../tests/blackbox/common.rs"]
 mod common;
@@ -26,7 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const RATE: u64 = 16_000; // 128 kb/s
-const COUNTS: [usize; 3] = [1, 100, 1000];
+const COUNTS: [usize; 4] = [1, 100, 1000, 5000];
+/// Connections either server must allow: the largest N plus the first-byte probes.
+const MAX_CLIENTS: usize = 5100;
+/// A listener is "at full rate" when it got at least this share of the bytes fed.
+const FULL_RATE: f64 = 0.95;
 
 struct Figures {
     cpu_s_per_min: f64,
@@ -35,6 +42,15 @@ struct Figures {
     threads: u64,
     delivered_min: f64,
     delivered_avg: f64,
+    /// Listeners that got at least [`FULL_RATE`] of the bytes fed.
+    at_full_rate: usize,
+    /// Growth of the kernel's thread stacks (/proc/meminfo KernelStack) under the load.
+    kernel_stack_kb: i64,
+    /// Growth of TCP buffer memory (/proc/net/sockstat, both ends of loopback) under the load.
+    tcp_mem_kb: i64,
+    /// At the peak: resident kB in thread stacks, in the rest of anonymous memory (the
+    /// heap), and in files (code), from /proc/PID/smaps.
+    rss_split: (u64, u64, u64),
     ttfb_median_ms: f64,
     ttfb_max_ms: f64,
 }
@@ -44,6 +60,11 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
+    // BENCH_N=1000,5000 measures only those audiences (while tuning); the default is all.
+    let counts: Vec<usize> = std::env::var("BENCH_N")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| COUNTS.to_vec());
     raise_nofile();
     let mp3 = fixture("tone-128k-44k1.mp3");
     println!(
@@ -54,7 +75,7 @@ fn main() {
     );
     let mut rows: Vec<(String, usize, Figures)> = Vec::new();
     let data = std::fs::read(&mp3).unwrap();
-    for &n in &COUNTS {
+    for &n in &counts {
         let mut server = Server::start_with(
             &[
                 "-frame-filter",
@@ -62,10 +83,10 @@ fn main() {
                 "-frame-bytes",
                 "2881",
                 "-max-clients",
-                "1100",
+                &MAX_CLIENTS.to_string(),
                 // Every bench listener comes from 127.0.0.1, all at once.
                 "-max-pending-per-ip",
-                "2000",
+                "6000",
             ],
             Stdio::piped(),
         );
@@ -78,12 +99,14 @@ fn main() {
         rows.push(("ringcast".into(), n, f));
         drop(server);
     }
-    let have_icecast = std::process::Command::new("icecast2")
-        .arg("-v")
-        .output()
-        .is_ok();
+    // BENCH_ICECAST=0 leaves the peer out (while tuning; the figures that count compare).
+    let have_icecast = std::env::var("BENCH_ICECAST").as_deref() != Ok("0")
+        && std::process::Command::new("icecast2")
+            .arg("-v")
+            .output()
+            .is_ok();
     if let Some(ice) = have_icecast.then(|| IcecastPeer::start(&data)).flatten() {
-        for &n in &COUNTS {
+        for &n in &counts {
             let f = measure(ice.pid(), ice.addr, "/bench.mp3", n, secs, &ice.fed);
             rows.push(("icecast2".into(), n, f));
         }
@@ -92,35 +115,66 @@ fn main() {
     }
     println!();
     println!(
-        "{:<9} {:>5} {:>11} {:>10} {:>9} {:>8} {:>14} {:>14} {:>12}",
+        "{:<9} {:>5} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>7} {:>7} {:>10} {:>13}",
         "server",
         "N",
         "CPU s/min",
         "idle RSS",
         "RSS",
+        "RSS/lsnr",
         "threads",
-        "delivered min",
-        "delivered avg",
+        "kstack",
+        "tcp mem",
+        "dlv min",
+        "dlv avg",
+        "full rate",
         "TTFB med/max"
     );
     for (name, n, f) in &rows {
+        let per = (f.rss_kb.saturating_sub(f.idle_rss_kb)) as f64 * 1024.0 / *n as f64;
         println!(
-            "{:<9} {:>5} {:>11.2} {:>7} kB {:>6} kB {:>8} {:>13.1}% {:>13.1}% {:>5.1}/{:.1} ms",
+            "{:<9} {:>5} {:>9.2} {:>6} kB {:>6} kB {:>6.0} B {:>7} {:>5} kB {:>5} kB {:>6.1}% {:>6.1}% {:>10} {:>5.1}/{:.1} ms",
             name,
             n,
             f.cpu_s_per_min,
             f.idle_rss_kb,
             f.rss_kb,
+            per,
             f.threads,
+            f.kernel_stack_kb,
+            f.tcp_mem_kb,
             f.delivered_min * 100.0,
             f.delivered_avg * 100.0,
+            format!("{}/{n}", f.at_full_rate),
             f.ttfb_median_ms,
             f.ttfb_max_ms
         );
     }
     println!();
+    println!("where the RSS is, at the peak (thread stacks / heap / code and data), per listener:");
+    for (name, n, f) in &rows {
+        let (st, heap, files) = f.rss_split;
+        let per = |kb: u64| kb as f64 * 1024.0 / *n as f64;
+        println!(
+            "{name:<9} {n:>5}: stacks {st} kB ({:.0} B), heap {heap} kB ({:.0} B), files {files} kB",
+            per(st),
+            per(heap)
+        );
+    }
+    let find = |name: &str, n: usize| rows.iter().find(|r| r.0 == name && r.1 == n);
+    println!();
+    for &n in &counts {
+        if let (Some((_, _, r)), Some((_, _, i))) = (find("ringcast", n), find("icecast2", n)) {
+            println!(
+                "N = {n:>4}: ringcast/icecast2 CPU {:.2}x, RSS {:.2}x",
+                r.cpu_s_per_min / i.cpu_s_per_min,
+                r.rss_kb as f64 / i.rss_kb as f64
+            );
+        }
+    }
     println!(
-        "targets: 1000 listeners all at 100%; RSS < 40 MB at 1000; idle RSS < 4 MB; TTFB < 50 ms"
+        "targets: CPU <= 0.5x icecast2 at 100 and 1000, <= 0.7x at 5000; RSS <= icecast2's at \
+         1000, <= 60 MB at 5000; every listener at full rate; idle RSS < 4 MB; TTFB < 50 ms"
     );
     link_figures(secs);
 }
@@ -253,20 +307,38 @@ fn measure(
     // Let the source start and the stream flow before measuring idle memory.
     std::thread::sleep(Duration::from_millis(1500));
     let idle_rss_kb = proc_status(pid, "VmRSS:");
+    let kstack0 = meminfo("KernelStack:");
+    let tcp0 = tcp_mem_kb();
     let mut load = Load::connect(addr, path, n);
-    // Warm up: every listener has its response head and the first burst.
+    // Warm up: every listener has its response head and the first burst (bounded).
+    let warm = Instant::now();
     load.pump(Duration::from_secs(2));
+    while !load.all_started() && warm.elapsed() < Duration::from_secs(120) {
+        load.pump(Duration::from_millis(500));
+    }
+    if !load.all_started() {
+        println!("(only some of the {n} listeners got a response within the warm-up)");
+    }
     load.reset_counts();
+    let mut kstack = 0;
+    let mut tcp = 0;
     let cpu0 = cpu_ticks(pid);
     let fed0 = fed.load(Relaxed);
     let t0 = Instant::now();
     let mut ttfb = Vec::new();
     let mut peak_rss = 0;
+    let mut rss_split = (0, 0, 0);
     let mut threads = 0;
     while t0.elapsed() < Duration::from_secs(secs) {
         load.pump(Duration::from_millis(500));
-        peak_rss = peak_rss.max(proc_status(pid, "VmRSS:"));
+        let rss = proc_status(pid, "VmRSS:");
+        if rss > peak_rss {
+            peak_rss = rss;
+            rss_split = smaps_split(pid);
+        }
         threads = threads.max(proc_status(pid, "Threads:"));
+        kstack = kstack.max(meminfo("KernelStack:") as i64 - kstack0 as i64);
+        tcp = tcp.max(tcp_mem_kb() as i64 - tcp0 as i64);
         if ttfb.len() < 20 && t0.elapsed() > Duration::from_secs(1) {
             ttfb.push(first_byte_ms(addr, path));
         }
@@ -283,6 +355,10 @@ fn measure(
         threads,
         delivered_min: ratios.iter().copied().fold(f64::MAX, f64::min),
         delivered_avg: ratios.iter().sum::<f64>() / ratios.len() as f64,
+        at_full_rate: ratios.iter().filter(|&&r| r >= FULL_RATE).count(),
+        kernel_stack_kb: kstack,
+        tcp_mem_kb: tcp,
+        rss_split,
         ttfb_median_ms: ttfb.get(ttfb.len() / 2).copied().unwrap_or(f64::NAN),
         ttfb_max_ms: ttfb.last().copied().unwrap_or(f64::NAN),
     }
@@ -313,31 +389,54 @@ fn first_byte_ms(addr: SocketAddr, path: &str) -> f64 {
 /// N listener sockets read from one epoll loop.
 struct Load {
     epoll: i32,
-    conns: Vec<(TcpStream, bool, Vec<u8>)>,
+    conns: Vec<Option<(TcpStream, bool, Vec<u8>)>>,
+    arriving: std::sync::mpsc::Receiver<(usize, TcpStream)>,
     body: Vec<u64>,
 }
 
 impl Load {
+    /// Starts connecting `n` listeners. Connections are made by [`CONNECTORS`] threads at
+    /// once, because a server with a short accept backlog (Icecast listens with 5) makes a
+    /// serial client wait out SYN retries; the sockets join the epoll set as [`Load::pump`]
+    /// runs, so early listeners are read while later ones connect.
     fn connect(addr: SocketAddr, path: &str, n: usize) -> Load {
+        const CONNECTORS: usize = 32;
         let epoll = unsafe { libc::epoll_create1(0) };
         assert!(epoll >= 0);
-        let mut conns = Vec::with_capacity(n);
-        for i in 0..n {
-            let mut c = TcpStream::connect(addr).expect("connect");
-            c.write_all(format!("GET {path} HTTP/1.0\r\nUser-Agent: bench\r\n\r\n").as_bytes())
-                .unwrap();
-            c.set_nonblocking(true).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        for t in 0..CONNECTORS.min(n) {
+            let (tx, req) = (
+                tx.clone(),
+                format!("GET {path} HTTP/1.0\r\nUser-Agent: bench\r\n\r\n"),
+            );
+            std::thread::spawn(move || {
+                for i in (t..n).step_by(CONNECTORS) {
+                    let mut c = TcpStream::connect(addr).expect("connect");
+                    c.write_all(req.as_bytes()).unwrap();
+                    c.set_nonblocking(true).unwrap();
+                    if tx.send((i, c)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Load {
+            epoll,
+            conns: (0..n).map(|_| None).collect(),
+            arriving: rx,
+            body: vec![0; n],
+        }
+    }
+
+    /// Adds the connections made since the last call to the epoll set.
+    fn register_new(&mut self) {
+        while let Ok((i, c)) = self.arriving.try_recv() {
             let mut ev = libc::epoll_event {
                 events: libc::EPOLLIN as u32,
                 u64: i as u64,
             };
-            unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, c.as_raw_fd(), &mut ev) };
-            conns.push((c, false, Vec::new()));
-        }
-        Load {
-            epoll,
-            conns,
-            body: vec![0; n],
+            unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, c.as_raw_fd(), &mut ev) };
+            self.conns[i] = Some((c, false, Vec::new()));
         }
     }
 
@@ -346,12 +445,15 @@ impl Load {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
         let mut buf = vec![0u8; 64 * 1024];
         while Instant::now() < deadline {
+            self.register_new();
             let k = unsafe {
                 libc::epoll_wait(self.epoll, events.as_mut_ptr(), events.len() as i32, 50)
             };
             for ev in events.iter().take(k.max(0) as usize) {
                 let i = ev.u64 as usize;
-                let (conn, head_done, head) = &mut self.conns[i];
+                let Some((conn, head_done, head)) = &mut self.conns[i] else {
+                    continue;
+                };
                 loop {
                     match conn.read(&mut buf) {
                         Ok(0) => {
@@ -381,6 +483,11 @@ impl Load {
         }
     }
 
+    /// Whether every listener has had its response head.
+    fn all_started(&self) -> bool {
+        self.conns.iter().all(|c| c.as_ref().is_some_and(|c| c.1))
+    }
+
     fn reset_counts(&mut self) {
         self.body.iter_mut().for_each(|b| *b = 0);
     }
@@ -405,7 +512,7 @@ struct IcecastPeer {
 
 impl IcecastPeer {
     fn start(data: &[u8]) -> Option<IcecastPeer> {
-        let ice = Icecast::start("bench-icecast", common::free_port());
+        let ice = Icecast::start_for("bench-icecast", common::free_port(), MAX_CLIENTS);
         let addr = ice.addr();
         let mut source = TcpStream::connect(addr).ok()?;
         let req = format!(
@@ -460,6 +567,71 @@ fn proc_status(pid: u32, key: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// Resident kB of `pid` in thread stacks, other anonymous memory, and file mappings. A
+/// thread stack is an anonymous mapping right above a one-page guard (`---p`), as glibc lays
+/// them out; malloc's arenas have their reserve above them instead.
+fn smaps_split(pid: u32) -> (u64, u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let (mut stacks, mut anon, mut files) = (0, 0, 0);
+    let mut prev: Option<(u64, bool)> = None; // end address, was a one-page guard
+    let mut kind = 0;
+    for line in s.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if let Some((a, b)) = range.split_once('-') {
+            if let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                let path = line.split_whitespace().nth(5);
+                let after_guard = prev == Some((a, true));
+                kind = match path {
+                    Some(p) if p.starts_with('/') => 2,
+                    _ if after_guard && perms.starts_with("rw") => 0,
+                    _ => 1,
+                };
+                prev = Some((b, perms == "---p" && b - a == 4096));
+                continue;
+            }
+        }
+        if range == "Rss:" {
+            let kb: u64 = perms.parse().unwrap_or(0);
+            match kind {
+                0 => stacks += kb,
+                1 => anon += kb,
+                _ => files += kb,
+            }
+        }
+    }
+    (stacks, anon, files)
+}
+
+/// A field of /proc/meminfo, in kB.
+fn meminfo(key: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// TCP buffer memory of the whole machine in kB (/proc/net/sockstat counts pages).
+fn tcp_mem_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/net/sockstat").unwrap_or_default();
+    let pages: u64 = s
+        .lines()
+        .find_map(|l| l.strip_prefix("TCP:"))
+        .and_then(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.windows(2)
+                .find(|w| w[0] == "mem")
+                .and_then(|w| w[1].parse().ok())
+        })
+        .unwrap_or(0);
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
+    pages * page / 1024
 }
 
 fn cpu_ticks(pid: u32) -> u64 {

@@ -48,7 +48,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Before any thread exists: a listener's thread would otherwise keep freed memory.
+    let reexec_failed = os::sys::reexec_for_malloc();
     init_logging(setup.server.log_level);
+    if let Some(e) = reexec_failed {
+        warn!(
+            "cannot restart with {}: {e} (each listener keeps ~2 KB more)",
+            os::sys::MALLOC_TUNABLES
+        );
+    }
     http::tls::init(setup.server.tls_ca.as_deref());
     match run(setup, argv) {
         Ok(()) => ExitCode::SUCCESS,

@@ -50,6 +50,9 @@ struct State {
     info: Info,
     title: Arc<str>,
     title_seq: u64,
+    /// The title's ICY metadata block, made once per title and shared by every listener
+    /// that asked for metadata.
+    block: Arc<[u8]>,
 }
 
 #[derive(Default)]
@@ -59,10 +62,12 @@ pub struct Meta {
 
 impl Meta {
     pub fn new(info: Info, title: &str) -> Meta {
+        let title = crate::icy::clean_title(title);
         Meta {
             state: Mutex::new(State {
                 info,
-                title: Arc::from(crate::icy::clean_title(title)),
+                block: Arc::from(crate::icy::block(&title)),
+                title: Arc::from(title),
                 title_seq: 1,
             }),
         }
@@ -98,9 +103,18 @@ impl Meta {
         if *s.title == *title {
             return false;
         }
+        let block = Arc::from(crate::icy::block(&title));
         s.title = Arc::from(title);
+        s.block = block;
         s.title_seq = s.title_seq.wrapping_add(1);
         true
+    }
+
+    /// The current title's metadata block (see [`crate::icy::block`]) and its sequence
+    /// number.
+    pub fn block(&self) -> (Arc<[u8]>, u64) {
+        let s = self.state.lock();
+        (Arc::clone(&s.block), s.title_seq)
     }
 
     /// The current title and its sequence number.
@@ -155,6 +169,8 @@ mod tests {
         assert!(!m.set_title("Song"));
         let (t, s1) = m.title();
         assert_eq!((&*t, s1), ("Song", s0 + 1));
+        let (b, s2) = m.block();
+        assert_eq!((&*b, s2), (&crate::icy::block("Song")[..], s1));
         m.merge_info(&Info {
             genre: "Jazz".into(),
             ..Info::default()

@@ -84,20 +84,39 @@ impl Inserter {
 
     /// Appends `audio` to `out` with a block at every `metaint` boundary. At a boundary the
     /// title goes out if it changed since this listener last got it, else an empty block.
+    #[cfg(test)]
     pub fn write(&mut self, audio: &[u8], title: &str, seq: u64, out: &mut Vec<u8>) {
+        let block = block(title);
+        self.split(audio, &block, seq, &mut |piece| {
+            out.extend_from_slice(piece)
+        });
+    }
+
+    /// What [`Self::write`] appends, as pieces handed to `emit` in order, without copying
+    /// any: runs of `audio`, and at each boundary `block` (the block of title `seq`, see
+    /// [`block`]) when this listener has not had that title yet, else an empty block. A
+    /// listener's sender hands the pieces to one vectored write.
+    pub fn split<'a>(
+        &mut self,
+        audio: &'a [u8],
+        block: &'a [u8],
+        seq: u64,
+        emit: &mut impl FnMut(&'a [u8]),
+    ) {
+        const EMPTY_BLOCK: &[u8] = &[0];
         let mut rest = audio;
         while !rest.is_empty() {
             let n = self.metaint.saturating_sub(self.since).min(rest.len());
             let (now, later) = rest.split_at(n);
-            out.extend_from_slice(now);
+            emit(now);
             rest = later;
             self.since = self.since.saturating_add(n);
             if self.since >= self.metaint {
                 if seq != self.sent_seq {
-                    out.extend_from_slice(&block(title));
+                    emit(block);
                     self.sent_seq = seq;
                 } else {
-                    out.push(0);
+                    emit(EMPTY_BLOCK);
                 }
                 self.since = 0;
             }

@@ -6,7 +6,7 @@ use super::{admin, metrics, source_client, status, Server};
 use crate::http::server::{self as http, HeadError, Request};
 use crate::limited;
 use crate::server::peers::Pending;
-use crate::sink::listener;
+use crate::sink::listener::{self, Listening};
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use crate::util::ratelimit::RateLimit;
@@ -17,7 +17,23 @@ use std::time::Duration;
 static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
 /// The connection thread's body on the HTTP port.
-pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, mut pending: Pending, server: &Server) {
+pub fn handle_http(conn: TcpStream, peer: SocketAddr, pending: Pending, server: &Server) {
+    // A listener's hours-long loop runs here, after the deep frames that read and answered
+    // its request have returned: their stack stays out of the loop's way, and the pages they
+    // touched are given back (README, Design notes: what a listener costs).
+    if let Some(listening) = answer(conn, peer, pending, server) {
+        listening.run(server);
+    }
+}
+
+/// Reads one request and answers it; a listener comes back to be run.
+#[inline(never)]
+fn answer<'s>(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    mut pending: Pending,
+    server: &'s Server,
+) -> Option<Listening<'s>> {
     let _ = conn.set_nodelay(true);
     let _ = conn.set_write_timeout(Some(server.cfg.write_timeout));
     let req = match http::read_request(&mut conn, server.cfg.header_timeout) {
@@ -27,8 +43,14 @@ pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, mut pending: Pending, 
         }
         Err(e) => {
             let (status, what) = match e {
-                HeadError::Closed => return debug!("{peer}: closed before a request"),
-                HeadError::Io(e) => return debug!("{peer}: {e}"),
+                HeadError::Closed => {
+                    debug!("{peer}: closed before a request");
+                    return None;
+                }
+                HeadError::Io(e) => {
+                    debug!("{peer}: {e}");
+                    return None;
+                }
                 HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
                 HeadError::TooLarge => (
                     431,
@@ -36,7 +58,8 @@ pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, mut pending: Pending, 
                 ),
                 HeadError::Malformed(m) => (400, format!("malformed request: {m}")),
             };
-            return refuse(&mut conn, peer, None, server, status, &what, &[]);
+            refuse(&mut conn, peer, None, server, status, &what, &[]);
+            return None;
         }
     };
     match (req.method.as_str(), req.path_only()) {
@@ -60,34 +83,35 @@ pub fn handle_http(mut conn: TcpStream, peer: SocketAddr, mut pending: Pending, 
                 .any(|s| s.cfg.source_password.is_some());
             http::respond(&mut conn, req.minor, 200, "", &[("Allow", allow(push))]);
         }
-        _ => to_stream(conn, peer, &req, server),
+        _ => return to_stream(conn, peer, req, server),
     }
+    None
 }
 
 /// A request for a stream: its mount is the path, less a link operation at its end.
-fn to_stream(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
+/// A listener comes back to be run.
+fn to_stream(
+    mut conn: TcpStream,
+    peer: SocketAddr,
+    req: Request,
+    server: &Server,
+) -> Option<Listening<'_>> {
     let (mount, link_op) = crate::link::split_path(req.path_only());
     let Some(stream) = server.stream_for(mount) else {
-        return refuse(
-            &mut conn,
-            peer,
-            Some(req),
-            server,
-            404,
-            "no such mount",
-            &[],
-        );
+        let what = "no such mount";
+        refuse(&mut conn, peer, Some(&req), server, 404, what, &[]);
+        return None;
     };
     let takes_sources = stream.cfg.source_password.is_some();
     match (req.method.as_str(), link_op) {
         ("GET", Some(crate::link::Op::Challenge)) if stream.link.is_some() => {
-            crate::link::handshake::challenge(&mut conn, req, &stream)
+            crate::link::handshake::challenge(&mut conn, &req, &stream)
         }
         ("GET", Some(crate::link::Op::Pull)) if stream.link.is_some() => {
-            crate::link::origin::serve_pull(conn, peer, req, server, &stream)
+            crate::link::origin::serve_pull(conn, peer, &req, server, &stream)
         }
         ("POST", Some(crate::link::Op::Push)) if is_receiver(&stream) => {
-            crate::link::receiver::serve_push(conn, peer, req, server, &stream)
+            crate::link::receiver::serve_push(conn, peer, &req, server, &stream)
         }
         ("OPTIONS", _) => http::respond(
             &mut conn,
@@ -96,16 +120,17 @@ fn to_stream(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Serv
             "",
             &[("Allow", allow(takes_sources))],
         ),
-        ("GET" | "HEAD", None) => listener::serve(conn, peer, req, server, &stream),
+        ("GET" | "HEAD", None) => return listener::start(conn, peer, req, server, &stream),
         ("PUT" | "SOURCE", None) if takes_sources => {
-            source_client::serve_source(conn, peer, req, server, &stream)
+            source_client::serve_source(conn, peer, &req, server, &stream)
         }
         (other, _) => {
             let what = format!("method {other} not allowed here");
             let allow = [("Allow", allow(takes_sources))];
-            refuse(&mut conn, peer, Some(req), server, 405, &what, &allow)
+            refuse(&mut conn, peer, Some(&req), server, 405, &what, &allow)
         }
     }
+    None
 }
 
 fn is_receiver(stream: &Stream) -> bool {

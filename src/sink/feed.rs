@@ -4,29 +4,32 @@
 //! mounts are loaded), and a move happens between batches of whole frames, so every byte a
 //! listener gets stays a valid stream.
 
-use crate::ring::{Cursor, ReadOutcome};
+use crate::ring::{Cursor, Frame, ReadOutcome};
 use crate::server::Server;
 use crate::stream::Stream;
 use std::sync::Arc;
 
-pub struct Feed<'a> {
-    own: &'a Arc<Stream>,
-    server: &'a Server,
+pub struct Feed {
+    own: Arc<Stream>,
     current: Arc<Stream>,
     cursor: Cursor,
 }
 
-impl<'a> Feed<'a> {
-    /// Joins the stream the listener should hear now, `burst` bytes back.
-    pub fn new(server: &'a Server, own: &'a Arc<Stream>, burst: usize) -> Feed<'a> {
+impl Feed {
+    /// Joins the stream the listener of `own` should hear now, `burst` bytes back.
+    pub fn new(server: &Server, own: &Arc<Stream>, burst: usize) -> Feed {
         let current = pick(server, own, own);
         let cursor = current.ring.join(burst);
         Feed {
-            own,
-            server,
+            own: Arc::clone(own),
             current,
             cursor,
         }
+    }
+
+    /// The listener's own stream.
+    pub fn own(&self) -> &Arc<Stream> {
+        &self.own
     }
 
     /// The stream being read.
@@ -37,7 +40,7 @@ impl<'a> Feed<'a> {
     /// The next batch from the stream being read (see [`crate::ring::Ring::read`]).
     pub fn read(
         &mut self,
-        out: &mut Vec<u8>,
+        out: &mut Vec<Frame>,
         client_left: u64,
         batch_cap: usize,
         wait: std::time::Duration,
@@ -49,14 +52,14 @@ impl<'a> Feed<'a> {
 
     /// Whether the listener is on its fallback.
     pub fn on_fallback(&self) -> bool {
-        !Arc::ptr_eq(&self.current, self.own)
+        !Arc::ptr_eq(&self.current, &self.own)
     }
 
     /// Moves to the stream the listener should hear now, at its newest frame; returns the
     /// mount it moved to.
-    pub fn follow(&mut self) -> Option<&str> {
+    pub fn follow(&mut self, server: &Server) -> Option<&str> {
         self.own.cfg.fallback_mount.as_ref()?;
-        let want = pick(self.server, self.own, &self.current);
+        let want = pick(server, &self.own, &self.current);
         if Arc::ptr_eq(&want, &self.current) {
             return None;
         }

@@ -114,6 +114,8 @@ fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()
     let mut cursor = stream.ring.join(0);
     let mut title_sent = 0;
     let mut out = Vec::new();
+    // One output per stream: it copies its batch into one buffer for one write (TLS or not).
+    let mut buf = Vec::new();
     loop {
         let (title, seq) = stream.meta.title();
         if seq != title_sent {
@@ -133,7 +135,11 @@ fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()
             64 * 1024,
             Duration::from_secs(1),
         ) {
-            ReadOutcome::Data { .. } => conn.write_all(&out)?,
+            ReadOutcome::Data { .. } => {
+                buf.clear();
+                out.iter().for_each(|f| buf.extend_from_slice(f));
+                conn.write_all(&buf)?
+            }
             ReadOutcome::Ended => return Ok(()),
             ReadOutcome::Idle | ReadOutcome::NoRoom => {}
         }

@@ -2,16 +2,22 @@
 //! source is silent), then the stream from its cursor, in batches, until the stream ends,
 //! `-client-max-bytes` is reached, the listener leaves or stops reading for
 //! `-write-timeout`. The ring lock is never held across the socket write.
+//!
+//! Each listener costs a thread, so its steady state is kept small: the request is dropped
+//! once answered, a batch is a short list of references to ring frames (and, for a listener
+//! that asked for ICY metadata, to the shared metadata block) written with `writev`, and the
+//! loop allocates nothing. README, Design notes: what a listener costs.
 
 use super::feed::Feed;
+use super::gather::Gather;
 use crate::http::server::{self as http, Request};
+use crate::icy::meta::Meta;
 use crate::icy::Inserter;
 use crate::limited;
-use crate::ring::ReadOutcome;
-use crate::server::Server;
+use crate::ring::{Frame, ReadOutcome, MAX_BATCH_FRAMES};
+use crate::server::{Server, ServerListener};
 use crate::stream::stats::Stats;
-use crate::stream::Stream;
-use crate::util::deadline::Deadline;
+use crate::stream::{ListenerGuard, Stream};
 use crate::util::ratelimit::RateLimit;
 use log::{debug, info, warn};
 use std::io::Write;
@@ -19,7 +25,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Most bytes copied out of the ring per wake-up (always at least one frame).
+/// Most bytes taken from the ring per write (always at least one frame).
 const BATCH_CAP: usize = 64 * 1024;
 /// A listener's kernel send buffer holds about this much of the stream (the kernel doubles
 /// what we ask, so ask for half), within [`MIN_SNDBUF`]..[`MAX_SNDBUF`]. Small, so that a
@@ -37,19 +43,35 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 static LAPPED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-pub fn serve(
+/// A listener that has its response head and is due the stream: what [`start`] hands
+/// back for [`Listening::run`]. It owns everything the loop needs, so the frames that read
+/// and answered the request can return first (README, Design notes: what a listener costs).
+pub struct Listening<'s> {
+    conn: TcpStream,
+    peer: SocketAddr,
+    feed: Feed,
+    icy: Option<Inserter>,
+    counted: ServerListener<'s>,
+    slot: ListenerGuard,
+}
+
+/// Answers a listener's request: refuses it when the server or the mount is full, else
+/// sends the response head and fixes its place in the stream. `None` when the exchange is
+/// over (refused, a `HEAD`, the listener gone).
+pub fn start<'s>(
     mut conn: TcpStream,
     peer: SocketAddr,
-    req: &Request,
-    server: &Server,
+    req: Request,
+    server: &'s Server,
     stream: &Arc<Stream>,
-) {
+) -> Option<Listening<'s>> {
     let cfg = &stream.cfg;
     let counted = server.enter_listener();
-    let guard = counted.as_ref().and_then(|_| stream.enter_listener());
-    if guard.is_none() {
+    let slot = counted.as_ref().and_then(|_| stream.enter_listener());
+    let whole_server = counted.is_none();
+    let (Some(counted), Some(slot)) = (counted, slot) else {
         Stats::add(&stream.stats.listeners_refused, 1);
-        let max = if counted.is_none() {
+        let max = if whole_server {
             server.cfg.max_clients
         } else {
             cfg.max_clients
@@ -58,11 +80,7 @@ pub fn serve(
             FULL_LOG,
             warn,
             "{peer}: refused, -max-clients {max} reached{}",
-            if counted.is_none() {
-                ""
-            } else {
-                " on this mount"
-            }
+            if whole_server { "" } else { " on this mount" }
         );
         http::respond(
             &mut conn,
@@ -71,16 +89,16 @@ pub fn serve(
             "too many listeners",
             &[("Retry-After", "10")],
         );
-        return;
+        return None;
     };
-    // ICY metadata only for listeners that ask, as Icecast does.
     // The listener's place in the stream is fixed now, before it has its response head:
     // whatever the source publishes after that reaches it, however slow this thread is.
-    let mut feed = Feed::new(server, stream, cfg.burst_bytes);
+    let feed = Feed::new(server, stream, cfg.burst_bytes);
     let sndbuf = send_buffer(stream.rate.rate(Stats::get(&stream.stats.bytes_in)));
     if let Err(e) = crate::os::sys::set_send_buffer(&conn, sndbuf) {
         debug!("{peer}: SO_SNDBUF {sndbuf}: {e}");
     }
+    // ICY metadata only for listeners that ask, as Icecast does.
     let wants_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1");
     let head = http::head(
         req.minor,
@@ -90,11 +108,13 @@ pub fn serve(
     );
     if let Err(e) = conn.write_all(head.as_bytes()) {
         debug!("{peer}: gone before the response head: {e}");
-        return;
+        return None;
     }
     if req.method == "HEAD" {
+        // Its slot is free before the linger: the next request may come at once.
+        drop((counted, slot));
         http::close_gracefully(&mut conn);
-        return;
+        return None;
     }
     Stats::add(&stream.stats.listeners_total, 1);
     let agent = req.header("User-Agent").unwrap_or("no User-Agent");
@@ -110,85 +130,111 @@ pub fn serve(
             feed.stream().mount()
         );
     }
-    let write_timeout = server.cfg.write_timeout;
+    Some(Listening {
+        conn,
+        peer,
+        feed,
+        icy: wants_icy.then(|| Inserter::new(cfg.icy_metaint)),
+        counted,
+        slot,
+    })
+}
 
-    let mut client_left = if cfg.client_max_bytes > 0 {
-        cfg.client_max_bytes
-    } else {
-        u64::MAX
-    };
-    let mut sent: u64 = 0;
-    let mut out = Vec::new();
-    let mut icy = wants_icy.then(|| (Inserter::new(cfg.icy_metaint), Vec::new()));
-    let end = loop {
-        out.clear();
-        if let Some(to) = feed.follow() {
-            info!("{peer}: moved to {to}");
-        }
-        // On the fallback, the listener's own stream ending (its mount removed, shutdown)
-        // ends it too.
-        if feed.on_fallback() && stream.stop.is_set() {
-            break End::StreamEnded;
-        }
-        match feed.read(&mut out, client_left, BATCH_CAP, IDLE_WAIT) {
-            ReadOutcome::Data {
-                header_len,
-                skipped,
-                ..
-            } => {
-                if skipped > 0 {
-                    Stats::add(&stream.stats.frames_skipped, skipped);
-                    limited!(
-                        LAPPED_LOG,
-                        warn,
-                        "{peer}: too slow, skipped {skipped} frames to catch up"
-                    );
-                }
-                // The header does not count against -client-max-bytes.
-                let frame_bytes = out.len().saturating_sub(header_len);
-                client_left = client_left.saturating_sub(frame_bytes as u64);
-                let wire = match &mut icy {
-                    None => &out,
-                    Some((inserter, with_meta)) => {
-                        let (title, seq) = feed.stream().meta.title();
-                        with_meta.clear();
-                        inserter.write(&out, &title, seq, with_meta);
-                        &*with_meta
-                    }
-                };
-                // The whole batch within -write-timeout, however the listener trickles its
-                // reads: a socket that takes a few bytes now and then is as stalled as one
-                // that takes none.
-                if let Err(e) = write_all_by(&mut conn, wire, write_timeout) {
-                    break if http::is_disconnect(&e) {
-                        debug!("{peer}: left");
-                        End::Left
-                    } else if http::is_stalled(&e) {
-                        warn!(
-                            "{peer}: not reading for {write_timeout:?} (-write-timeout): dropped"
-                        );
-                        End::Stalled
-                    } else {
-                        info!("{peer}: write failed: {e}");
-                        End::WriteFailed
-                    };
-                }
-                sent = sent.saturating_add(wire.len() as u64);
-                Stats::add(&stream.stats.bytes_out, wire.len() as u64);
+impl Listening<'_> {
+    /// Sends the stream from the listener's place, in batches, until it ends, the listener
+    /// leaves or stalls, or `-client-max-bytes` is reached. Never inlined: its frame is
+    /// the one that stays for hours, so it should not carry its caller's.
+    #[inline(never)]
+    pub fn run(self, server: &Server) {
+        let Listening {
+            mut conn,
+            peer,
+            mut feed,
+            mut icy,
+            counted,
+            slot,
+        } = self;
+        // The stack that reading the request and answering it touched is not needed again.
+        crate::os::sys::release_unused_stack();
+        let own = Arc::clone(feed.own());
+        let write_timeout = server.cfg.write_timeout;
+        let mut client_left = match own.cfg.client_max_bytes {
+            0 => u64::MAX,
+            n => n,
+        };
+        let mut sent: u64 = 0;
+        // The one allocation of the loop, made once: room for a batch's frame references.
+        let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES.saturating_add(1));
+        let end = loop {
+            // The references go before a possible wait: a sleeping sender holds no old frame.
+            batch.clear();
+            if let Some(to) = feed.follow(server) {
+                info!("{peer}: moved to {to}");
             }
-            ReadOutcome::NoRoom => break End::MaxBytes,
-            // The fallback ending (its mount removed) sends the listener home.
-            ReadOutcome::Ended if feed.on_fallback() => {}
-            ReadOutcome::Ended => break End::StreamEnded,
-            // Shutdown ends the ring, so a sleeping sender drains and gets `Ended`.
-            ReadOutcome::Idle => {}
+            // On the fallback, the listener's own stream ending (its mount removed, shutdown)
+            // ends it too.
+            if feed.on_fallback() && own.stop.is_set() {
+                break End::StreamEnded;
+            }
+            match feed.read(&mut batch, client_left, BATCH_CAP, IDLE_WAIT) {
+                ReadOutcome::Data {
+                    header_len,
+                    skipped,
+                    ..
+                } => {
+                    if skipped > 0 {
+                        Stats::add(&own.stats.frames_skipped, skipped);
+                        limited!(
+                            LAPPED_LOG,
+                            warn,
+                            "{peer}: too slow, skipped {skipped} frames to catch up"
+                        );
+                    }
+                    // The header does not count against -client-max-bytes.
+                    let bytes = batch.iter().fold(0usize, |n, f| n.saturating_add(f.len()));
+                    let frame_bytes = bytes.saturating_sub(header_len);
+                    client_left = client_left.saturating_sub(frame_bytes as u64);
+                    let meta = &feed.stream().meta;
+                    // The whole batch within -write-timeout, however the listener trickles
+                    // its reads: a socket that takes a few bytes now and then is as stalled
+                    // as one that takes none.
+                    let wire = match send(&mut conn, &batch, icy.as_mut(), meta, write_timeout) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            break if http::is_disconnect(&e) {
+                                debug!("{peer}: left");
+                                End::Left
+                            } else if http::is_stalled(&e) {
+                                warn!(
+                                    "{peer}: not reading for {write_timeout:?} \
+                                     (-write-timeout): dropped"
+                                );
+                                End::Stalled
+                            } else {
+                                info!("{peer}: write failed: {e}");
+                                End::WriteFailed
+                            }
+                        }
+                    };
+                    sent = sent.saturating_add(wire);
+                    Stats::add(&own.stats.bytes_out, wire);
+                }
+                ReadOutcome::NoRoom => break End::MaxBytes,
+                // The fallback ending (its mount removed) sends the listener home.
+                ReadOutcome::Ended if feed.on_fallback() => {}
+                ReadOutcome::Ended => break End::StreamEnded,
+                // Shutdown ends the ring, so a sleeping sender drains and gets `Ended`.
+                ReadOutcome::Idle => {}
+            }
+        };
+        // The slot is free before the linger below.
+        drop((counted, slot));
+        // Ends on our side finish the response cleanly; the listener's own end needs nothing.
+        if matches!(end, End::MaxBytes | End::StreamEnded) {
+            http::close_gracefully(&mut conn);
         }
-    };
-    // Ends on our side finish the response cleanly; the listener's own end needs nothing.
-    if matches!(end, End::MaxBytes | End::StreamEnded) {
-        http::close_gracefully(&mut conn);
+        info!("{peer}: done after {sent} bytes: {end}");
     }
-    info!("{peer}: done after {sent} bytes: {end}");
 }
 
 /// Why a listener's response ended.
@@ -224,38 +270,27 @@ fn send_buffer(rate: u64) -> usize {
         .clamp(MIN_SNDBUF, MAX_SNDBUF)
 }
 
-/// `write_all` that fails with `TimedOut` once `timeout` has passed since it began. The
-/// socket's write timeout is already `timeout` (set once per connection), so a batch the
-/// kernel takes in one write, the usual case, costs no extra system call; only after a
-/// partial write is the timeout cut to what is left, and put back at the end.
-fn write_all_by(conn: &mut TcpStream, mut buf: &[u8], timeout: Duration) -> std::io::Result<()> {
-    let deadline = Deadline::after(timeout);
-    let mut cut = false;
-    let result = loop {
-        if buf.is_empty() {
-            break Ok(());
-        }
-        match conn.write(buf) {
-            Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => buf = buf.get(n..).unwrap_or_default(),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Err(e),
-        }
-        if !buf.is_empty() {
-            let left = deadline.left();
-            if left.is_zero() {
-                break Err(std::io::ErrorKind::TimedOut.into());
+/// Writes one batch (the frames, with ICY metadata blocks between them for a listener that
+/// asked) within `timeout`, straight from the ring's frames; the bytes written.
+fn send(
+    conn: &mut TcpStream,
+    batch: &[Frame],
+    icy: Option<&mut Inserter>,
+    meta: &Meta,
+    timeout: Duration,
+) -> std::io::Result<u64> {
+    // The title's block is shared by every listener; fetched only when someone wants it.
+    let title = icy.is_some().then(|| meta.block());
+    let mut out = Gather::new(conn, timeout);
+    match (icy, &title) {
+        (Some(inserter), Some((block, seq))) => {
+            for f in batch {
+                inserter.split(f, block, *seq, &mut |piece| out.push(piece));
             }
-            if let Err(e) = conn.set_write_timeout(Some(left)) {
-                break Err(e);
-            }
-            cut = true;
         }
-    };
-    if cut {
-        conn.set_write_timeout(Some(timeout))?;
+        _ => batch.iter().for_each(|f| out.push(f)),
     }
-    result
+    out.finish()
 }
 
 /// The response headers of a stream, in Icecast's shape: no caching, the `icy-*` fields the

@@ -16,5 +16,6 @@
 )]
 
 pub mod feed;
+pub mod gather;
 pub mod icecast;
 pub mod listener;

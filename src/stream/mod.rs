@@ -79,12 +79,7 @@ impl Stream {
     pub fn new(cfg: StreamConfig) -> std::io::Result<Stream> {
         let cfg = Arc::new(cfg);
         Ok(Stream {
-            ring: Ring::new(
-                cfg.source_buffer,
-                cfg.frame_bytes,
-                cfg.header_bytes > 0,
-                WAKE_INTERVAL,
-            ),
+            ring: Ring::new(cfg.source_buffer, cfg.header_bytes > 0, WAKE_INTERVAL),
             stats: Stats::default(),
             stop: Shutdown::default(),
             reader_beat: Heartbeat::default(),
@@ -139,7 +134,7 @@ impl Stream {
     }
 
     /// Counts a new listener unless this stream's `-max-clients` are already connected.
-    pub fn enter_listener(&self) -> Option<ListenerGuard<'_>> {
+    pub fn enter_listener(self: &Arc<Self>) -> Option<ListenerGuard> {
         let mut n = self.listeners.lock();
         if *n >= self.cfg.max_clients {
             return None;
@@ -147,7 +142,7 @@ impl Stream {
         *n += 1;
         self.listener_peak.fetch_max(*n, Relaxed);
         self.listeners_changed.notify_all();
-        Some(ListenerGuard(self))
+        Some(ListenerGuard(Arc::clone(self)))
     }
 
     /// The stream is over for good (the source ended with -reopen=false, or shutdown).
@@ -205,9 +200,9 @@ impl Stream {
 }
 
 /// A counted listener; dropping it un-counts it.
-pub struct ListenerGuard<'a>(&'a Stream);
+pub struct ListenerGuard(Arc<Stream>);
 
-impl Drop for ListenerGuard<'_> {
+impl Drop for ListenerGuard {
     fn drop(&mut self) {
         *self.0.listeners.lock() -= 1;
         self.0.listeners_changed.notify_all();

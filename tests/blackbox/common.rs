@@ -20,6 +20,9 @@ pub fn ringcast() -> Command {
             let mut words = runner.split_whitespace();
             let mut cmd = Command::new(words.next().unwrap());
             cmd.args(words).arg(BIN);
+            // ringcast runs itself again with this set (src/os/sys.rs); under qemu-user that
+            // exec would reach the host kernel without qemu, so it starts with it set.
+            cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
             cmd
         }
         _ => Command::new(BIN),
@@ -405,6 +408,11 @@ pub struct Icecast {
 
 impl Icecast {
     pub fn start(name: &str, port: u16) -> Icecast {
+        Icecast::start_for(name, port, 1100)
+    }
+
+    /// The same, allowing `clients` connections (the bench's 5000 listeners need more).
+    pub fn start_for(name: &str, port: u16, clients: usize) -> Icecast {
         require_program("icecast2", "icecast2");
         let dir = scratch(name);
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
@@ -417,7 +425,7 @@ impl Icecast {
         };
         let conf = format!(
             r#"<icecast>
-  <limits><clients>1100</clients><sources>4</sources><queue-size>524288</queue-size>
+  <limits><clients>{clients}</clients><sources>4</sources><queue-size>524288</queue-size>
     <client-timeout>30</client-timeout><header-timeout>15</header-timeout><source-timeout>10</source-timeout>
     <burst-on-connect>1</burst-on-connect><burst-size>65535</burst-size></limits>
   <authentication><source-password>{src}</source-password><admin-user>admin</admin-user><admin-password>{adm}</admin-password></authentication>
