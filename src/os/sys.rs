@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -170,6 +171,41 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Sleeps while `word` holds `expected`, at most `timeout` (a private futex wait). Returns
+/// at once when the word differs; a wake-up, a signal or the timeout all just return: the
+/// caller looks at its state again either way.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 1e9: fits every c_long.
+        tv_nsec: libc::c_long::try_from(timeout.subsec_nanos()).unwrap_or(0),
+    };
+    // SAFETY: `word` is a live, aligned u32 for the whole call; the kernel only reads it
+    // and `ts`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            expected,
+            &ts as *const libc::timespec,
+        );
+    }
+}
+
+/// Wakes every thread sleeping in [`futex_wait`] on `word`, with one system call.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: as above; the kernel does not touch the word on a wake.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            libc::c_int::MAX,
+        );
+    }
+}
+
 /// glibc's setting that turns its per-thread malloc cache off (see [`reexec_for_malloc`]).
 pub const MALLOC_TUNABLES: &str = "glibc.malloc.tcache_count=0";
 
@@ -192,8 +228,14 @@ pub fn reexec_for_malloc() -> Option<io::Error> {
         }
         let mut args = std::env::args_os();
         let arg0 = args.next().unwrap_or_default();
-        // /proc/self/exe is this very binary, even when argv[0] is a bare name or a symlink.
-        let e = std::process::Command::new("/proc/self/exe")
+        // This very binary (from /proc/self/exe), by its own path rather than that link: the
+        // process is named after the file it runs (`ps`, `top`, `pkill ringcast`).
+        let exe = match std::env::current_exe() {
+            Ok(p) if p.is_file() => p,
+            Ok(p) => return Some(io::Error::other(format!("{} is gone", p.display()))),
+            Err(e) => return Some(e),
+        };
+        let e = std::process::Command::new(exe)
             .arg0(arg0)
             .args(args)
             .env("GLIBC_TUNABLES", MALLOC_TUNABLES)

@@ -20,7 +20,10 @@
 //! `flush` from the reader thread when the source pauses). Up to 20 listeners get a batch
 //! every 100 ms, 50 every 250 ms, 100 or more every 500 ms (one `write` of ~8 KB each).
 
-use parking_lot::{Condvar, Mutex};
+mod doorbell;
+
+use doorbell::Doorbell;
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,8 +87,6 @@ struct State {
     last_wake: Instant,
     /// Frames were pushed since the last wake-up.
     unwoken: bool,
-    /// Readers asleep in [`Ring::read`] now.
-    sleepers: usize,
 }
 
 /// Sleeper wake-ups a second the writer may spend (see the module notes). 200 keeps the
@@ -105,7 +106,7 @@ fn wake_interval(sleepers: usize, cap: Duration) -> Duration {
 /// The ring. Stream by `Arc`; every method takes the lock only for memory copies.
 pub struct Ring {
     state: Mutex<State>,
-    cond: Condvar,
+    bell: Doorbell,
     slots: usize,
     needs_header: bool,
     wake_interval: Duration,
@@ -126,9 +127,8 @@ impl Ring {
                 ended: false,
                 last_wake: Instant::now(),
                 unwoken: false,
-                sleepers: 0,
             }),
-            cond: Condvar::new(),
+            bell: Doorbell::default(),
             slots,
             needs_header,
             wake_interval,
@@ -147,7 +147,8 @@ impl Ring {
             std::mem::swap(&mut s.frames[slot], &mut frame);
             s.next_seq += 1;
             let now = Instant::now();
-            if now.duration_since(s.last_wake) >= wake_interval(s.sleepers, self.wake_interval) {
+            let interval = wake_interval(self.bell.sleepers(), self.wake_interval);
+            if now.duration_since(s.last_wake) >= interval {
                 s.last_wake = now;
                 s.unwoken = false;
                 true
@@ -157,7 +158,7 @@ impl Ring {
             }
         };
         if wake {
-            self.cond.notify_all();
+            self.bell.ring();
         }
     }
 
@@ -174,7 +175,7 @@ impl Ring {
             wake
         };
         if wake {
-            self.cond.notify_all();
+            self.bell.ring();
         }
     }
 
@@ -185,7 +186,7 @@ impl Ring {
 
     pub fn set_header(&self, header: Frame) {
         self.state.lock().header = Some(header);
-        self.cond.notify_all();
+        self.bell.ring();
     }
 
     /// New listeners start from the next frame pushed: the ones held are stale (the source
@@ -198,7 +199,7 @@ impl Ring {
     /// The source has ended for good: readers drain what they have, then get `Ended`.
     pub fn end(&self) {
         self.state.lock().ended = true;
-        self.cond.notify_all();
+        self.bell.ring();
     }
 
     /// A cursor for a new listener: at the newest complete frame, or further back by up to
@@ -305,9 +306,12 @@ impl Ring {
                 return ReadOutcome::Idle;
             }
             waited = true;
-            s.sleepers += 1;
-            self.cond.wait_for(&mut s, max_wait);
-            s.sleepers -= 1;
+            // The ticket is taken under the lock: a frame pushed after this check rings
+            // after it, so the sleep below cannot miss it.
+            let ticket = self.bell.ticket();
+            drop(s);
+            self.bell.wait(ticket, max_wait);
+            s = self.state.lock();
         }
     }
 

@@ -211,7 +211,7 @@ fn coalesced_wakeups_are_flushed() {
         )
     });
     let asleep = Instant::now();
-    while r.state.lock().sleepers == 0 {
+    while r.bell.sleepers() == 0 {
         assert!(
             asleep.elapsed() < Duration::from_secs(10),
             "reader never slept"
