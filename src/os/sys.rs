@@ -171,10 +171,31 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Sends what the socket takes of `bufs` in order (one `sendmsg`); the bytes sent. `more`:
+/// more follows at once (MSG_MORE), so TCP may hold a partial segment back for it instead of
+/// sending a packet now: a batch written in several calls leaves as if written in one.
+pub fn send_vectored(
+    sock: &impl AsRawFd,
+    bufs: &[std::io::IoSlice<'_>],
+    more: bool,
+) -> io::Result<usize> {
+    // SAFETY: a zeroed msghdr is valid (no name, no control data).
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix; the kernel only reads them.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len(); // size_t in glibc, on every target
+    let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
+    // SAFETY: `msg` points at `bufs`, alive and unchanged for the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
 /// Sleeps while `word` holds `expected`, at most `timeout` (a private futex wait). Returns
 /// at once when the word differs; a wake-up, a signal or the timeout all just return: the
 /// caller looks at its state again either way.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    // c_long is 32 bits on armv7: a conversion that cannot fail here can there.
+    #[allow(clippy::unnecessary_fallible_conversions)]
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         // Below 1e9: fits every c_long.

@@ -71,12 +71,18 @@ mod tests {
             .collect();
         let asleep = Instant::now();
         while bell.sleepers() < 8 {
-            assert!(asleep.elapsed() < Duration::from_secs(10), "sleepers never slept");
+            assert!(
+                asleep.elapsed() < Duration::from_secs(10),
+                "sleepers never slept"
+            );
             std::thread::yield_now();
         }
         bell.ring();
         for s in sleepers {
-            assert!(s.join().unwrap() < Duration::from_secs(30), "woken by the ring");
+            assert!(
+                s.join().unwrap() < Duration::from_secs(30),
+                "woken by the ring"
+            );
         }
         // A ticket taken before a ring returns at once.
         let t = bell.ticket();

@@ -13,19 +13,18 @@
 //! still writing its old frame stays alive until that write is done. The writer builds each
 //! frame before it takes the lock, so readers wait for a pointer swap, not a copy.
 //!
-//! Wake-ups are coalesced, because waking 1000 sleeping senders for every frame costs more
-//! CPU than sending the audio. The writer spends a budget of [`WAKES_PER_SECOND`] sleeper
-//! wake-ups a second: with `n` readers asleep it wakes them at most every `n /
-//! WAKES_PER_SECOND` seconds, between [`MIN_WAKE_INTERVAL`] and `wake_interval` (plus a
-//! `flush` from the reader thread when the source pauses). Up to 20 listeners get a batch
-//! every 100 ms, 50 every 250 ms, 100 or more every 500 ms (one `write` of ~8 KB each).
+//! Readers are woken in batches, not for every frame: `wake.rs` says when, `doorbell.rs`
+//! how.
 
 mod doorbell;
+mod wake;
 
 use doorbell::Doorbell;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub use wake::Wake;
+use wake::{due, Held};
 
 /// One frame, shared by the ring and whichever senders are writing it.
 pub type Frame = Arc<[u8]>;
@@ -61,11 +60,13 @@ pub enum ReadOutcome {
     /// `frames` whole frames (after the stream header, `header_len` bytes, when this
     /// listener was due it) were appended to `out`; `skipped` frames were lost because the
     /// ring lapped this reader. The header's length comes with it because a link receiver's
-    /// header is the origin's, whatever this instance's `-header-bytes` says.
+    /// header is the origin's, whatever this instance's `-header-bytes` says. `more`: frames
+    /// are left that did not fit this batch (read again at once; the writes can be one).
     Data {
         frames: usize,
         header_len: usize,
         skipped: u64,
+        more: bool,
     },
     /// The next frame is larger than what the listener may still receive.
     NoRoom,
@@ -85,22 +86,8 @@ struct State {
     header: Option<Frame>,
     ended: bool,
     last_wake: Instant,
-    /// Frames were pushed since the last wake-up.
-    unwoken: bool,
-}
-
-/// Sleeper wake-ups a second the writer may spend (see the module notes). 200 keeps the
-/// measured cost of wake-ups (~0.8 CPU s/min per 1000 a second) out of sight.
-pub const WAKES_PER_SECOND: u32 = 200;
-/// Even a lone listener gets frames in batches this long at least: waking it for every frame
-/// (38 a second for MP3) cost a one-listener server 0.27 CPU s/min against 0.15 with 100 ms
-/// batches, for nothing a player can hear.
-pub const MIN_WAKE_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How long the writer lets frames gather before waking `sleepers` readers.
-fn wake_interval(sleepers: usize, cap: Duration) -> Duration {
-    let n = sleepers.min(u32::MAX as usize) as u32;
-    (Duration::from_secs(1) * n / WAKES_PER_SECOND).clamp(MIN_WAKE_INTERVAL.min(cap), cap)
+    /// Frames pushed since the last wake-up.
+    held: Held,
 }
 
 /// The ring. Stream by `Arc`; every method takes the lock only for memory copies.
@@ -109,13 +96,13 @@ pub struct Ring {
     bell: Doorbell,
     slots: usize,
     needs_header: bool,
-    wake_interval: Duration,
+    wake: Wake,
 }
 
 impl Ring {
     /// A ring of `slots` frames. `needs_header`: listeners must get the stream header before
-    /// any frame.
-    pub fn new(slots: usize, needs_header: bool, wake_interval: Duration) -> Ring {
+    /// any frame. `wake`: how readers are woken in batches.
+    pub fn new(slots: usize, needs_header: bool, wake: Wake) -> Ring {
         assert!(slots > 2, "config guarantees -source-buffer > 2");
         let empty: Frame = Arc::from(&[][..]);
         Ring {
@@ -126,12 +113,12 @@ impl Ring {
                 header: None,
                 ended: false,
                 last_wake: Instant::now(),
-                unwoken: false,
+                held: Held::default(),
             }),
             bell: Doorbell::default(),
             slots,
             needs_header,
-            wake_interval,
+            wake,
         }
     }
 
@@ -146,14 +133,16 @@ impl Ring {
             let slot = (s.next_seq % self.slots as u64) as usize;
             std::mem::swap(&mut s.frames[slot], &mut frame);
             s.next_seq += 1;
+            let len = s.frames[slot].len();
+            s.held.add(len);
             let now = Instant::now();
-            let interval = wake_interval(self.bell.sleepers(), self.wake_interval);
-            if now.duration_since(s.last_wake) >= interval {
+            let elapsed = now.duration_since(s.last_wake);
+            let sleepers = self.bell.sleepers();
+            if due(elapsed, s.held, sleepers, self.slots, self.wake) {
                 s.last_wake = now;
-                s.unwoken = false;
+                s.held = Held::default();
                 true
             } else {
-                s.unwoken = true;
                 false
             }
         };
@@ -167,9 +156,9 @@ impl Ring {
     pub fn flush(&self) {
         let wake = {
             let mut s = self.state.lock();
-            let wake = s.unwoken;
+            let wake = s.held.frames > 0;
             if wake {
-                s.unwoken = false;
+                s.held = Held::default();
                 s.last_wake = Instant::now();
             }
             wake
@@ -290,6 +279,7 @@ impl Ring {
                     frames,
                     header_len,
                     skipped,
+                    more: cur.next < s.next_seq,
                 };
             }
             if header {
@@ -297,6 +287,7 @@ impl Ring {
                     frames: 0,
                     header_len,
                     skipped,
+                    more: false,
                 };
             }
             if s.ended {

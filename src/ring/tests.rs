@@ -2,8 +2,14 @@ use super::*;
 
 const NO_WAIT: Duration = Duration::from_millis(1);
 
+/// Wakes readers at every push.
+const AT_ONCE: Wake = Wake {
+    cap: Duration::ZERO,
+    burst_bytes: 0,
+};
+
 fn ring(slots: usize) -> Ring {
-    Ring::new(slots, false, Duration::ZERO)
+    Ring::new(slots, false, AT_ONCE)
 }
 
 fn read_all(r: &Ring, c: &mut Cursor) -> (Vec<u8>, ReadOutcome) {
@@ -60,7 +66,8 @@ fn lapped_reader_jumps_to_newest_and_counts_the_skip() {
         ReadOutcome::Data {
             frames: 1,
             header_len: 0,
-            skipped: 9
+            skipped: 9,
+            more: false
         }
     );
     r.push(&[10]);
@@ -81,7 +88,8 @@ fn reader_exactly_one_ring_behind_is_not_lapped() {
         ReadOutcome::Data {
             frames: 3,
             header_len: 0,
-            skipped: 0
+            skipped: 0,
+            more: false
         }
     );
 }
@@ -99,7 +107,8 @@ fn client_budget_cuts_at_frame_boundary() {
         ReadOutcome::Data {
             frames: 2,
             header_len: 0,
-            skipped: 0
+            skipped: 0,
+            more: true
         }
     );
     assert_eq!(out.concat(), b"aaaabbbb");
@@ -130,7 +139,7 @@ fn batch_cap_splits_but_always_moves() {
 
 #[test]
 fn header_comes_first_and_once() {
-    let r = Ring::new(4, true, Duration::ZERO);
+    let r = Ring::new(4, true, AT_ONCE);
     let mut c = r.join(0);
     assert_eq!(
         read_all(&r, &mut c).1,
@@ -147,7 +156,7 @@ fn header_comes_first_and_once() {
 #[test]
 fn a_header_set_later_reaches_new_listeners_with_its_length() {
     // A link receiver reads no header itself (-header-bytes 0), but relays the origin's.
-    let r = Ring::new(4, false, Duration::ZERO);
+    let r = Ring::new(4, false, AT_ONCE);
     r.set_header(Arc::from(&b"RIFFhead"[..]));
     r.push(b"x");
     let mut c = r.join(0);
@@ -186,18 +195,12 @@ fn stale_frames_are_not_given_to_new_listeners() {
 }
 
 #[test]
-fn wake_ups_spend_a_budget_across_sleepers() {
-    let cap = Duration::from_millis(500);
-    assert_eq!(wake_interval(0, cap), MIN_WAKE_INTERVAL);
-    assert_eq!(wake_interval(1, cap), MIN_WAKE_INTERVAL);
-    assert_eq!(wake_interval(50, cap), Duration::from_millis(250));
-    assert_eq!(wake_interval(100, cap), cap);
-    assert_eq!(wake_interval(1000, cap), cap);
-}
-
-#[test]
 fn coalesced_wakeups_are_flushed() {
-    let r = Arc::new(Ring::new(4, false, Duration::from_secs(3600)));
+    let hour = Wake {
+        cap: Duration::from_secs(3600),
+        burst_bytes: 0,
+    };
+    let r = Arc::new(Ring::new(64, false, hour));
     let mut c = r.join(0);
     let r2 = Arc::clone(&r);
     // The reader sleeps in read() for up to 30 s; only a wake-up returns it sooner.
@@ -221,7 +224,7 @@ fn coalesced_wakeups_are_flushed() {
     // A push just after a wake-up, inside the interval, wakes nobody...
     r.state.lock().last_wake = Instant::now();
     r.push(b"a");
-    assert!(r.state.lock().unwoken, "the push was held back");
+    assert_eq!(r.state.lock().held.frames, 1, "the push was held back");
     // ...and the flush the source reader sends when it pauses delivers it.
     let flushed = Instant::now();
     r.flush();
@@ -245,7 +248,9 @@ fn a_batch_holds_at_most_max_batch_frames_and_the_rest_follows() {
     }
     let mut out = Vec::new();
     let o = r.read(&mut c, &mut out, u64::MAX, usize::MAX, NO_WAIT);
-    assert!(matches!(o, ReadOutcome::Data { frames, .. } if frames == MAX_BATCH_FRAMES));
+    assert!(
+        matches!(o, ReadOutcome::Data { frames, more: true, .. } if frames == MAX_BATCH_FRAMES)
+    );
     assert_eq!(out.len(), MAX_BATCH_FRAMES);
     let mut got = out.concat();
     while let (body, ReadOutcome::Data { .. }) = read_all(&r, &mut c) {

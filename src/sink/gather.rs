@@ -1,13 +1,14 @@
 //! Writes a batch of byte slices (ring frames, ICY metadata blocks) to a socket with vectored
-//! writes, all of it within a deadline, without copying the slices into a buffer of its own.
+//! sends, all of it within a deadline, without copying the slices into a buffer of its own.
 //!
 //! A listener's sender used to copy each batch out of the ring into its own buffer, which
 //! grew to the largest batch it ever had (a 64 KiB burst) and stayed resident for as long as
-//! it listened. Now it hands the frames' own memory to `writev`: the slices go into a small
-//! fixed array on the stack, written whenever it fills and at the end.
+//! it listened. Now it hands the frames' own memory to `sendmsg`: the slices go into a small
+//! fixed array on the stack, sent whenever it fills and at the end. Every send but a batch's
+//! last says MSG_MORE, so a batch leaves in as few packets as if it were one write.
 
 use crate::util::deadline::Deadline;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice};
 use std::time::Duration;
 
 /// Slices per `writev`. A 500 ms batch of MP3 (19 frames) or ADTS (22) with a metadata
@@ -16,7 +17,7 @@ use std::time::Duration;
 const SLICES: usize = 32;
 
 /// One batch on its way to a socket.
-pub struct Gather<'a, W: Write + Timed> {
+pub struct Gather<'a, W: Socket> {
     conn: &'a mut W,
     slices: [IoSlice<'a>; SLICES],
     len: usize,
@@ -28,18 +29,23 @@ pub struct Gather<'a, W: Write + Timed> {
     failed: Option<io::Error>,
 }
 
-/// A socket whose write timeout can be changed (what `write_all_by` needs of a stream).
-pub trait Timed {
+/// What a batch needs of a socket.
+pub trait Socket {
+    /// Sends what the socket takes of `bufs`; `more`: more follows at once.
+    fn send(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize>;
     fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()>;
 }
 
-impl Timed for std::net::TcpStream {
+impl Socket for std::net::TcpStream {
+    fn send(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
+        crate::os::sys::send_vectored(self, bufs, more)
+    }
     fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         std::net::TcpStream::set_write_timeout(self, d)
     }
 }
 
-impl<'a, W: Write + Timed> Gather<'a, W> {
+impl<'a, W: Socket> Gather<'a, W> {
     /// A batch that must be written within `timeout` from now. The socket's write timeout
     /// must already be `timeout` (set once per connection), so a batch the kernel takes in
     /// one call costs no other system call; only after a partial write is the timeout cut
@@ -63,7 +69,7 @@ impl<'a, W: Write + Timed> Gather<'a, W> {
             return;
         }
         if self.len == SLICES {
-            self.flush();
+            self.flush(true);
         }
         if let Some(slot) = self.slices.get_mut(self.len) {
             *slot = IoSlice::new(bytes);
@@ -71,9 +77,10 @@ impl<'a, W: Write + Timed> Gather<'a, W> {
         }
     }
 
-    /// Writes what is left; the bytes written, or the first error.
-    pub fn finish(mut self) -> io::Result<u64> {
-        self.flush();
+    /// Sends what is left; the bytes sent, or the first error. `more`: the caller has another
+    /// batch to send at once (TCP may wait for it before sending a partial packet).
+    pub fn finish(mut self, more: bool) -> io::Result<u64> {
+        self.flush(more);
         if self.cut {
             let restored = self.conn.set_write_timeout(Some(self.timeout));
             if self.failed.is_none() {
@@ -86,15 +93,15 @@ impl<'a, W: Write + Timed> Gather<'a, W> {
         }
     }
 
-    /// Writes the slices gathered so far, all of them, by the deadline.
-    fn flush(&mut self) {
+    /// Sends the slices gathered so far, all of them, by the deadline.
+    fn flush(&mut self, more: bool) {
         let len = std::mem::take(&mut self.len);
         if self.failed.is_some() {
             return;
         }
         let mut bufs: &mut [IoSlice<'a>] = self.slices.get_mut(..len).unwrap_or_default();
         while !bufs.is_empty() {
-            match self.conn.write_vectored(bufs) {
+            match self.conn.send(bufs, more) {
                 Ok(0) => {
                     self.failed = Some(io::ErrorKind::WriteZero.into());
                     return;
@@ -136,15 +143,15 @@ mod tests {
         got: Vec<u8>,
         step: usize,
         calls: usize,
+        /// The `more` flag of each call.
+        more: Vec<bool>,
         timeouts: Cell<usize>,
     }
 
-    impl Write for Trickle {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.write_vectored(&[IoSlice::new(b)])
-        }
-        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    impl Socket for Trickle {
+        fn send(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
             self.calls += 1;
+            self.more.push(more);
             let mut n = 0;
             for b in bufs {
                 let take = b.len().min(self.step - n);
@@ -156,12 +163,6 @@ mod tests {
             }
             Ok(n)
         }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Timed for Trickle {
         fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
             self.timeouts.set(self.timeouts.get() + 1);
             Ok(())
@@ -173,6 +174,7 @@ mod tests {
             got: Vec::new(),
             step,
             calls: 0,
+            more: Vec::new(),
             timeouts: Cell::new(0),
         }
     }
@@ -189,11 +191,13 @@ mod tests {
             for p in &pieces {
                 g.push(p);
             }
-            assert_eq!(g.finish().unwrap(), want.len() as u64, "step {step}");
+            assert_eq!(g.finish(false).unwrap(), want.len() as u64, "step {step}");
             assert_eq!(sock.got, want, "step {step}");
             if step == 100_000 {
-                // 171 non-empty slices: six calls of at most 32, and no timeout changes.
+                // 171 non-empty slices: six calls of at most 32, and no timeout changes;
+                // every call but the last says more follows.
                 assert_eq!(sock.calls, 6);
+                assert_eq!(sock.more, [true, true, true, true, true, false]);
                 assert_eq!(sock.timeouts.get(), 0);
             } else {
                 // Cut after a partial write, and put back once at the end.
@@ -203,10 +207,22 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_with_more_to_come_says_so_on_its_last_send_too() {
+        let mut sock = trickle(100_000);
+        let mut g = Gather::new(&mut sock, Duration::from_secs(10));
+        g.push(b"abc");
+        g.finish(true).unwrap();
+        assert_eq!(sock.more, [true]);
+    }
+
+    #[test]
     fn a_socket_that_takes_nothing_fails_the_batch() {
         let mut sock = trickle(0);
         let mut g = Gather::new(&mut sock, Duration::from_secs(10));
         g.push(b"abc");
-        assert_eq!(g.finish().unwrap_err().kind(), io::ErrorKind::WriteZero);
+        assert_eq!(
+            g.finish(false).unwrap_err().kind(),
+            io::ErrorKind::WriteZero
+        );
     }
 }

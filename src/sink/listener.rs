@@ -37,8 +37,13 @@ const MIN_SNDBUF: usize = 16 * 1024;
 const MAX_SNDBUF: usize = 1024 * 1024;
 /// Asked for while the stream's rate is not measured yet (the first second).
 const DEFAULT_SNDBUF: usize = 64 * 1024;
-/// How long a sender sleeps in the ring before re-checking for shutdown.
-const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How long a sender sleeps in the ring when nothing comes (a silent source): longer than
+/// any batch (`ring/wake.rs`), or it would wake for nothing between batches. Shutdown and a
+/// stream's end wake it at once.
+const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// The same for a listener with a `-fallback-mount`, which looks at where it should be after
+/// each wait: a second at most on the wrong mount.
+const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 static LAPPED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
@@ -163,6 +168,10 @@ impl Listening<'_> {
             n => n,
         };
         let mut sent: u64 = 0;
+        let idle_wait = match own.cfg.fallback_mount {
+            Some(_) => FOLLOW_WAIT,
+            None => IDLE_WAIT,
+        };
         // The one allocation of the loop, made once: room for a batch's frame references.
         let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES.saturating_add(1));
         let end = loop {
@@ -176,10 +185,11 @@ impl Listening<'_> {
             if feed.on_fallback() && own.stop.is_set() {
                 break End::StreamEnded;
             }
-            match feed.read(&mut batch, client_left, BATCH_CAP, IDLE_WAIT) {
+            match feed.read(&mut batch, client_left, BATCH_CAP, idle_wait) {
                 ReadOutcome::Data {
                     header_len,
                     skipped,
+                    more,
                     ..
                 } => {
                     if skipped > 0 {
@@ -198,7 +208,8 @@ impl Listening<'_> {
                     // The whole batch within -write-timeout, however the listener trickles
                     // its reads: a socket that takes a few bytes now and then is as stalled
                     // as one that takes none.
-                    let wire = match send(&mut conn, &batch, icy.as_mut(), meta, write_timeout) {
+                    let icy = icy.as_mut();
+                    let wire = match send(&mut conn, &batch, icy, meta, more, write_timeout) {
                         Ok(n) => n,
                         Err(e) => {
                             break if http::is_disconnect(&e) {
@@ -271,12 +282,14 @@ fn send_buffer(rate: u64) -> usize {
 }
 
 /// Writes one batch (the frames, with ICY metadata blocks between them for a listener that
-/// asked) within `timeout`, straight from the ring's frames; the bytes written.
+/// asked) within `timeout`, straight from the ring's frames; the bytes written. `more`:
+/// another batch follows at once.
 fn send(
     conn: &mut TcpStream,
     batch: &[Frame],
     icy: Option<&mut Inserter>,
     meta: &Meta,
+    more: bool,
     timeout: Duration,
 ) -> std::io::Result<u64> {
     // The title's block is shared by every listener; fetched only when someone wants it.
@@ -290,7 +303,7 @@ fn send(
         }
         _ => batch.iter().for_each(|f| out.push(f)),
     }
-    out.finish()
+    out.finish(more)
 }
 
 /// The response headers of a stream, in Icecast's shape: no caching, the `icy-*` fields the

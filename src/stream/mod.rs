@@ -11,7 +11,7 @@ use crate::icy::meta::Meta;
 use crate::link::LinkState;
 use crate::os::heartbeat::Heartbeat;
 use crate::os::shutdown::Shutdown;
-use crate::ring::Ring;
+use crate::ring::{Ring, Wake};
 use crate::stream::stats::{RateMeter, Stats};
 use parking_lot::{Condvar, Mutex};
 use push_slot::PushSlot;
@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// How often sleeping listeners are woken at most, when 100 or more sleep (see `ring.rs`).
+/// How long frames may gather before sleeping listeners get them, unless `-burst-bytes`
+/// covers more (see `ring/wake.rs`).
 pub const WAKE_INTERVAL: Duration = Duration::from_millis(500);
 
 pub struct Stream {
@@ -79,7 +80,14 @@ impl Stream {
     pub fn new(cfg: StreamConfig) -> std::io::Result<Stream> {
         let cfg = Arc::new(cfg);
         Ok(Stream {
-            ring: Ring::new(cfg.source_buffer, cfg.header_bytes > 0, WAKE_INTERVAL),
+            ring: Ring::new(
+                cfg.source_buffer,
+                cfg.header_bytes > 0,
+                Wake {
+                    cap: WAKE_INTERVAL,
+                    burst_bytes: cfg.burst_bytes,
+                },
+            ),
             stats: Stats::default(),
             stop: Shutdown::default(),
             reader_beat: Heartbeat::default(),

@@ -276,3 +276,53 @@ fn uid_drops_privileges_after_binding() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("no such user"), "{err}");
 }
+
+/// The process's environment, one `NAME=value` a line.
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap()
+        .split(|&b| b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// ringcast starts itself again, once, with glibc's per-thread malloc cache off (README,
+/// Design notes: what a listener costs): the same PID and name, and an operator's own
+/// GLIBC_TUNABLES is left as it is.
+#[test]
+fn it_restarts_itself_with_the_malloc_cache_off_keeping_its_pid_and_name() {
+    if std::env::var("RINGCAST_TEST_RUNNER").is_ok_and(|r| !r.trim().is_empty()) {
+        // Under qemu-user the PID is qemu's, and the runner sets the variable itself.
+        return;
+    }
+    for (given, want) in [
+        (None, "GLIBC_TUNABLES=glibc.malloc.tcache_count=0"),
+        (
+            Some("glibc.malloc.arena_max=1"),
+            "GLIBC_TUNABLES=glibc.malloc.arena_max=1",
+        ),
+    ] {
+        let mut cmd = ringcast();
+        match given {
+            None => cmd.env_remove("GLIBC_TUNABLES"),
+            Some(v) => cmd.env("GLIBC_TUNABLES", v),
+        };
+        cmd.args(["-address", "127.0.0.1:0", "-tone"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let s = Server::from_command(cmd);
+        // The child the test started is the server (exec keeps the PID), named as before.
+        let pid = s.child.id();
+        let env = environ(pid);
+        let tunables: Vec<&String> = env
+            .iter()
+            .filter(|v| v.starts_with("GLIBC_TUNABLES="))
+            .collect();
+        assert_eq!(tunables, [want], "given {given:?}");
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "ringcast");
+        assert_eq!(s.listen().status, 200);
+        assert_eq!(s.log_count("cannot restart"), 0, "{}", s.log_text());
+    }
+}
