@@ -267,9 +267,9 @@ pub fn reexec_for_malloc() -> Option<io::Error> {
     None
 }
 
-/// Gives back to the kernel the pages of this thread's stack below the caller's frame. A connection thread touches deep stack once, while it reads a
-/// request, logs and builds its answer; a listener then loops for hours in a few shallow
-/// calls. Touched pages stay resident for the thread's life, so without this each listener
+/// Gives back to the kernel the pages of this thread's stack below the caller's frame. A
+/// connection thread touches deep stack once, while it reads a request, logs and builds its
+/// answer; a listener then loops for hours in a few shallow calls. Touched pages stay resident for the thread's life, so without this each listener
 /// keeps what its setup once touched. The pages released read as zeros when touched again
 /// (MADV_DONTNEED on private anonymous memory), which is all a stack below its pointer may
 /// hold. Returns the bytes released; 0 when the stack's bounds are unknown.

@@ -7,8 +7,8 @@
 //! and is told how many frames it skipped.
 //!
 //! A slot holds its frame by reference ([`Frame`], an `Arc<[u8]>`). A reader takes
-//! references under the lock (one atomic increment a frame) and writes the frames to its
-//! socket straight from them after the lock is released, with one vectored write: no
+//! references under the lock (one atomic increment a frame) and sends the frames to its
+//! socket straight from them after the lock is released, with vectored sends: no
 //! listener keeps a copy of the stream, and a slot the writer replaces while a sender is
 //! still writing its old frame stays alive until that write is done. The writer builds each
 //! frame before it takes the lock, so readers wait for a pointer swap, not a copy.
@@ -29,9 +29,9 @@ use wake::{due, Held};
 /// One frame, shared by the ring and whichever senders are writing it.
 pub type Frame = Arc<[u8]>;
 
-/// Most frames one [`Ring::read`] hands out (besides the header): bounds a sender's batch
-/// and so its vectored write (and its list of references: 16 bytes a frame). At 500 ms
-/// batches an MP3 stream has 19 frames, ADTS 22; a longer batch takes two reads.
+/// Most frames one [`Ring::read`] hands out (besides the header): bounds a sender's list of
+/// references (16 bytes a frame, kept for the listener's life). A 500 ms batch of MP3 has
+/// 19 frames, ADTS 22; a 2 s batch takes three reads, sent as one (`ReadOutcome::more`).
 pub const MAX_BATCH_FRAMES: usize = 32;
 
 /// A listener's position in the stream.
@@ -88,6 +88,10 @@ struct State {
     last_wake: Instant,
     /// Frames pushed since the last wake-up.
     held: Held,
+    /// Readers asleep at the last wake-up: the audience the budget is spread over. Right
+    /// after a wake-up most readers are busy sending, not asleep, and counting only those
+    /// asleep would wake the first ones back for a few frames.
+    audience: usize,
 }
 
 /// The ring. Stream by `Arc`; every method takes the lock only for memory copies.
@@ -114,6 +118,7 @@ impl Ring {
                 ended: false,
                 last_wake: Instant::now(),
                 held: Held::default(),
+                audience: 0,
             }),
             bell: Doorbell::default(),
             slots,
@@ -138,9 +143,11 @@ impl Ring {
             let now = Instant::now();
             let elapsed = now.duration_since(s.last_wake);
             let sleepers = self.bell.sleepers();
-            if due(elapsed, s.held, sleepers, self.slots, self.wake) {
+            let audience = sleepers.max(s.audience);
+            if due(elapsed, s.held, audience, self.slots, self.wake) {
                 s.last_wake = now;
                 s.held = Held::default();
+                s.audience = sleepers;
                 true
             } else {
                 false
@@ -160,6 +167,7 @@ impl Ring {
             if wake {
                 s.held = Held::default();
                 s.last_wake = Instant::now();
+                s.audience = self.bell.sleepers();
             }
             wake
         };

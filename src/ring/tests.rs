@@ -9,7 +9,11 @@ const AT_ONCE: Wake = Wake {
 };
 
 fn ring(slots: usize) -> Ring {
-    Ring::new(slots, false, AT_ONCE)
+    ring_with(slots, AT_ONCE)
+}
+
+fn ring_with(slots: usize, wake: Wake) -> Ring {
+    Ring::new(slots, false, wake)
 }
 
 fn read_all(r: &Ring, c: &mut Cursor) -> (Vec<u8>, ReadOutcome) {
@@ -355,4 +359,26 @@ fn a_burst_starts_on_a_frame_boundary_within_its_budget() {
             .collect();
         assert_eq!(got, want, "burst {burst}");
     }
+}
+
+#[test]
+fn the_audience_at_the_last_wake_up_sets_the_budget_while_its_readers_are_busy() {
+    let big = Wake {
+        cap: Duration::from_millis(500),
+        burst_bytes: 65536,
+    };
+    let r = ring_with(512, big);
+    // 5000 readers were asleep at the last wake-up, 100 ms ago; none is asleep now (all are
+    // sending). A frame now is held back: the 5000 share a 2 s budget.
+    {
+        let mut s = r.state.lock();
+        s.audience = 5000;
+        s.last_wake = Instant::now() - Duration::from_millis(100);
+    }
+    r.push(b"frame");
+    assert_eq!(r.state.lock().held.frames, 1, "held back for the audience");
+    // Counting only the readers asleep now (none) would have woken at 100 ms.
+    r.state.lock().audience = 0;
+    r.push(b"frame");
+    assert_eq!(r.state.lock().held.frames, 0, "a lone reader's 100 ms");
 }

@@ -5,7 +5,7 @@
 //!
 //! Each listener costs a thread, so its steady state is kept small: the request is dropped
 //! once answered, a batch is a short list of references to ring frames (and, for a listener
-//! that asked for ICY metadata, to the shared metadata block) written with `writev`, and the
+//! that asked for ICY metadata, to the shared metadata block) sent with `sendmsg`, and the
 //! loop allocates nothing. README, Design notes: what a listener costs.
 
 use super::feed::Feed;
