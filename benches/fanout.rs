@@ -525,7 +525,7 @@ struct IcecastPeer {
 
 impl IcecastPeer {
     fn start(data: &[u8]) -> Option<IcecastPeer> {
-        let ice = Icecast::start_for("bench-icecast", common::free_port(), MAX_CLIENTS);
+        let ice = Icecast::start_free_for("bench-icecast", MAX_CLIENTS);
         let addr = ice.addr();
         let mut source = TcpStream::connect(addr).ok()?;
         let req = format!(

@@ -407,12 +407,35 @@ pub struct Icecast {
 }
 
 impl Icecast {
+    /// icecast2 on `port` (a restart on the port it had before).
     pub fn start(name: &str, port: u16) -> Icecast {
-        Icecast::start_for(name, port, 1100)
+        Icecast::launch(name, port, 1100).unwrap_or_else(|why| panic!("{why}"))
     }
 
-    /// The same, allowing `clients` connections (the bench's 5000 listeners need more).
-    pub fn start_for(name: &str, port: u16, clients: usize) -> Icecast {
+    /// icecast2 on a free port of its own.
+    pub fn start_free(name: &str) -> Icecast {
+        Icecast::start_free_for(name, 1100)
+    }
+
+    /// The same, allowing `clients` connections (the bench's 5000 listeners need more). A
+    /// port found free can be taken before icecast2 binds it, by another test's peer
+    /// restarting on it (the pull test restarts its Icecast on the same port): icecast2 then
+    /// exits, and another port is tried.
+    pub fn start_free_for(name: &str, clients: usize) -> Icecast {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Icecast::launch(name, free_port(), clients) {
+                Ok(ice) => return ice,
+                Err(why) => {
+                    eprintln!("icecast2 did not start, trying another port: {why}");
+                    last = why;
+                }
+            }
+        }
+        panic!("icecast2 did not start on five ports: {last}")
+    }
+
+    fn launch(name: &str, port: u16, clients: usize) -> Result<Icecast, String> {
         require_program("icecast2", "icecast2");
         let dir = scratch(name);
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
@@ -455,34 +478,50 @@ impl Icecast {
                 port,
                 dir: dir.clone(),
             };
-            // Icecast itself must answer: a bare connect can succeed against something else
-            // (a loopback socket connecting to itself, when the port is in the ephemeral range).
-            if eventually(Duration::from_secs(10), || ice.answers()) {
-                return ice;
+            // This icecast2 must answer, not whatever else holds the port (another test's
+            // Icecast, a loopback socket connected to itself): the probe names its PID and
+            // must show up in this one's log.
+            let probe = format!("/ringcast-probe-{}.txt", ice.child.id());
+            let settled = eventually(Duration::from_secs(10), || {
+                (ice.answers(&probe) && ice.logged(&probe)) || ice.exited()
+            });
+            if settled && !ice.exited() {
+                return Ok(ice);
             }
             let crashed = matches!(ice.child.try_wait(), Ok(Some(st)) if st.signal().is_some());
             let why = ice.describe();
-            assert!(crashed && attempt < 3, "icecast2 did not start: {why}");
+            if !crashed || attempt == 3 {
+                return Err(format!("icecast2 did not start: {why}"));
+            }
             eprintln!(
                 "icecast2 crashed while starting (attempt {attempt}), starting it again: {why}"
             );
         }
-        unreachable!("the loop returns or fails")
+        unreachable!("the loop returns")
     }
 
-    /// Whether icecast2 answers on the port. It asks for a file that is not there: the 404
-    /// comes from Icecast's own file server (its Server header says so) and, unlike the status
+    /// Whether an icecast2 answers `probe` on the port. The file is not there: the 404 comes
+    /// from Icecast's own file server (its Server header says so) and, unlike the status
     /// page, involves no XSLT while the server is still starting.
-    fn answers(&self) -> bool {
+    fn answers(&self, probe: &str) -> bool {
         let Ok(mut c) = TcpStream::connect(self.addr()) else {
             return false;
         };
         let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-        let req = "GET /ringcast-probe.txt HTTP/1.0\r\nHost: test\r\n\r\n";
+        let req = format!("GET {probe} HTTP/1.0\r\nHost: test\r\n\r\n");
         let mut answer = Vec::new();
         c.write_all(req.as_bytes()).is_ok()
             && c.read_to_end(&mut answer).is_ok()
             && String::from_utf8_lossy(&answer).contains("Icecast")
+    }
+
+    /// Whether this icecast2's error log mentions `text` (its file server logs every path).
+    fn logged(&self, text: &str) -> bool {
+        std::fs::read_to_string(self.dir.join("error.log")).is_ok_and(|l| l.contains(text))
+    }
+
+    fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Whether the process still runs, and its error log: for failure messages.

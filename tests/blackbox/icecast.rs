@@ -274,8 +274,8 @@ fn pulls_an_https_upstream() {
 
 #[test]
 fn pulls_from_icecast2_and_keeps_listeners_through_its_restart() {
-    let port = free_port();
-    let mut ice = Icecast::start("pull-icecast", port);
+    let mut ice = Icecast::start_free("pull-icecast");
+    let port = ice.port;
     let target = format!("icecast://source:{ICECAST_SOURCE_PASSWORD}@127.0.0.1:{port}/live");
     let mut ff = ffmpeg_push(&tone(), &target, &["-ice_name", "Upstream FM"]);
     let url = format!("http://127.0.0.1:{port}/live");
@@ -409,8 +409,8 @@ fn metadata_updates_reach_icy_listeners_at_the_right_offsets_and_nobody_else() {
 
 #[test]
 fn pushes_to_icecast2_with_the_title() {
-    let port = free_port();
-    let _ice = Icecast::start("push-icecast", port);
+    let ice = Icecast::start_free("push-icecast");
+    let port = ice.port;
     let path = tone();
     let target = format!("icecast://source:{ICECAST_SOURCE_PASSWORD}@127.0.0.1:{port}/ring");
     let s = mp3_server(
