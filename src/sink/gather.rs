@@ -11,7 +11,7 @@ use crate::util::deadline::Deadline;
 use std::io::{self, IoSlice};
 use std::time::Duration;
 
-/// Slices per `writev`. A 500 ms batch of MP3 (19 frames) or ADTS (22) with a metadata
+/// Slices per `sendmsg`. A 500 ms batch of MP3 (19 frames) or ADTS (22) with a metadata
 /// block fits in one call; more slices take another call. The array lives on the sender's
 /// stack, in the page it keeps for its loop: 16 bytes a slice.
 const SLICES: usize = 32;

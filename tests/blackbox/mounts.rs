@@ -270,6 +270,8 @@ fn sighup_adds_changes_and_removes_a_mount_while_another_keeps_its_full_rate() {
         "{}",
         s.log_text()
     );
+    // The routing table changes after the mounts start: "N mount(s)" says it has.
+    assert!(s.wait_log_count("reload: 2 mount(s)", 1, T).is_some());
     let mut lb = Listener::get(s.addr, "/b", 1);
     assert_eq!(lb.status, 200);
     assert!(lb.read_body(44, T).starts_with(b"RIFF"));
@@ -278,6 +280,7 @@ fn sighup_adds_changes_and_removes_a_mount_while_another_keeps_its_full_rate() {
     mount(&dir, "/b", "-tone -icy-name Changed");
     s.signal(libc::SIGHUP);
     assert!(s.wait_log_count("reload: started /b", 2, T).is_some());
+    assert!(s.wait_log_count("reload: 2 mount(s)", 2, T).is_some());
     assert!(
         lb.read_to_eof(T),
         "a restarted mount ends its listeners cleanly"
@@ -288,6 +291,7 @@ fn sighup_adds_changes_and_removes_a_mount_while_another_keeps_its_full_rate() {
     std::fs::write(&flags, format!("-mount {a}\n")).unwrap();
     s.signal(libc::SIGHUP);
     assert!(s.wait_log_count("reload: stopping /b", 2, T).is_some());
+    assert!(s.wait_log("reload: 1 mount(s)", T).is_some());
     assert!(
         lb.read_to_eof(T),
         "a removed mount ends its listeners cleanly"
