@@ -1,5 +1,5 @@
-//! Inputs: where the stream's bytes come from. One file per kind of input; `reader.rs` is the
-//! one thread that opens them, frames their bytes into the ring and owns retry/backoff.
+//! Inputs: where the stream's bytes come from. One file per kind of input; `supervisor.rs`
+//! is the one thread that opens them, frames their bytes into the ring and owns retry/backoff.
 //!
 //! A boundary module: inputs read bytes from outside, so the compiler refuses string
 //! slicing, indexing, unchecked arithmetic and lossy casts in all of `input/` (README,

@@ -272,9 +272,9 @@ pub fn reexec_for_malloc() -> Option<io::Error> {
 /// answer; a listener then loops for hours in a few shallow calls. Touched pages stay resident for the thread's life, so without this each listener
 /// keeps what its setup once touched. The pages released read as zeros when touched again
 /// (MADV_DONTNEED on private anonymous memory), which is all a stack below its pointer may
-/// hold. Returns the bytes released; 0 when the stack's bounds are unknown.
+/// hold. Does nothing when the stack's bounds are unknown.
 #[inline(never)]
-pub fn release_unused_stack() -> usize {
+pub fn release_unused_stack() {
     /// Stack the call to madvise needs under this function's frame (a libc wrapper
     /// around one syscall instruction), with room to spare.
     const CALL_ROOM: usize = 512;
@@ -283,22 +283,18 @@ pub fn release_unused_stack() -> usize {
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
     let Some(low) = stack_low() else {
-        return 0;
+        return;
     };
     // A little under this frame stays (madvise's own call runs there); the page boundary
     // below that is where the release starts.
     let end = here.saturating_sub(CALL_ROOM) & !(page.saturating_sub(1));
     let Some(len) = end.checked_sub(low).filter(|&n| n > 0) else {
-        return 0;
+        return;
     };
     // SAFETY: [low, end) is this thread's own stack below its stack pointer: no frame lives
     // there, and nothing else refers to it. MADV_DONTNEED only drops the pages.
-    let rc = unsafe { libc::madvise(low as *mut libc::c_void, len, libc::MADV_DONTNEED) };
-    if rc == 0 {
-        len
-    } else {
-        0
-    }
+    // A failure leaves the pages resident, which is all it costs.
+    unsafe { libc::madvise(low as *mut libc::c_void, len, libc::MADV_DONTNEED) };
 }
 
 /// The lowest usable address of the calling thread's stack (above its guard page).

@@ -5,7 +5,8 @@
 //! gather while readers sleep, and the writer spends a budget of [`WAKES_PER_SECOND`]
 //! wake-ups a second across them: with `n` asleep it wakes them every `n /
 //! WAKES_PER_SECOND` seconds, between [`MIN_WAKE_INTERVAL`] and [`MAX_WAKE_INTERVAL`]. Up to
-//! 5 listeners get their frames every 100 ms, 25 every 500 ms, 100 or more every 2 s.
+//! 5 listeners get their frames every 100 ms, 25 every 500 ms, 100 or more every 2 s (when
+//! the limits below allow it).
 //!
 //! Two limits hold the batches shorter:
 //! - A listener's player plays what it has buffered while the next batch gathers, so a batch
