@@ -22,11 +22,8 @@ mod util;
 
 use config::{Failed, Setup};
 use log::{error, info, warn};
-use server::accept::Port;
 use server::mounts::{spawn, Streams};
 use server::Server;
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +45,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if setup.server.hash_password {
+        return hash_password();
+    }
     // Before any thread exists: a listener's thread would otherwise keep freed memory.
     let reexec_failed = os::sys::reexec_for_malloc();
     init_logging(setup.server.log_level);
@@ -62,6 +62,31 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `-hash-password`: one line from stdin (the password), its hash on stdout, for a
+/// `-listener-users` line `name:HASH`.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("ringcast: -hash-password: cannot read stdin: {e}");
+        return ExitCode::from(1);
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("ringcast: -hash-password: give the password on stdin (an empty one is refused)");
+        return ExitCode::from(1);
+    }
+    match util::password::Hash::new(password) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringcast: -hash-password: {e}");
             ExitCode::from(1)
         }
     }
@@ -100,53 +125,24 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
         Err(e) => warn!("cannot read the open-files limit: {e}"),
     }
 
-    let sock = TcpListener::bind(cfg.address)
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.address))?;
-    let local = sock.local_addr().map_err(|e| e.to_string())?;
+    let takes_sources = setup
+        .streams
+        .iter()
+        .any(|m| m.cfg.source_password.is_some());
+    let ports = server::ports::bind(cfg, takes_sources)?;
     if let Some(uid) = cfg.uid {
         os::sys::set_uid(uid).map_err(|e| format!("-uid {uid}: {e}"))?;
         info!("running as uid {uid}");
     }
-    info!("listening on {local}");
 
     // Nonces, epochs and jitter need the CSPRNG: find out now, not at the first handshake.
     util::random::u64().map_err(|e| format!("cannot start: {e}"))?;
-    let server = Arc::new(Server::new(setup.server));
+    let server = Arc::new(Server::new(setup.server)?);
     let streams = Arc::new(Streams::default());
     streams.start_all(&server, setup.streams)?;
     let (sv, st) = (Arc::clone(&server), Arc::clone(&streams));
     spawn("signals", move || signals(&sv, &st, &argv))?;
-    let sock_fd = sock.as_raw_fd();
-    let sv = Arc::clone(&server);
-    let accept = spawn("http-accept", move || {
-        server::accept::run(sock, sv, Port::Http, server::route::handle_http)
-    })?;
-    // SHOUTcast v1 source clients connect to the next port, as SHOUTcast's DNAS has it.
-    let mut shoutcast = None;
-    let takes_sources = server
-        .streams()
-        .iter()
-        .any(|s| s.cfg.source_password.is_some());
-    if takes_sources {
-        let sc_addr = std::net::SocketAddr::new(local.ip(), local.port().wrapping_add(1));
-        match TcpListener::bind(sc_addr) {
-            Ok(sc) => {
-                info!("SHOUTcast v1 sources on {sc_addr}");
-                let fd = sc.as_raw_fd();
-                let sv = Arc::clone(&server);
-                let h = spawn("sc-accept", move || {
-                    server::accept::run(
-                        sc,
-                        sv,
-                        Port::SourceV1,
-                        server::source_client::serve_shoutcast,
-                    )
-                })?;
-                shoutcast = Some((fd, h));
-            }
-            Err(e) => warn!("SHOUTcast v1 sources: cannot listen on {sc_addr}: {e}"),
-        }
-    }
+    let accepting = ports.start(&server)?;
     if let Some(every) = server.cfg.stat_log_interval {
         let sv = Arc::clone(&server);
         spawn("stats", move || {
@@ -170,13 +166,8 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
     if let Some(n) = &notifier {
         n.send(&format!("STOPPING=1\nSTATUS=stopping: {reason}"));
     }
-    // Stop accepting; the accept thread sees the error and the flag and returns.
-    os::sys::shutdown_read(sock_fd);
-    let _ = accept.join();
-    if let Some((fd, h)) = shoutcast {
-        os::sys::shutdown_read(fd);
-        let _ = h.join();
-    }
+    // Stop accepting; the accept threads see the error and the flag and return.
+    accepting.stop();
     // Each reader stops its input (and child) within one read slice, then ends its ring.
     let live = server.streams();
     streams.stop_all(&reason);
@@ -197,14 +188,18 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// `SIGTERM`/`SIGINT` stop the server. `SIGHUP` re-reads the mounts with `-mount`; without,
-/// it stops the server as it always has (streamserve's behaviour).
+/// `SIGTERM`/`SIGINT` stop the server. `SIGHUP` re-reads what there is to re-read: the
+/// mounts (`-mount`), the certificate (`-tls-cert`), the logins (`-listener-users`). With
+/// none of them it stops the server as it always has (streamserve's behaviour).
 fn signals(server: &Arc<Server>, streams: &Streams, argv: &[String]) {
     loop {
         let sig = os::sys::wait_signal();
-        if sig == libc::SIGHUP && server.cfg.mounted {
-            info!("SIGHUP received: reloading the mounts");
-            streams.reload(server, argv);
+        if sig == libc::SIGHUP && (server.cfg.mounted || server.has_reloadable_files()) {
+            info!("SIGHUP received: reloading");
+            server.reload_files();
+            if server.cfg.mounted {
+                streams.reload(server, argv);
+            }
             continue;
         }
         server

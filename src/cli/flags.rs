@@ -191,6 +191,9 @@ flags! {
     burst_bytes          "burst-bytes"         Int   Listeners Stream  "N"         "recent audio a new listener gets at once, from a frame boundary (default 0)";
     client_max_bytes     "client-max-bytes"    Int   Listeners Stream  "N"         "end a listener after this many bytes, at a frame boundary (0 = never)";
     max_clients          "max-clients"         Int   Listeners Both    "N"         "most listeners at once (server-wide, and per mount in its file); more get 503 (default 1500)";
+    listener_users       "listener-users"      Text  Listeners Server  "FILE"      "private streams: listeners log in as a name:hash line of FILE (re-read on SIGHUP)";
+    hash_password        "hash-password"       Bool  Listeners Server  ""          "read a password on stdin, print its hash for -listener-users, and exit";
+    cors_origin          "cors-origin"         Text  Listeners Server  "ORIGINS"   "web pages (comma-separated origins, or *) that may read streams and status (default *)";
     write_timeout        "write-timeout"       Dur   Listeners Server  "DURATION"  "drop a listener whose socket takes nothing for this long (default 10s)";
     mount                "mount"               List  Mounts    Server  "PATH=FILE" "serve a stream at PATH, its flags in FILE (repeatable); unknown paths get 404";
     fallback_mount       "fallback-mount"      Text  Mounts    Stream  "PATH"      "in a mount's file: move its listeners to PATH while it has no source, and back";
@@ -212,7 +215,11 @@ flags! {
     fragment_duration    "fragment-duration"   Dur   Link      Stream  "DURATION"  "origin: fragment length, cut at frame boundaries (default 250ms)";
     link_buffer          "link-buffer"         Dur   Link      Stream  "DURATION"  "origin: how much stream to keep for receivers that reconnect (default 30s)";
     tls_ca               "tls-ca"              Text  Tls       Server  "FILE"      "PEM file of CA certificates trusted for https:// URLs, besides the system's";
+    tls_address          "tls-address"         Text  Tls       Server  "HOST:PORT" "also serve everything over HTTPS here (needs -tls-cert and -tls-key)";
+    tls_cert             "tls-cert"            Text  Tls       Server  "FILE"      "PEM certificate chain of -tls-address (re-read on SIGHUP)";
+    tls_key              "tls-key"             Text  Tls       Server  "FILE"      "PEM private key of -tls-cert: PKCS#8, RSA or EC (re-read on SIGHUP)";
     address              "address"             Text  Server    Server  "HOST:PORT" "listen here (\":8000\" = every interface, \":0\" = any free port; default :80)";
+    source_address       "source-address"      Text  Server    Server  "HOST:PORT" "source clients connect here only (SHOUTcast v1 on its port+1), not to -address";
     max_pending_per_ip   "max-pending-per-ip"  Int   Server    Server  "N"         "most connections one address (IPv6: one /64) may have mid-request (default 32)";
     header_timeout       "header-timeout"      Dur   Server    Server  "DURATION"  "close a connection whose request has not arrived in this long (default 10s)";
     uid                  "uid"                 Int   Server    Server  "UID"       "switch to this user id after binding the port (0 or our own: ignored)";

@@ -40,6 +40,24 @@ pub struct ServerConfig {
     pub tls_ca: Option<String>,
     /// `-mount` is in use: streams live at their paths and unknown paths get 404.
     pub mounted: bool,
+    /// `-tls-address` with its certificate and key (checked to load here).
+    pub tls: Option<TlsPort>,
+    /// `-source-address`: source clients connect here, and only here.
+    pub source_address: Option<SocketAddr>,
+    /// `-listener-users`: the file of listeners' logins (checked to load here).
+    pub listener_users: Option<String>,
+    /// `-cors-origin`: `None` for `*`, else the origins allowed.
+    pub cors_origins: Option<Vec<String>>,
+    /// `-hash-password`: hash a password and exit.
+    pub hash_password: bool,
+}
+
+/// The HTTPS port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsPort {
+    pub address: SocketAddr,
+    pub cert: String,
+    pub key: String,
 }
 
 /// Everything the command line asks for: the server and its streams.
@@ -115,7 +133,7 @@ impl ServerConfig {
             (None, false) => LevelFilter::Info,
         };
         Ok(ServerConfig {
-            address: parse_address(a.address.as_deref().unwrap_or("0.0.0.0:80"))?,
+            address: parse_address("address", a.address.as_deref().unwrap_or("0.0.0.0:80"))?,
             cpu_max,
             uid,
             log_level,
@@ -142,8 +160,63 @@ impl ServerConfig {
                 None => None,
             },
             mounted: !a.mount.is_empty(),
+            tls: tls_port(a)?,
+            source_address: a
+                .source_address
+                .as_deref()
+                .map(|s| parse_address("source-address", s))
+                .transpose()?,
+            listener_users: match &a.listener_users {
+                Some(path) => {
+                    crate::server::users::Users::load(path)?;
+                    Some(path.clone())
+                }
+                None => None,
+            },
+            cors_origins: cors_origins(a.cors_origin.as_deref().unwrap_or("*"))?,
+            hash_password: a.hash_password.unwrap_or(false),
         })
     }
+}
+
+/// `-tls-address`, `-tls-cert` and `-tls-key` go together; the pair must load.
+fn tls_port(a: &Args) -> Result<Option<TlsPort>, String> {
+    match (&a.tls_address, &a.tls_cert, &a.tls_key) {
+        (None, None, None) => Ok(None),
+        (Some(addr), Some(cert), Some(key)) => {
+            crate::http::identity::Identity::load(cert, key)?;
+            Ok(Some(TlsPort {
+                address: parse_address("tls-address", addr)?,
+                cert: cert.clone(),
+                key: key.clone(),
+            }))
+        }
+        _ => Err("-tls-address, -tls-cert and -tls-key go together: give all three".into()),
+    }
+}
+
+/// `*`, or origins such as `https://radio.example` separated by commas.
+fn cors_origins(v: &str) -> Result<Option<Vec<String>>, String> {
+    if v.trim() == "*" {
+        return Ok(None);
+    }
+    let list: Vec<String> = v
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    for o in &list {
+        if !(o.starts_with("http://") || o.starts_with("https://")) || o.contains(['\r', '\n', ' '])
+        {
+            return Err(format!(
+                "-cors-origin {o:?}: an origin is scheme://host[:port], e.g. https://radio.example"
+            ));
+        }
+    }
+    if list.is_empty() {
+        return Err("-cors-origin is empty: give * or origins".into());
+    }
+    Ok(Some(list))
 }
 
 /// A size or count flag in `min..=max`, as a `usize`: on a 32-bit Pi a value past 4 GiB is
@@ -192,8 +265,9 @@ fn web_url(flag: &str, s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// streamserve's address forms: `host:port`, `:port` (all interfaces), `[::1]:port`.
-pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
+/// streamserve's address forms: `host:port`, `:port` (all interfaces), `[::1]:port`, given
+/// to `-flag`.
+pub fn parse_address(flag: &str, s: &str) -> Result<SocketAddr, String> {
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
@@ -202,5 +276,5 @@ pub fn parse_address(s: &str) -> Result<SocketAddr, String> {
     full.to_socket_addrs()
         .ok()
         .and_then(|mut it| it.next())
-        .ok_or_else(|| format!("-address {s:?} is not a valid host:port"))
+        .ok_or_else(|| format!("-{flag} {s:?} is not a valid host:port"))
 }

@@ -1,5 +1,7 @@
-//! An outbound connection: plain TCP for `http://`, TLS over TCP for `https://`. The link and
-//! `-url` dial through this, so every stream client speaks both with one code path.
+//! A connection either way: plain TCP, or TLS over TCP. Outbound, the link and `-url` dial
+//! through [`Conn::connect`] (`http://` or `https://`); inbound, `-tls-address` accepts
+//! through [`Conn::accept`]. Everything that talks HTTP takes a `Conn`, so each of them
+//! speaks both with one code path.
 //!
 //! Reads that must not block (the pusher polling for acks between fragments) go through
 //! [`Conn::read_ready`]: with TLS, a readable socket does not mean readable plaintext, and
@@ -8,14 +10,23 @@
 use crate::http::url::Url;
 use crate::util::deadline::Deadline;
 use rustls::pki_types::ServerName;
-use rustls::{ClientConnection, StreamOwned};
-use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use rustls::{ClientConnection, Connection, ServerConfig, ServerConnection};
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub enum Conn {
     Plain(TcpStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Tls(Box<Tls>),
+}
+
+/// A TLS session and its socket. Not rustls's `StreamOwned`: its reads loop until a whole
+/// record is in and its writes swallow socket errors until the next call, and both would
+/// let a peer hold a caller past its deadline (see `read` and `write` below).
+pub struct Tls {
+    pub conn: Connection,
+    pub sock: TcpStream,
 }
 
 impl Conn {
@@ -51,7 +62,8 @@ impl Conn {
         let config = crate::http::tls::client_config().map_err(io::Error::other)?;
         let name = ServerName::try_from(url.host.clone())
             .map_err(|e| io::Error::other(format!("{}: {e}", url.host)))?;
-        let mut tls = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut tls =
+            Connection::Client(ClientConnection::new(config, name).map_err(io::Error::other)?);
         // Handshake now, so a bad certificate is reported as such and not as a failed read.
         handshake(&mut tls, &mut tcp, deadline).map_err(|e| {
             let why = match e.kind() {
@@ -66,7 +78,54 @@ impl Conn {
             };
             io::Error::new(e.kind(), format!("TLS handshake with {}: {why}", url.host))
         })?;
-        Ok(Conn::Tls(Box::new(StreamOwned::new(tls, tcp))))
+        Ok(Conn::Tls(Box::new(Tls {
+            conn: tls,
+            sock: tcp,
+        })))
+    }
+
+    /// The server's side of a TLS handshake on an accepted socket, before `deadline`. The
+    /// socket's timeouts are left as the deadline armed them; the caller sets its own.
+    pub fn accept(
+        mut tcp: TcpStream,
+        config: Arc<ServerConfig>,
+        deadline: Deadline,
+    ) -> io::Result<Conn> {
+        let mut tls = Connection::Server(ServerConnection::new(config).map_err(io::Error::other)?);
+        handshake(&mut tls, &mut tcp, deadline)?;
+        Ok(Conn::Tls(Box::new(Tls {
+            conn: tls,
+            sock: tcp,
+        })))
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Conn::Tls(_))
+    }
+
+    /// Ends our half: TLS says close_notify first (a client that sees the socket close
+    /// without it may take the end for a truncation), then the socket's write side closes.
+    pub fn shutdown_write(&mut self) {
+        if let Conn::Tls(s) = self {
+            s.conn.send_close_notify();
+            let _ = s.flush_tls();
+        }
+        let _ = self.tcp().shutdown(Shutdown::Write);
+    }
+
+    /// Writes what `bufs` hold (at least part of it) in one go: a plain socket with one
+    /// `sendmsg` (`more`: MSG_MORE, more follows at once); TLS seals it all into records
+    /// and writes them. The listener's sender uses it (`sink/gather.rs`).
+    pub fn send_vectored(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => crate::os::sys::send_vectored(s, bufs, more),
+            Conn::Tls(s) => {
+                s.flush_tls()?;
+                let n = s.conn.writer().write_vectored(bufs)?;
+                s.flush_tls()?;
+                Ok(n)
+            }
+        }
     }
 
     /// The socket under the connection.
@@ -122,7 +181,7 @@ impl Conn {
 /// The plaintext rustls holds: `Some(Ok(n))` (0 at the end of the stream, closed cleanly or
 /// not: a proxy that closes without close_notify ends it as plain TCP does), `Some(Err)`,
 /// or `None` when it needs more bytes from the socket.
-fn plaintext(tls: &mut ClientConnection, buf: &mut [u8]) -> Option<io::Result<usize>> {
+fn plaintext(tls: &mut Connection, buf: &mut [u8]) -> Option<io::Result<usize>> {
     match tls.reader().read(buf) {
         Ok(n) => Some(Ok(n)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
@@ -131,15 +190,11 @@ fn plaintext(tls: &mut ClientConnection, buf: &mut [u8]) -> Option<io::Result<us
     }
 }
 
-/// Runs the TLS handshake before `deadline`, arming the socket's timeouts before every read
+/// Runs the TLS handshake (either side) before `deadline`, arming the socket's timeouts before every read
 /// and write. Not rustls's `complete_io`: that loops inside itself until the handshake is
 /// done, so a server that trickles its handshake a byte at a time would hold the dial for as
 /// long as it liked.
-fn handshake(
-    tls: &mut ClientConnection,
-    tcp: &mut TcpStream,
-    deadline: Deadline,
-) -> io::Result<()> {
+fn handshake(tls: &mut Connection, tcp: &mut TcpStream, deadline: Deadline) -> io::Result<()> {
     loop {
         while tls.wants_write() {
             deadline.arm(tcp)?;
@@ -201,18 +256,38 @@ impl Read for Conn {
     }
 }
 
+impl Tls {
+    /// Writes every sealed record rustls holds to the socket, under the socket's write
+    /// timeout: a peer that stops reading makes this fail, as a plain write would.
+    fn flush_tls(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Write for Conn {
+    /// For TLS, the records are on the socket when this returns, and a socket error is
+    /// reported by the call that met it (rustls's `Stream` reports it one call late).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Conn::Plain(s) => s.write(buf),
-            Conn::Tls(s) => s.write(buf),
+            Conn::Tls(s) => {
+                s.flush_tls()?;
+                let n = s.conn.writer().write(buf)?;
+                s.flush_tls()?;
+                Ok(n)
+            }
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Conn::Plain(s) => s.flush(),
-            Conn::Tls(s) => s.flush(),
+            Conn::Tls(s) => s.flush_tls(),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! HTTP/1, both ways: the server side (`server.rs`: request heads in, responses out) and the
-//! client side (`url`, `conn` over TCP or TLS, `client` heads, `chunked` bodies, `auth`).
+//! HTTP/1, both ways: the server side (`server.rs`: request heads in, responses out;
+//! `identity`: the TLS port's certificate) and the client side (`url`, `client` heads,
+//! `chunked` bodies, `auth`), over `conn` (TCP or TLS, either way).
 //!
 //! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
 //! indexing, unchecked arithmetic and lossy casts here (README, Security).
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod chunked;
 pub mod client;
 pub mod conn;
+pub mod identity;
 pub mod server;
 pub mod tls;
 pub mod url;

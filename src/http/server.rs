@@ -3,9 +3,9 @@
 //! notes.) No keep-alive: a stream response runs until the connection closes, and every
 //! other response closes the connection too.
 
+use crate::http::conn::Conn;
 use crate::util::deadline::Deadline;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 /// The largest request head we read. Real players send a few hundred bytes.
@@ -50,12 +50,12 @@ pub enum HeadError {
 }
 
 /// Reads and parses one request head; bytes after it (a body) are left unread.
-pub fn read_request(conn: &mut TcpStream, timeout: Duration) -> Result<Request, HeadError> {
+pub fn read_request(conn: &mut Conn, timeout: Duration) -> Result<Request, HeadError> {
     let deadline = Deadline::after(timeout);
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        match deadline.arm_read(conn) {
+        match deadline.arm_read(conn.tcp()) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::Timeout),
             Err(e) => return Err(HeadError::Io(e)),
@@ -135,6 +135,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -170,7 +171,7 @@ pub fn head<V: AsRef<str>>(
 }
 
 /// Writes a short text response (`body` and a line end) and closes the connection cleanly.
-pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
+pub fn respond(conn: &mut Conn, minor: u8, status: u16, body: &str, extra: &[(&str, &str)]) {
     let text = format!("{body}\n");
     send(
         conn,
@@ -185,7 +186,7 @@ pub fn respond(conn: &mut TcpStream, minor: u8, status: u16, body: &str, extra: 
 
 /// Writes a complete `200` response to `req` (no body for `HEAD`) and closes cleanly.
 pub fn reply(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     req: &Request,
     content_type: &str,
     extra: &[(&str, &str)],
@@ -199,7 +200,7 @@ pub fn reply(
 /// pipelined see the end at once; then a graceful close. A `HEAD` answer has the length
 /// without the body.
 fn send(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     minor: u8,
     status: u16,
     content_type: &str,
@@ -226,17 +227,19 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// Ends a response: half-close, then read (at most 64 KiB, for at most [`LINGER`] in all)
 /// until the peer closes, so the kernel does not answer unread request bytes with a RST that
 /// would destroy the tail of what we sent.
-pub fn close_gracefully(conn: &mut TcpStream) {
+pub fn close_gracefully(conn: &mut Conn) {
     let _ = conn.flush();
-    let _ = conn.shutdown(Shutdown::Write);
+    conn.shutdown_write();
     let deadline = Deadline::after(LINGER);
     let mut sink = [0u8; 2048];
     let mut budget: usize = 64 * 1024;
+    // What comes now is discarded, so it is read off the socket as it is (for TLS too).
+    let mut sock = conn.tcp();
     while budget > 0 {
-        if deadline.arm_read(conn).is_err() {
+        if deadline.arm_read(sock).is_err() {
             break;
         }
-        match conn.read(&mut sink) {
+        match sock.read(&mut sink) {
             Ok(0) | Err(_) => break,
             Ok(n) => budget = budget.saturating_sub(n),
         }

@@ -138,9 +138,35 @@ pub fn query_param(path: &str, key: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// A path fit for the log: the value of every `pass=` (a listener's or SHOUTcast's password
+/// in the query) replaced by `***`.
+pub fn redacted(path: &str) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if decode_bytes(k, true) == b"pass" => format!("{k}=***"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_kept_out_of_logged_paths() {
+        assert_eq!(
+            redacted("/live?user=a&pass=s3cret&x=1"),
+            "/live?user=a&pass=***&x=1"
+        );
+        assert_eq!(redacted("/live?p%61ss=s3cret"), "/live?p%61ss=***");
+        assert_eq!(redacted("/live"), "/live");
+    }
 
     #[test]
     fn parses_the_forms_we_take() {

@@ -16,13 +16,13 @@ use crate::server::Server;
 use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use std::io::{self};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 /// `GET /.ringcast/link/challenge`: a nonce, where this instance (as a receiver) would
 /// resume, and how much a fresh receiver wants (its delay, ms).
-pub fn challenge(conn: &mut TcpStream, req: &Request, stream: &Stream) {
+pub fn challenge(conn: &mut Conn, req: &Request, stream: &Stream) {
     let Some(link) = stream.link.as_ref() else {
         return;
     };
@@ -52,7 +52,7 @@ pub fn challenge(conn: &mut TcpStream, req: &Request, stream: &Stream) {
 /// verified query values of `fields` (the first two are the nonces) and the session key. A
 /// stream without a link, or a request that does not verify, is answered and gets `None`.
 pub fn accept<'a, const N: usize>(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     peer: SocketAddr,
     req: &Request,
     server: &Server,
@@ -71,7 +71,7 @@ pub fn accept<'a, const N: usize>(
 /// Checks a handshake request: version, our nonce, the MAC over `fields` (in order).
 /// Returns the query values, or answers 401/400 and returns `None`.
 pub fn verify<const N: usize>(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     peer: SocketAddr,
     req: &Request,
     server: &Server,

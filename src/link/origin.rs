@@ -10,19 +10,20 @@ use super::handshake::{accept, dial, Dialed};
 use super::wire::{self, Msg};
 use super::{parse_pos, wall_us, LinkState, HEARTBEAT, STALL};
 use crate::http::chunked::ChunkedWriter;
+use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::Url;
 use crate::server::Server;
 use crate::stream::Stream;
 use log::info;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 /// `GET /.ringcast/link/pull`: a receiver pulls fragments from us.
 pub fn serve_pull(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     req: &Request,
     server: &Server,
@@ -47,7 +48,7 @@ pub fn serve_pull(
     if conn.write_all(head.as_bytes()).is_err() {
         return;
     }
-    let _ = crate::os::sys::set_tcp_user_timeout(&conn, STALL);
+    let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     let _ = conn.set_write_timeout(Some(STALL.saturating_mul(2)));
     info!("{peer}: link receiver pulling after {after_text}");
     let result = send_stream(

@@ -12,6 +12,7 @@ use super::playout::Playout;
 use super::wire::{self, Msg, ReadError};
 use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
 use crate::http::chunked::{is_chunked, ChunkedReader};
+use crate::http::conn::Conn;
 use crate::http::server::Request;
 use crate::limited;
 use crate::server::Server;
@@ -20,8 +21,9 @@ use crate::stream::{SourceState, Stream};
 use crate::util::ratelimit::RateLimit;
 use crossbeam_channel::{RecvTimeoutError, SendTimeoutError};
 use log::{info, warn};
+use std::cell::RefCell;
 use std::io::{self, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -142,7 +144,7 @@ fn receive(
 /// `POST /.ringcast/link/push`: an origin pushes to us. The newest authenticated pusher
 /// wins; we ack every second so it can tell a dead path within 3 s.
 pub fn serve_push(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     req: &Request,
     server: &Server,
@@ -163,12 +165,14 @@ pub fn serve_push(
     }
     let _ = conn.set_read_timeout(Some(STALL));
     let _ = conn.set_write_timeout(Some(STALL));
-    let _ = crate::os::sys::set_tcp_user_timeout(&conn, STALL);
+    let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     link.stats.up.store(true, Relaxed);
     link.stats.connects.fetch_add(1, Relaxed);
     info!("{peer}: link pusher connected (it resumes after {after})");
-    let mut writer = &conn;
-    let body = io::Cursor::new(req.leftover.clone()).chain(&conn);
+    // The body is read and the acks written on one thread, in turns: the reader and the
+    // writer share the connection through a RefCell (TLS needs `&mut` for both).
+    let conn = RefCell::new(conn);
+    let body = io::Cursor::new(req.leftover.clone()).chain(Shared(&conn));
     // Pushers send chunked bodies (so that proxies pass them); version-1 pushers before that
     // sent the stream bare until close.
     let body: Box<dyn Read> = if is_chunked(req.header("Transfer-Encoding")) {
@@ -184,7 +188,7 @@ pub fn serve_push(
         || link.is_current("push", gen),
         |due| {
             if due {
-                writer.write_all(b"ack\n")?;
+                conn.borrow_mut().write_all(b"ack\n")?;
             }
             Ok(())
         },
@@ -343,5 +347,14 @@ impl Player<'_> {
                 }
             }
         }
+    }
+}
+
+/// Reads the connection a RefCell shares (see `serve_push`).
+struct Shared<'a>(&'a RefCell<Conn>);
+
+impl Read for Shared<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.borrow_mut().read(buf)
     }
 }

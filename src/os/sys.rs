@@ -357,6 +357,13 @@ pub fn set_send_buffer(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
     .map(drop)
 }
 
+/// Shuts a connected socket down both ways: the peer sees its end at once, and a thread
+/// writing to it fails (a kicked listener).
+pub fn shutdown_both(fd: RawFd) {
+    // SAFETY: the caller guarantees fd is a socket still open; an error is harmless.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
 /// Half-closes a socket's read side: wakes a thread blocked in `accept` on it.
 pub fn shutdown_read(fd: RawFd) {
     // SAFETY: fd is a socket we own; an error (not connected) is harmless.

@@ -35,7 +35,11 @@ static PENDING_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 pub enum Port {
     /// The HTTP port: listeners, admin, sources, the link. The watchdog watches its loop.
     Http,
-    /// SHOUTcast v1 sources on the HTTP port + 1.
+    /// The HTTPS port: what the HTTP port serves, over TLS.
+    Https,
+    /// `-source-address`: what the HTTP port serves, and source clients.
+    Source,
+    /// SHOUTcast v1 sources on the source port + 1.
     SourceV1,
 }
 
@@ -44,6 +48,8 @@ impl Port {
     fn thread_prefix(self) -> &'static str {
         match self {
             Port::Http => "tx",
+            Port::Https => "tls",
+            Port::Source => "in",
             Port::SourceV1 => "sc",
         }
     }

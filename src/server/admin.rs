@@ -9,12 +9,13 @@
 use super::source_client::source_login;
 use super::Server;
 use crate::http::auth;
+use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
 use crate::server::peers::Login;
 use crate::stream::Stream;
 use log::{debug, info};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Whether the request's Basic credentials are the admin login, or the source login of
@@ -41,7 +42,7 @@ fn admin_login(server: &Server, user: &str, password: &str) -> bool {
 
 /// Answers 401 (or 429 for an address locked out by failed logins) unless the request may
 /// make admin calls (the admin login, or any stream's source login).
-pub fn require(conn: &mut TcpStream, peer: SocketAddr, req: &Request, server: &Server) -> bool {
+pub fn require(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) -> bool {
     let login = server.peers.login(peer.ip(), "admin login", || {
         credentials_ok(req, server, None)
     });
@@ -51,7 +52,7 @@ pub fn require(conn: &mut TcpStream, peer: SocketAddr, req: &Request, server: &S
 /// Answers a login that did not pass: 401 with a Basic challenge for `realm`, or 429 with
 /// `Retry-After` for a locked-out address. True when it passed.
 pub fn answer_login(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     peer: SocketAddr,
     minor: u8,
     login: Login,
@@ -87,7 +88,7 @@ pub fn answer_login(
 
 /// The stream an admin call names with `mount=` (without mounts: the one stream). Answers
 /// 400 or 404 itself when there is none.
-fn named_stream(conn: &mut TcpStream, req: &Request, server: &Server) -> Option<Arc<Stream>> {
+fn named_stream(conn: &mut Conn, req: &Request, server: &Server) -> Option<Arc<Stream>> {
     let mount = query_param(&req.path, "mount").map(|m| String::from_utf8_lossy(&m).into_owned());
     let found = match &mount {
         _ if !server.cfg.mounted => server.stream_for("/"),
@@ -104,7 +105,7 @@ fn named_stream(conn: &mut TcpStream, req: &Request, server: &Server) -> Option<
 }
 
 /// Icecast's `/admin/metadata`.
-pub fn metadata(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
+pub fn metadata(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
     let Some(stream) = named_stream(&mut conn, req, server) else {
         return;
     };
@@ -112,14 +113,14 @@ pub fn metadata(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &S
         credentials_ok(req, server, Some(&stream))
     });
     if answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
-        update(conn, peer, req, &stream, true);
+        update(conn, peer, req, server, &stream, true);
     }
 }
 
 /// SHOUTcast's `/admin.cgi`: the password may come as `pass=` in the query, and with mounts
 /// it may pick the mount. That pick happens inside the login gate: a guesser learns whether
 /// a password is right only from answers that count as failed logins.
-pub fn shoutcast(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &Server) {
+pub fn shoutcast(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
     let pass = query_param(&req.path, "pass").map(|p| String::from_utf8_lossy(&p).into_owned());
     let mut stream = None;
     if !server.cfg.mounted || query_param(&req.path, "mount").is_some() {
@@ -152,16 +153,17 @@ pub fn shoutcast(mut conn: TcpStream, peer: SocketAddr, req: &Request, server: &
         return;
     }
     match stream {
-        Some(s) => update(conn, peer, req, &s, false),
+        Some(s) => update(conn, peer, req, server, &s, false),
         // The admin login, with mounts and no mount named.
         None => http::respond(&mut conn, req.minor, 400, "need mount=", &[]),
     }
 }
 
 fn update(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     req: &Request,
+    server: &Server,
     stream: &Stream,
     icecast_reply: bool,
 ) {
@@ -184,7 +186,9 @@ fn update(
     } else {
         ("text/html", "<html><body>Updated</body></html>\n")
     };
-    http::reply(&mut conn, req, ct, &[], body);
+    let cors = super::cors::headers(server, req);
+    let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    http::reply(&mut conn, req, ct, &cors, body);
 }
 
 /// The title an update call sets: `song=`, or as libshout sends it (`shout_set_metadata`),

@@ -3,11 +3,11 @@
 //! they always were (`ringcast_listeners 3`). Server-wide series have no label.
 
 use super::Server;
+use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::link::LinkStats;
 use crate::stream::{SourceState, Stream};
 use std::fmt::Write as _;
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// A stream's value of a series; `None` where it does not apply (no link, no output).
@@ -179,7 +179,7 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
     ),
 ];
 
-pub fn metrics(conn: &mut TcpStream, req: &Request, server: &Server) {
+pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
     let streams = server.streams();
     let mut m = String::new();
     for (name, kind, help, value) in STREAM {

@@ -17,22 +17,32 @@
 
 pub mod accept;
 pub mod admin;
+pub mod audience;
+pub mod cors;
+pub mod listeners_admin;
 pub mod metrics;
 pub mod mounts;
+pub mod page;
 pub mod peers;
+pub mod ports;
 pub mod route;
 pub mod source_client;
 pub mod status;
+pub mod users;
 
 use crate::config::ServerConfig;
+use crate::http::identity::Identity;
 use crate::os::shutdown::Shutdown;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
+use audience::Audience;
+use log::{error, info};
 use parking_lot::RwLock;
 use peers::Peers;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
+use users::Users;
 
 /// The server: what every connection thread holds — its configuration, the streams it
 /// serves, the per-address limits, the counters that belong to no stream, the stop flag.
@@ -51,11 +61,31 @@ pub struct Server {
     streams: RwLock<Vec<Arc<Stream>>>,
     /// Listeners of every stream, against the server-wide `-max-clients`.
     listeners: AtomicUsize,
+    /// Who is listening, for the admin's list and kick.
+    pub audience: Audience,
+    /// The HTTPS port's certificate (reloaded on SIGHUP) and the configuration built on it.
+    tls: Option<(Arc<Identity>, Arc<rustls::ServerConfig>)>,
+    /// `-listener-users`, swapped whole on SIGHUP.
+    users: RwLock<Option<Arc<Users>>>,
 }
 
 impl Server {
-    pub fn new(cfg: ServerConfig) -> Server {
-        Server {
+    /// The server, with its certificate and users read (the config checked they load, so
+    /// an error here is a file changed in between).
+    pub fn new(cfg: ServerConfig) -> Result<Server, String> {
+        let tls = match &cfg.tls {
+            Some(t) => {
+                let id = Identity::load(&t.cert, &t.key)?;
+                let config = id.server_config()?;
+                Some((id, config))
+            }
+            None => None,
+        };
+        let users = match &cfg.listener_users {
+            Some(path) => Some(Arc::new(Users::load(path)?)),
+            None => None,
+        };
+        Ok(Server {
             peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
             cfg,
             shutdown: Shutdown::default(),
@@ -64,6 +94,44 @@ impl Server {
             stats: Stats::default(),
             streams: RwLock::new(Vec::new()),
             listeners: AtomicUsize::new(0),
+            audience: Audience::default(),
+            tls,
+            users: RwLock::new(users),
+        })
+    }
+
+    /// The HTTPS port's configuration (with `-tls-address`).
+    pub fn tls_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.as_ref().map(|(_, c)| Arc::clone(c))
+    }
+
+    /// The listeners' logins (with `-listener-users`).
+    pub fn users(&self) -> Option<Arc<Users>> {
+        self.users.read().clone()
+    }
+
+    /// Whether SIGHUP has files to read again (certificate, users) besides the mounts.
+    pub fn has_reloadable_files(&self) -> bool {
+        self.tls.is_some() || self.cfg.listener_users.is_some()
+    }
+
+    /// SIGHUP: reads the certificate and the users file again. A file that does not load
+    /// is logged, and what was in use stays.
+    pub fn reload_files(&self) {
+        if let Some((id, _)) = &self.tls {
+            if let Err(e) = id.reload() {
+                error!("reload: {e}: keeping the certificate in use");
+            }
+        }
+        let current = self.users();
+        if let Some(users) = current {
+            match users.reload() {
+                Ok(new) => {
+                    info!("reload: {} listener login(s)", new.len());
+                    *self.users.write() = Some(Arc::new(new));
+                }
+                Err(e) => error!("reload: {e}: keeping the {} login(s) in use", users.len()),
+            }
         }
     }
 

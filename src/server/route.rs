@@ -2,26 +2,66 @@
 //! the server's own pages (status, metrics, admin calls) or a stream (its listeners, its
 //! source client, its link).
 
-use super::{admin, metrics, source_client, status, Server};
+use super::{admin, cors, listeners_admin, metrics, page, source_client, status, users, Server};
+use crate::http::conn::Conn;
 use crate::http::server::{self as http, HeadError, Request};
 use crate::limited;
 use crate::server::peers::Pending;
 use crate::sink::listener::{self, Listening};
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
+use crate::util::deadline::Deadline;
 use crate::util::ratelimit::RateLimit;
 use log::debug;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 static BAD_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
+static TLS_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-/// The connection thread's body on the HTTP port.
-pub fn handle_http(conn: TcpStream, peer: SocketAddr, pending: Pending, server: &Server) {
+/// What a port lets a request do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// `-address` and `-tls-address`: everything, less source clients when
+    /// `-source-address` is set.
+    Listeners,
+    /// `-source-address`: everything, source clients included.
+    Sources,
+}
+
+/// The connection thread's body on the plain HTTP port (`-address`).
+pub fn handle_http(tcp: TcpStream, peer: SocketAddr, pending: Pending, server: &Server) {
+    serve(Conn::Plain(tcp), peer, pending, server, Door::Listeners);
+}
+
+/// The connection thread's body on `-source-address`.
+pub fn handle_source(tcp: TcpStream, peer: SocketAddr, pending: Pending, server: &Server) {
+    serve(Conn::Plain(tcp), peer, pending, server, Door::Sources);
+}
+
+/// The connection thread's body on the HTTPS port (`-tls-address`): the TLS handshake,
+/// within `-header-timeout`, then what the plain port does.
+pub fn handle_https(tcp: TcpStream, peer: SocketAddr, pending: Pending, server: &Server) {
+    let Some(tls) = server.tls_config() else {
+        return;
+    };
+    let _ = tcp.set_nodelay(true);
+    let conn = match Conn::accept(tcp, tls, Deadline::after(server.cfg.header_timeout)) {
+        Ok(c) => c,
+        Err(e) => {
+            Stats::add(&server.stats.bad_requests, 1);
+            limited!(TLS_LOG, info, "{peer}: TLS handshake failed: {e}");
+            return;
+        }
+    };
+    serve(conn, peer, pending, server, Door::Listeners);
+}
+
+fn serve(conn: Conn, peer: SocketAddr, pending: Pending, server: &Server, door: Door) {
     // A listener's hours-long loop runs here, after the deep frames that read and answered
     // its request have returned: their stack stays out of the loop's way, and the pages they
     // touched are given back (README, Design notes: what a listener costs).
-    if let Some(listening) = answer(conn, peer, pending, server) {
+    if let Some(listening) = answer(conn, peer, pending, server, door) {
         listening.run(server);
     }
 }
@@ -29,12 +69,13 @@ pub fn handle_http(conn: TcpStream, peer: SocketAddr, pending: Pending, server: 
 /// Reads one request and answers it; a listener comes back to be run.
 #[inline(never)]
 fn answer<'s>(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     mut pending: Pending,
     server: &'s Server,
+    door: Door,
 ) -> Option<Listening<'s>> {
-    let _ = conn.set_nodelay(true);
+    let _ = conn.tcp().set_nodelay(true);
     let _ = conn.set_write_timeout(Some(server.cfg.write_timeout));
     let req = match http::read_request(&mut conn, server.cfg.header_timeout) {
         Ok(r) => {
@@ -74,16 +115,29 @@ fn answer<'s>(
             admin::metadata(conn, peer, &req, server)
         }
         ("GET", "/admin.cgi") => admin::shoutcast(conn, peer, &req, server),
+        ("GET" | "HEAD", "/admin/listeners") => {
+            listeners_admin::list_json(&mut conn, peer, &req, server)
+        }
+        ("GET", "/admin/kick") => listeners_admin::kick(&mut conn, peer, &req, server),
+        ("GET", "/admin/listclients") => {
+            listeners_admin::listclients(&mut conn, peer, &req, server)
+        }
+        ("GET", "/admin/killclient") => listeners_admin::killclient(&mut conn, peer, &req, server),
+        ("GET" | "HEAD", "/status.html" | "/status.xsl") => {
+            page::status_page(&mut conn, peer, &req, server)
+        }
         // libshout opens with `OPTIONS *` and picks its method from `Allow` (Icecast 2.5
         // answers the same way); browsers' CORS preflights land here too.
         ("OPTIONS", "*") => {
-            let push = server
-                .streams()
-                .iter()
-                .any(|s| s.cfg.source_password.is_some());
-            http::respond(&mut conn, req.minor, 200, "", &[("Allow", allow(push))]);
+            let sources_here = door == Door::Sources || server.cfg.source_address.is_none();
+            let push = sources_here
+                && server
+                    .streams()
+                    .iter()
+                    .any(|s| s.cfg.source_password.is_some());
+            cors::options(&mut conn, &req, server, allow(push));
         }
-        _ => return to_stream(conn, peer, req, server),
+        _ => return to_stream(conn, peer, req, server, door),
     }
     None
 }
@@ -91,10 +145,11 @@ fn answer<'s>(
 /// A request for a stream: its mount is the path, less a link operation at its end.
 /// A listener comes back to be run.
 fn to_stream(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     req: Request,
     server: &Server,
+    door: Door,
 ) -> Option<Listening<'_>> {
     let (mount, link_op) = crate::link::split_path(req.path_only());
     let Some(stream) = server.stream_for(mount) else {
@@ -102,7 +157,9 @@ fn to_stream(
         refuse(&mut conn, peer, Some(&req), server, 404, what, &[]);
         return None;
     };
-    let takes_sources = stream.cfg.source_password.is_some();
+    // With -source-address, source clients go there and nowhere else.
+    let sources_here = door == Door::Sources || server.cfg.source_address.is_none();
+    let takes_sources = stream.cfg.source_password.is_some() && sources_here;
     match (req.method.as_str(), link_op) {
         ("GET", Some(crate::link::Op::Challenge)) if stream.link.is_some() => {
             crate::link::handshake::challenge(&mut conn, &req, &stream)
@@ -113,16 +170,20 @@ fn to_stream(
         ("POST", Some(crate::link::Op::Push)) if is_receiver(&stream) => {
             crate::link::receiver::serve_push(conn, peer, &req, server, &stream)
         }
-        ("OPTIONS", _) => http::respond(
-            &mut conn,
-            req.minor,
-            200,
-            "",
-            &[("Allow", allow(takes_sources))],
-        ),
-        ("GET" | "HEAD", None) => return listener::start(conn, peer, req, server, &stream),
+        ("OPTIONS", _) => cors::options(&mut conn, &req, server, allow(takes_sources)),
+        ("GET" | "HEAD", None) => {
+            let cors = cors::headers(server, &req);
+            let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let user = users::admit(&mut conn, peer, &req, server, &cors).ok()?;
+            return listener::start(conn, peer, req, server, &stream, user);
+        }
         ("PUT" | "SOURCE", None) if takes_sources => {
             source_client::serve_source(conn, peer, &req, server, &stream)
+        }
+        ("PUT" | "SOURCE", None) if stream.cfg.source_password.is_some() => {
+            let what = "source clients connect to -source-address, not to this port";
+            let allow = [("Allow", allow(false))];
+            refuse(&mut conn, peer, Some(&req), server, 405, what, &allow)
         }
         (other, _) => {
             let what = format!("method {other} not allowed here");
@@ -148,7 +209,7 @@ fn allow(takes_sources: bool) -> &'static str {
 
 /// Counts, logs (rate-limited) and answers a request that reaches nothing.
 fn refuse(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     peer: SocketAddr,
     req: Option<&Request>,
     server: &Server,
@@ -158,7 +219,10 @@ fn refuse(
 ) {
     Stats::add(&server.stats.bad_requests, 1);
     match req {
-        Some(r) => limited!(BAD_LOG, warn, "{peer}: {what} ({} {:?})", r.method, r.path),
+        Some(r) => {
+            let path = crate::http::url::redacted(&r.path);
+            limited!(BAD_LOG, warn, "{peer}: {what} ({} {path:?})", r.method)
+        }
         None => limited!(BAD_LOG, warn, "{peer}: {what}"),
     }
     http::respond(conn, req.map_or(0, |r| r.minor), status, what, extra);

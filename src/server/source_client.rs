@@ -8,6 +8,7 @@
 use super::Server;
 use crate::config::StreamConfig;
 use crate::http::chunked::Dechunker;
+use crate::http::conn::Conn;
 use crate::http::server::Request;
 use crate::icy::meta::Info;
 use crate::server::peers::{Login, Pending};
@@ -24,7 +25,7 @@ const MAX_V1_HEADERS: usize = 64;
 
 /// Serves an Icecast source client (`PUT` or `SOURCE`) on the HTTP port.
 pub fn serve_source(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     req: &Request,
     server: &Server,
@@ -95,12 +96,8 @@ pub fn source_login(cfg: &StreamConfig, user: &str, password: &str) -> bool {
 
 /// Serves a SHOUTcast v1 source client on port+1: password line, `OK2`, `icy-*` headers,
 /// then the audio.
-pub fn serve_shoutcast(
-    mut conn: TcpStream,
-    peer: SocketAddr,
-    mut pending: Pending,
-    server: &Server,
-) {
+pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, server: &Server) {
+    let mut conn = Conn::Plain(tcp);
     // Each phase (the password line, then the headers) must be done within -header-timeout
     // in all, however slowly its bytes trickle in.
     let first = match read_line(&mut conn, &Deadline::after(server.cfg.header_timeout)) {
@@ -175,11 +172,11 @@ pub fn serve_shoutcast(
 }
 
 /// One CRLF- or LF-terminated line, at most 1 KiB, before `deadline`.
-fn read_line(conn: &mut TcpStream, deadline: &Deadline) -> io::Result<String> {
+fn read_line(conn: &mut Conn, deadline: &Deadline) -> io::Result<String> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     while line.len() < 1024 {
-        deadline.arm_read(conn)?;
+        deadline.arm_read(conn.tcp())?;
         match conn.read(&mut b) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(_) => {}
@@ -208,7 +205,7 @@ enum Body {
 /// Forwards a source client's body to the reader until it ends, falls silent for
 /// `-source-timeout`, or we shut down. Returns the bytes forwarded.
 fn pump(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     first: &[u8],
     mut body: Body,
     tx: &Sender<Vec<u8>>,

@@ -4,16 +4,17 @@
 //! one source.
 
 use super::Server;
+use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::stream::Stream;
 use crate::util::timefmt;
 use std::fmt::Write as _;
-use std::net::TcpStream;
 use std::sync::atomic::Ordering::Relaxed;
 
-pub fn status_json(conn: &mut TcpStream, req: &Request, server: &Server) {
+pub fn status_json(conn: &mut Conn, req: &Request, server: &Server) {
     let host = req.header("Host").unwrap_or("localhost").to_string();
-    let sources: Vec<String> = server.streams().iter().map(|s| source(s, &host)).collect();
+    let base = format!("{}://{host}", if conn.is_tls() { "https" } else { "http" });
+    let sources: Vec<String> = server.streams().iter().map(|s| source(s, &base)).collect();
     let body = format!(
         "{{\"icestats\":{{\"admin\":\"\",\"host\":{},\"location\":\"\",\"server_id\":{},\
          \"server_start\":{},\"server_start_iso8601\":{},\"source\":[{}]}}}}\n",
@@ -23,12 +24,14 @@ pub fn status_json(conn: &mut TcpStream, req: &Request, server: &Server) {
         json(&timefmt::iso8601(server.started)),
         sources.join(","),
     );
-    let extra = [("Cache-Control", "no-cache")];
+    let mut extra = vec![("Cache-Control", "no-cache".to_string())];
+    extra.extend(super::cors::headers(server, req));
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
     http::reply(conn, req, "application/json; charset=utf-8", &extra, &body);
 }
 
 /// One stream as an Icecast source object.
-fn source(stream: &Stream, host: &str) -> String {
+fn source(stream: &Stream, base: &str) -> String {
     let info = stream.meta.info();
     let (title, _) = stream.meta.title();
     let mut source = format!(
@@ -39,7 +42,7 @@ fn source(stream: &Stream, host: &str) -> String {
         json(&info.genre),
         stream.listener_peak.load(Relaxed),
         stream.listeners(),
-        json(&format!("http://{host}{}", stream.mount())),
+        json(&format!("{base}{}", stream.mount())),
         json(&info.description),
         json(&info.name),
         json(&stream.content_type()),

@@ -36,12 +36,14 @@ pub trait Socket {
     fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()>;
 }
 
-impl Socket for std::net::TcpStream {
+/// A listener's connection: `sendmsg` on plain TCP, records sealed from every slice at once
+/// over TLS.
+impl Socket for crate::http::conn::Conn {
     fn send(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
-        crate::os::sys::send_vectored(self, bufs, more)
+        self.send_vectored(bufs, more)
     }
     fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        std::net::TcpStream::set_write_timeout(self, d)
+        crate::http::conn::Conn::set_write_timeout(self, d)
     }
 }
 

@@ -10,18 +10,21 @@
 
 use super::feed::Feed;
 use super::gather::Gather;
+use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::icy::meta::Meta;
 use crate::icy::Inserter;
 use crate::limited;
 use crate::ring::{Frame, ReadOutcome, MAX_BATCH_FRAMES};
+use crate::server::audience::{Registered, Who};
 use crate::server::{Server, ServerListener};
 use crate::stream::stats::Stats;
 use crate::stream::{ListenerGuard, Stream};
 use crate::util::ratelimit::RateLimit;
 use log::{debug, info, warn};
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,23 +55,26 @@ static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 /// back for [`Listening::run`]. It owns everything the loop needs, so the frames that read
 /// and answered the request can return first (README, Design notes: what a listener costs).
 pub struct Listening<'s> {
-    conn: TcpStream,
+    conn: Conn,
     peer: SocketAddr,
     feed: Feed,
     icy: Option<Inserter>,
     counted: ServerListener<'s>,
     slot: ListenerGuard,
+    /// Its entry in the admin's list (and its kick switch).
+    who: Registered<'s>,
 }
 
 /// Answers a listener's request: refuses it when the server or the mount is full, else
 /// sends the response head and fixes its place in the stream. `None` when the exchange is
-/// over (refused, a `HEAD`, the listener gone).
+/// over (refused, a `HEAD`, the listener gone). `user`: its `-listener-users` login.
 pub fn start<'s>(
-    mut conn: TcpStream,
+    mut conn: Conn,
     peer: SocketAddr,
     req: Request,
     server: &'s Server,
     stream: &Arc<Stream>,
+    user: Option<String>,
 ) -> Option<Listening<'s>> {
     let cfg = &stream.cfg;
     let counted = server.enter_listener();
@@ -100,17 +106,14 @@ pub fn start<'s>(
     // whatever the source publishes after that reaches it, however slow this thread is.
     let feed = Feed::new(server, stream, cfg.burst_bytes);
     let sndbuf = send_buffer(stream.rate.rate(Stats::get(&stream.stats.bytes_in)));
-    if let Err(e) = crate::os::sys::set_send_buffer(&conn, sndbuf) {
+    if let Err(e) = crate::os::sys::set_send_buffer(conn.tcp(), sndbuf) {
         debug!("{peer}: SO_SNDBUF {sndbuf}: {e}");
     }
     // ICY metadata only for listeners that ask, as Icecast does.
     let wants_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1");
-    let head = http::head(
-        req.minor,
-        200,
-        &stream.content_type(),
-        &icy_headers(stream, wants_icy),
-    );
+    let mut headers = icy_headers(stream, wants_icy);
+    headers.extend(crate::server::cors::headers(server, &req));
+    let head = http::head(req.minor, 200, &stream.content_type(), &headers);
     if let Err(e) = conn.write_all(head.as_bytes()) {
         debug!("{peer}: gone before the response head: {e}");
         return None;
@@ -124,10 +127,14 @@ pub fn start<'s>(
     Stats::add(&stream.stats.listeners_total, 1);
     let agent = req.header("User-Agent").unwrap_or("no User-Agent");
     // Peer text is logged quoted ({:?} escapes control characters: no forged log lines).
-    info!(
-        "{peer}: listening ({} {:?}, {agent:?})",
-        req.method, req.path
-    );
+    let path = crate::http::url::redacted(&req.path);
+    match &user {
+        Some(u) => info!(
+            "{peer}: listening as {u:?} ({} {path:?}, {agent:?})",
+            req.method
+        ),
+        None => info!("{peer}: listening ({} {path:?}, {agent:?})", req.method),
+    }
     if feed.on_fallback() {
         info!(
             "{peer}: {} has no source: on {} meanwhile",
@@ -135,6 +142,14 @@ pub fn start<'s>(
             feed.stream().mount()
         );
     }
+    let who = server.audience.add(Who {
+        peer,
+        mount: stream.mount().to_string(),
+        user,
+        agent: agent.to_string(),
+        tls: conn.is_tls(),
+        fd: std::os::fd::AsRawFd::as_raw_fd(conn.tcp()),
+    });
     Some(Listening {
         conn,
         peer,
@@ -142,6 +157,7 @@ pub fn start<'s>(
         icy: wants_icy.then(|| Inserter::new(cfg.icy_metaint)),
         counted,
         slot,
+        who,
     })
 }
 
@@ -158,7 +174,9 @@ impl Listening<'_> {
             mut icy,
             counted,
             slot,
+            who,
         } = self;
+        let me = Arc::clone(&who.entry);
         // The stack that reading the request and answering it touched is not needed again.
         crate::os::sys::release_unused_stack();
         let own = Arc::clone(feed.own());
@@ -177,6 +195,10 @@ impl Listening<'_> {
         let end = loop {
             // The references go before a possible wait: a sleeping sender holds no old frame.
             batch.clear();
+            // A kick shut the socket down; a sender that slept through it ends here.
+            if me.kicked() {
+                break End::Kicked;
+            }
             if let Some(to) = feed.follow(server) {
                 info!("{peer}: moved to {to}");
             }
@@ -194,6 +216,7 @@ impl Listening<'_> {
                 } => {
                     if skipped > 0 {
                         Stats::add(&own.stats.frames_skipped, skipped);
+                        me.skips.fetch_add(skipped, Relaxed);
                         limited!(
                             LAPPED_LOG,
                             warn,
@@ -212,7 +235,9 @@ impl Listening<'_> {
                     let wire = match send(&mut conn, &batch, icy, meta, more, write_timeout) {
                         Ok(n) => n,
                         Err(e) => {
-                            break if http::is_disconnect(&e) {
+                            break if me.kicked() {
+                                End::Kicked
+                            } else if http::is_disconnect(&e) {
                                 debug!("{peer}: left");
                                 End::Left
                             } else if http::is_stalled(&e) {
@@ -229,6 +254,7 @@ impl Listening<'_> {
                     };
                     sent = sent.saturating_add(wire);
                     Stats::add(&own.stats.bytes_out, wire);
+                    me.bytes.fetch_add(wire, Relaxed);
                 }
                 ReadOutcome::NoRoom => break End::MaxBytes,
                 // The fallback ending (its mount removed) sends the listener home.
@@ -238,8 +264,9 @@ impl Listening<'_> {
                 ReadOutcome::Idle => {}
             }
         };
-        // The slot is free before the linger below.
-        drop((counted, slot));
+        // The slot is free before the linger below, and the entry goes before the socket
+        // closes (a kick shuts the socket down through it).
+        drop((counted, slot, who));
         // Ends on our side finish the response cleanly; the listener's own end needs nothing.
         if matches!(end, End::MaxBytes | End::StreamEnded) {
             http::close_gracefully(&mut conn);
@@ -256,6 +283,7 @@ enum End {
     WriteFailed,
     MaxBytes,
     StreamEnded,
+    Kicked,
 }
 
 impl std::fmt::Display for End {
@@ -266,6 +294,7 @@ impl std::fmt::Display for End {
             End::WriteFailed => "write error",
             End::MaxBytes => "reached -client-max-bytes",
             End::StreamEnded => "the stream ended",
+            End::Kicked => "kicked by the admin",
         })
     }
 }
@@ -285,7 +314,7 @@ fn send_buffer(rate: u64) -> usize {
 /// asked) within `timeout`, straight from the ring's frames; the bytes written. `more`:
 /// another batch follows at once.
 fn send(
-    conn: &mut TcpStream,
+    conn: &mut Conn,
     batch: &[Frame],
     icy: Option<&mut Inserter>,
     meta: &Meta,

@@ -1,0 +1,216 @@
+//! `-listener-users`: who may listen to a private stream. One `name:hash` a line (`#`
+//! comments and blank lines allowed), the hash from `ringcast -hash-password`. Read at
+//! start-up (a bad file stops the start) and on `SIGHUP` (a bad file is logged and the old
+//! list kept).
+//!
+//! A hash takes a tenth of a second or more to check on a Pi (`util/password.rs`), and
+//! players reconnect often, so a good login is remembered: the next login with the same
+//! password is checked against a fast digest kept in memory. A reload forgets them all.
+
+use super::peers::Login;
+use super::Server;
+use crate::http::conn::Conn;
+use crate::http::server::{self as http, Request};
+use crate::http::url::query_param;
+use crate::util::password::Hash;
+use log::debug;
+use parking_lot::Mutex;
+use ring::digest;
+use std::collections::HashMap;
+
+/// The most lines a users file may have: the file is read whole, on every reload.
+const MAX_USERS: usize = 100_000;
+
+/// The listeners' logins.
+pub struct Users {
+    path: String,
+    hashes: HashMap<String, Hash>,
+    /// Per name, a digest of the last password that passed.
+    remembered: Mutex<HashMap<String, digest::Digest>>,
+}
+
+impl Users {
+    /// Reads and checks the file; the error names the file and line.
+    pub fn load(path: &str) -> Result<Users, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("-listener-users {path}: {e}"))?;
+        let hashes = parse(&bytes).map_err(|e| format!("-listener-users {path}: {e}"))?;
+        Ok(Users {
+            path: path.to_string(),
+            hashes,
+            remembered: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The file again (for a reload).
+    pub fn reload(&self) -> Result<Users, String> {
+        Users::load(&self.path)
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// Whether `name` may listen with `password`.
+    pub fn check(&self, name: &str, password: &str) -> bool {
+        let Some(hash) = self.hashes.get(name) else {
+            return false;
+        };
+        let quick = remember_digest(name, password);
+        if let Some(known) = self.remembered.lock().get(name) {
+            if crate::http::auth::same_secret_bytes(known.as_ref(), quick.as_ref()) {
+                return true;
+            }
+        }
+        // The slow check runs without the lock: other logins go on meanwhile.
+        if !hash.verify(password.as_bytes()) {
+            return false;
+        }
+        self.remembered.lock().insert(name.to_string(), quick);
+        true
+    }
+}
+
+/// The realm players and browsers show when they ask for the login.
+const REALM: &str = "Basic realm=\"ringcast listeners\", charset=\"UTF-8\"";
+
+/// Lets a listener in, or answers for it: `Ok(None)` without `-listener-users`,
+/// `Ok(Some(name))` for a good login, `Err(())` when refused here (401, or 429 for an
+/// address with too many failed logins). The login comes as HTTP Basic (players take
+/// `https://name:pass@host/`), or as `?user=NAME&pass=PASSWORD` for web players that cannot
+/// set headers (README, Private streams).
+pub fn admit(
+    conn: &mut Conn,
+    peer: std::net::SocketAddr,
+    req: &Request,
+    server: &Server,
+    cors: &[(&str, &str)],
+) -> Result<Option<String>, ()> {
+    let Some(users) = server.users() else {
+        return Ok(None);
+    };
+    let given = credentials(req);
+    let login = server.peers.login(peer.ip(), "listener login", || {
+        given.as_ref().map(|(u, p)| users.check(u, p))
+    });
+    let mut extra: Vec<(&str, &str)> = cors.to_vec();
+    match login {
+        Login::Ok => return Ok(given.map(|(u, _)| u)),
+        Login::Wrong => {
+            debug!("{peer}: listener login wrong or missing");
+            extra.push(("WWW-Authenticate", REALM));
+            http::respond(conn, req.minor, 401, "login required", &extra);
+        }
+        Login::Locked(left) => {
+            let retry = left.as_secs().max(1).to_string();
+            extra.push(("Retry-After", &retry));
+            http::respond(conn, req.minor, 429, "too many failed logins", &extra);
+        }
+    }
+    Err(())
+}
+
+/// The (name, password) a request carries.
+fn credentials(req: &Request) -> Option<(String, String)> {
+    if let Some(basic) = req
+        .header("Authorization")
+        .and_then(crate::http::auth::parse_basic)
+    {
+        return Some(basic);
+    }
+    let text = |k| query_param(&req.path, k).map(|v| String::from_utf8_lossy(&v).into_owned());
+    Some((text("user")?, text("pass")?))
+}
+
+/// A fast digest of a login that passed; it never leaves memory.
+fn remember_digest(name: &str, password: &str) -> digest::Digest {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(name.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(password.as_bytes());
+    ctx.finish()
+}
+
+/// The `name:hash` lines of a users file.
+fn parse(bytes: &[u8]) -> Result<HashMap<String, Hash>, String> {
+    let mut out = HashMap::new();
+    for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+        let n = i.saturating_add(1);
+        let line = std::str::from_utf8(line).map_err(|_| format!("line {n}: not UTF-8"))?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, hash) = line
+            .split_once(':')
+            .ok_or_else(|| format!("line {n}: not name:hash"))?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!(
+                "line {n}: a name must be non-empty, without spaces"
+            ));
+        }
+        let hash = Hash::parse(hash)
+            .map_err(|e| format!("line {n}: {e} (make one with: ringcast -hash-password)"))?;
+        if out.insert(name.to_string(), hash).is_some() {
+            return Err(format!("line {n}: {name:?} is listed twice"));
+        }
+        if out.len() > MAX_USERS {
+            return Err(format!("more than {MAX_USERS} users"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::util::fuzz;
+
+    #[test]
+    fn logins_pass_with_the_right_password_only_and_are_remembered() {
+        let dir = std::env::temp_dir().join(format!("ringcast-users-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("users");
+        let h = Hash::new("pw1").unwrap();
+        std::fs::write(&path, format!("# studio\n\nanna:{h}\n")).unwrap();
+        let users = Users::load(path.to_str().unwrap()).unwrap();
+        assert_eq!(users.len(), 1);
+        assert!(!users.check("anna", "pw2"));
+        assert!(!users.check("bob", "pw1"));
+        assert!(users.check("anna", "pw1"));
+        assert!(users.remembered.lock().contains_key("anna"));
+        assert!(users.check("anna", "pw1"));
+        assert!(
+            !users.check("anna", "pw2"),
+            "a remembered login does not open other passwords"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let h = Hash::new("x").unwrap();
+        for (text, why) in [
+            ("anna\n".to_string(), "line 1: not name:hash"),
+            (format!("\n:{h}\n"), "line 2: a name"),
+            (format!("a b:{h}\n"), "line 1: a name"),
+            ("anna:plain\n".to_string(), "line 1: not pbkdf2"),
+            (format!("a:{h}\na:{h}\n"), "line 2: \"a\" is listed twice"),
+        ] {
+            let e = parse(text.as_bytes()).unwrap_err();
+            assert!(e.contains(why), "{text:?}: {e}");
+        }
+        assert!(parse(b"a:x\xff\n").unwrap_err().contains("not UTF-8"));
+    }
+
+    #[test]
+    fn users_files_parse_or_fail_cleanly_on_any_bytes() {
+        let seeds: &[&[u8]] = &[
+            b"anna:pbkdf2-sha256$1000$00$abababababababababababababababababababababababababababababababab\n",
+            b"# c\n\n:\n",
+        ];
+        fuzz::run("users::parse", seeds, 512, |b| {
+            let _ = parse(b);
+        });
+    }
+}
