@@ -81,12 +81,13 @@ impl Audience {
         }
     }
 
-    /// The listeners now, oldest first (of one mount, or all).
+    /// The listeners now, oldest first (of one mount, or all). A kicked one is gone from
+    /// the list at once, though its sender may notice only at its next batch.
     pub fn list(&self, mount: Option<&str>) -> Vec<Arc<Entry>> {
         self.map
             .lock()
             .values()
-            .filter(|e| mount.is_none_or(|m| e.mount == m))
+            .filter(|e| !e.kicked() && mount.is_none_or(|m| e.mount == m))
             .cloned()
             .collect()
     }

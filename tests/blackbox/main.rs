@@ -8,6 +8,7 @@ mod fanout;
 mod hostile;
 mod hostile_link;
 mod http;
+mod https;
 mod icecast;
 mod lifecycle;
 mod link;
