@@ -1,0 +1,231 @@
+//! A real browser: Debian's headless Chromium, driven through chromedriver's WebDriver API
+//! (plain HTTP and JSON on loopback, spoken here), plays the stream from `/status.html` over
+//! HTTPS, sees a new title without reloading, and reads `icy-metaint` from another origin.
+
+use crate::common::*;
+use crate::https::{https_addr, tls_server};
+use crate::tls_proxy::TestCa;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+/// chromedriver and one browser session. Both end on drop.
+struct Browser {
+    driver: Child,
+    addr: SocketAddr,
+    session: String,
+}
+
+impl Browser {
+    fn start(name: &str) -> Browser {
+        require_program("chromium", "chromium");
+        require_program("chromedriver", "chromium-driver");
+        let profile = scratch(name);
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={}", addr.port()))
+            .arg("--allowed-ips=127.0.0.1");
+        let driver = spawn_quiet(cmd);
+        let mut b = Browser {
+            driver,
+            addr,
+            session: String::new(),
+        };
+        assert!(
+            eventually(Duration::from_secs(20), || b
+                .call("GET", "/status", None)
+                .is_some_and(|v| v["value"]["ready"] == true)),
+            "chromedriver did not start"
+        );
+        // Chromium as it runs on a closed machine: no sandbox (root in CI), no calls home;
+        // media may start without a click; the test CA is not in its store (curl and the
+        // rustls client check the certificate in https.rs).
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "acceptInsecureCerts": true,
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        }}});
+        let v = b
+            .call("POST", "/session", Some(caps))
+            .expect("a browser session");
+        b.session = v["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        b.call(
+            "POST",
+            &format!("/session/{}/timeouts", b.session),
+            Some(json!({"script": 40000, "pageLoad": 30000})),
+        );
+        b
+    }
+
+    /// One WebDriver command; the JSON answer.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Option<Value> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut c = TcpStream::connect(self.addr).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        c.write_all(req.as_bytes()).ok()?;
+        // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 8192];
+        let end = loop {
+            if let Some(i) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = c.read(&mut chunk).ok().filter(|&n| n > 0)?;
+            out.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))?
+            .trim()
+            .parse()
+            .ok()?;
+        while out.len() < end + len {
+            let n = c.read(&mut chunk).ok().filter(|&n| n > 0)?;
+            out.extend_from_slice(&chunk[..n]);
+        }
+        serde_json::from_slice(&out[end..end + len]).ok()
+    }
+
+    fn open(&self, url: &str) {
+        let v = self.call(
+            "POST",
+            &format!("/session/{}/url", self.session),
+            Some(json!({ "url": url })),
+        );
+        assert!(
+            v.as_ref().is_some_and(|v| v["value"].is_null()),
+            "open {url}: {v:?}"
+        );
+    }
+
+    /// Runs `script` (its last argument is the callback to call with the result).
+    fn run_async(&self, script: &str) -> Value {
+        let v = self
+            .call(
+                "POST",
+                &format!("/session/{}/execute/async", self.session),
+                Some(json!({"script": script, "args": []})),
+            )
+            .expect("script answer");
+        v["value"].clone()
+    }
+
+    fn run(&self, script: &str) -> Value {
+        let v = self
+            .call(
+                "POST",
+                &format!("/session/{}/execute/sync", self.session),
+                Some(json!({"script": script, "args": []})),
+            )
+            .expect("script answer");
+        v["value"].clone()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.call("DELETE", &format!("/session/{}", self.session), None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn chromium_plays_the_status_page_over_https_and_follows_the_title() {
+    let dir = scratch("browser-ca");
+    let ca = TestCa::make(&dir, "browser");
+    let (s, tls) = tls_server(
+        &ca.cert,
+        &ca.key,
+        &["-admin-password", "adm", "-icy-name", "Studio One"],
+    );
+    assert_eq!(tls, https_addr(&s));
+    let b = Browser::start("browser-profile");
+    b.open(&format!("https://localhost:{}/status.html", tls.port()));
+
+    // The player plays: currentTime passes 3 s with no media error.
+    let played = b.run_async(
+        r#"const done = arguments[arguments.length - 1];
+        const t0 = Date.now();
+        (function wait() {
+          const a = document.querySelector("audio");
+          if (!a) { return Date.now() - t0 > 10000 ? done("no player") : setTimeout(wait, 100); }
+          if (!a.dataset.started) { a.dataset.started = "1"; a.play().catch(e => done("play: " + e)); }
+          if (a.error) return done("media error " + a.error.code + ": " + a.error.message);
+          if (a.currentTime > 3) return done("played " + a.currentTime);
+          if (Date.now() - t0 > 30000) return done("stuck at " + a.currentTime + ", readyState " + a.readyState);
+          setTimeout(wait, 200);
+        })();"#,
+    );
+    assert!(
+        played.as_str().is_some_and(|p| p.starts_with("played")),
+        "{played}\n{}",
+        s.log_text()
+    );
+    assert_eq!(
+        b.run("return document.querySelector('.name').textContent"),
+        "Studio One"
+    );
+
+    // A new title shows without a reload (the marker would be gone after one).
+    b.run("window.notReloaded = true; return 0");
+    let mut admin = get_with_auth(
+        s.addr,
+        "/admin/metadata?mode=updinfo&song=Live%20%3C%26%3E%20Now",
+        "admin",
+        "adm",
+    );
+    assert_eq!(admin.status, 200);
+    admin.read_to_eof(Duration::from_secs(5));
+    let shown = eventually(Duration::from_secs(15), || {
+        b.run("return document.querySelector('.title').textContent") == "Live <&> Now"
+    });
+    assert!(
+        shown,
+        "title on the page: {}",
+        b.run("return document.body.innerText")
+    );
+    assert_eq!(b.run("return window.notReloaded === true"), true);
+
+    // A page from another origin (127.0.0.1 is not localhost) fetches the stream with
+    // Icy-MetaData: 1 (a preflight first) and may read icy-metaint. (Not from the status
+    // page: its Content-Security-Policy lets it fetch from its own origin only.)
+    b.open(&format!("https://127.0.0.1:{}/status-json.xsl", tls.port()));
+    let cross = b.run_async(&format!(
+        r#"const done = arguments[arguments.length - 1];
+        const ctl = new AbortController();
+        fetch("https://localhost:{}/", {{headers: {{"Icy-MetaData": "1"}}, signal: ctl.signal}})
+          .then(r => {{ const m = r.headers.get("icy-metaint"); ctl.abort(); done(location.origin + " metaint=" + m); }})
+          .catch(e => done("error: " + e));"#,
+        tls.port()
+    ));
+    assert_eq!(
+        cross,
+        format!("https://127.0.0.1:{} metaint=16000", tls.port()),
+        "{}",
+        s.log_text()
+    );
+}
