@@ -199,7 +199,7 @@ fn players_get_the_stream_over_https_beside_plain_http() {
     st.read_to_end(Duration::from_secs(5));
     let body = String::from_utf8_lossy(&st.body);
     assert!(
-        body.contains(&format!("\"listenurl\":\"https://localhost/\"")),
+        body.contains("\"listenurl\":\"https://localhost/\""),
         "{body}"
     );
 
