@@ -9,16 +9,27 @@
 //! listener. When Debian's icecast2 is installed, the same load runs against it in the same
 //! run, fed the same file at the same rate, and its figures and the ratios are printed.
 //!
+//! Then 1000 listeners over TLS (`-tls-address`, a certificate made by openssl here, each
+//! listener a rustls client in the same epoll loop) beside 1000 plain ones, and the cost of
+//! TLS per listener in CPU and memory.
+//!
 //! Bounded: each measurement lasts `BENCH_SECS` (default 20) seconds, after at most 120 s
-//! of connecting. `BENCH_N=1000,5000` measures only those audiences.
+//! of connecting. `BENCH_N=1000,5000` measures only those audiences; `BENCH_TLS_N=0` leaves
+//! out the TLS run.
 
 #[path = "../tests/blackbox/common.rs"]
 mod common;
 #[path = "../tests/blackbox/proxy.rs"]
 #[allow(dead_code)] // the bench uses the proxy only to count bytes
 mod proxy;
+#[path = "../tests/blackbox/tls_proxy.rs"]
+#[allow(dead_code)] // the bench uses only its test CA
+mod tls_proxy;
 
 use common::{fixture, Icecast, Server};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -30,6 +41,8 @@ use std::time::{Duration, Instant};
 
 const RATE: u64 = 16_000; // 128 kb/s
 const COUNTS: [usize; 4] = [1, 100, 1000, 5000];
+/// Listeners of the TLS run (and of the plain run it is compared with).
+const TLS_N: usize = 1000;
 /// Connections either server must allow: the largest N plus the first-byte probes.
 const MAX_CLIENTS: usize = 5100;
 /// A listener is "at full rate" when it got the bytes fed in the window less at most this
@@ -78,33 +91,8 @@ fn main() {
     let mut rows: Vec<(String, usize, Figures)> = Vec::new();
     let data = std::fs::read(&mp3).unwrap();
     for &n in &counts {
-        let mut server = Server::start_with(
-            &[
-                "-frame-filter",
-                "mp3",
-                "-frame-bytes",
-                "2881",
-                "-max-clients",
-                &MAX_CLIENTS.to_string(),
-                // What the Icecast beside it is given: a 64 KiB burst on connect (Icecast's
-                // default burst-size) and a ring of 13 s (its queue is 32 s). The burst is
-                // also what lets ringcast batch a large audience's frames (ring/wake.rs).
-                "-burst-bytes",
-                "65536",
-                "-source-buffer",
-                "512",
-                // Every bench listener comes from 127.0.0.1, all at once.
-                "-max-pending-per-ip",
-                "6000",
-            ],
-            Stdio::piped(),
-        );
-        let stdin = server.child.stdin.take().unwrap();
-        let fed = Arc::new(AtomicU64::new(0));
-        let (d, f2) = (data.clone(), Arc::clone(&fed));
-        std::thread::spawn(move || feed(stdin, &d, &f2));
-        let pid = server.child.id();
-        let f = measure(pid, server.addr, "/", n, secs, &fed);
+        let (server, fed) = start_ringcast(&data, &[]);
+        let f = measure(server.child.id(), server.addr, "/", n, secs, &fed, None);
         rows.push(("ringcast".into(), n, f));
         drop(server);
     }
@@ -116,7 +104,7 @@ fn main() {
             .is_ok();
     if let Some(ice) = have_icecast.then(|| IcecastPeer::start(&data)).flatten() {
         for &n in &counts {
-            let f = measure(ice.pid(), ice.addr, "/bench.mp3", n, secs, &ice.fed);
+            let f = measure(ice.pid(), ice.addr, "/bench.mp3", n, secs, &ice.fed, None);
             rows.push(("icecast2".into(), n, f));
         }
     } else {
@@ -185,7 +173,117 @@ fn main() {
         "targets: CPU <= 0.5x icecast2 at 100 and 1000, <= 0.7x at 5000; RSS <= icecast2's at \
          1000, <= 60 MB at 5000; every listener at full rate; idle RSS < 4 MB; TTFB < 50 ms"
     );
+    let tls_n: usize = std::env::var("BENCH_TLS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(TLS_N);
+    if tls_n > 0 {
+        tls_figures(&data, tls_n, secs, find("ringcast", tls_n).map(|r| &r.2));
+    }
     link_figures(secs);
+}
+
+/// ringcast fed `data` in real time on stdin, with the bench's flags and `extra`; the
+/// server and the count of bytes fed.
+fn start_ringcast(data: &[u8], extra: &[&str]) -> (Server, Arc<AtomicU64>) {
+    let max = MAX_CLIENTS.to_string();
+    let mut args = vec![
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-max-clients",
+        &max,
+        // What the Icecast beside it is given: a 64 KiB burst on connect (Icecast's
+        // default burst-size) and a ring of 13 s (its queue is 32 s). The burst is
+        // also what lets ringcast batch a large audience's frames (ring/wake.rs).
+        "-burst-bytes",
+        "65536",
+        "-source-buffer",
+        "512",
+        // Every bench listener comes from 127.0.0.1, all at once.
+        "-max-pending-per-ip",
+        "6000",
+    ];
+    args.extend_from_slice(extra);
+    let mut server = Server::start_with(&args, Stdio::piped());
+    let stdin = server.child.stdin.take().unwrap();
+    let fed = Arc::new(AtomicU64::new(0));
+    let (d, f2) = (data.to_vec(), Arc::clone(&fed));
+    std::thread::spawn(move || feed(stdin, &d, &f2));
+    (server, fed)
+}
+
+/// `n` listeners over TLS against `n` plain ones (measured here unless the plain runs had
+/// that N): what TLS costs per listener.
+fn tls_figures(data: &[u8], n: usize, secs: u64, plain: Option<&Figures>) {
+    let dir = common::scratch("bench-tls");
+    let ca = tls_proxy::TestCa::make(&dir, "bench");
+    let plain_owned;
+    let plain = match plain {
+        Some(p) => p,
+        None => {
+            let (server, fed) = start_ringcast(data, &[]);
+            plain_owned = measure(server.child.id(), server.addr, "/", n, secs, &fed, None);
+            &plain_owned
+        }
+    };
+    let (cert, key) = (ca.cert.to_str().unwrap(), ca.key.to_str().unwrap());
+    let (server, fed) = start_ringcast(
+        data,
+        &[
+            "-tls-address",
+            "127.0.0.1:0",
+            "-tls-cert",
+            cert,
+            "-tls-key",
+            key,
+        ],
+    );
+    let line = server
+        .wait_log("HTTPS on ", Duration::from_secs(10))
+        .expect("the HTTPS port");
+    let addr: SocketAddr = line
+        .rsplit("HTTPS on ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&ca.ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let t = measure(
+        server.child.id(),
+        addr,
+        "/",
+        n,
+        secs,
+        &fed,
+        Some(Arc::new(config)),
+    );
+    let per = |f: &Figures| f.rss_kb.saturating_sub(f.idle_rss_kb) as f64 * 1024.0 / n as f64;
+    println!();
+    println!("TLS (rustls, TLS 1.3) against plain HTTP, {n} listeners each, same flags:");
+    for (name, f) in [("plain", plain), ("TLS", &t)] {
+        println!(
+            "  {name:<5}: CPU {:.2} s/min, RSS {} kB ({:.0} B/listener), heap {} kB, at full rate {}/{n}",
+            f.cpu_s_per_min, f.rss_kb, per(f), f.rss_split.1, f.at_full_rate
+        );
+    }
+    println!(
+        "  TLS costs {:+.2} CPU s/min ({:.2}x) and {:+.0} B of RSS per listener",
+        t.cpu_s_per_min - plain.cpu_s_per_min,
+        t.cpu_s_per_min / plain.cpu_s_per_min,
+        per(&t) - per(plain)
+    );
 }
 
 /// The link at 128 kb/s with 250 ms fragments: wire bytes against payload bytes (through a
@@ -312,13 +410,14 @@ fn measure(
     n: usize,
     secs: u64,
     fed: &AtomicU64,
+    tls: Option<Arc<ClientConfig>>,
 ) -> Figures {
     // Let the source start and the stream flow before measuring idle memory.
     std::thread::sleep(Duration::from_millis(1500));
     let idle_rss_kb = proc_status(pid, "VmRSS:");
     let kstack0 = meminfo("KernelStack:");
     let tcp0 = tcp_mem_kb();
-    let mut load = Load::connect(addr, path, n);
+    let mut load = Load::connect(addr, path, n, tls);
     // Warm up: every listener has its response head and the first burst (bounded).
     let warm = Instant::now();
     load.pump(Duration::from_secs(2));
@@ -399,11 +498,20 @@ fn first_byte_ms(addr: SocketAddr, path: &str) -> f64 {
     }
 }
 
+/// One bench listener: its socket, its TLS session (over TLS), and its response head
+/// until the head is whole.
+struct Client {
+    sock: TcpStream,
+    tls: Option<ClientConnection>,
+    head_done: bool,
+    head: Vec<u8>,
+}
+
 /// N listener sockets read from one epoll loop.
 struct Load {
     epoll: i32,
-    conns: Vec<Option<(TcpStream, bool, Vec<u8>)>>,
-    arriving: std::sync::mpsc::Receiver<(usize, TcpStream)>,
+    conns: Vec<Option<Client>>,
+    arriving: std::sync::mpsc::Receiver<(usize, Client)>,
     body: Vec<u64>,
 }
 
@@ -412,22 +520,41 @@ impl Load {
     /// once, because a server with a short accept backlog (Icecast listens with 5) makes a
     /// serial client wait out SYN retries; the sockets join the epoll set as [`Load::pump`]
     /// runs, so early listeners are read while later ones connect.
-    fn connect(addr: SocketAddr, path: &str, n: usize) -> Load {
+    fn connect(addr: SocketAddr, path: &str, n: usize, tls: Option<Arc<ClientConfig>>) -> Load {
         const CONNECTORS: usize = 32;
         let epoll = unsafe { libc::epoll_create1(0) };
         assert!(epoll >= 0);
         let (tx, rx) = std::sync::mpsc::channel();
         for t in 0..CONNECTORS.min(n) {
-            let (tx, req) = (
+            let (tx, req, tls) = (
                 tx.clone(),
                 format!("GET {path} HTTP/1.0\r\nUser-Agent: bench\r\n\r\n"),
+                tls.clone(),
             );
             std::thread::spawn(move || {
                 for i in (t..n).step_by(CONNECTORS) {
                     let mut c = TcpStream::connect(addr).expect("connect");
-                    c.write_all(req.as_bytes()).unwrap();
+                    // Over TLS the handshake and the request are done here, blocking; the
+                    // epoll loop only reads.
+                    let session = tls.as_ref().map(|config| {
+                        let name = ServerName::try_from("localhost").unwrap();
+                        let s = ClientConnection::new(Arc::clone(config), name).unwrap();
+                        let mut stream = StreamOwned::new(s, c.try_clone().unwrap());
+                        stream.write_all(req.as_bytes()).unwrap();
+                        stream.flush().unwrap();
+                        stream.conn
+                    });
+                    if session.is_none() {
+                        c.write_all(req.as_bytes()).unwrap();
+                    }
                     c.set_nonblocking(true).unwrap();
-                    if tx.send((i, c)).is_err() {
+                    let client = Client {
+                        sock: c,
+                        tls: session,
+                        head_done: false,
+                        head: Vec::new(),
+                    };
+                    if tx.send((i, client)).is_err() {
                         return;
                     }
                 }
@@ -448,8 +575,10 @@ impl Load {
                 events: libc::EPOLLIN as u32,
                 u64: i as u64,
             };
-            unsafe { libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, c.as_raw_fd(), &mut ev) };
-            self.conns[i] = Some((c, false, Vec::new()));
+            unsafe {
+                libc::epoll_ctl(self.epoll, libc::EPOLL_CTL_ADD, c.sock.as_raw_fd(), &mut ev)
+            };
+            self.conns[i] = Some(c);
         }
     }
 
@@ -464,33 +593,27 @@ impl Load {
             };
             for ev in events.iter().take(k.max(0) as usize) {
                 let i = ev.u64 as usize;
-                let Some((conn, head_done, head)) = &mut self.conns[i] else {
+                let Some(c) = &mut self.conns[i] else {
                     continue;
                 };
-                loop {
-                    match conn.read(&mut buf) {
-                        Ok(0) => {
-                            unsafe {
-                                libc::epoll_ctl(
-                                    self.epoll,
-                                    libc::EPOLL_CTL_DEL,
-                                    conn.as_raw_fd(),
-                                    std::ptr::null_mut(),
-                                )
-                            };
-                            break;
-                        }
-                        Ok(m) if *head_done => self.body[i] += m as u64,
-                        Ok(m) => {
-                            head.extend_from_slice(&buf[..m]);
-                            if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                                *head_done = true;
-                                self.body[i] += (head.len() - end - 4) as u64;
-                                head.clear();
-                            }
-                        }
-                        Err(_) => break,
-                    }
+                let body = &mut self.body[i];
+                let open = match &mut c.tls {
+                    None => read_plain(&mut c.sock, &mut buf, &mut |b| {
+                        count(&mut c.head_done, &mut c.head, body, b)
+                    }),
+                    Some(tls) => read_tls(tls, &mut c.sock, &mut buf, &mut |b| {
+                        count(&mut c.head_done, &mut c.head, body, b)
+                    }),
+                };
+                if !open {
+                    unsafe {
+                        libc::epoll_ctl(
+                            self.epoll,
+                            libc::EPOLL_CTL_DEL,
+                            c.sock.as_raw_fd(),
+                            std::ptr::null_mut(),
+                        )
+                    };
                 }
             }
         }
@@ -498,7 +621,9 @@ impl Load {
 
     /// Whether every listener has had its response head.
     fn all_started(&self) -> bool {
-        self.conns.iter().all(|c| c.as_ref().is_some_and(|c| c.1))
+        self.conns
+            .iter()
+            .all(|c| c.as_ref().is_some_and(|c| c.head_done))
     }
 
     fn reset_counts(&mut self) {
@@ -507,6 +632,58 @@ impl Load {
 
     fn counts(&self) -> &[u64] {
         &self.body
+    }
+}
+
+/// Reads a plain socket until it would block; false once it closed.
+fn read_plain(sock: &mut TcpStream, buf: &mut [u8], got: &mut dyn FnMut(&[u8])) -> bool {
+    loop {
+        match sock.read(buf) {
+            Ok(0) => return false,
+            Ok(m) => got(&buf[..m]),
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Reads a TLS session's socket until it would block, decrypting as it goes; false once
+/// it closed.
+fn read_tls(
+    tls: &mut ClientConnection,
+    sock: &mut TcpStream,
+    buf: &mut [u8],
+    got: &mut dyn FnMut(&[u8]),
+) -> bool {
+    loop {
+        match tls.read_tls(sock) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+        if tls.process_new_packets().is_err() {
+            return false;
+        }
+        loop {
+            match tls.reader().read(buf) {
+                Ok(0) => return false,
+                Ok(m) => got(&buf[..m]),
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Counts body bytes once the response head is whole.
+fn count(head_done: &mut bool, head: &mut Vec<u8>, body: &mut u64, bytes: &[u8]) {
+    if *head_done {
+        *body += bytes.len() as u64;
+        return;
+    }
+    head.extend_from_slice(bytes);
+    if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+        *head_done = true;
+        *body += (head.len() - end - 4) as u64;
+        head.clear();
     }
 }
 
