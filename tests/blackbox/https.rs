@@ -439,6 +439,25 @@ fn private_streams_let_in_named_listeners_only() {
     assert_eq!(get(None, "/status.html").status, 401);
     assert_eq!(get(Some(("anna", "s3cret pw")), "/status.html").status, 200);
     assert_eq!(get(None, "/status-json.xsl").status, 200);
+    // Across origins a browser sends the login only to a server that names the origin and
+    // allows credentials.
+    let pre = TlsGet::request(
+        tls,
+        &ca.ca,
+        "OPTIONS / HTTP/1.1\r\nHost: localhost\r\nOrigin: https://radio.example\r\n\
+         Access-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(
+        header(&pre.head, "Access-Control-Allow-Origin"),
+        Some("https://radio.example"),
+        "{}",
+        pre.head
+    );
+    assert_eq!(
+        header(&pre.head, "Access-Control-Allow-Credentials"),
+        Some("true")
+    );
 
     // The admin's list names the user.
     let mut list = get(Some(("admin", "adm")), "/admin/listeners");
@@ -505,6 +524,13 @@ fn browsers_get_cors_answers_and_the_icy_headers() {
     assert_eq!(
         header(&status.head, "Access-Control-Allow-Origin"),
         Some("*")
+    );
+    // The page is there under Icecast's old name too.
+    let page = Listener::get(s.addr, "/status.xsl", 1);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        header(&page.head, "Content-Type"),
+        Some("text/html; charset=utf-8")
     );
 
     // -cors-origin names the pages that may; others get no grant.
