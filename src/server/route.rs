@@ -153,6 +153,11 @@ fn to_stream(
 ) -> Option<Listening<'_>> {
     let (mount, link_op) = crate::link::split_path(req.path_only());
     let Some(stream) = server.stream_for(mount) else {
+        // A browser's preflight for a server page (status, admin calls) under -mount.
+        if req.method == "OPTIONS" {
+            cors::options(&mut conn, &req, server, allow(false));
+            return None;
+        }
         let what = "no such mount";
         refuse(&mut conn, peer, Some(&req), server, 404, what, &[]);
         return None;

@@ -55,14 +55,15 @@ static FULL_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 /// back for [`Listening::run`]. It owns everything the loop needs, so the frames that read
 /// and answered the request can return first (README, Design notes: what a listener costs).
 pub struct Listening<'s> {
+    /// Its entry in the admin's list (and its kick switch). First, so that it is dropped
+    /// before the socket closes: a kick shuts the socket down through the entry.
+    who: Registered<'s>,
     conn: Conn,
     peer: SocketAddr,
     feed: Feed,
     icy: Option<Inserter>,
     counted: ServerListener<'s>,
     slot: ListenerGuard,
-    /// Its entry in the admin's list (and its kick switch).
-    who: Registered<'s>,
 }
 
 /// Answers a listener's request: refuses it when the server or the mount is full, else

@@ -123,6 +123,18 @@ fn three_mounts_on_one_port_each_listener_gets_only_its_own() {
 
     assert_eq!(Listener::get(s.addr, "/nope", 1).status, 404);
     assert_eq!(Listener::get(s.addr, "/tone/x", 1).status, 404);
+    // A browser's preflight for a server page is answered, not refused as an unknown mount.
+    let pre = Listener::request(
+        s.addr,
+        "OPTIONS /status-json.xsl HTTP/1.1\r\nOrigin: https://a.example\r\n\
+         Access-Control-Request-Method: GET\r\n\r\n",
+    );
+    assert_eq!(pre.status, 200, "{}", pre.head);
+    assert!(
+        pre.head.contains("Access-Control-Allow-Origin: *"),
+        "{}",
+        pre.head
+    );
     let put = Listener::request(
         s.addr,
         &format!(
