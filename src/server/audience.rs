@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The most bytes of a user agent an entry keeps.
+const MAX_AGENT: usize = 200;
+
 /// One connected listener.
 #[derive(Debug)]
 pub struct Entry {
@@ -61,12 +64,21 @@ impl Audience {
     /// Registers a listener until the returned guard drops.
     pub fn add(&self, who: Who) -> Registered<'_> {
         let id = self.next.fetch_add(1, Relaxed).saturating_add(1);
+        // A user agent may be most of an 8 KiB request head; the list keeps its start.
+        let mut agent = who.agent;
+        if agent.len() > MAX_AGENT {
+            let cut = (0..=MAX_AGENT)
+                .rev()
+                .find(|&i| agent.is_char_boundary(i))
+                .unwrap_or(0);
+            agent.truncate(cut);
+        }
         let entry = Arc::new(Entry {
             id,
             peer: who.peer,
             mount: who.mount,
             user: who.user,
-            agent: who.agent,
+            agent,
             tls: who.tls,
             since: Instant::now(),
             bytes: AtomicU64::new(0),
@@ -146,5 +158,10 @@ mod tests {
         assert!(!a.kick(2, None));
         assert_eq!(a.list(None).len(), 1);
         assert_eq!(a.add(who("/a")).entry.id, 3, "ids are not reused");
+        let long = a.add(Who {
+            agent: "é".repeat(500),
+            ..who("/a")
+        });
+        assert_eq!(long.entry.agent.len(), 200, "cut at a character boundary");
     }
 }
