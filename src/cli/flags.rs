@@ -182,9 +182,9 @@ flags! {
     close_idle           "close-idle"          Bool  Input     Stream  ""          "close the source when the last listener leaves; reopen it for the next";
     max_quiet_interval   "max-quiet-interval"  Dur   Input     Stream  "DURATION"  "close the source when it sends nothing for this long (0 = never)";
     source_bandwidth     "source-bandwidth"    Int   Input     Stream  "BYTES/S"   "read the source no faster than this (0 = as fast as it comes)";
-    frame_filter         "frame-filter"        Text  Framing   Stream  "NAME"      "framer: raw (or \"\"), mp3, adts, ts (default raw)";
+    frame_filter         "frame-filter"        Text  Framing   Stream  "NAME"      "framer: raw (or \"\"), mp3, adts, ts, ogg (default raw)";
     filter               "filter"              Text  Framing   Stream  "NAME"      "alias of -frame-filter";
-    frame_bytes          "frame-bytes"         Int   Framing   Stream  "N"         "raw: the exact frame size; other framers: the largest frame (default 64)";
+    frame_bytes          "frame-bytes"         Int   Framing   Stream  "N"         "raw: the exact frame size; other framers: the largest frame (default 64; ogg: 65307)";
     header_bytes         "header-bytes"        Int   Framing   Stream  "N"         "bytes of header read from each source opening and sent to every listener first";
     source_buffer        "source-buffer"       Int   Framing   Stream  "FRAMES"    "ring size in frames, more than 2 (default 64)";
     content_type         "content-type"        Text  Framing   Stream  "TYPE"      "Content-Type of the stream (default: the framer's; audio/wav with -tone)";

@@ -96,7 +96,11 @@ impl StreamConfig {
                 frame::names().join(", ")
             )
         })?;
-        let default_frame = if tone { TONE_FRAME_BYTES as i64 } else { 64 };
+        let default_frame = if tone {
+            TONE_FRAME_BYTES as i64
+        } else {
+            i64::try_from(framer.default_frame_bytes).unwrap_or(64)
+        };
         let frame_bytes = range(
             "frame-bytes",
             a.frame_bytes.unwrap_or(default_frame),

@@ -20,6 +20,7 @@
 
 mod adts;
 mod mp3;
+pub mod ogg;
 mod raw;
 mod ts;
 pub use mp3::Mp3Header;
@@ -61,6 +62,13 @@ pub trait Framer: Send {
     /// candidate that ends exactly at the end of `buf` may be accepted. Skipped bytes are
     /// added to `counts`.
     fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan;
+
+    /// Whether the frame the last `scan` returned belongs to the stream's header, which every
+    /// new listener needs before any other frame (Ogg's header pages). Such frames are kept
+    /// by the ring as the header, not sent as they come.
+    fn frame_is_header(&self) -> bool {
+        false
+    }
 }
 
 /// One row of the framer table.
@@ -73,6 +81,8 @@ pub struct FramerInfo {
     pub content_type: &'static str,
     /// The smallest `-frame-bytes` that can hold one frame.
     pub min_frame_bytes: usize,
+    /// `-frame-bytes` when not given.
+    pub default_frame_bytes: usize,
     /// Builds a framer; the argument is `-frame-bytes`.
     pub new: fn(usize) -> Box<dyn Framer>,
 }
@@ -91,6 +101,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         // streamserve's default, kept for drop-in compatibility.
         content_type: "application/octet-stream",
         min_frame_bytes: 1,
+        default_frame_bytes: 64,
         new: |max| Box::new(raw::RawFramer::new(max)),
     },
     FramerInfo {
@@ -98,6 +109,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         names: &["mp3"],
         content_type: "audio/mpeg",
         min_frame_bytes: 4,
+        default_frame_bytes: 64,
         new: |max| Box::new(mp3::Mp3Framer::new(max)),
     },
     FramerInfo {
@@ -105,6 +117,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         names: &["adts", "aac"],
         content_type: "audio/aac",
         min_frame_bytes: 7,
+        default_frame_bytes: 64,
         new: |max| Box::new(adts::AdtsFramer::new(max)),
     },
     FramerInfo {
@@ -112,7 +125,17 @@ pub static FRAMERS: &[FramerInfo] = &[
         names: &["ts", "mpegts"],
         content_type: "video/mp2t",
         min_frame_bytes: ts::PACKET,
+        default_frame_bytes: 64,
         new: |max| Box::new(ts::TsFramer::new(max)),
+    },
+    FramerInfo {
+        name: "ogg",
+        names: &["ogg"],
+        content_type: "audio/ogg",
+        min_frame_bytes: 28,
+        // Any page fits: encoders write pages of a few KB, but a page may be 64 KB.
+        default_frame_bytes: ogg::MAX_PAGE,
+        new: |max| Box::new(ogg::OggFramer::new(max)),
     },
 ];
 
@@ -292,6 +315,7 @@ mod tests {
         assert_eq!(find("raw").unwrap().name, "raw");
         assert_eq!(find("mp3").unwrap().name, "mp3");
         assert_eq!(find("mpegts").unwrap().name, "ts");
+        assert_eq!(find("ogg").unwrap().name, "ogg");
         assert!(find("flac").is_none());
     }
 

@@ -153,6 +153,7 @@ fn pump(
 
     let mut framer = (cfg.framer.new)(cfg.frame_bytes);
     let mut pending = FrameBuffer::default();
+    let mut headers = HeaderPages::default();
     let mut chunk = vec![0u8; read_size(cfg.source_bandwidth)];
     let run_start = Instant::now();
     let mut read_total: u64 = 0;
@@ -176,10 +177,13 @@ fn pump(
                 read_total = read_total.saturating_add(n as u64);
                 Stats::add(&stream.stats.bytes_in, n as u64);
                 pending.extend(chunk.get(..n).unwrap_or_default());
-                emit_frames(cfg, stream, framer.as_mut(), &mut pending, false, cutter);
+                let out = (&mut pending, &mut headers);
+                emit_frames(cfg, stream, framer.as_mut(), out, false, cutter);
             }
             Slice::Eof => {
-                emit_frames(cfg, stream, framer.as_mut(), &mut pending, true, cutter);
+                let out = (&mut pending, &mut headers);
+                emit_frames(cfg, stream, framer.as_mut(), out, true, cutter);
+                headers.publish(stream);
                 stream.ring.flush();
                 return Ok(End::Eof);
             }
@@ -282,12 +286,55 @@ impl FrameBuffer {
     }
 }
 
-/// Cuts every whole frame out of `pending` into the ring and accounts for what was skipped.
+/// Header frames (Ogg's header pages) gathered until the first frame after them, when they
+/// become the ring's header at once ([`crate::ring::Ring::push_header`]).
+#[derive(Default)]
+struct HeaderPages {
+    pages: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// More header than this (Ogg comment headers may carry cover art) is dropped, logged.
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+impl HeaderPages {
+    fn add(&mut self, page: &[u8]) {
+        self.bytes = self.bytes.saturating_add(page.len());
+        if self.bytes > MAX_HEADER_BYTES {
+            if !self.pages.is_empty() {
+                log::error!(
+                    "source: stream header over {MAX_HEADER_BYTES} bytes (cover art in the \
+                     comments?): dropped; new listeners cannot decode until the next one"
+                );
+            }
+            self.pages.clear();
+            return;
+        }
+        self.pages.push(page.to_vec());
+    }
+
+    /// Makes the gathered pages the stream's header (if any were gathered).
+    fn publish(&mut self, stream: &Stream) {
+        if !self.pages.is_empty() {
+            stream.ring.push_header(&self.pages);
+            log::debug!(
+                "source: stream header of {} page(s), {} bytes",
+                self.pages.len(),
+                self.bytes
+            );
+        }
+        self.pages.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Cuts every whole frame out of `pending` into the ring (header frames into `headers`,
+/// which go to the ring before the next frame) and accounts for what was skipped.
 fn emit_frames(
     cfg: &StreamConfig,
     stream: &Stream,
     framer: &mut dyn Framer,
-    pending: &mut FrameBuffer,
+    (pending, headers): (&mut FrameBuffer, &mut HeaderPages),
     eof: bool,
     cutter: &mut Option<Cutter>,
 ) {
@@ -307,6 +354,13 @@ fn emit_frames(
                     pending.consume(usize::MAX);
                     break;
                 };
+                if framer.frame_is_header() {
+                    headers.add(frame);
+                    pending.consume(end);
+                    frames = frames.saturating_add(1);
+                    continue;
+                }
+                headers.publish(stream);
                 stream.ring.push(frame);
                 if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
                     c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);

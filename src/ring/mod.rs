@@ -39,19 +39,9 @@ pub const MAX_BATCH_FRAMES: usize = 32;
 pub struct Cursor {
     /// The sequence number of the next frame this listener wants.
     pub next: u64,
-    /// Whether the stream header (`-header-bytes`) has been handed to this listener.
-    header_sent: bool,
-}
-
-impl Cursor {
-    /// The same position, its header counted as sent: for a listener that moves here from
-    /// another stream of the same format and has had a header already.
-    pub fn header_done(self) -> Cursor {
-        Cursor {
-            header_sent: true,
-            ..self
-        }
-    }
+    /// The generation of the stream header this listener has (0: none yet). See
+    /// [`Ring::push_header`].
+    header_gen: u64,
 }
 
 /// What [`Ring::read`] produced.
@@ -83,7 +73,16 @@ struct State {
     next_seq: u64,
     /// New cursors start at or after this frame (frames before it are stale).
     join_floor: u64,
+    /// The stream header every listener gets before its first frame: `-header-bytes`, a link
+    /// origin's, or Ogg's header pages. `header_gen` counts its versions (0: none yet).
     header: Option<Frame>,
+    header_gen: u64,
+    /// Where the current header also sits in the ring, as frames `[header_from, header_to)`
+    /// (Ogg: a chained stream's new header pages reach connected listeners in-stream). A
+    /// reader that reads through them has the header; one that joins or lands at or past
+    /// `header_to` gets it prepended. Both 0 for a header that is not in the ring.
+    header_from: u64,
+    header_to: u64,
     ended: bool,
     last_wake: Instant,
     /// Frames pushed since the last wake-up.
@@ -115,6 +114,9 @@ impl Ring {
                 next_seq: 0,
                 join_floor: 0,
                 header: None,
+                header_gen: 0,
+                header_from: 0,
+                header_to: 0,
                 ended: false,
                 last_wake: Instant::now(),
                 held: Held::default(),
@@ -135,11 +137,52 @@ impl Ring {
         let mut frame: Frame = Arc::from(frame);
         let wake = {
             let mut s = self.state.lock();
-            let slot = (s.next_seq % self.slots as u64) as usize;
-            std::mem::swap(&mut s.frames[slot], &mut frame);
-            s.next_seq += 1;
-            let len = s.frames[slot].len();
-            s.held.add(len);
+            self.put(&mut s, &mut frame);
+            self.wake_due(&mut s)
+        };
+        if wake {
+            self.bell.ring();
+        }
+    }
+
+    /// A new stream header that also goes out in-stream, as the frames `pages`: Ogg's header
+    /// pages, at the start and at each chain boundary. Connected listeners read the pages as
+    /// they come (so a chain's new headers reach them once, in place); a listener that joins
+    /// later, or is lapped past them, gets them as its header. Nobody joins in the middle of
+    /// them or in the old chain's audio after them.
+    pub fn push_header(&self, pages: &[Vec<u8>]) {
+        let header: Frame = Arc::from(pages.concat());
+        let mut frames: Vec<Frame> = pages.iter().map(|p| Arc::from(&p[..])).collect();
+        {
+            let mut s = self.state.lock();
+            s.header_from = s.next_seq;
+            for f in &mut frames {
+                self.put(&mut s, f);
+            }
+            s.header_to = s.next_seq;
+            s.header = Some(header);
+            s.header_gen += 1;
+            // A new chain: listeners join from here on.
+            s.join_floor = s.header_to;
+            s.held = Held::default();
+            s.last_wake = Instant::now();
+            s.audience = self.bell.sleepers();
+        }
+        self.bell.ring();
+    }
+
+    /// Puts `frame` in the next slot; `frame` gets the one it replaced.
+    fn put(&self, s: &mut State, frame: &mut Frame) {
+        let slot = (s.next_seq % self.slots as u64) as usize;
+        std::mem::swap(&mut s.frames[slot], frame);
+        s.next_seq += 1;
+        let len = s.frames[slot].len();
+        s.held.add(len);
+    }
+
+    /// Whether the frames held now make a wake-up due (and if so, starts the next count).
+    fn wake_due(&self, s: &mut State) -> bool {
+        {
             let now = Instant::now();
             let elapsed = now.duration_since(s.last_wake);
             let sleepers = self.bell.sleepers();
@@ -152,9 +195,6 @@ impl Ring {
             } else {
                 false
             }
-        };
-        if wake {
-            self.bell.ring();
         }
     }
 
@@ -181,8 +221,16 @@ impl Ring {
         self.state.lock().header.clone()
     }
 
+    /// A stream header that is not in the ring (`-header-bytes`, a link origin's): every
+    /// listener gets it before its next frame.
     pub fn set_header(&self, header: Frame) {
-        self.state.lock().header = Some(header);
+        {
+            let mut s = self.state.lock();
+            s.header = Some(header);
+            s.header_gen += 1;
+            s.header_from = 0;
+            s.header_to = 0;
+        }
         self.bell.ring();
     }
 
@@ -204,13 +252,10 @@ impl Ring {
     /// when none is held yet.
     pub fn join(&self, burst_bytes: usize) -> Cursor {
         let s = self.state.lock();
-        // A header the stream already has is due even when this instance reads none itself
-        // (a link receiver relays the origin's).
-        let header_sent = !self.needs_header && s.header.is_none();
         if s.next_seq == 0 || s.next_seq <= s.join_floor {
             return Cursor {
                 next: s.next_seq,
-                header_sent,
+                header_gen: 0,
             };
         }
         let floor = s.join_floor.max(self.oldest(&s));
@@ -226,7 +271,17 @@ impl Ring {
         }
         Cursor {
             next: start,
-            header_sent,
+            header_gen: 0,
+        }
+    }
+
+    /// A cursor at the newest frame for a listener that moves here from another stream of
+    /// the same format and has had this stream's kind of header already.
+    pub fn join_had_header(&self) -> Cursor {
+        let cur = self.join(0);
+        Cursor {
+            header_gen: self.state.lock().header_gen,
+            ..cur
         }
     }
 
@@ -245,24 +300,32 @@ impl Ring {
         let mut s = self.state.lock();
         let mut waited = false;
         loop {
+            let mut skipped = 0;
+            let oldest = self.oldest(&s);
+            if cur.next < oldest && cur.next < s.next_seq {
+                // Lapped: jump to the newest frame, as streamserve does; into the in-stream
+                // header pages, to their start.
+                let newest = s.next_seq - 1;
+                let to = if newest < s.header_to && s.header_from >= oldest {
+                    s.header_from
+                } else {
+                    newest
+                };
+                skipped = to - cur.next;
+                cur.next = to;
+            }
             let mut header_len = 0;
-            if !cur.header_sent {
+            if cur.header_gen != s.header_gen && cur.next >= s.header_to {
                 if let Some(h) = &s.header {
                     out.push(Arc::clone(h));
-                    cur.header_sent = true;
+                    cur.header_gen = s.header_gen;
                     header_len = h.len();
                 }
             }
             let header = header_len > 0;
-            let mut skipped = 0;
-            if cur.header_sent && cur.next < s.next_seq {
-                let oldest = self.oldest(&s);
-                if cur.next < oldest {
-                    // Lapped: jump to the newest frame, as streamserve does.
-                    let newest = s.next_seq - 1;
-                    skipped = newest - cur.next;
-                    cur.next = newest;
-                }
+            // A stream that has a header format (-header-bytes) sends no frame before it.
+            let ready = cur.header_gen != 0 || !self.needs_header;
+            if ready && cur.next < s.next_seq {
                 let mut frames = 0;
                 let mut sent: u64 = 0;
                 // The batch cap counts the header too, as the bytes of one write.
@@ -282,6 +345,10 @@ impl Ring {
                 }
                 if frames == 0 && !header {
                     return ReadOutcome::NoRoom;
+                }
+                // Read through the in-stream header pages: this listener has that header.
+                if cur.next >= s.header_to && cur.header_gen != s.header_gen {
+                    cur.header_gen = s.header_gen;
                 }
                 return ReadOutcome::Data {
                     frames,

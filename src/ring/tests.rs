@@ -382,3 +382,53 @@ fn the_audience_at_the_last_wake_up_sets_the_budget_while_its_readers_are_busy()
     r.push(b"frame");
     assert_eq!(r.state.lock().held.frames, 0, "a lone reader's 100 ms");
 }
+
+#[test]
+fn in_stream_headers_reach_every_listener_exactly_once_across_a_chain() {
+    let r = ring(16);
+    let mut early = r.join(0);
+    r.push_header(&[b"H1".to_vec(), b"h1".to_vec()]);
+    r.push(b"a1");
+    // Read through in place: the header pages once, not again as a header.
+    assert_eq!(read_all(&r, &mut early).0, b"H1h1a1");
+    // A later listener (even with a burst) starts after the pages and gets them first.
+    let mut late = r.join(1000);
+    assert_eq!(read_all(&r, &mut late).0, b"H1h1a1");
+    r.push(b"a2");
+    // A new chain: connected listeners get its pages in-stream, once.
+    r.push_header(&[b"H2".to_vec()]);
+    r.push(b"b1");
+    assert_eq!(read_all(&r, &mut early).0, b"a2H2b1");
+    assert_eq!(read_all(&r, &mut late).0, b"a2H2b1");
+    // A new listener's burst never reaches back into the old chain.
+    let mut newer = r.join(1000);
+    assert_eq!(read_all(&r, &mut newer).0, b"H2b1");
+    r.push(b"b2");
+    for c in [&mut early, &mut late, &mut newer] {
+        assert_eq!(read_all(&r, c).0, b"b2", "nothing twice");
+    }
+}
+
+#[test]
+fn a_lapped_reader_gets_the_header_of_the_chain_it_lands_in() {
+    let r = ring(4);
+    let mut c = r.join(0);
+    r.push_header(&[b"H1".to_vec()]);
+    r.push(b"a");
+    assert_eq!(read_all(&r, &mut c).0, b"H1a");
+    // The ring laps the reader across a chain boundary: it lands in the new chain's audio
+    // and is handed that chain's header first.
+    r.push_header(&[b"H2".to_vec(), b"h2".to_vec()]);
+    for f in [&b"b"[..], b"c", b"d", b"e"] {
+        r.push(f);
+    }
+    assert_eq!(read_all(&r, &mut c).0, b"H2h2e");
+    // Lapped while the newest frames are header pages: it starts at their beginning.
+    let mut d = r.join(0);
+    assert_eq!(read_all(&r, &mut d).0, b"H2h2e");
+    for f in [&b"f"[..], b"g", b"h"] {
+        r.push(f);
+    }
+    r.push_header(&[b"H3".to_vec(), b"h3".to_vec()]);
+    assert_eq!(read_all(&r, &mut d).0, b"H3h3");
+}

@@ -63,7 +63,7 @@ impl Feed {
         if Arc::ptr_eq(&want, &self.current) {
             return None;
         }
-        self.cursor = want.ring.join(0).header_done();
+        self.cursor = want.ring.join_had_header();
         self.current = want;
         Some(self.current.mount())
     }

@@ -15,6 +15,7 @@ mod lifecycle;
 mod link;
 mod mounts;
 mod mp3;
+mod ogg;
 mod proxy;
 mod source;
 mod systemd;

@@ -1,0 +1,330 @@
+//! The ogg framer: whole Ogg pages (RFC 3533) as frames, for Opus, Vorbis and FLAC in Ogg.
+//!
+//! A page is taken only when its capture pattern, version, lengths and CRC all check out;
+//! anything else is junk, skipped up to the next `OggS` and counted, as for MP3.
+//!
+//! An Ogg stream cannot be joined at any page: a player needs the header pages of each
+//! logical stream first (Opus: `OpusHead` and `OpusTags`; Vorbis: three header packets;
+//! FLAC: its mapping header and metadata blocks). The framer says which pages are header
+//! pages ([`Framer::frame_is_header`]): from a beginning-of-stream page until the first page
+//! that finishes an audio packet, that is, whose granule position is neither 0 (the header
+//! packets' pages carry 0 in all three mappings) nor -1 (no packet ends on it). A
+//! beginning-of-stream page after audio starts a new chain (an encoder's track change), and
+//! its header pages replace the old ones (`input/supervisor.rs`, `ring::Ring::push_header`).
+
+use super::{Framer, Scan, ScanCounts};
+
+/// The fixed part of a page header; the segment table (up to 255 bytes) follows.
+const FIXED: usize = 27;
+/// The largest page: the fixed header, 255 segment lengths, 255 segments of 255 bytes.
+pub const MAX_PAGE: usize = 27 + 255 + 255 * 255;
+const CAPTURE: &[u8; 4] = b"OggS";
+const FLAG_BOS: u8 = 0x02;
+/// Logical streams tracked at once (a multiplexed file has a few; more are not headers).
+const MAX_STREAMS: usize = 16;
+
+pub struct OggFramer {
+    max: usize,
+    /// Serial numbers of the logical streams still in their header pages.
+    in_headers: Vec<u32>,
+    /// Some audio page has been seen since the last beginning-of-stream page.
+    audio_seen: bool,
+    last_was_header: bool,
+}
+
+impl OggFramer {
+    pub fn new(max: usize) -> Self {
+        OggFramer {
+            max,
+            in_headers: Vec::new(),
+            audio_seen: false,
+            last_was_header: false,
+        }
+    }
+
+    /// Classifies a page that passed its checks; true for a header page.
+    fn classify(&mut self, flags: u8, granule: u64, serial: u32) -> bool {
+        if flags & FLAG_BOS != 0 {
+            if self.audio_seen {
+                // A new chain: the logical streams before it have ended.
+                self.in_headers.clear();
+                self.audio_seen = false;
+            }
+            if self.in_headers.len() < MAX_STREAMS && !self.in_headers.contains(&serial) {
+                self.in_headers.push(serial);
+            }
+            return true;
+        }
+        let Some(at) = self.in_headers.iter().position(|&s| s == serial) else {
+            self.audio_seen = true;
+            return false;
+        };
+        if granule == 0 || granule == u64::MAX {
+            return true;
+        }
+        self.in_headers.swap_remove(at);
+        self.audio_seen = true;
+        false
+    }
+}
+
+/// What a page header says: its whole length, flags, granule position and serial number.
+struct PageHead {
+    len: usize,
+    flags: u8,
+    granule: u64,
+    serial: u32,
+}
+
+/// Reads the page header at the front of `b`: `Ok(None)` when more bytes are needed,
+/// `Err(())` when this is not a page header.
+fn page_head(b: &[u8]) -> Result<Option<PageHead>, ()> {
+    let Some(fixed) = b.get(..FIXED) else {
+        return Ok(None);
+    };
+    let (Some(capture), Some(&version), Some(&flags), Some(granule), Some(serial), Some(&nsegs)) = (
+        fixed.get(..4),
+        fixed.get(4),
+        fixed.get(5),
+        fixed.get(6..14),
+        fixed.get(14..18),
+        fixed.get(26),
+    ) else {
+        return Err(());
+    };
+    if capture != CAPTURE || version != 0 || flags & !0x07 != 0 {
+        return Err(());
+    }
+    let table_end = FIXED.saturating_add(usize::from(nsegs));
+    let Some(table) = b.get(FIXED..table_end) else {
+        return Ok(None);
+    };
+    let body: usize = table.iter().map(|&s| usize::from(s)).sum();
+    let granule = u64::from_le_bytes(granule.try_into().map_err(|_| ())?);
+    let serial = u32::from_le_bytes(serial.try_into().map_err(|_| ())?);
+    Ok(Some(PageHead {
+        len: table_end.saturating_add(body),
+        flags,
+        granule,
+        serial,
+    }))
+}
+
+/// The page's CRC (polynomial 0x04C11DB7, no reflection, initial 0), computed with the CRC
+/// field (bytes 22..26) taken as zeros.
+fn crc(page: &[u8]) -> u32 {
+    let mut c: u32 = 0;
+    for (i, &byte) in page.iter().enumerate() {
+        let b = if (22..26).contains(&i) { 0 } else { byte };
+        c ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04C1_1DB7
+            } else {
+                c << 1
+            };
+        }
+    }
+    c
+}
+
+fn stored_crc(page: &[u8]) -> Option<u32> {
+    let b: [u8; 4] = page.get(22..26)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+impl Framer for OggFramer {
+    fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
+        self.last_was_header = false;
+        // `i` only moves forward and never past `buf.len()`; every slice is `get`.
+        let mut i = 0;
+        while let Some(rest) = buf.get(i..).filter(|r| !r.is_empty()) {
+            // Skip to the next capture pattern (a partial one at the end waits for more).
+            let Some(at) = rest.windows(CAPTURE.len()).position(|w| w == CAPTURE) else {
+                let keep = if eof {
+                    0
+                } else {
+                    rest.len().min(CAPTURE.len().saturating_sub(1))
+                };
+                let skip = rest.len().saturating_sub(keep);
+                counts.add_junk(skip);
+                return Scan::NeedMore {
+                    skip: i.saturating_add(skip),
+                };
+            };
+            counts.add_junk(at);
+            i = i.saturating_add(at);
+            let rest = buf.get(i..).unwrap_or_default();
+            match page_head(rest) {
+                Ok(None) if !eof => return Scan::NeedMore { skip: i },
+                Ok(Some(head)) if head.len > self.max => {
+                    counts.oversize_frames = counts.oversize_frames.saturating_add(1);
+                    // Skip the whole page when it is here, else what is here and go on.
+                    let skip = head.len.min(rest.len());
+                    return Scan::NeedMore {
+                        skip: i.saturating_add(skip),
+                    };
+                }
+                Ok(Some(head)) => match rest.get(..head.len) {
+                    None if !eof => return Scan::NeedMore { skip: i },
+                    Some(page) if stored_crc(page) == Some(crc(page)) => {
+                        self.last_was_header = self.classify(head.flags, head.granule, head.serial);
+                        return Scan::Frame {
+                            skip: i,
+                            len: head.len,
+                        };
+                    }
+                    // A bad CRC, or a page cut off at the end: not a page.
+                    _ => {}
+                },
+                Ok(None) | Err(()) => {}
+            }
+            counts.add_junk(1);
+            i = i.saturating_add(1);
+        }
+        Scan::NeedMore { skip: buf.len() }
+    }
+
+    fn frame_is_header(&self) -> bool {
+        self.last_was_header
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page with one packet `body` (at most 255 × 255 bytes), a correct CRC.
+    pub fn page(flags: u8, granule: u64, serial: u32, seq: u32, body: &[u8]) -> Vec<u8> {
+        let mut segs = vec![255u8; body.len() / 255];
+        segs.push((body.len() % 255) as u8);
+        let mut p = b"OggS\0".to_vec();
+        p.push(flags);
+        p.extend_from_slice(&granule.to_le_bytes());
+        p.extend_from_slice(&serial.to_le_bytes());
+        p.extend_from_slice(&seq.to_le_bytes());
+        p.extend_from_slice(&[0; 4]);
+        p.push(segs.len() as u8);
+        p.extend_from_slice(&segs);
+        p.extend_from_slice(body);
+        let c = crc(&p);
+        p[22..26].copy_from_slice(&c.to_le_bytes());
+        p
+    }
+
+    fn frames(f: &mut OggFramer, data: &[u8]) -> (Vec<(usize, bool)>, ScanCounts) {
+        let mut counts = ScanCounts::default();
+        let mut out = Vec::new();
+        let mut at = 0;
+        loop {
+            match f.scan(&data[at..], true, &mut counts) {
+                Scan::Frame { skip, len } => {
+                    out.push((len, f.frame_is_header()));
+                    at += skip + len;
+                }
+                Scan::NeedMore { skip } => {
+                    at += skip;
+                    if at >= data.len() {
+                        return (out, counts);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn real_files_are_whole_pages_with_their_headers_first() {
+        // Made with Debian's ffmpeg (tests/fixtures; the README says how).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        for (file, headers) in [
+            ("tone-opus.ogg", vec![2]),
+            ("tone-vorbis.ogg", vec![2]),
+            ("tone-flac.ogg", vec![2]),
+            ("chained-opus.ogg", vec![2, 2]),
+        ] {
+            let data = std::fs::read(dir.join(file)).unwrap();
+            let (got, counts) = frames(&mut OggFramer::new(MAX_PAGE), &data);
+            assert_eq!(counts.junk_bytes, 0, "{file}");
+            assert_eq!(got.iter().map(|g| g.0).sum::<usize>(), data.len(), "{file}");
+            // Runs of header pages, each followed by audio.
+            let mut runs = Vec::new();
+            let mut prev = false;
+            for &(_, h) in &got {
+                if h && !prev {
+                    runs.push(0);
+                }
+                if h {
+                    *runs.last_mut().unwrap() += 1;
+                }
+                prev = h;
+            }
+            assert_eq!(runs, headers, "{file}");
+            assert!(got[0].1 && !got.last().unwrap().1, "{file}");
+        }
+    }
+
+    #[test]
+    fn the_crc_is_oggs() {
+        // Ogg's parameters are CRC-32/POSIX's without the final inversion: its check value
+        // 0x765E7680, inverted. (Real pages are checked by the fixtures' tests.)
+        assert_eq!(crc(b"123456789"), !0x765E_7680);
+    }
+
+    #[test]
+    fn header_pages_then_audio_and_a_chain_starts_new_headers() {
+        let stream = [
+            page(FLAG_BOS, 0, 7, 0, b"OpusHead........"),
+            page(0, 0, 7, 1, b"OpusTags"),
+            page(0, 960, 7, 2, &[1; 300]),
+            page(0, 1920, 7, 3, &[2; 10]),
+            // The next track: a new logical stream.
+            page(FLAG_BOS, 0, 8, 0, b"OpusHead........"),
+            page(0, u64::MAX, 8, 1, &[3; 600]),
+            page(0, 0, 8, 2, b"OpusTags"),
+            page(0, 960, 8, 3, &[4; 20]),
+        ]
+        .concat();
+        let (got, counts) = frames(&mut OggFramer::new(MAX_PAGE), &stream);
+        let kinds: Vec<bool> = got.iter().map(|g| g.1).collect();
+        assert_eq!(kinds, [true, true, false, false, true, true, true, false]);
+        assert_eq!(counts.junk_bytes, 0);
+    }
+
+    #[test]
+    fn junk_and_bad_crcs_are_skipped_and_counted() {
+        let good = page(FLAG_BOS, 0, 1, 0, b"OpusHead");
+        let mut bad = page(0, 5, 1, 1, &[9; 40]);
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        let data = [&b"xyzOgg"[..], &good, &bad, &good].concat();
+        let (got, counts) = frames(&mut OggFramer::new(MAX_PAGE), &data);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(counts.junk_bytes as usize, 6 + bad.len());
+        // A page larger than -frame-bytes is dropped whole.
+        let big = page(0, 5, 1, 2, &[1; 1000]);
+        let (got, counts) = frames(&mut OggFramer::new(500), &[&big[..], &good].concat());
+        assert_eq!((got.len(), counts.oversize_frames), (1, 1));
+    }
+
+    #[test]
+    fn a_page_split_across_reads_waits_for_the_rest() {
+        let p = page(0, 5, 1, 1, &[7; 700]);
+        let mut f = OggFramer::new(MAX_PAGE);
+        let mut counts = ScanCounts::default();
+        for cut in [2, 20, 27, 30, 600] {
+            assert_eq!(
+                f.scan(&p[..cut], false, &mut counts),
+                Scan::NeedMore { skip: 0 },
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            f.scan(&p, false, &mut counts),
+            Scan::Frame {
+                skip: 0,
+                len: p.len()
+            }
+        );
+        assert_eq!(counts.junk_bytes, 0);
+    }
+}

@@ -1,0 +1,111 @@
+//! Ogg streams (`-frame-filter ogg`): Opus, Vorbis and FLAC in Ogg, made with Debian's ffmpeg.
+//! A listener joining mid-stream gets the header pages first, then whole pages, and ffmpeg
+//! decodes what it got with no error; a chained stream decodes across the chain boundary.
+
+use crate::common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// The bytes up to the last page start (a capture may end inside a page).
+fn whole_pages(b: &[u8]) -> &[u8] {
+    let end = b.windows(4).rposition(|w| w == b"OggS").unwrap_or(0);
+    &b[..end]
+}
+
+/// ffmpeg's complaints about `data` as an Ogg file (empty: it decoded cleanly).
+fn decode_errors(name: &str, data: &[u8]) -> String {
+    require_program("ffmpeg", "ffmpeg");
+    let path = scratch(name).join("capture.ogg");
+    std::fs::write(&path, data).unwrap();
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&path)
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if out.status.success() {
+        err
+    } else {
+        format!("exit {:?}: {err}", out.status)
+    }
+}
+
+/// Positions of beginning-of-stream pages.
+fn bos_pages(b: &[u8]) -> Vec<usize> {
+    b.windows(6)
+        .enumerate()
+        .filter(|(_, w)| &w[..5] == b"OggS\0" && w[5] & 2 != 0)
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn ogg_server(file: &str, rate: &str) -> Server {
+    Server::start(&[
+        "-path",
+        fixture(file).to_str().unwrap(),
+        "-frame-filter",
+        "ogg",
+        "-source-bandwidth",
+        rate,
+    ])
+}
+
+#[test]
+fn opus_vorbis_and_flac_join_mid_stream_with_their_headers_and_decode() {
+    for (file, rate, magic) in [
+        ("tone-opus.ogg", "4200", &b"OpusHead"[..]),
+        ("tone-vorbis.ogg", "1900", b"\x01vorbis"),
+        ("tone-flac.ogg", "4000", b"\x7fFLAC"),
+    ] {
+        let s = ogg_server(file, rate);
+        // Someone listening from the start, so the second one joins mid-stream.
+        let mut first = s.listen();
+        assert_eq!(first.status, 200);
+        assert!(
+            first.head.contains("Content-Type: audio/ogg"),
+            "{}",
+            first.head
+        );
+        first.read_body(3000, Duration::from_secs(10));
+        let mut late = s.listen();
+        let got = late.read_body(6000, Duration::from_secs(10)).to_vec();
+        assert!(got.len() >= 6000, "{file}: {} bytes", got.len());
+        assert_eq!(
+            bos_pages(&got).first(),
+            Some(&0),
+            "{file}: starts with its BOS page"
+        );
+        assert!(
+            got[..200].windows(magic.len()).any(|w| w == magic),
+            "{file}: the codec's header first"
+        );
+        let errors = decode_errors(&format!("ogg-{file}"), whole_pages(&got));
+        assert!(errors.is_empty(), "{file}: {errors}");
+        let had = first.body.len();
+        first.read_body(had + 6000, Duration::from_secs(10));
+        let errors = decode_errors(&format!("ogg-first-{file}"), whole_pages(&first.body));
+        assert!(errors.is_empty(), "{file} (from the start): {errors}");
+    }
+}
+
+#[test]
+fn a_chained_stream_decodes_across_the_chain_for_a_listener_already_there() {
+    // Two Opus streams back to back (a track change), played at about their rate.
+    let s = ogg_server("chained-opus.ogg", "6000");
+    let mut l = s.listen();
+    let len = std::fs::metadata(fixture("chained-opus.ogg"))
+        .unwrap()
+        .len() as usize;
+    let got = l.read_body(len + 2000, Duration::from_secs(15)).to_vec();
+    // Both chains' headers arrived once each in-stream (and the next loop's first one).
+    let bos = bos_pages(&got);
+    assert!(bos.len() >= 2, "{bos:?}");
+    let errors = decode_errors("ogg-chained", whole_pages(&got));
+    assert!(errors.is_empty(), "{errors}");
+    // A listener joining in the second chain starts with the second chain's headers.
+    let mut late = s.listen();
+    let start = late.read_body(200, Duration::from_secs(10)).to_vec();
+    assert_eq!(bos_pages(&start).first(), Some(&0));
+}
