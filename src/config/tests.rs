@@ -98,9 +98,15 @@ fn filters_and_aliases() {
         config(&["-frame-filter", "raw"]).unwrap().framer.name,
         "raw"
     );
-    assert!(config(&["-frame-filter", "ogg"])
+    assert!(config(&["-frame-filter", "flac"])
         .unwrap_err()
         .contains("unknown filter"));
+    // Ogg takes any page without -frame-bytes, and says it is Ogg.
+    let ogg = config(&["-frame-filter", "ogg"]).unwrap();
+    assert_eq!(
+        (ogg.frame_bytes, ogg.content_type.as_str()),
+        (65307, "audio/ogg")
+    );
     assert!(config(&["-frame-filter", "ts", "-frame-bytes", "100"])
         .unwrap_err()
         .contains("188"));

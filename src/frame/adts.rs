@@ -40,9 +40,22 @@ impl AdtsFramer {
     }
 }
 
+/// The sample rates an ADTS header's 4-bit index names.
+const RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
+
 impl Framer for AdtsFramer {
     fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
         self.sync.scan(buf, eof, counts, 7, header)
+    }
+
+    /// 1024 samples per raw data block, 1 to 4 blocks a frame.
+    fn frame_duration(&self, frame: &[u8]) -> Option<std::time::Duration> {
+        let (&b2, &b6) = (frame.get(2)?, frame.get(6)?);
+        let rate = *RATES.get(usize::from((b2 >> 2) & 0x0F))?;
+        let blocks = u64::from(b6 & 3).saturating_add(1);
+        super::samples_duration(blocks.saturating_mul(1024), rate)
     }
 }
 

@@ -69,6 +69,25 @@ pub trait Framer: Send {
     fn frame_is_header(&self) -> bool {
         false
     }
+
+    /// How much audio `frame`, the one the last `scan` returned, holds, when the format says
+    /// (MP3 and ADTS from the frame's header, Ogg from granule positions): what paces a file
+    /// played in real time. `None`: unknown.
+    fn frame_duration(&self, _frame: &[u8]) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// `samples` at `rate` per second, as a duration (`None` for a zero rate).
+pub fn samples_duration(samples: u64, rate: u32) -> Option<std::time::Duration> {
+    let rate = u64::from(rate);
+    if rate == 0 {
+        return None;
+    }
+    let secs = samples.checked_div(rate)?;
+    let rest = samples.checked_rem(rate)?;
+    let nanos = rest.checked_mul(1_000_000_000)?.checked_div(rate)?;
+    Some(std::time::Duration::new(secs, u32::try_from(nanos).ok()?))
 }
 
 /// One row of the framer table.

@@ -117,6 +117,11 @@ impl Mp3Framer {
 }
 
 impl Framer for Mp3Framer {
+    fn frame_duration(&self, frame: &[u8]) -> Option<std::time::Duration> {
+        let h = Mp3Header::parse(frame)?;
+        super::samples_duration(u64::from(h.samples()), h.sample_rate)
+    }
+
     fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
         self.sync.scan(buf, eof, counts, 4, |b| {
             // Frames of one stream share version, layer and sample rate (header byte 1, and

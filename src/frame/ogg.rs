@@ -23,8 +23,17 @@ const FLAG_BOS: u8 = 0x02;
 /// Logical streams tracked at once (a multiplexed file has a few; more are not headers).
 const MAX_STREAMS: usize = 16;
 
+/// A logical stream's clock: its granule rate and the granule position last seen.
+struct Clock {
+    serial: u32,
+    rate: u32,
+    granule: u64,
+}
+
 pub struct OggFramer {
     max: usize,
+    clocks: Vec<Clock>,
+    last_duration: Option<std::time::Duration>,
     /// Serial numbers of the logical streams still in their header pages.
     in_headers: Vec<u32>,
     /// Some audio page has been seen since the last beginning-of-stream page.
@@ -36,6 +45,8 @@ impl OggFramer {
     pub fn new(max: usize) -> Self {
         OggFramer {
             max,
+            clocks: Vec::new(),
+            last_duration: None,
             in_headers: Vec::new(),
             audio_seen: false,
             last_was_header: false,
@@ -68,12 +79,34 @@ impl OggFramer {
     }
 }
 
-/// What a page header says: its whole length, flags, granule position and serial number.
+/// What a page header says: its whole length, flags, granule position, serial number, and
+/// where its body starts.
 struct PageHead {
     len: usize,
     flags: u8,
     granule: u64,
     serial: u32,
+    body_at: usize,
+}
+
+/// The granule rate of a logical stream, from its first packet (on its beginning-of-stream
+/// page): Opus counts 48 kHz samples whatever it was encoded from; Vorbis and FLAC count
+/// samples at the rate their header gives.
+fn granule_rate(first: &[u8]) -> Option<u32> {
+    if first.starts_with(b"OpusHead") {
+        return Some(48_000);
+    }
+    if first.starts_with(b"\x01vorbis") {
+        let b: [u8; 4] = first.get(12..16)?.try_into().ok()?;
+        return Some(u32::from_le_bytes(b));
+    }
+    if first.starts_with(b"\x7fFLAC") {
+        // The mapping header (13 bytes), then STREAMINFO's block header (4): the sample rate
+        // is 20 bits, 10 bytes into STREAMINFO.
+        let (&a, &b, &c) = (first.get(27)?, first.get(28)?, first.get(29)?);
+        return Some(u32::from(a) << 12 | u32::from(b) << 4 | u32::from(c >> 4));
+    }
+    None
 }
 
 /// Reads the page header at the front of `b`: `Ok(None)` when more bytes are needed,
@@ -107,6 +140,7 @@ fn page_head(b: &[u8]) -> Result<Option<PageHead>, ()> {
         flags,
         granule,
         serial,
+        body_at: table_end,
     }))
 }
 
@@ -133,9 +167,41 @@ fn stored_crc(page: &[u8]) -> Option<u32> {
     Some(u32::from_le_bytes(b))
 }
 
+impl OggFramer {
+    /// Advances the page's logical stream's clock; the audio the page finishes.
+    fn tick(&mut self, head: &PageHead, page: &[u8]) -> Option<std::time::Duration> {
+        if head.flags & FLAG_BOS != 0 {
+            let rate = granule_rate(page.get(head.body_at..).unwrap_or_default())?;
+            self.clocks.retain(|c| c.serial != head.serial);
+            if self.clocks.len() >= MAX_STREAMS {
+                self.clocks.remove(0);
+            }
+            self.clocks.push(Clock {
+                serial: head.serial,
+                rate,
+                granule: 0,
+            });
+            return None;
+        }
+        let clock = self.clocks.iter_mut().find(|c| c.serial == head.serial)?;
+        // -1: no packet ends on this page. A granule going back (a broken stream) counts 0.
+        if head.granule == u64::MAX {
+            return None;
+        }
+        let samples = head.granule.saturating_sub(clock.granule);
+        clock.granule = head.granule;
+        super::samples_duration(samples, clock.rate)
+    }
+}
+
 impl Framer for OggFramer {
+    fn frame_duration(&self, _frame: &[u8]) -> Option<std::time::Duration> {
+        self.last_duration
+    }
+
     fn scan(&mut self, buf: &[u8], eof: bool, counts: &mut ScanCounts) -> Scan {
         self.last_was_header = false;
+        self.last_duration = None;
         // `i` only moves forward and never past `buf.len()`; every slice is `get`.
         let mut i = 0;
         while let Some(rest) = buf.get(i..).filter(|r| !r.is_empty()) {
@@ -169,6 +235,7 @@ impl Framer for OggFramer {
                     None if !eof => return Scan::NeedMore { skip: i },
                     Some(page) if stored_crc(page) == Some(crc(page)) => {
                         self.last_was_header = self.classify(head.flags, head.granule, head.serial);
+                        self.last_duration = self.tick(&head, page);
                         return Scan::Frame {
                             skip: i,
                             len: head.len,
@@ -212,14 +279,15 @@ mod tests {
         p
     }
 
-    fn frames(f: &mut OggFramer, data: &[u8]) -> (Vec<(usize, bool)>, ScanCounts) {
+    fn frames(f: &mut OggFramer, data: &[u8]) -> (Vec<(usize, bool, f64)>, ScanCounts) {
         let mut counts = ScanCounts::default();
         let mut out = Vec::new();
         let mut at = 0;
         loop {
             match f.scan(&data[at..], true, &mut counts) {
                 Scan::Frame { skip, len } => {
-                    out.push((len, f.frame_is_header()));
+                    let d = f.frame_duration(&[]).map_or(0.0, |d| d.as_secs_f64());
+                    out.push((len, f.frame_is_header(), d));
                     at += skip + len;
                 }
                 Scan::NeedMore { skip } => {
@@ -236,20 +304,24 @@ mod tests {
     fn real_files_are_whole_pages_with_their_headers_first() {
         // Made with Debian's ffmpeg (tests/fixtures; the README says how).
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        for (file, headers) in [
-            ("tone-opus.ogg", vec![2]),
-            ("tone-vorbis.ogg", vec![2]),
-            ("tone-flac.ogg", vec![2]),
-            ("chained-opus.ogg", vec![2, 2]),
+        for (file, headers, secs) in [
+            ("tone-opus.ogg", vec![2], 4.0),
+            ("tone-vorbis.ogg", vec![2], 4.0),
+            ("tone-flac.ogg", vec![2], 2.0),
+            ("chained-opus.ogg", vec![2, 2], 6.0),
         ] {
             let data = std::fs::read(dir.join(file)).unwrap();
-            let (got, counts) = frames(&mut OggFramer::new(MAX_PAGE), &data);
+            let mut f = OggFramer::new(MAX_PAGE);
+            let (got, counts) = frames(&mut f, &data);
             assert_eq!(counts.junk_bytes, 0, "{file}");
             assert_eq!(got.iter().map(|g| g.0).sum::<usize>(), data.len(), "{file}");
             // Runs of header pages, each followed by audio.
             let mut runs = Vec::new();
             let mut prev = false;
-            for &(_, h) in &got {
+            // Granule positions give the file's duration (Opus's adds its 6.5 ms pre-skip).
+            let total: f64 = got.iter().map(|g| g.2).sum();
+            assert!((total - secs).abs() < secs * 0.01, "{file}: {total} s");
+            for &(_, h, _) in &got {
                 if h && !prev {
                     runs.push(0);
                 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 pub struct FdInput {
     file: Option<File>,
+    regular: bool,
 }
 
 impl FdInput {
@@ -18,12 +19,17 @@ impl FdInput {
         let file = File::open(path).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot open {}: {e}", path.display()))
         })?;
-        Ok(FdInput { file: Some(file) })
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        Ok(FdInput {
+            file: Some(file),
+            regular,
+        })
     }
 
     pub fn from_fd(fd: OwnedFd) -> FdInput {
         FdInput {
             file: Some(File::from(fd)),
+            regular: false,
         }
     }
 }
@@ -46,5 +52,9 @@ impl Input for FdInput {
 
     fn close(&mut self, _how: Close) {
         self.file = None;
+    }
+
+    fn is_regular_file(&self) -> bool {
+        self.regular
     }
 }

@@ -19,6 +19,8 @@
 pub mod exec;
 pub mod fallback;
 pub mod fd;
+mod framing;
+mod pacer;
 pub mod push;
 pub mod supervisor;
 pub mod tone;
@@ -69,6 +71,12 @@ pub trait Input: Send {
 
     /// Releases the input. Called once; `Drop` is the backstop.
     fn close(&mut self, how: Close);
+
+    /// A regular file: it can be read faster than real time, so it is paced by its frames'
+    /// durations (pipes, devices and the network come at their own pace).
+    fn is_regular_file(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the configured input.

@@ -5,14 +5,13 @@
 //! Reads wait at most one `SLICE`, so this thread notices shutdown, quiet sources and the
 //! last listener leaving within that time, and flushes coalesced listener wake-ups.
 
+use super::framing::{emit_frames, Emitted, FrameBuffer, HeaderPages};
+use super::pacer::Pacer;
 use super::{open, Close, Got, Input};
 use crate::config::StreamConfig;
-use crate::frame::{Framer, Scan, ScanCounts};
-use crate::limited;
 use crate::link::fragments::Cutter;
 use crate::stream::stats::Stats;
 use crate::stream::{SourceState, Stream};
-use crate::util::ratelimit::RateLimit;
 use crate::util::retry::{Retry, Then};
 use log::{error, info};
 use std::io;
@@ -27,9 +26,6 @@ const HEALTHY_RUN: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 16 * 1024;
 /// The reader promises a sign of life this often while it works (see `heartbeat.rs`).
 const BEAT: Duration = Duration::from_secs(5);
-
-static JUNK_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
-static OVERSIZE_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
 
 /// Why one open input stopped.
 #[derive(Debug)]
@@ -48,6 +44,9 @@ pub fn run(stream: Arc<Stream>) {
     let mut was_idle = false;
     // Cuts link fragments from the frames, when this instance serves the link.
     let mut cutter = stream.link.as_ref().map(|l| Cutter::new(l.cfg.fragment));
+    // A regular file's real-time clock, kept across its loops so that reopening it costs
+    // no time (README: files in real time).
+    let mut pacer: Option<Pacer> = None;
     let attempt = || {
         stream.reader_beat.beat(BEAT);
         if cfg.close_idle && stream.listeners() == 0 {
@@ -73,7 +72,7 @@ pub fn run(stream: Arc<Stream>) {
         }
         let result = open(&stream).and_then(|mut input| {
             stream.set_source_state(SourceState::Open);
-            let r = pump(&cfg, &stream, input.as_mut(), &mut cutter);
+            let r = pump(&cfg, &stream, input.as_mut(), &mut cutter, &mut pacer);
             // Stopping a child can take two grace periods.
             stream.reader_beat.beat(BEAT.saturating_mul(3));
             input.close(match r {
@@ -120,6 +119,7 @@ fn pump(
     stream: &Stream,
     input: &mut dyn Input,
     cutter: &mut Option<Cutter>,
+    pacer: &mut Option<Pacer>,
 ) -> io::Result<End> {
     // Each source start is a new epoch on the link.
     if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
@@ -154,12 +154,32 @@ fn pump(
     let mut framer = (cfg.framer.new)(cfg.frame_bytes);
     let mut pending = FrameBuffer::default();
     let mut headers = HeaderPages::default();
+    if cfg.source_bandwidth == 0 && input.is_regular_file() {
+        pacer.get_or_insert_with(Pacer::new);
+    } else {
+        *pacer = None;
+    }
     let mut chunk = vec![0u8; read_size(cfg.source_bandwidth)];
     let run_start = Instant::now();
     let mut read_total: u64 = 0;
     loop {
         if cfg.close_idle && stream.listeners() == 0 {
             return Ok(End::Idle);
+        }
+        if let Some(p) = pacer.as_ref() {
+            let ahead = p.ahead();
+            if !ahead.is_zero() {
+                stream.reader_beat.beat(BEAT);
+                if stream.stop.sleep(ahead.min(SLICE)) {
+                    return Ok(End::Stop);
+                }
+                continue;
+            }
+            // Due again: release what is already read before reading more.
+            let out = (&mut pending, &mut headers, &mut *pacer);
+            if emit_frames(cfg, stream, framer.as_mut(), out, false, cutter) == Emitted::Paused {
+                continue;
+            }
         }
         if cfg.source_bandwidth > 0 {
             // Pace: never be more than one chunk ahead of `bandwidth × elapsed`.
@@ -177,12 +197,23 @@ fn pump(
                 read_total = read_total.saturating_add(n as u64);
                 Stats::add(&stream.stats.bytes_in, n as u64);
                 pending.extend(chunk.get(..n).unwrap_or_default());
-                let out = (&mut pending, &mut headers);
+                let out = (&mut pending, &mut headers, &mut *pacer);
                 emit_frames(cfg, stream, framer.as_mut(), out, false, cutter);
             }
             Slice::Eof => {
-                let out = (&mut pending, &mut headers);
-                emit_frames(cfg, stream, framer.as_mut(), out, true, cutter);
+                // A paced file's last frames still go out in time.
+                loop {
+                    let out = (&mut pending, &mut headers, &mut *pacer);
+                    if emit_frames(cfg, stream, framer.as_mut(), out, true, cutter) == Emitted::Done
+                    {
+                        break;
+                    }
+                    let wait = pacer.as_ref().map_or(SLICE, Pacer::ahead);
+                    stream.reader_beat.beat(BEAT);
+                    if stream.stop.sleep(wait.min(SLICE)) {
+                        return Ok(End::Stop);
+                    }
+                }
                 headers.publish(stream);
                 stream.ring.flush();
                 return Ok(End::Eof);
@@ -258,151 +289,6 @@ impl Quiet {
             )),
             _ => Ok(()),
         }
-    }
-}
-
-/// Bytes read but not yet framed. Consumed from the front without shifting on every frame.
-#[derive(Default)]
-struct FrameBuffer {
-    data: Vec<u8>,
-    start: usize,
-}
-
-impl FrameBuffer {
-    fn extend(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start >= self.data.len() / 2 {
-            self.data.drain(..self.start);
-            self.start = 0;
-        }
-        self.data.extend_from_slice(bytes);
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.data.get(self.start..).unwrap_or_default()
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.start = self.start.saturating_add(n).min(self.data.len());
-    }
-}
-
-/// Header frames (Ogg's header pages) gathered until the first frame after them, when they
-/// become the ring's header at once ([`crate::ring::Ring::push_header`]).
-#[derive(Default)]
-struct HeaderPages {
-    pages: Vec<Vec<u8>>,
-    bytes: usize,
-}
-
-/// More header than this (Ogg comment headers may carry cover art) is dropped, logged.
-const MAX_HEADER_BYTES: usize = 1024 * 1024;
-
-impl HeaderPages {
-    fn add(&mut self, page: &[u8]) {
-        self.bytes = self.bytes.saturating_add(page.len());
-        if self.bytes > MAX_HEADER_BYTES {
-            if !self.pages.is_empty() {
-                log::error!(
-                    "source: stream header over {MAX_HEADER_BYTES} bytes (cover art in the \
-                     comments?): dropped; new listeners cannot decode until the next one"
-                );
-            }
-            self.pages.clear();
-            return;
-        }
-        self.pages.push(page.to_vec());
-    }
-
-    /// Makes the gathered pages the stream's header (if any were gathered).
-    fn publish(&mut self, stream: &Stream) {
-        if !self.pages.is_empty() {
-            stream.ring.push_header(&self.pages);
-            log::debug!(
-                "source: stream header of {} page(s), {} bytes",
-                self.pages.len(),
-                self.bytes
-            );
-        }
-        self.pages.clear();
-        self.bytes = 0;
-    }
-}
-
-/// Cuts every whole frame out of `pending` into the ring (header frames into `headers`,
-/// which go to the ring before the next frame) and accounts for what was skipped.
-fn emit_frames(
-    cfg: &StreamConfig,
-    stream: &Stream,
-    framer: &mut dyn Framer,
-    (pending, headers): (&mut FrameBuffer, &mut HeaderPages),
-    eof: bool,
-    cutter: &mut Option<Cutter>,
-) {
-    let mut counts = ScanCounts::default();
-    let mut frames = 0u64;
-    loop {
-        match framer.scan(pending.bytes(), eof, &mut counts) {
-            Scan::Frame { skip, len } => {
-                let end = skip.saturating_add(len);
-                let Some(frame) = pending.bytes().get(skip..end) else {
-                    // A framer promises frames inside the buffer (its property tests check);
-                    // should one not, drop what is held rather than panic.
-                    log::error!(
-                        "framer {}: frame {skip}+{len} outside the buffer",
-                        cfg.framer.name
-                    );
-                    pending.consume(usize::MAX);
-                    break;
-                };
-                if framer.frame_is_header() {
-                    headers.add(frame);
-                    pending.consume(end);
-                    frames = frames.saturating_add(1);
-                    continue;
-                }
-                headers.publish(stream);
-                stream.ring.push(frame);
-                if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
-                    c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);
-                }
-                pending.consume(end);
-                frames = frames.saturating_add(1);
-            }
-            Scan::NeedMore { skip } => {
-                pending.consume(skip);
-                break;
-            }
-        }
-    }
-    let st = &stream.stats;
-    Stats::add(&st.frames_in, frames);
-    Stats::add(&st.junk_bytes, counts.junk_bytes);
-    Stats::add(&st.tags_skipped, counts.tags);
-    Stats::add(&st.oversize_frames, counts.oversize_frames);
-    if counts.junk_bytes > 0 {
-        limited!(
-            JUNK_LOG,
-            warn,
-            "source: skipped {} bytes that are not {} frames",
-            counts.junk_bytes,
-            cfg.framer.name
-        );
-    }
-    if counts.oversize_frames > 0 {
-        limited!(
-            OVERSIZE_LOG,
-            error,
-            "source: dropped {} {} frame(s) larger than -frame-bytes {} (raise -frame-bytes; the largest MP3 frame is 2881)",
-            counts.oversize_frames,
-            cfg.framer.name,
-            cfg.frame_bytes
-        );
-    }
-    if counts.tags > 0 {
-        info!(
-            "source: skipped {} tag(s), {} bytes (never sent to listeners)",
-            counts.tags, counts.tag_bytes
-        );
     }
 }
 

@@ -17,6 +17,7 @@ mod mounts;
 mod mp3;
 mod ogg;
 mod proxy;
+mod realtime;
 mod source;
 mod systemd;
 mod tls_proxy;

@@ -1,0 +1,179 @@
+//! From bytes read to frames in the ring: the buffer of bytes not yet framed, the framer's
+//! scan, header frames gathered into the stream header (Ogg), the pacer's say on when a
+//! frame may go, and the counts and log lines of what was skipped.
+
+use super::pacer::Pacer;
+use crate::config::StreamConfig;
+use crate::frame::{Framer, Scan, ScanCounts};
+use crate::limited;
+use crate::link::fragments::Cutter;
+use crate::stream::stats::Stats;
+use crate::stream::Stream;
+use crate::util::ratelimit::RateLimit;
+use log::info;
+use std::time::Duration;
+
+static JUNK_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
+static OVERSIZE_LOG: RateLimit = RateLimit::new(Duration::from_secs(10));
+
+/// Bytes read but not yet framed. Consumed from the front without shifting on every frame.
+#[derive(Default)]
+pub struct FrameBuffer {
+    data: Vec<u8>,
+    start: usize,
+}
+
+impl FrameBuffer {
+    pub fn extend(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.data.len() / 2 {
+            self.data.drain(..self.start);
+            self.start = 0;
+        }
+        self.data.extend_from_slice(bytes);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.data.get(self.start..).unwrap_or_default()
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.data.len());
+    }
+}
+
+/// Header frames (Ogg's header pages) gathered until the first frame after them, when they
+/// become the ring's header at once ([`crate::ring::Ring::push_header`]).
+#[derive(Default)]
+pub struct HeaderPages {
+    pages: Vec<Vec<u8>>,
+    bytes: usize,
+}
+
+/// More header than this (Ogg comment headers may carry cover art) is dropped, logged.
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+impl HeaderPages {
+    fn add(&mut self, page: &[u8]) {
+        self.bytes = self.bytes.saturating_add(page.len());
+        if self.bytes > MAX_HEADER_BYTES {
+            if !self.pages.is_empty() {
+                log::error!(
+                    "source: stream header over {MAX_HEADER_BYTES} bytes (cover art in the \
+                     comments?): dropped; new listeners cannot decode until the next one"
+                );
+            }
+            self.pages.clear();
+            return;
+        }
+        self.pages.push(page.to_vec());
+    }
+
+    /// Makes the gathered pages the stream's header (if any were gathered).
+    pub fn publish(&mut self, stream: &Stream) {
+        if !self.pages.is_empty() {
+            stream.ring.push_header(&self.pages);
+            log::debug!(
+                "source: stream header of {} page(s), {} bytes",
+                self.pages.len(),
+                self.bytes
+            );
+        }
+        self.pages.clear();
+        self.bytes = 0;
+    }
+}
+
+/// Whether [`emit_frames`] framed all it could, or stopped for the pacer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emitted {
+    Done,
+    Paused,
+}
+
+/// Cuts every whole frame out of `pending` into the ring (header frames into `headers`,
+/// which go to the ring before the next frame) and accounts for what was skipped. With a
+/// pacer, stops while the audio released is ahead of the clock.
+pub fn emit_frames(
+    cfg: &StreamConfig,
+    stream: &Stream,
+    framer: &mut dyn Framer,
+    (pending, headers, pacer): (&mut FrameBuffer, &mut HeaderPages, &mut Option<Pacer>),
+    eof: bool,
+    cutter: &mut Option<Cutter>,
+) -> Emitted {
+    let mut emitted = Emitted::Done;
+    let mut counts = ScanCounts::default();
+    let mut frames = 0u64;
+    loop {
+        if pacer.as_ref().is_some_and(|p| !p.ahead().is_zero()) {
+            emitted = Emitted::Paused;
+            break;
+        }
+        match framer.scan(pending.bytes(), eof, &mut counts) {
+            Scan::Frame { skip, len } => {
+                let end = skip.saturating_add(len);
+                let Some(frame) = pending.bytes().get(skip..end) else {
+                    // A framer promises frames inside the buffer (its property tests check);
+                    // should one not, drop what is held rather than panic.
+                    log::error!(
+                        "framer {}: frame {skip}+{len} outside the buffer",
+                        cfg.framer.name
+                    );
+                    pending.consume(usize::MAX);
+                    break;
+                };
+                if framer.frame_is_header() {
+                    headers.add(frame);
+                    pending.consume(end);
+                    frames = frames.saturating_add(1);
+                    continue;
+                }
+                headers.publish(stream);
+                stream.ring.push(frame);
+                if let (Some(p), Some(d)) = (pacer.as_mut(), framer.frame_duration(frame)) {
+                    p.add(d);
+                }
+                if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
+                    c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);
+                }
+                pending.consume(end);
+                frames = frames.saturating_add(1);
+            }
+            Scan::NeedMore { skip } => {
+                pending.consume(skip);
+                break;
+            }
+        }
+    }
+    let st = &stream.stats;
+    Stats::add(&st.frames_in, frames);
+    Stats::add(&st.junk_bytes, counts.junk_bytes);
+    Stats::add(&st.tags_skipped, counts.tags);
+    Stats::add(&st.oversize_frames, counts.oversize_frames);
+    if counts.junk_bytes > 0 {
+        limited!(
+            JUNK_LOG,
+            warn,
+            "source: skipped {} bytes that are not {} frames",
+            counts.junk_bytes,
+            cfg.framer.name
+        );
+    }
+    if counts.oversize_frames > 0 {
+        limited!(
+            OVERSIZE_LOG,
+            error,
+            "source: dropped {} {} frame(s) larger than -frame-bytes {} (raise -frame-bytes; the largest MP3 frame is 2881)",
+            counts.oversize_frames,
+            cfg.framer.name,
+            cfg.frame_bytes
+        );
+    }
+    if counts.tags > 0 {
+        info!(
+            "source: skipped {} tag(s), {} bytes (never sent to listeners)",
+            counts.tags, counts.tag_bytes
+        );
+    }
+    emitted
+}
