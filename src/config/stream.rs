@@ -58,6 +58,8 @@ pub struct StreamConfig {
     pub info: Info,
     pub title: String,
     pub icy_metaint: usize,
+    /// `-mute`: start muted (`/admin/mute` turns it off).
+    pub mute: bool,
     /// The link, when `-link-key` (or a key file) is given.
     pub link: Option<LinkConfig>,
     /// `-fallback-mount`: where listeners go while this stream has no source.
@@ -185,6 +187,7 @@ impl StreamConfig {
             },
             title: a.title.clone().unwrap_or_default(),
             icy_metaint: range("icy-metaint", a.icy_metaint.unwrap_or(16000), 1, 1 << 20)?,
+            mute: a.mute.unwrap_or(false),
             link,
             fallback_mount: a.fallback_mount.clone(),
         })

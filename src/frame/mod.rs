@@ -22,6 +22,7 @@ mod adts;
 mod mp3;
 pub mod ogg;
 mod raw;
+pub mod silence;
 mod ts;
 pub use mp3::Mp3Header;
 

@@ -162,6 +162,14 @@ fn crc(page: &[u8]) -> u32 {
     c
 }
 
+/// Writes the CRC of a page built or changed here (mute's silent pages).
+pub fn seal(page: &mut [u8]) {
+    let c = crc(page).to_le_bytes();
+    if let Some(field) = page.get_mut(22..26) {
+        field.copy_from_slice(&c);
+    }
+}
+
 fn stored_crc(page: &[u8]) -> Option<u32> {
     let b: [u8; 4] = page.get(22..26)?.try_into().ok()?;
     Some(u32::from_le_bytes(b))

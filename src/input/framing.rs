@@ -2,6 +2,7 @@
 //! scan, header frames gathered into the stream header (Ogg), the pacer's say on when a
 //! frame may go, and the counts and log lines of what was skipped.
 
+use super::mute::Muter;
 use super::pacer::Pacer;
 use crate::config::StreamConfig;
 use crate::frame::{Framer, Scan, ScanCounts};
@@ -47,6 +48,8 @@ impl FrameBuffer {
 pub struct HeaderPages {
     pages: Vec<Vec<u8>>,
     bytes: usize,
+    /// The last header published was Opus's.
+    pub opus: bool,
 }
 
 /// More header than this (Ogg comment headers may carry cover art) is dropped, logged.
@@ -71,6 +74,10 @@ impl HeaderPages {
     /// Makes the gathered pages the stream's header (if any were gathered).
     pub fn publish(&mut self, stream: &Stream) {
         if !self.pages.is_empty() {
+            self.opus = self
+                .pages
+                .first()
+                .is_some_and(|p| p.windows(8).any(|w| w == b"OpusHead"));
             stream.ring.push_header(&self.pages);
             log::debug!(
                 "source: stream header of {} page(s), {} bytes",
@@ -97,7 +104,12 @@ pub fn emit_frames(
     cfg: &StreamConfig,
     stream: &Stream,
     framer: &mut dyn Framer,
-    (pending, headers, pacer): (&mut FrameBuffer, &mut HeaderPages, &mut Option<Pacer>),
+    (pending, headers, muter, pacer): (
+        &mut FrameBuffer,
+        &mut HeaderPages,
+        &mut Muter,
+        &mut Option<Pacer>,
+    ),
     eof: bool,
     cutter: &mut Option<Cutter>,
 ) -> Emitted {
@@ -105,7 +117,12 @@ pub fn emit_frames(
     let mut counts = ScanCounts::default();
     let mut frames = 0u64;
     loop {
-        if pacer.as_ref().is_some_and(|p| !p.ahead().is_zero()) {
+        // A paced file waits for its time, and while muted does not go on at all (the
+        // reader sends silence meanwhile: input/mute.rs).
+        if pacer
+            .as_ref()
+            .is_some_and(|p| !p.ahead().is_zero() || stream.is_muted())
+        {
             emitted = Emitted::Paused;
             break;
         }
@@ -129,12 +146,15 @@ pub fn emit_frames(
                     continue;
                 }
                 headers.publish(stream);
-                stream.ring.push(frame);
+                muter.opus = headers.opus;
                 if let (Some(p), Some(d)) = (pacer.as_mut(), framer.frame_duration(frame)) {
                     p.add(d);
                 }
-                if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
-                    c.frame(frame, crate::link::frame_duration(cfg, frame), &l.log);
+                if let Some(out) = muter.pass(cfg.framer.name, frame, stream.is_muted()) {
+                    stream.ring.push(&out);
+                    if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
+                        c.frame(&out, crate::link::frame_duration(cfg, &out), &l.log);
+                    }
                 }
                 pending.consume(end);
                 frames = frames.saturating_add(1);

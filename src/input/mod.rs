@@ -20,6 +20,7 @@ pub mod exec;
 pub mod fallback;
 pub mod fd;
 mod framing;
+mod mute;
 mod pacer;
 pub mod push;
 pub mod supervisor;

@@ -6,6 +6,7 @@
 //! last listener leaving within that time, and flushes coalesced listener wake-ups.
 
 use super::framing::{emit_frames, Emitted, FrameBuffer, HeaderPages};
+use super::mute::Muter;
 use super::pacer::Pacer;
 use super::{open, Close, Got, Input};
 use crate::config::StreamConfig;
@@ -47,6 +48,9 @@ pub fn run(stream: Arc<Stream>) {
     // A regular file's real-time clock, kept across its loops so that reopening it costs
     // no time (README: files in real time).
     let mut pacer: Option<Pacer> = None;
+    if stream.is_muted() {
+        info!("-mute: muted until /admin/mute?mode=off");
+    }
     let attempt = || {
         stream.reader_beat.beat(BEAT);
         if cfg.close_idle && stream.listeners() == 0 {
@@ -154,6 +158,7 @@ fn pump(
     let mut framer = (cfg.framer.new)(cfg.frame_bytes);
     let mut pending = FrameBuffer::default();
     let mut headers = HeaderPages::default();
+    let mut muter = Muter::default();
     if cfg.source_bandwidth == 0 && input.is_regular_file() {
         pacer.get_or_insert_with(Pacer::new);
     } else {
@@ -162,11 +167,13 @@ fn pump(
     let mut chunk = vec![0u8; read_size(cfg.source_bandwidth)];
     let run_start = Instant::now();
     let mut read_total: u64 = 0;
+    // A paced file has been read to its end; its last frames still go out in time.
+    let mut at_eof = false;
     loop {
         if cfg.close_idle && stream.listeners() == 0 {
             return Ok(End::Idle);
         }
-        if let Some(p) = pacer.as_ref() {
+        if let Some(p) = pacer.as_mut() {
             let ahead = p.ahead();
             if !ahead.is_zero() {
                 stream.reader_beat.beat(BEAT);
@@ -175,10 +182,32 @@ fn pump(
                 }
                 continue;
             }
-            // Due again: release what is already read before reading more.
-            let out = (&mut pending, &mut headers, &mut *pacer);
-            if emit_frames(cfg, stream, framer.as_mut(), out, false, cutter) == Emitted::Paused {
+            if stream.is_muted() {
+                // The file waits where it is; silence made from its last frame goes out at
+                // the same pace (none for a format without a silent form).
+                match muter.filler(cfg.framer.name, |f| framer.frame_duration(f)) {
+                    Some((quiet, d)) => {
+                        stream.ring.push(&quiet);
+                        p.add(d);
+                    }
+                    None => {
+                        stream.reader_beat.beat(BEAT);
+                        if stream.stop.sleep(SLICE) {
+                            return Ok(End::Stop);
+                        }
+                    }
+                }
                 continue;
+            }
+            // Due again: release what is already read before reading more.
+            let out = (&mut pending, &mut headers, &mut muter, &mut *pacer);
+            if emit_frames(cfg, stream, framer.as_mut(), out, at_eof, cutter) == Emitted::Paused {
+                continue;
+            }
+            if at_eof {
+                headers.publish(stream);
+                stream.ring.flush();
+                return Ok(End::Eof);
             }
         }
         if cfg.source_bandwidth > 0 {
@@ -197,23 +226,13 @@ fn pump(
                 read_total = read_total.saturating_add(n as u64);
                 Stats::add(&stream.stats.bytes_in, n as u64);
                 pending.extend(chunk.get(..n).unwrap_or_default());
-                let out = (&mut pending, &mut headers, &mut *pacer);
+                let out = (&mut pending, &mut headers, &mut muter, &mut *pacer);
                 emit_frames(cfg, stream, framer.as_mut(), out, false, cutter);
             }
+            Slice::Eof if pacer.is_some() => at_eof = true,
             Slice::Eof => {
-                // A paced file's last frames still go out in time.
-                loop {
-                    let out = (&mut pending, &mut headers, &mut *pacer);
-                    if emit_frames(cfg, stream, framer.as_mut(), out, true, cutter) == Emitted::Done
-                    {
-                        break;
-                    }
-                    let wait = pacer.as_ref().map_or(SLICE, Pacer::ahead);
-                    stream.reader_beat.beat(BEAT);
-                    if stream.stop.sleep(wait.min(SLICE)) {
-                        return Ok(End::Stop);
-                    }
-                }
+                let out = (&mut pending, &mut headers, &mut muter, &mut *pacer);
+                emit_frames(cfg, stream, framer.as_mut(), out, true, cutter);
                 headers.publish(stream);
                 stream.ring.flush();
                 return Ok(End::Eof);

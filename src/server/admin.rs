@@ -117,6 +117,33 @@ pub fn metadata(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server
     }
 }
 
+/// `/admin/mute?mode=on|off`: listeners hear silence while muted (`input/mute.rs`).
+pub fn mute(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
+    let Some(stream) = named_stream(&mut conn, req, server) else {
+        return;
+    };
+    let login = server.peers.login(peer.ip(), "admin login", || {
+        credentials_ok(req, server, Some(&stream))
+    });
+    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+        return;
+    }
+    let on = match query_param(&req.path, "mode").as_deref() {
+        Some(b"on") => true,
+        Some(b"off") => false,
+        _ => return http::respond(&mut conn, req.minor, 400, "need mode=on or mode=off", &[]),
+    };
+    if stream.set_muted(on) {
+        info!(
+            "{peer}: {} {}",
+            if on { "muted" } else { "unmuted" },
+            stream.mount()
+        );
+    }
+    let state = if on { "muted" } else { "not muted" };
+    http::respond(&mut conn, req.minor, 200, state, &[]);
+}
+
 /// SHOUTcast's `/admin.cgi`: the password may come as `pass=` in the query, and with mounts
 /// it may pick the mount. That pick happens inside the login gate: a guesser learns whether
 /// a password is right only from answers that count as failed logins.

@@ -88,6 +88,12 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
         Some(u64::from(s.source_state() == SourceState::Open))
     }),
     (
+        "muted",
+        "gauge",
+        "1 while muted (/admin/mute): listeners hear silence.",
+        |s| Some(u64::from(s.is_muted())),
+    ),
+    (
         "source_client_connected",
         "gauge",
         "1 while a source client pushes to us.",

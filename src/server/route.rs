@@ -115,6 +115,7 @@ fn answer<'s>(
             admin::metadata(conn, peer, &req, server)
         }
         ("GET", "/admin.cgi") => admin::shoutcast(conn, peer, &req, server),
+        ("GET", "/admin/mute") => admin::mute(conn, peer, &req, server),
         ("GET" | "HEAD", "/admin/listeners") => {
             listeners_admin::list_json(&mut conn, peer, &req, server)
         }

@@ -59,6 +59,7 @@ fn source(stream: &Stream, base: &str) -> String {
         );
     }
     let _ = write!(source, ",\"server_mount\":{}", json(stream.mount()));
+    let _ = write!(source, ",\"muted\":{}", stream.is_muted());
     source.push_str(",\"dummy\":null}");
     source
 }

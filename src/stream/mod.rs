@@ -49,6 +49,8 @@ pub struct Stream {
     /// `-content-type` was given: it wins over what a link origin says.
     content_type_fixed: bool,
     source_state: AtomicU8,
+    /// `/admin/mute`: listeners hear silence (`input/mute.rs`).
+    muted: AtomicBool,
     listeners: Mutex<usize>,
     listeners_changed: Condvar,
 }
@@ -101,6 +103,7 @@ impl Stream {
             content_type: Mutex::new(cfg.content_type.clone()),
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),
+            muted: AtomicBool::new(cfg.mute),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
             cfg,
@@ -134,6 +137,15 @@ impl Stream {
     /// Whether listeners hear this stream's own source now: a source client is connected
     /// (with `-source-password`), or the input is open. `-fallback-mount` moves listeners
     /// away while it is not.
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Mutes or unmutes; true when that changed something.
+    pub fn set_muted(&self, on: bool) -> bool {
+        self.muted.swap(on, std::sync::atomic::Ordering::Relaxed) != on
+    }
+
     pub fn on_air(&self) -> bool {
         match self.cfg.input {
             crate::config::InputSpec::Push { .. } => self.push.connected(),

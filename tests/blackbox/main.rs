@@ -15,6 +15,7 @@ mod lifecycle;
 mod link;
 mod mounts;
 mod mp3;
+mod mute;
 mod ogg;
 mod proxy;
 mod realtime;

@@ -1,0 +1,181 @@
+//! Silence in a stream's own format, for `/admin/mute`: a frame of the same length of time
+//! that decodes to nothing audible, so listeners stay connected and their players go on.
+//!
+//! - MP3: the frame's own header (so the same version, rate, channels and bitrate), no CRC,
+//!   and all-zero side information and main data: no Huffman bits, global gain 0.
+//! - raw: zeros of the same length (silence for signed PCM, as the tone and most captures).
+//! - Ogg with Opus: the page's packets each replaced by a CELT packet of the same duration
+//!   whose range-coded payload (`FF FE`) sets the silence flag; the granule position, serial
+//!   and sequence number stay, so the stream's clock goes on. A packet cut across pages, or
+//!   a page of another codec, has no silent form here.
+//! - ADTS, MPEG-TS, Vorbis, FLAC: no silent form; see `input/framing.rs` for what is sent.
+
+use super::ogg;
+
+/// The silent form of `frame`, a frame of the `framer` named; `None` when there is none.
+pub fn silent(framer: &str, frame: &[u8], opus: bool) -> Option<Vec<u8>> {
+    match framer {
+        "mp3" => mp3(frame),
+        "raw" => Some(vec![0; frame.len()]),
+        "ogg" if opus => opus_page(frame),
+        _ => None,
+    }
+}
+
+fn mp3(frame: &[u8]) -> Option<Vec<u8>> {
+    let &[b0, b1, b2, b3, ..] = frame else {
+        return None;
+    };
+    let mut out = vec![0; frame.len()];
+    // Protection bit set: no CRC follows the header.
+    for (o, b) in out.iter_mut().zip([b0, b1 | 1, b2, b3]) {
+        *o = b;
+    }
+    Some(out)
+}
+
+/// Samples (at 48 kHz) an Opus packet holds, from its TOC byte and frame count (RFC 6716,
+/// 3.1 and 3.2).
+fn opus_samples(packet: &[u8]) -> Option<u32> {
+    let &toc = packet.first()?;
+    let config = toc >> 3;
+    let sizes: &[u32] = match config {
+        0..=11 => &[480, 960, 1920, 2880],
+        12..=15 => &[480, 960],
+        _ => &[120, 240, 480, 960],
+    };
+    let frame = *sizes.get(usize::from(config & 3) & sizes.len().saturating_sub(1))?;
+    let count = match toc & 3 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*packet.get(1)? & 0x3F),
+    };
+    frame.checked_mul(count).filter(|&n| n > 0 && n <= 5760)
+}
+
+/// A CELT full-band packet of `samples` (a multiple of 120, at most 120 ms) that decodes to
+/// silence.
+fn opus_silence(samples: u32) -> Option<Vec<u8>> {
+    // The largest CELT frame size that divides it, with at most 48 frames (RFC 6716, 3.2.5).
+    let (config, size) = [(31u8, 960u32), (30, 480), (29, 240), (28, 120)]
+        .into_iter()
+        .find(|&(_, size)| {
+            samples.checked_rem(size) == Some(0) && samples.checked_div(size) <= Some(48)
+        })?;
+    let count = u8::try_from(samples.checked_div(size)?).ok()?;
+    let mut p = if count == 1 {
+        vec![config << 3]
+    } else {
+        // Code 3, constant bitrate, no padding: every frame is the two bytes below.
+        vec![config << 3 | 3, count]
+    };
+    for _ in 0..count {
+        p.extend_from_slice(&[0xFF, 0xFE]);
+    }
+    Some(p)
+}
+
+/// Samples (at 48 kHz) of the Opus packets that end on `page`.
+pub fn opus_page_samples(page: &[u8]) -> Option<u64> {
+    let nsegs = usize::from(*page.get(26)?);
+    let table = page.get(27..27usize.checked_add(nsegs)?)?;
+    let mut body = page.get(27usize.checked_add(nsegs)?..)?;
+    let mut total: u64 = 0;
+    let mut len = 0usize;
+    for &seg in table {
+        len = len.checked_add(usize::from(seg))?;
+        if seg < 255 {
+            let (packet, rest) = body.split_at_checked(len)?;
+            total = total.checked_add(u64::from(opus_samples(packet)?))?;
+            body = rest;
+            len = 0;
+        }
+    }
+    Some(total)
+}
+
+/// The page with each Opus packet replaced by silence of the same duration.
+fn opus_page(page: &[u8]) -> Option<Vec<u8>> {
+    let nsegs = usize::from(*page.get(26)?);
+    let table = page.get(27..27usize.checked_add(nsegs)?)?;
+    let mut body = page.get(27usize.checked_add(nsegs)?..)?;
+    // A continued packet, or one that goes on to the next page: no silent form.
+    if page.get(5)? & 0x01 != 0 || table.last().is_some_and(|&s| s == 255) {
+        return None;
+    }
+    let mut packets = Vec::new();
+    let mut len = 0usize;
+    for &seg in table {
+        len = len.checked_add(usize::from(seg))?;
+        if seg < 255 {
+            let (packet, rest) = body.split_at_checked(len)?;
+            packets.push(opus_silence(opus_samples(packet)?)?);
+            body = rest;
+            len = 0;
+        }
+    }
+    let head = page.get(..26)?;
+    let mut out = head.to_vec();
+    let mut segs = Vec::new();
+    for p in &packets {
+        let full = p.len().checked_div(255)?;
+        segs.extend(std::iter::repeat_n(255u8, full));
+        segs.push(u8::try_from(p.len().checked_rem(255)?).ok()?);
+    }
+    out.push(u8::try_from(segs.len()).ok()?);
+    out.extend_from_slice(&segs);
+    for p in &packets {
+        out.extend_from_slice(p);
+    }
+    ogg::seal(&mut out);
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_mp3_frame_keeps_its_header_and_length() {
+        let mut f = vec![0xFF, 0xFA, 0x92, 0x64];
+        f.resize(418, 0x55);
+        let s = silent("mp3", &f, false).unwrap();
+        assert_eq!(s.len(), 418);
+        assert_eq!(&s[..4], &[0xFF, 0xFB, 0x92, 0x64], "no CRC");
+        assert!(s[4..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn opus_packets_keep_their_duration() {
+        for (packet, samples) in [
+            (&[0xF8u8, 1, 2][..], 960),   // CELT FB 20 ms
+            (&[0x0B, 1][..], 2880),       // SILK 60 ms
+            (&[0x79, 1, 2][..], 1920),    // hybrid 20 ms, two frames (code 1)
+            (&[0x4B, 0x03, 9][..], 8640), // SILK 60 ms × 3 (code 3): over 120 ms, refused
+        ] {
+            let n = opus_samples(packet);
+            if samples > 5760 {
+                assert_eq!(n, None);
+                continue;
+            }
+            assert_eq!(n, Some(samples));
+            let quiet = opus_silence(samples).unwrap();
+            assert_eq!(opus_samples(&quiet), Some(samples), "{quiet:02x?}");
+        }
+        assert_eq!(opus_silence(960).unwrap(), [0xF8, 0xFF, 0xFE]);
+    }
+
+    #[test]
+    fn any_bytes_give_a_silent_form_or_none_without_panicking() {
+        crate::util::fuzz::run(
+            "silence::silent",
+            &[b"OggS\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\x03\xf8\xff\xfe"],
+            512,
+            |b| {
+                for name in ["mp3", "raw", "ogg"] {
+                    let _ = silent(name, b, true);
+                }
+            },
+        );
+    }
+}
