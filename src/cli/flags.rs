@@ -182,6 +182,7 @@ flags! {
     close_idle           "close-idle"          Bool  Input     Stream  ""          "close the source when the last listener leaves; reopen it for the next";
     max_quiet_interval   "max-quiet-interval"  Dur   Input     Stream  "DURATION"  "close the source when it sends nothing for this long (0 = never)";
     source_bandwidth     "source-bandwidth"    Int   Input     Stream  "BYTES/S"   "read the source no faster than this (0 = as fast as it comes)";
+    playlist             "playlist"            Text  Input     Stream  "FILE"      "play the files an .m3u lists, one after another in real time, looping (titles from their tags)";
     mute                 "mute"                Bool  Input     Stream  ""          "start muted: listeners hear silence until /admin/mute?mode=off (a file waits where it is)";
     frame_filter         "frame-filter"        Text  Framing   Stream  "NAME"      "framer: raw (or \"\"), mp3, adts, ts, ogg (default raw)";
     filter               "filter"              Text  Framing   Stream  "NAME"      "alias of -frame-filter";

@@ -20,6 +20,8 @@ pub enum InputSpec {
     Exec { program: PathBuf, args: Vec<String> },
     /// The built-in test tone.
     Tone,
+    /// `-playlist`: local files one after another, looping (checked to read at start).
+    Playlist(PathBuf),
     /// An upstream HTTP/Icecast/SHOUTcast stream (`-url`).
     Url(Url),
     /// Source clients push the stream (`-source-password`); `fallback` plays meanwhile.
@@ -206,6 +208,7 @@ impl StreamConfig {
                 s
             }
             InputSpec::Tone => "built-in test tone".into(),
+            InputSpec::Playlist(p) => format!("playlist {}", p.display()),
             InputSpec::Url(u) => u.redacted(),
             InputSpec::Push { fallback: None } => "source clients".into(),
             InputSpec::Push { fallback: Some(f) } => {
@@ -229,6 +232,7 @@ fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, String> 
         (tone, "-tone"),
         (exec, "-exec"),
         (a.path.is_some(), "-path"),
+        (a.playlist.is_some(), "-playlist"),
         (a.url.is_some(), "-url"),
         (a.source_password.is_some(), "-source-password"),
         (a.link_pull.is_some(), "-link-pull"),
@@ -284,6 +288,12 @@ fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, String> 
         }
     } else if tone {
         InputSpec::Tone
+    } else if let Some(list) = &a.playlist {
+        let entries = crate::input::playlist::read(std::path::Path::new(list))?;
+        if entries.is_empty() {
+            return Err(format!("-playlist {list}: no files in it"));
+        }
+        InputSpec::Playlist(PathBuf::from(list))
     } else if exec {
         let (prog, args) = command
             .split_first()

@@ -149,9 +149,9 @@ mod tests {
     fn opus_packets_keep_their_duration() {
         for (packet, samples) in [
             (&[0xF8u8, 1, 2][..], 960),   // CELT FB 20 ms
-            (&[0x0B, 1][..], 2880),       // SILK 60 ms
+            (&[0x18, 1][..], 2880),       // SILK NB 60 ms
             (&[0x79, 1, 2][..], 1920),    // hybrid 20 ms, two frames (code 1)
-            (&[0x4B, 0x03, 9][..], 8640), // SILK 60 ms × 3 (code 3): over 120 ms, refused
+            (&[0x1B, 0x03, 9][..], 8640), // SILK 60 ms × 3 (code 3): over 120 ms, refused
         ] {
             let n = opus_samples(packet);
             if samples > 5760 {

@@ -79,6 +79,12 @@ impl HeaderPages {
                 .first()
                 .is_some_and(|p| p.windows(8).any(|w| w == b"OpusHead"));
             stream.ring.push_header(&self.pages);
+            // The stream's title from its comment header (Ogg: TITLE and ARTIST).
+            if let Some(t) = super::tags::title(&self.pages.concat()) {
+                if stream.meta.set_title(&t) {
+                    info!("source: title {t:?} (from the stream's comment header)");
+                }
+            }
             log::debug!(
                 "source: stream header of {} page(s), {} bytes",
                 self.pages.len(),

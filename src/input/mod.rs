@@ -22,8 +22,10 @@ pub mod fd;
 mod framing;
 mod mute;
 mod pacer;
+pub mod playlist;
 pub mod push;
 pub mod supervisor;
+mod tags;
 pub mod tone;
 pub mod upstream;
 
@@ -87,6 +89,7 @@ pub fn open(stream: &Arc<Stream>) -> io::Result<Box<dyn Input>> {
         InputSpec::Path(p) => Box::new(fd::FdInput::open(p)?),
         InputSpec::Exec { program, args } => Box::new(exec::ExecInput::spawn(program, args)?),
         InputSpec::Tone => Box::new(tone::ToneInput::new()),
+        InputSpec::Playlist(list) => Box::new(playlist::PlaylistInput::new(list, stream)?),
         InputSpec::Url(url) => Box::new(upstream::UpstreamInput::connect(
             url,
             cfg.source_timeout,

@@ -144,6 +144,25 @@ pub fn mute(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
     http::respond(&mut conn, req.minor, 200, state, &[]);
 }
 
+/// `/admin/next`: a `-playlist` stream moves on to its next file.
+pub fn next(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
+    let Some(stream) = named_stream(&mut conn, req, server) else {
+        return;
+    };
+    let login = server.peers.login(peer.ip(), "admin login", || {
+        credentials_ok(req, server, Some(&stream))
+    });
+    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+        return;
+    }
+    if !matches!(stream.cfg.input, crate::config::InputSpec::Playlist(_)) {
+        return http::respond(&mut conn, req.minor, 400, "not a -playlist stream", &[]);
+    }
+    stream.request_skip();
+    info!("{peer}: next file asked for on {}", stream.mount());
+    http::respond(&mut conn, req.minor, 200, "skipping to the next file", &[]);
+}
+
 /// SHOUTcast's `/admin.cgi`: the password may come as `pass=` in the query, and with mounts
 /// it may pick the mount. That pick happens inside the login gate: a guesser learns whether
 /// a password is right only from answers that count as failed logins.

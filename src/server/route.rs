@@ -116,6 +116,7 @@ fn answer<'s>(
         }
         ("GET", "/admin.cgi") => admin::shoutcast(conn, peer, &req, server),
         ("GET", "/admin/mute") => admin::mute(conn, peer, &req, server),
+        ("GET", "/admin/next") => admin::next(conn, peer, &req, server),
         ("GET" | "HEAD", "/admin/listeners") => {
             listeners_admin::list_json(&mut conn, peer, &req, server)
         }

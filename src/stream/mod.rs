@@ -51,6 +51,8 @@ pub struct Stream {
     source_state: AtomicU8,
     /// `/admin/mute`: listeners hear silence (`input/mute.rs`).
     muted: AtomicBool,
+    /// `/admin/next`: the playlist moves on to its next file.
+    skip: AtomicBool,
     listeners: Mutex<usize>,
     listeners_changed: Condvar,
 }
@@ -104,6 +106,7 @@ impl Stream {
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),
             muted: AtomicBool::new(cfg.mute),
+            skip: AtomicBool::new(false),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
             cfg,
@@ -144,6 +147,16 @@ impl Stream {
     /// Mutes or unmutes; true when that changed something.
     pub fn set_muted(&self, on: bool) -> bool {
         self.muted.swap(on, std::sync::atomic::Ordering::Relaxed) != on
+    }
+
+    /// Asks the playlist to move on to its next file.
+    pub fn request_skip(&self) {
+        self.skip.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a skip was asked for (and clears it).
+    pub fn take_skip(&self) -> bool {
+        self.skip.swap(false, std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn on_air(&self) -> bool {

@@ -17,6 +17,7 @@ mod mounts;
 mod mp3;
 mod mute;
 mod ogg;
+mod playlist;
 mod proxy;
 mod realtime;
 mod source;
