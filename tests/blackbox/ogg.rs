@@ -6,6 +6,8 @@ use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+const T: Duration = Duration::from_secs(15);
+
 /// The bytes up to the last page start (a capture may end inside a page).
 fn whole_pages(b: &[u8]) -> &[u8] {
     let end = b.windows(4).rposition(|w| w == b"OggS").unwrap_or(0);
@@ -108,4 +110,97 @@ fn a_chained_stream_decodes_across_the_chain_for_a_listener_already_there() {
     let mut late = s.listen();
     let start = late.read_body(200, Duration::from_secs(10)).to_vec();
     assert_eq!(bos_pages(&start).first(), Some(&0));
+}
+
+/// ffmpeg pushing the Opus fixture, looped in real time, to `target` as Ogg.
+fn ffmpeg_push_ogg(target: &str) -> std::process::Child {
+    require_program("ffmpeg", "ffmpeg");
+    Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
+        .arg(fixture("tone-opus.ogg"))
+        .args([
+            "-c:a",
+            "copy",
+            "-content_type",
+            "audio/ogg",
+            "-f",
+            "ogg",
+            target,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Decodes `secs` of the Ogg stream at `url` with ffmpeg; its complaints (empty: clean).
+fn decode_url(url: &str) -> String {
+    let (ok, err) = ffmpeg_decode(url, 3);
+    if ok {
+        err.trim().to_string()
+    } else {
+        format!("failed: {err}")
+    }
+}
+
+#[test]
+fn ogg_from_a_source_client_into_icecast2_and_back_through_url() {
+    // An encoder pushes Opus in Ogg to ringcast A, which sends it on to a real icecast2;
+    // ringcast B pulls it from icecast2's Ogg mount. Every listener decodes.
+    let ice = Icecast::start_free("ogg-icecast");
+    let target = format!(
+        "icecast://source:{ICECAST_SOURCE_PASSWORD}@127.0.0.1:{}/ogg",
+        ice.port
+    );
+    let a = Server::start(&[
+        "-source-password",
+        "hackme",
+        "-frame-filter",
+        "ogg",
+        "-icecast",
+        &target,
+    ]);
+    let mut ff = ffmpeg_push_ogg(&format!(
+        "icecast://source:hackme@127.0.0.1:{}/live",
+        a.addr.port()
+    ));
+    assert!(
+        a.wait_log("source client connected", T).is_some(),
+        "{}",
+        a.log_text()
+    );
+    let errors = decode_url(&format!("http://127.0.0.1:{}/live", a.addr.port()));
+    assert!(errors.is_empty(), "ringcast's listener: {errors}");
+    // Icecast's mount is up once ringcast has connected to it.
+    assert!(
+        a.wait_log("icecast output: sending the stream", T)
+            .is_some(),
+        "{}",
+        a.log_text()
+    );
+    let errors = decode_url(&format!("http://127.0.0.1:{}/ogg", ice.port));
+    assert!(errors.is_empty(), "icecast2's listener: {errors}");
+    let b = Server::start(&[
+        "-url",
+        &format!("http://127.0.0.1:{}/ogg", ice.port),
+        "-frame-filter",
+        "ogg",
+    ]);
+    let errors = decode_url(&format!("http://127.0.0.1:{}/", b.addr.port()));
+    assert!(
+        errors.is_empty(),
+        "the puller's listener: {errors}\n{}",
+        b.log_text()
+    );
+    let _ = ff.kill();
+    let _ = ff.wait();
 }
