@@ -34,11 +34,89 @@ pub struct OggFramer {
     max: usize,
     clocks: Vec<Clock>,
     last_duration: Option<std::time::Duration>,
+    headers: HeaderTracker,
+    last_was_header: bool,
+}
+
+/// Which pages of an Ogg stream are header pages (see the module's comment). The framer
+/// uses it, and so does a link receiver, which gets pages already framed.
+#[derive(Default)]
+pub struct HeaderTracker {
     /// Serial numbers of the logical streams still in their header pages.
     in_headers: Vec<u32>,
     /// Some audio page has been seen since the last beginning-of-stream page.
     audio_seen: bool,
-    last_was_header: bool,
+}
+
+impl HeaderTracker {
+    /// Whether `page` (a whole page, already checked) is a header page.
+    pub fn is_header(&mut self, page: &[u8]) -> bool {
+        let (Some(&flags), Some(g), Some(s)) = (page.get(5), page.get(6..14), page.get(14..18))
+        else {
+            return false;
+        };
+        let (Ok(g), Ok(s)) = (<[u8; 8]>::try_from(g), <[u8; 4]>::try_from(s)) else {
+            return false;
+        };
+        self.classify(flags, u64::from_le_bytes(g), u32::from_le_bytes(s))
+    }
+}
+
+/// Gives a logical stream that begins again (a file's next loop, an encoder that restarts
+/// with the same serial number) a serial number of its own: a chain must not reuse one, and
+/// players that see a known serial take the new headers for audio packets. Pages are
+/// rewritten (and sealed again) only when their number changes.
+#[derive(Default)]
+pub struct Serials {
+    /// Serial numbers seen, and what each maps to now.
+    map: Vec<(u32, u32)>,
+    /// Serial numbers given out.
+    used: Vec<u32>,
+}
+
+impl Serials {
+    pub fn map<'a>(&mut self, page: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        use std::borrow::Cow;
+        let (Some(&flags), Some(s)) = (page.get(5), page.get(14..18)) else {
+            return Cow::Borrowed(page);
+        };
+        let Ok(s) = <[u8; 4]>::try_from(s) else {
+            return Cow::Borrowed(page);
+        };
+        let serial = u32::from_le_bytes(s);
+        if flags & FLAG_BOS != 0 {
+            let mut to = serial;
+            if self.used.contains(&to) {
+                // The next number nobody has (a few tries at most: `used` is small).
+                while self.used.contains(&to) {
+                    to = to.wrapping_add(0x9E37_79B9);
+                }
+            }
+            if self.used.len() >= 64 {
+                self.used.remove(0);
+            }
+            self.used.push(to);
+            self.map.retain(|(from, _)| *from != serial);
+            if self.map.len() >= MAX_STREAMS {
+                self.map.remove(0);
+            }
+            self.map.push((serial, to));
+        }
+        let to = self
+            .map
+            .iter()
+            .find(|(from, _)| *from == serial)
+            .map_or(serial, |m| m.1);
+        if to == serial {
+            return Cow::Borrowed(page);
+        }
+        let mut out = page.to_vec();
+        if let Some(field) = out.get_mut(14..18) {
+            field.copy_from_slice(&to.to_le_bytes());
+        }
+        seal(&mut out);
+        Cow::Owned(out)
+    }
 }
 
 impl OggFramer {
@@ -47,12 +125,13 @@ impl OggFramer {
             max,
             clocks: Vec::new(),
             last_duration: None,
-            in_headers: Vec::new(),
-            audio_seen: false,
+            headers: HeaderTracker::default(),
             last_was_header: false,
         }
     }
+}
 
+impl HeaderTracker {
     /// Classifies a page that passed its checks; true for a header page.
     fn classify(&mut self, flags: u8, granule: u64, serial: u32) -> bool {
         if flags & FLAG_BOS != 0 {
@@ -242,7 +321,8 @@ impl Framer for OggFramer {
                 Ok(Some(head)) => match rest.get(..head.len) {
                     None if !eof => return Scan::NeedMore { skip: i },
                     Some(page) if stored_crc(page) == Some(crc(page)) => {
-                        self.last_was_header = self.classify(head.flags, head.granule, head.serial);
+                        self.last_was_header =
+                            self.headers.classify(head.flags, head.granule, head.serial);
                         self.last_duration = self.tick(&head, page);
                         return Scan::Frame {
                             skip: i,
@@ -341,6 +421,22 @@ mod tests {
             assert_eq!(runs, headers, "{file}");
             assert!(got[0].1 && !got.last().unwrap().1, "{file}");
         }
+    }
+
+    #[test]
+    fn a_stream_that_begins_again_gets_a_serial_of_its_own() {
+        let mut s = Serials::default();
+        let bos = page(FLAG_BOS, 0, 7, 0, b"OpusHead");
+        let audio = page(0, 960, 7, 2, &[1; 30]);
+        assert_eq!(&*s.map(&bos), &bos[..], "first time: as it is");
+        assert_eq!(&*s.map(&audio), &audio[..]);
+        let again = s.map(&bos).into_owned();
+        let serial = u32::from_le_bytes(again[14..18].try_into().unwrap());
+        assert_ne!(serial, 7);
+        let (got, counts) = frames(&mut OggFramer::new(MAX_PAGE), &again);
+        assert_eq!((got.len(), counts.junk_bytes), (1, 0), "sealed again");
+        let next = s.map(&audio);
+        assert_eq!(u32::from_le_bytes(next[14..18].try_into().unwrap()), serial);
     }
 
     #[test]

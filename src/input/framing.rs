@@ -71,8 +71,14 @@ impl HeaderPages {
         self.pages.push(page.to_vec());
     }
 
-    /// Makes the gathered pages the stream's header (if any were gathered).
-    pub fn publish(&mut self, stream: &Stream) {
+    /// Makes the gathered pages the stream's header (if any were gathered), and hands them
+    /// to the link in their place in the stream (a receiver finds them there).
+    pub fn publish(&mut self, stream: &Stream, cutter: &mut Option<Cutter>) {
+        if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
+            for p in &self.pages {
+                c.frame(p, None, &l.log);
+            }
+        }
         if !self.pages.is_empty() {
             self.opus = self
                 .pages
@@ -145,13 +151,19 @@ pub fn emit_frames(
                     pending.consume(usize::MAX);
                     break;
                 };
+                // Ogg: a stream that begins again gets a serial number of its own.
+                let frame = match muter.serials.as_mut() {
+                    Some(serials) => serials.map(frame),
+                    None => std::borrow::Cow::Borrowed(frame),
+                };
+                let frame = &*frame;
                 if framer.frame_is_header() {
                     headers.add(frame);
                     pending.consume(end);
                     frames = frames.saturating_add(1);
                     continue;
                 }
-                headers.publish(stream);
+                headers.publish(stream, cutter);
                 muter.opus = headers.opus;
                 if let (Some(p), Some(d)) = (pacer.as_mut(), framer.frame_duration(frame)) {
                     p.add(d);
@@ -159,7 +171,10 @@ pub fn emit_frames(
                 if let Some(out) = muter.pass(cfg.framer.name, frame, stream.is_muted()) {
                     stream.ring.push(&out);
                     if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
-                        c.frame(&out, crate::link::frame_duration(cfg, &out), &l.log);
+                        let d = framer
+                            .frame_duration(frame)
+                            .or_else(|| crate::link::frame_duration(cfg, &out));
+                        c.frame(&out, d, &l.log);
                     }
                 }
                 pending.consume(end);

@@ -24,6 +24,8 @@ struct Shift {
 
 #[derive(Default)]
 pub struct Muter {
+    /// Ogg: serial numbers kept apart across a stream's new beginnings (set for Ogg).
+    pub serials: Option<ogg::Serials>,
     /// The last audio frame that went out (a paused file's silence is made from it).
     last: Option<Vec<u8>>,
     /// The stream is Opus in Ogg (seen in its header pages).

@@ -48,6 +48,11 @@ pub fn run(stream: Arc<Stream>) {
     // A regular file's real-time clock, kept across its loops so that reopening it costs
     // no time (README: files in real time).
     let mut pacer: Option<Pacer> = None;
+    // Mute's state, and Ogg's serial numbers, also kept across a file's loops.
+    let mut muter = Muter::default();
+    if cfg.framer.name == "ogg" {
+        muter.serials = Some(Default::default());
+    }
     if stream.is_muted() {
         info!("-mute: muted until /admin/mute?mode=off");
     }
@@ -76,7 +81,13 @@ pub fn run(stream: Arc<Stream>) {
         }
         let result = open(&stream).and_then(|mut input| {
             stream.set_source_state(SourceState::Open);
-            let r = pump(&cfg, &stream, input.as_mut(), &mut cutter, &mut pacer);
+            let r = pump(
+                &cfg,
+                &stream,
+                input.as_mut(),
+                &mut cutter,
+                (&mut pacer, &mut muter),
+            );
             // Stopping a child can take two grace periods.
             stream.reader_beat.beat(BEAT.saturating_mul(3));
             input.close(match r {
@@ -123,7 +134,7 @@ fn pump(
     stream: &Stream,
     input: &mut dyn Input,
     cutter: &mut Option<Cutter>,
-    pacer: &mut Option<Pacer>,
+    (pacer, muter): (&mut Option<Pacer>, &mut Muter),
 ) -> io::Result<End> {
     // Each source start is a new epoch on the link.
     if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
@@ -158,7 +169,6 @@ fn pump(
     let mut framer = (cfg.framer.new)(cfg.frame_bytes);
     let mut pending = FrameBuffer::default();
     let mut headers = HeaderPages::default();
-    let mut muter = Muter::default();
     if cfg.source_bandwidth == 0 && input.is_regular_file() {
         pacer.get_or_insert_with(Pacer::new);
     } else {
@@ -200,12 +210,12 @@ fn pump(
                 continue;
             }
             // Due again: release what is already read before reading more.
-            let out = (&mut pending, &mut headers, &mut muter, &mut *pacer);
+            let out = (&mut pending, &mut headers, &mut *muter, &mut *pacer);
             if emit_frames(cfg, stream, framer.as_mut(), out, at_eof, cutter) == Emitted::Paused {
                 continue;
             }
             if at_eof {
-                headers.publish(stream);
+                headers.publish(stream, cutter);
                 stream.ring.flush();
                 return Ok(End::Eof);
             }
@@ -226,14 +236,14 @@ fn pump(
                 read_total = read_total.saturating_add(n as u64);
                 Stats::add(&stream.stats.bytes_in, n as u64);
                 pending.extend(chunk.get(..n).unwrap_or_default());
-                let out = (&mut pending, &mut headers, &mut muter, &mut *pacer);
+                let out = (&mut pending, &mut headers, &mut *muter, &mut *pacer);
                 emit_frames(cfg, stream, framer.as_mut(), out, false, cutter);
             }
             Slice::Eof if pacer.is_some() => at_eof = true,
             Slice::Eof => {
-                let out = (&mut pending, &mut headers, &mut muter, &mut *pacer);
+                let out = (&mut pending, &mut headers, &mut *muter, &mut *pacer);
                 emit_frames(cfg, stream, framer.as_mut(), out, true, cutter);
-                headers.publish(stream);
+                headers.publish(stream, cutter);
                 stream.ring.flush();
                 return Ok(End::Eof);
             }

@@ -219,6 +219,10 @@ pub fn run_play(stream: &Stream) {
     let mut playout = Playout::new(i64::try_from(link.cfg.delay.as_micros()).unwrap_or(i64::MAX));
     let mut cutter = Cutter::new(link.cfg.fragment);
     let mut out = Vec::new();
+    // Ogg's header pages among the frames, gathered until the page after them.
+    let mut ogg_headers =
+        (cfg.framer.name == "ogg").then(crate::frame::ogg::HeaderTracker::default);
+    let mut header_pages: Vec<Vec<u8>> = Vec::new();
     let mut last_report = Instant::now();
     let mut epoch = None;
     stream.set_source_state(SourceState::Open);
@@ -244,6 +248,27 @@ pub fn run_play(stream: &Stream) {
         out.clear();
         playout.due(local_us(), &mut out);
         for f in &out {
+            // Ogg: header pages become the ring's header before the page after them, as
+            // the origin's framer made them (a new listener gets them first).
+            if let Some(t) = ogg_headers.as_mut() {
+                if t.is_header(f) {
+                    header_pages.push(f.clone());
+                    cutter.frame(f, None, &link.log);
+                    continue;
+                }
+                if !header_pages.is_empty() {
+                    // The header the origin sent when we connected comes again in-stream
+                    // when its log still holds it: listeners have it already.
+                    let same = stream
+                        .ring
+                        .header()
+                        .is_some_and(|h| *h == header_pages.concat()[..]);
+                    if !same {
+                        stream.ring.push_header(&header_pages);
+                    }
+                    header_pages.clear();
+                }
+            }
             stream.ring.push(f);
             Stats::add(&stream.stats.frames_in, 1);
             Stats::add(&stream.stats.bytes_in, f.len() as u64);

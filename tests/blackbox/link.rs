@@ -522,3 +522,54 @@ fn a_pusher_changing_address_takes_over() {
     assert!(longest <= MAX_PAUSE, "paused {longest:?}");
     drop(o);
 }
+
+#[test]
+fn ogg_crosses_the_link_with_its_headers_and_survives_a_long_outage() {
+    // An Opus file at its own pace on the origin; a receiver pulls it through a proxy.
+    let o = Server::start(&[
+        "-path",
+        fixture("tone-opus.ogg").to_str().unwrap(),
+        "-frame-filter",
+        "ogg",
+        "-link-key",
+        KEY,
+    ]);
+    let proxy = FaultProxy::start(o.addr);
+    let r = receiver(&[
+        "-frame-filter",
+        "ogg",
+        "-frame-bytes",
+        "65307",
+        "-link-pull",
+        &format!("http://{}", proxy.addr),
+    ]);
+    // A listener that joins the receiver once audio flows starts with the header pages.
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(6_000, T), "{}", r.log_text());
+    let mut late = r.listen();
+    let start = late.read_body(3000, T).to_vec();
+    assert!(start.starts_with(b"OggS"), "a page first");
+    assert!(
+        start[..200].windows(8).any(|w| w == b"OpusHead"),
+        "the receiver's new listener gets the header first"
+    );
+    // An outage longer than -link-delay: the listener stays connected.
+    proxy.set(Mode::Blackhole);
+    std::thread::sleep(Duration::from_secs(8));
+    proxy.set(Mode::Pass);
+    let had = rec.bytes();
+    assert!(rec.wait_more(had + 8_000, T), "{}", r.log_text());
+    let (body, _) = rec.finish();
+    // All the first listener heard, across the outage, decodes with no error.
+    let file = scratch("link-ogg").join("heard.ogg");
+    std::fs::write(
+        &file,
+        &body[..body.windows(4).rposition(|w| w == b"OggS").unwrap()],
+    )
+    .unwrap();
+    let (ok, err) = ffmpeg_decode(file.to_str().unwrap(), 600);
+    assert!(
+        ok && err.trim().is_empty(),
+        "decodes after the outage: {err}"
+    );
+}

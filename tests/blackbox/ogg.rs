@@ -204,3 +204,29 @@ fn ogg_from_a_source_client_into_icecast2_and_back_through_url() {
     let _ = ff.kill();
     let _ = ff.wait();
 }
+
+#[test]
+fn a_looping_ogg_file_decodes_across_its_loops() {
+    // Each loop begins the same logical stream again; ringcast gives it a serial number of
+    // its own, so players take it for the new chain it is.
+    let s = Server::start(&[
+        "-path",
+        fixture("tone-opus.ogg").to_str().unwrap(),
+        "-frame-filter",
+        "ogg",
+    ]);
+    let mut l = s.listen();
+    let start = std::time::Instant::now();
+    while bos_pages(&l.body).len() < 2 && start.elapsed() < T {
+        let want = l.body.len() + 1;
+        l.read_body(want, T);
+    }
+    let had = l.body.len();
+    l.read_body(had + 4000, T);
+    let bos = bos_pages(&l.body);
+    assert!(bos.len() >= 2, "{bos:?}");
+    let serial = |at: usize| &l.body[at + 14..at + 18];
+    assert_ne!(serial(bos[0]), serial(bos[1]), "a serial number of its own");
+    let errors = decode_errors("ogg-loop", whole_pages(&l.body));
+    assert!(errors.is_empty(), "{errors}");
+}

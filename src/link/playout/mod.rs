@@ -256,9 +256,14 @@ impl Playout {
 
 /// A frame of silence for the stream `sample` belongs to: for MP3, a frame with the same
 /// header (CRC off) and zeroed side information and data, which decoders play as silence;
-/// for MPEG-TS, null packets (PID 0x1FFF); for raw PCM, zeros. Other formats (ADTS/AAC):
-/// none — listeners stay connected and get nothing until the link is back.
+/// for MPEG-TS, null packets (PID 0x1FFF); for raw PCM, zeros. Other formats (ADTS/AAC,
+/// Ogg): none — listeners stay connected and get nothing until the link is back.
 pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
+    if sample.starts_with(b"OggS") {
+        // Ogg: none yet (a page's granule positions would have to go on); listeners stay
+        // connected and get nothing until the link is back.
+        return None;
+    }
     if let (Some(h), &[b0, b1, b2, b3, ..]) = (Mp3Header::parse(sample), sample) {
         let header = [b0, b1 | 0x01, b2, b3];
         // Keep the padding bit's length consistent with the header we send.
