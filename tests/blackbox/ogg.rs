@@ -85,6 +85,16 @@ fn opus_vorbis_and_flac_join_mid_stream_with_their_headers_and_decode() {
         );
         let errors = decode_errors(&format!("ogg-{file}"), whole_pages(&got));
         assert!(errors.is_empty(), "{file}: {errors}");
+        if file == "tone-vorbis.ogg" {
+            // The title comes from the comment header.
+            let mut st = Listener::get(s.addr, "/status-json.xsl", 1);
+            st.read_to_eof(Duration::from_secs(5));
+            let v: serde_json::Value = serde_json::from_slice(&st.body).unwrap();
+            assert_eq!(
+                v["icestats"]["source"][0]["title"],
+                "ringcast - Vorbis Tone"
+            );
+        }
         let had = first.body.len();
         first.read_body(had + 6000, Duration::from_secs(10));
         let errors = decode_errors(&format!("ogg-first-{file}"), whole_pages(&first.body));
