@@ -106,28 +106,31 @@ fn named_stream(conn: &mut Conn, req: &Request, server: &Server) -> Option<Arc<S
 
 /// Icecast's `/admin/metadata`.
 pub fn metadata(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
-    let Some(stream) = named_stream(&mut conn, req, server) else {
-        return;
-    };
-    let login = server.peers.login(peer.ip(), "admin login", || {
-        credentials_ok(req, server, Some(&stream))
-    });
-    if answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+    if let Some(stream) = stream_call(&mut conn, peer, req, server) {
         update(conn, peer, req, server, &stream, true);
     }
 }
 
-/// `/admin/mute?mode=on|off`: listeners hear silence while muted (`input/mute.rs`).
-pub fn mute(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
-    let Some(stream) = named_stream(&mut conn, req, server) else {
-        return;
-    };
+/// The stream a call on one stream names, once its caller has logged in (the admin, or
+/// that stream's source login); `None` when it has been answered here (400, 404, 401, 429).
+fn stream_call(
+    conn: &mut Conn,
+    peer: SocketAddr,
+    req: &Request,
+    server: &Server,
+) -> Option<Arc<Stream>> {
+    let stream = named_stream(conn, req, server)?;
     let login = server.peers.login(peer.ip(), "admin login", || {
         credentials_ok(req, server, Some(&stream))
     });
-    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
+    answer_login(conn, peer, req.minor, login, "ringcast admin").then_some(stream)
+}
+
+/// `/admin/mute?mode=on|off`: listeners hear silence while muted (`input/mute.rs`).
+pub fn mute(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
+    let Some(stream) = stream_call(&mut conn, peer, req, server) else {
         return;
-    }
+    };
     let on = match query_param(&req.path, "mode").as_deref() {
         Some(b"on") => true,
         Some(b"off") => false,
@@ -146,15 +149,9 @@ pub fn mute(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
 
 /// `/admin/next`: a `-playlist` stream moves on to its next file.
 pub fn next(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
-    let Some(stream) = named_stream(&mut conn, req, server) else {
+    let Some(stream) = stream_call(&mut conn, peer, req, server) else {
         return;
     };
-    let login = server.peers.login(peer.ip(), "admin login", || {
-        credentials_ok(req, server, Some(&stream))
-    });
-    if !answer_login(&mut conn, peer, req.minor, login, "ringcast admin") {
-        return;
-    }
     if !matches!(stream.cfg.input, crate::config::InputSpec::Playlist(_)) {
         return http::respond(&mut conn, req.minor, 400, "not a -playlist stream", &[]);
     }
