@@ -197,6 +197,9 @@ flags! {
     hash_password        "hash-password"       Bool  Listeners Server  ""          "read a password on stdin, print its hash for -listener-users, and exit";
     cors_origin          "cors-origin"         Text  Listeners Server  "ORIGINS"   "web pages (comma-separated origins, or *) that may read streams and status (default *)";
     write_timeout        "write-timeout"       Dur   Listeners Server  "DURATION"  "drop a listener whose socket takes nothing for this long (default 10s)";
+    hls                  "hls"                 Bool  Listeners Stream  ""          "also publish the stream as HLS at /hls/index.m3u8 (mp3 or adts)";
+    hls_segment          "hls-segment"         Dur   Listeners Stream  "DURATION"  "HLS segment target duration (default 4s)";
+    hls_window           "hls-window"          Int   Listeners Stream  "N"         "HLS segments in the playlist (default 6)";
     mount                "mount"               List  Mounts    Server  "PATH=FILE" "serve a stream at PATH, its flags in FILE (repeatable); unknown paths get 404";
     fallback_mount       "fallback-mount"      Text  Mounts    Stream  "PATH"      "in a mount's file: move its listeners to PATH while it has no source, and back";
     icy_name             "icy-name"            Text  Icecast   Stream  "TEXT"      "stream name (icy-name); a source client's or upstream's own wins";

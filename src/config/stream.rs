@@ -30,6 +30,13 @@ pub enum InputSpec {
     Link,
 }
 
+/// `-hls`, `-hls-segment`, `-hls-window`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HlsConfig {
+    pub segment: std::time::Duration,
+    pub window: usize,
+}
+
 /// One stream's validated configuration.
 #[derive(Debug, Clone)]
 pub struct StreamConfig {
@@ -62,6 +69,8 @@ pub struct StreamConfig {
     pub icy_metaint: usize,
     /// `-mute`: start muted (`/admin/mute` turns it off).
     pub mute: bool,
+    /// `-hls`: publish HLS segments of this shape.
+    pub hls: Option<HlsConfig>,
     /// The link, when `-link-key` (or a key file) is given.
     pub link: Option<LinkConfig>,
     /// `-fallback-mount`: where listeners go while this stream has no source.
@@ -190,6 +199,7 @@ impl StreamConfig {
             title: a.title.clone().unwrap_or_default(),
             icy_metaint: range("icy-metaint", a.icy_metaint.unwrap_or(16000), 1, 1 << 20)?,
             mute: a.mute.unwrap_or(false),
+            hls: hls(a, framer)?,
             link,
             fallback_mount: a.fallback_mount.clone(),
         })
@@ -220,6 +230,30 @@ impl StreamConfig {
             },
         }
     }
+}
+
+/// `-hls` and its shape: packed audio needs MP3 or ADTS frames.
+fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, String> {
+    if !a.hls.unwrap_or(false) {
+        if a.hls_segment.is_some() || a.hls_window.is_some() {
+            return Err("-hls-segment and -hls-window shape -hls: give -hls too".into());
+        }
+        return Ok(None);
+    }
+    if !matches!(framer.name, "mp3" | "adts") {
+        return Err(format!(
+            "-hls needs -frame-filter mp3 or adts (packed audio segments); not {}",
+            framer.name
+        ));
+    }
+    let segment = a.hls_segment.unwrap_or(std::time::Duration::from_secs(4));
+    if segment < std::time::Duration::from_secs(1) || segment > std::time::Duration::from_secs(30) {
+        return Err(format!(
+            "-hls-segment {segment:?} is out of range (1s to 30s)"
+        ));
+    }
+    let window = range("hls-window", a.hls_window.unwrap_or(6), 3, 1000)?;
+    Ok(Some(HlsConfig { segment, window }))
 }
 
 /// The input flags: exactly one input (the tone may be named with -exec/-path only to be

@@ -88,6 +88,34 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
         Some(u64::from(s.source_state() == SourceState::Open))
     }),
     (
+        "hls_listeners",
+        "gauge",
+        "HLS clients (an address and user agent) seen within two segment durations.",
+        |s| s.hls.as_ref().map(|h| h.listeners() as u64),
+    ),
+    (
+        "hls_playlist_requests_total",
+        "counter",
+        "HLS playlist requests answered.",
+        |s| {
+            s.hls.as_ref().map(|h| {
+                h.playlist_requests
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+        },
+    ),
+    (
+        "hls_segment_requests_total",
+        "counter",
+        "HLS segment requests answered.",
+        |s| {
+            s.hls.as_ref().map(|h| {
+                h.segment_requests
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            })
+        },
+    ),
+    (
         "muted",
         "gauge",
         "1 while muted (/admin/mute): listeners hear silence.",

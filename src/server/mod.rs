@@ -19,6 +19,7 @@ pub mod accept;
 pub mod admin;
 pub mod audience;
 pub mod cors;
+pub mod hls;
 pub mod listeners_admin;
 pub mod metrics;
 pub mod mounts;

@@ -136,6 +136,7 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
         name("out-icecast"),
     );
     let play_name = name("link-play");
+    let hls_name = name("hls");
     let receiver = link::is_receiver(&cfg);
     let pulls = cfg.link.as_ref().is_some_and(|l| l.pull.is_some());
     let pushes = cfg.link.as_ref().is_some_and(|l| l.push.is_some());
@@ -166,6 +167,10 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     if pushes {
         let st = Arc::clone(&stream);
         others.push(spawn(&push_name, move || link::origin::run_push(&st))?);
+    }
+    if stream.hls.is_some() {
+        let st = Arc::clone(&stream);
+        others.push(spawn(&hls_name, move || crate::sink::hls::run(&st))?);
     }
     if outputs {
         let (st, wt) = (Arc::clone(&stream), server.cfg.write_timeout);

@@ -2,7 +2,9 @@
 //! the server's own pages (status, metrics, admin calls) or a stream (its listeners, its
 //! source client, its link).
 
-use super::{admin, cors, listeners_admin, metrics, page, source_client, status, users, Server};
+use super::{
+    admin, cors, hls, listeners_admin, metrics, page, source_client, status, users, Server,
+};
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, HeadError, Request};
 use crate::limited;
@@ -125,6 +127,9 @@ fn answer<'s>(
             listeners_admin::listclients(&mut conn, peer, &req, server)
         }
         ("GET", "/admin/killclient") => listeners_admin::killclient(&mut conn, peer, &req, server),
+        ("GET" | "HEAD", path) if hls::is_hls(path, server) => {
+            hls::serve(&mut conn, peer, &req, server)
+        }
         ("GET" | "HEAD", "/status.html" | "/status.xsl") => {
             page::status_page(&mut conn, peer, &req, server)
         }

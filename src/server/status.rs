@@ -60,6 +60,9 @@ fn source(stream: &Stream, base: &str) -> String {
     }
     let _ = write!(source, ",\"server_mount\":{}", json(stream.mount()));
     let _ = write!(source, ",\"muted\":{}", stream.is_muted());
+    if let Some(h) = &stream.hls {
+        let _ = write!(source, ",\"hls_listeners\":{}", h.listeners());
+    }
     source.push_str(",\"dummy\":null}");
     source
 }

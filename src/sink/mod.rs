@@ -17,5 +17,6 @@
 
 pub mod feed;
 pub mod gather;
+pub mod hls;
 pub mod icecast;
 pub mod listener;

@@ -4,6 +4,7 @@
 //! threads (`server/mounts.rs`).
 
 pub mod push_slot;
+pub mod segments;
 pub mod stats;
 
 use crate::config::StreamConfig;
@@ -51,6 +52,8 @@ pub struct Stream {
     source_state: AtomicU8,
     /// `/admin/mute`: listeners hear silence (`input/mute.rs`).
     muted: AtomicBool,
+    /// `-hls`: the segments published, and who fetches them.
+    pub hls: Option<segments::Segments>,
     /// `/admin/next`: the playlist moves on to its next file.
     skip: AtomicBool,
     listeners: Mutex<usize>,
@@ -107,6 +110,10 @@ impl Stream {
             source_state: AtomicU8::new(SourceState::Opening as u8),
             muted: AtomicBool::new(cfg.mute),
             skip: AtomicBool::new(false),
+            hls: cfg
+                .hls
+                .as_ref()
+                .map(|h| segments::Segments::new(h.segment, h.window)),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
             cfg,

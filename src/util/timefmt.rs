@@ -48,6 +48,20 @@ pub fn rfc2822(t: SystemTime) -> String {
     )
 }
 
+/// `Sun, 22 Nov 2026 16:52:45 GMT` (HTTP's date: `Last-Modified`).
+pub fn http_date(t: SystemTime) -> String {
+    rfc2822(t).replace("+0000", "GMT")
+}
+
+/// `2026-11-22T16:52:45.250Z` (RFC 3339 with milliseconds: HLS's program date-time).
+pub fn rfc3339_ms(t: SystemTime) -> String {
+    let ms = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    let base = iso8601(t);
+    format!("{}.{ms:03}Z", base.trim_end_matches("+0000"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +73,9 @@ mod tests {
         assert_eq!(iso8601(t), "2026-11-22T16:52:45+0000");
         assert_eq!(rfc2822(t), "Sun, 22 Nov 2026 16:52:45 +0000");
         assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00+0000");
+        assert_eq!(http_date(t), "Sun, 22 Nov 2026 16:52:45 GMT");
+        let ms = t + Duration::from_millis(250);
+        assert_eq!(rfc3339_ms(ms), "2026-11-22T16:52:45.250Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(&iso8601(leap)[..10], "2000-02-29");
     }

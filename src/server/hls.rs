@@ -1,0 +1,189 @@
+//! HLS over HTTP (`-hls`): `/hls/index.m3u8` and its segments (with `-mount`, under the
+//! mount: `/live/hls/index.m3u8`), made to be cached. Segments never change once made, so
+//! they say so (`immutable`, a strong `ETag`, `Last-Modified`); the playlist lives at most
+//! half a segment. `HEAD`, `If-None-Match`, `If-Modified-Since` and single `Range`s work,
+//! CORS headers are as on the plain stream, and each request counts its client (an address
+//! and user agent) as an HLS listener for two target durations.
+
+use super::Server;
+use crate::http::conn::Conn;
+use crate::http::server::{self as http, Request};
+use crate::stream::segments::Segments;
+use crate::util::timefmt;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::SystemTime;
+
+/// The mount and file an HLS path names: `/hls/x` → ("/", "x"), `/live/hls/x` → ("/live", "x").
+pub fn split(path: &str) -> Option<(&str, &str)> {
+    let (mount, file) = path.rsplit_once("/hls/")?;
+    Some((if mount.is_empty() { "/" } else { mount }, file))
+}
+
+/// Whether `path` is an HLS path of a stream that publishes HLS (any other path is the
+/// stream's as before).
+pub fn is_hls(path: &str, server: &Server) -> bool {
+    split(path)
+        .and_then(|(mount, _)| server.stream_for(mount))
+        .is_some_and(|s| s.hls.is_some())
+}
+
+pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) {
+    let Some((mount, file)) = split(req.path_only()) else {
+        return http::respond(conn, req.minor, 404, "not found", &[]);
+    };
+    let stream = server.stream_for(mount);
+    let Some(window) = stream.as_ref().and_then(|s| s.hls.as_ref()) else {
+        return http::respond(conn, req.minor, 404, "no HLS here (-hls)", &[]);
+    };
+    window.seen(peer.ip(), req.header("User-Agent").unwrap_or_default());
+    let mut extra: Vec<(&str, String)> = super::cors::headers(server, req);
+    let ext = match stream.as_ref().map(|s| s.cfg.framer.name) {
+        Some("adts") => "aac",
+        _ => "mp3",
+    };
+    if file == "index.m3u8" {
+        window.playlist_requests.fetch_add(1, Relaxed);
+        let Some((newest, made)) = window.newest() else {
+            extra.push(("Retry-After", "1".into()));
+            let h: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            return http::respond(conn, req.minor, 503, "no segment yet", &h);
+        };
+        let max_age = (window.target.as_secs() / 2).max(1);
+        extra.push(("Cache-Control", format!("public, max-age={max_age}")));
+        let etag = format!("\"p{:x}-{newest}\"", window.epoch);
+        let body = window.playlist(ext);
+        return send(
+            conn,
+            req,
+            "application/vnd.apple.mpegurl",
+            extra,
+            (etag, made),
+            body.as_bytes(),
+        );
+    }
+    window.segment_requests.fetch_add(1, Relaxed);
+    let Some(seg) = segment_number(file, window, ext).and_then(|n| window.get(n)) else {
+        return http::respond(
+            conn,
+            req.minor,
+            404,
+            "no such segment (it left the window)",
+            &[],
+        );
+    };
+    extra.push(("Cache-Control", "public, max-age=86400, immutable".into()));
+    let etag = format!("\"{:x}-{}\"", window.epoch, seg.seq);
+    let ct = if ext == "aac" {
+        "audio/aac"
+    } else {
+        "audio/mpeg"
+    };
+    send(conn, req, ct, extra, (etag, seg.made), &seg.bytes);
+}
+
+/// `seg-EPOCH-N.ext` of this run: N.
+fn segment_number(file: &str, window: &Segments, ext: &str) -> Option<u64> {
+    let rest = file
+        .strip_prefix("seg-")?
+        .strip_suffix(ext)?
+        .strip_suffix('.')?;
+    let (epoch, n) = rest.split_once('-')?;
+    if u64::from_str_radix(epoch, 16).ok()? != window.epoch {
+        return None;
+    }
+    n.parse().ok()
+}
+
+/// A cacheable response: 304 for a matching conditional request, 206 for a range, else 200.
+fn send(
+    conn: &mut Conn,
+    req: &Request,
+    content_type: &str,
+    mut extra: Vec<(&str, String)>,
+    (etag, made): (String, SystemTime),
+    body: &[u8],
+) {
+    let last_modified = timefmt::http_date(made);
+    extra.push(("ETag", etag.clone()));
+    extra.push(("Last-Modified", last_modified.clone()));
+    extra.push(("Accept-Ranges", "bytes".into()));
+    let fresh = match req.header("If-None-Match") {
+        Some(tags) => tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"),
+        None => req
+            .header("If-Modified-Since")
+            .is_some_and(|since| since.trim() == last_modified),
+    };
+    let (status, part) = if fresh {
+        (304, &[][..])
+    } else {
+        match req.header("Range").map(|r| range(r, body.len())) {
+            Some(Some((from, to))) => {
+                extra.push(("Content-Range", format!("bytes {from}-{to}/{}", body.len())));
+                (206, body.get(from..=to).unwrap_or_default())
+            }
+            Some(None) => {
+                extra.push(("Content-Range", format!("bytes */{}", body.len())));
+                (416, &[][..])
+            }
+            None => (200, body),
+        }
+    };
+    extra.push(("Content-Length", part.len().to_string()));
+    let head = http::head(req.minor, status, content_type, &extra);
+    let mut out = head.into_bytes();
+    if req.method != "HEAD" {
+        out.extend_from_slice(part);
+    }
+    if conn.write_all(&out).is_ok() {
+        http::close_gracefully(conn);
+    }
+}
+
+/// A single byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) of a body of `len`: the first
+/// and last byte, or `None` when it cannot be satisfied. Several ranges get the first only.
+fn range(header: &str, len: usize) -> Option<(usize, usize)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    let first = spec.split(',').next()?.trim();
+    let (a, b) = first.split_once('-')?;
+    let last = len.checked_sub(1)?;
+    let (from, to) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: usize = n.parse().ok()?;
+            (len.checked_sub(n.min(len))?, last)
+        }
+        (a, "") => (a.parse().ok()?, last),
+        (a, b) => (a.parse().ok()?, b.parse::<usize>().ok()?.min(last)),
+    };
+    (from <= to && to <= last).then_some((from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_the_mount() {
+        assert_eq!(split("/hls/index.m3u8"), Some(("/", "index.m3u8")));
+        assert_eq!(
+            split("/live/hls/seg-1-2.mp3"),
+            Some(("/live", "seg-1-2.mp3"))
+        );
+        assert_eq!(split("/live"), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(range("bytes=100-", 100), None);
+        assert_eq!(range("bytes=9-1", 100), None);
+        assert_eq!(range("items=0-1", 100), None);
+        crate::util::fuzz::run("hls::range", &[b"bytes=0-9", b"bytes=-0"], 64, |b| {
+            let _ = range(&String::from_utf8_lossy(b), b.len());
+        });
+    }
+}

@@ -1,0 +1,192 @@
+//! A stream's HLS window (`-hls`): the last `-hls-window` segments, each immutable once
+//! made, and who has fetched from it lately. The segmenter (`sink/hls.rs`) adds segments;
+//! the server (`server/hls.rs`) serves them. Memory is bounded by the window.
+
+use crate::util::timefmt;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// One segment: its bytes and what the playlist and the caches need to know of it.
+#[derive(Debug)]
+pub struct Segment {
+    /// Media sequence number.
+    pub seq: u64,
+    pub duration: Duration,
+    /// When its first frame was captured (EXT-X-PROGRAM-DATE-TIME).
+    pub starts: SystemTime,
+    /// When it was complete (Last-Modified).
+    pub made: SystemTime,
+    /// The source restarted (or the link filled an outage) just before it.
+    pub discontinuity: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// The window and its sessions.
+pub struct Segments {
+    /// Names segments of this run apart from any earlier run's (caches keep them).
+    pub epoch: u64,
+    pub target: Duration,
+    window: usize,
+    inner: Mutex<Inner>,
+    /// Requests answered (a cache in front should keep these near one per segment).
+    pub playlist_requests: std::sync::atomic::AtomicU64,
+    pub segment_requests: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Default)]
+struct Inner {
+    segments: VecDeque<Arc<Segment>>,
+    /// Discontinuities that have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
+    discontinuities_gone: u64,
+    /// HLS listeners: an address and user agent, by when last seen.
+    sessions: HashMap<(IpAddr, String), Instant>,
+}
+
+/// Sessions tracked at most: a flood of made-up user agents cannot grow the map past it.
+const MAX_SESSIONS: usize = 20_000;
+
+impl Segments {
+    pub fn new(target: Duration, window: usize) -> Segments {
+        Segments {
+            epoch: crate::util::random::u64().unwrap_or(1) & 0xFFFF_FFFF,
+            target,
+            window: window.max(1),
+            inner: Mutex::new(Inner::default()),
+            playlist_requests: Default::default(),
+            segment_requests: Default::default(),
+        }
+    }
+
+    /// Adds a segment, dropping the oldest beyond the window.
+    pub fn push(&self, segment: Segment) {
+        let mut g = self.inner.lock();
+        g.segments.push_back(Arc::new(segment));
+        while g.segments.len() > self.window {
+            if let Some(old) = g.segments.pop_front() {
+                if old.discontinuity {
+                    g.discontinuities_gone = g.discontinuities_gone.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// The segment numbered `seq`, while it is in the window.
+    pub fn get(&self, seq: u64) -> Option<Arc<Segment>> {
+        self.inner
+            .lock()
+            .segments
+            .iter()
+            .find(|s| s.seq == seq)
+            .cloned()
+    }
+
+    /// The newest segment's number and completion time (the playlist's version).
+    pub fn newest(&self) -> Option<(u64, SystemTime)> {
+        self.inner.lock().segments.back().map(|s| (s.seq, s.made))
+    }
+
+    /// The playlist now (RFC 8216); `ext` is the segments' file extension.
+    pub fn playlist(&self, ext: &str) -> String {
+        let g = self.inner.lock();
+        let target = self.target.as_secs_f64().ceil().max(1.0);
+        let first = g.segments.front().map_or(0, |s| s.seq);
+        let mut out = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target:.0}\n\
+             #EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
+            g.discontinuities_gone
+        );
+        for s in &g.segments {
+            if s.discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            out.push_str(&format!(
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\nseg-{:x}-{}.{ext}\n",
+                timefmt::rfc3339_ms(s.starts),
+                s.duration.as_secs_f64(),
+                self.epoch,
+                s.seq
+            ));
+        }
+        out
+    }
+
+    /// Counts a request from an HLS client.
+    pub fn seen(&self, ip: IpAddr, agent: &str) {
+        let mut g = self.inner.lock();
+        let now = Instant::now();
+        if g.sessions.len() >= MAX_SESSIONS {
+            let ttl = self.session_ttl();
+            g.sessions.retain(|_, t| now.duration_since(*t) < ttl);
+        }
+        if g.sessions.len() < MAX_SESSIONS {
+            let agent: String = agent.chars().take(200).collect();
+            g.sessions.insert((ip, agent), now);
+        }
+    }
+
+    /// HLS listeners now: sessions seen within two target durations.
+    pub fn listeners(&self) -> usize {
+        let ttl = self.session_ttl();
+        let now = Instant::now();
+        self.inner
+            .lock()
+            .sessions
+            .values()
+            .filter(|t| now.duration_since(**t) < ttl)
+            .count()
+    }
+
+    fn session_ttl(&self) -> Duration {
+        self.target.saturating_mul(2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(seq: u64, discontinuity: bool) -> Segment {
+        Segment {
+            seq,
+            duration: Duration::from_millis(3996),
+            starts: SystemTime::UNIX_EPOCH,
+            made: SystemTime::UNIX_EPOCH,
+            discontinuity,
+            bytes: vec![0; 10],
+        }
+    }
+
+    #[test]
+    fn the_window_slides_and_the_playlist_follows_rfc_8216() {
+        let w = Segments::new(Duration::from_secs(4), 3);
+        for i in 0..5 {
+            w.push(seg(i, i == 1 || i == 3));
+        }
+        assert!(w.get(1).is_none() && w.get(2).is_some());
+        let p = w.playlist("mp3");
+        assert!(
+            p.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n"),
+            "{p}"
+        );
+        assert!(
+            p.contains("#EXT-X-MEDIA-SEQUENCE:2\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"),
+            "{p}"
+        );
+        assert_eq!(p.matches("#EXTINF:3.996,").count(), 3);
+        assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
+        assert!(p.contains(&format!("seg-{:x}-4.mp3", w.epoch)));
+    }
+
+    #[test]
+    fn sessions_count_once_per_address_and_agent() {
+        let w = Segments::new(Duration::from_secs(4), 3);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        w.seen(ip, "a");
+        w.seen(ip, "a");
+        w.seen(ip, "b");
+        assert_eq!(w.listeners(), 2);
+    }
+}

@@ -1,0 +1,269 @@
+//! HLS (`-hls`): ffmpeg plays the playlist live; the playlist advances one segment at a time
+//! with durations that match the clock; a source restart is a discontinuity; segments are
+//! made to be cached.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(15);
+
+fn get(s: &Server, path: &str, extra: &str) -> Listener {
+    let mut l = Listener::request(
+        s.addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nUser-Agent: hls-test\r\n{extra}\r\n"),
+    );
+    l.read_to_eof(T);
+    l
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// (sequence, EXTINF seconds, program date-time in ms since 1970, discontinuity, file).
+type Entry = (u64, f64, i64, bool, String);
+
+fn parse(playlist: &str) -> Vec<Entry> {
+    let mut seq: u64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.parse().ok())
+        .expect("media sequence");
+    let (mut dur, mut pdt, mut disc) = (0.0, 0, false);
+    let mut out = Vec::new();
+    for l in playlist.lines() {
+        if let Some(v) = l.strip_prefix("#EXTINF:") {
+            dur = v.trim_end_matches(',').parse().unwrap();
+        } else if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = millis(v);
+        } else if l == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if !l.starts_with('#') && !l.is_empty() {
+            out.push((seq, dur, pdt, disc, l.to_string()));
+            seq += 1;
+            disc = false;
+        }
+    }
+    out
+}
+
+/// `2026-11-23T05:40:26.127Z` as milliseconds (only differences matter here).
+fn millis(v: &str) -> i64 {
+    let (date, time) = v.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let (hms, ms) = time.split_once('.').unwrap();
+    let t: Vec<i64> = hms.split(':').map(|x| x.parse().unwrap()).collect();
+    let days = d[0] * 372 + d[1] * 31 + d[2]; // monotonic within a test run
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms.parse::<i64>().unwrap()
+}
+
+fn hls_server(extra: &[&str]) -> Server {
+    let mut args = vec![
+        "-path",
+        fixture("tone-128k-44k1.mp3")
+            .to_str()
+            .unwrap()
+            .to_string()
+            .leak() as &str,
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-hls",
+        "-hls-segment",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// A live MP3 source that never restarts: ffmpeg encoding a sine in real time.
+fn live_hls_server() -> Server {
+    require_program("ffmpeg", "ffmpeg");
+    Server::start(&[
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-hls",
+        "-hls-segment",
+        "2s",
+        "-exec",
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
+        "-write_xing",
+        "0",
+        "-f",
+        "mp3",
+        "-",
+    ])
+}
+
+#[test]
+fn ffmpeg_plays_hls_live_and_the_playlist_advances_with_the_clock() {
+    let s = live_hls_server();
+    assert!(
+        eventually(T, || get(&s, "/hls/index.m3u8", "").status == 200),
+        "{}",
+        s.log_text()
+    );
+    // ffmpeg reads the live playlist for 20 s of audio while the playlist is watched.
+    require_program("ffmpeg", "ffmpeg");
+    let url = format!("http://{}/hls/index.m3u8", s.addr);
+    let ff = std::thread::spawn(move || {
+        Command::new("ffmpeg")
+            .args([
+                "-nostdin", "-v", "error", "-i", &url, "-t", "20", "-f", "null", "-",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    let mut seen: BTreeMap<u64, Entry> = BTreeMap::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(22) {
+        let l = get(&s, "/hls/index.m3u8", "");
+        let text = String::from_utf8_lossy(&l.body).into_owned();
+        assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
+        for e in parse(&text) {
+            if let Some(old) = seen.get(&e.0) {
+                assert_eq!(
+                    (old.1, old.2, &old.4),
+                    (e.1, e.2, &e.4),
+                    "a segment never changes"
+                );
+            }
+            seen.insert(e.0, e);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = ff.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "ffmpeg: {err}"
+    );
+    // One segment after another, no gap, no repeat.
+    let seqs: Vec<u64> = seen.keys().copied().collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    assert!(seqs.len() >= 10, "{seqs:?}");
+    // Each segment at most the target; together they match the clock (program date-times)
+    // within a frame per segment and the segmenter's wake-ups.
+    let entries: Vec<&Entry> = seen.values().collect();
+    assert!(entries.iter().all(|e| e.1 <= 2.0), "EXTINF over the target");
+    let (first, last) = (entries[0], entries[entries.len() - 1]);
+    let audio: f64 = entries[..entries.len() - 1].iter().map(|e| e.1).sum();
+    let wall = (last.2 - first.2) as f64 / 1000.0;
+    let slack = 0.0262 * entries.len() as f64 + 0.25;
+    assert!(
+        (audio - wall).abs() <= slack,
+        "{audio:.3} s of segments in {wall:.3} s of program time"
+    );
+    assert!(!entries.iter().any(|e| e.3), "no restart, no discontinuity");
+}
+
+#[test]
+fn a_source_restart_is_a_discontinuity_and_playback_goes_on() {
+    // The 4 s file loops: each loop opens the source again.
+    let s = hls_server(&[]);
+    assert!(eventually(T, || {
+        let l = get(&s, "/hls/index.m3u8", "");
+        l.status == 200 && parse(&String::from_utf8_lossy(&l.body)).iter().any(|e| e.3)
+    }));
+    // ffmpeg reads across restarts and ends well. (It may warn of a repeated timestamp at
+    // a discontinuity: README, HLS.)
+    let url = format!("http://{}/hls/index.m3u8", s.addr);
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin", "-v", "error", "-i", &url, "-t", "10", "-f", "null", "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ffmpeg: {err}");
+    assert!(!err.contains("rror while decoding"), "ffmpeg: {err}");
+}
+
+#[test]
+fn segments_are_made_to_be_cached() {
+    let s = hls_server(&["-hls-window", "3"]);
+    assert!(eventually(T, || get(&s, "/hls/index.m3u8", "").status == 200));
+    let pl = get(&s, "/hls/index.m3u8", "Origin: https://player.example\r\n");
+    assert_eq!(
+        header(&pl.head, "Content-Type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    assert_eq!(header(&pl.head, "Cache-Control"), Some("public, max-age=1"));
+    assert_eq!(header(&pl.head, "Access-Control-Allow-Origin"), Some("*"));
+    let text = String::from_utf8_lossy(&pl.body).into_owned();
+    let seg = parse(&text).last().unwrap().4.clone();
+    let path = format!("/hls/{seg}");
+    let full = get(&s, &path, "");
+    assert_eq!(full.status, 200);
+    assert_eq!(
+        header(&full.head, "Cache-Control"),
+        Some("public, max-age=86400, immutable")
+    );
+    assert!(full.body.starts_with(b"ID3\x04"), "the timestamp tag first");
+    assert!(full
+        .body
+        .windows(44)
+        .any(|w| w == &b"com.apple.streaming.transportStreamTimestamp"[..]));
+    let etag = header(&full.head, "ETag").unwrap().to_string();
+    let modified = header(&full.head, "Last-Modified").unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "a strong ETag"
+    );
+    // Conditional requests, HEAD and ranges.
+    let again = get(&s, &path, &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    let since = get(&s, &path, &format!("If-Modified-Since: {modified}\r\n"));
+    assert_eq!(since.status, 304);
+    let mut head = Listener::request(s.addr, &format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+    head.read_to_eof(T);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        header(&head.head, "Content-Length"),
+        Some(full.body.len().to_string().as_str())
+    );
+    let part = get(&s, &path, "Range: bytes=10-19\r\n");
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, full.body[10..20]);
+    assert_eq!(
+        header(&part.head, "Content-Range"),
+        Some(format!("bytes 10-19/{}", full.body.len()).as_str())
+    );
+    assert_eq!(get(&s, &path, "Range: bytes=999999-\r\n").status, 416);
+    // A segment that left the window (or never was) is gone.
+    assert_eq!(get(&s, "/hls/seg-0-999999.mp3", "").status, 404);
+    // The HLS client counts as a listener beside the plain ones.
+    let mut st = Listener::get(s.addr, "/status-json.xsl", 1);
+    st.read_to_eof(T);
+    let v: serde_json::Value = serde_json::from_slice(&st.body).unwrap();
+    assert!(
+        v["icestats"]["source"][0]["hls_listeners"].as_u64() >= Some(1),
+        "{v}"
+    );
+    // Without -hls, /hls/ paths are the stream's, as any path is.
+    let plain = Server::start(&["-tone"]);
+    assert_eq!(Listener::get(plain.addr, "/hls/index.m3u8", 1).status, 200);
+}
