@@ -267,3 +267,137 @@ fn segments_are_made_to_be_cached() {
     let plain = Server::start(&["-tone"]);
     assert_eq!(Listener::get(plain.addr, "/hls/index.m3u8", 1).status, 200);
 }
+
+/// Debian's nginx caching `/hls/` in front of `backend` (the configuration the README gives).
+struct CacheFront {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl CacheFront {
+    fn start(backend: std::net::SocketAddr) -> CacheFront {
+        require_program("nginx", "nginx-light");
+        let dir = scratch("hls-nginx");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let d = dir.display();
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;
+  proxy_cache_path {d}/cache keys_zone=hls:10m max_size=100m inactive=10m;
+  server {{
+    listen {addr};
+    location /hls/ {{
+      proxy_pass http://{backend};
+      proxy_http_version 1.1;
+      proxy_cache hls;
+      proxy_cache_lock on;
+      proxy_cache_use_stale updating;
+      proxy_cache_revalidate on;
+    }}
+  }}
+}}
+"#
+        );
+        let conf_path = dir.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-e").arg(dir.join("error.log"));
+        cmd.arg("-p").arg(&dir).arg("-c").arg(&conf_path);
+        let child = spawn_quiet(cmd);
+        assert!(
+            eventually(T, || std::net::TcpStream::connect(addr).is_ok()),
+            "nginx did not start"
+        );
+        CacheFront { child, addr }
+    }
+}
+
+impl Drop for CacheFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metric(s: &Server, name: &str) -> u64 {
+    let mut m = Listener::get(s.addr, "/metrics", 1);
+    m.read_to_eof(T);
+    String::from_utf8_lossy(&m.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn behind_an_nginx_cache_200_clients_cost_about_one_request_per_segment() {
+    let s = live_hls_server();
+    assert!(eventually(T, || get(&s, "/hls/index.m3u8", "").status == 200));
+    let front = CacheFront::start(s.addr);
+    let (p0, s0) = (
+        metric(&s, "ringcast_hls_playlist_requests_total"),
+        metric(&s, "ringcast_hls_segment_requests_total"),
+    );
+    let run_for = Duration::from_secs(30);
+    let start = Instant::now();
+    // 200 players: each reloads the playlist every second and fetches segments it has not had.
+    let fetched: Vec<usize> = std::thread::scope(|sc| {
+        let clients: Vec<_> = (0..200)
+            .map(|i| {
+                let addr = front.addr;
+                sc.spawn(move || {
+                    let mut had = std::collections::HashSet::new();
+                    let mut n = 0;
+                    while start.elapsed() < run_for {
+                        let pl = Listener::request(
+                            addr,
+                            &format!("GET /hls/index.m3u8 HTTP/1.0\r\nUser-Agent: p{i}\r\n\r\n"),
+                        );
+                        let mut pl = pl;
+                        pl.read_to_eof(T);
+                        let text = String::from_utf8_lossy(&pl.body).into_owned();
+                        for line in text.lines().filter(|l| l.starts_with("seg-")) {
+                            if had.insert(line.to_string()) {
+                                let mut seg = Listener::request(
+                                    addr,
+                                    &format!("GET /hls/{line} HTTP/1.0\r\n\r\n"),
+                                );
+                                seg.read_to_eof(T);
+                                assert_eq!(seg.status, 200);
+                                n += 1;
+                            }
+                        }
+                        std::thread::sleep(Duration::from_millis(1000));
+                    }
+                    n
+                })
+            })
+            .collect();
+        clients.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let served: usize = fetched.iter().sum();
+    let playlists = metric(&s, "ringcast_hls_playlist_requests_total") - p0;
+    let segments = metric(&s, "ringcast_hls_segment_requests_total") - s0;
+    eprintln!(
+        "200 clients through nginx for 30 s: {served} segments served to them; ringcast \
+         answered {playlists} playlist and {segments} segment requests"
+    );
+    assert!(served >= 200 * 10, "every client kept up: {served}");
+    // The playlist lives a second in the cache: about one request a second, not 200.
+    assert!(
+        playlists <= 2 * 32,
+        "{playlists} playlist requests reached ringcast"
+    );
+    // Each segment once (the window's first ones, and the ~15 made meanwhile).
+    assert!(
+        segments <= 30,
+        "{segments} segment requests reached ringcast"
+    );
+}
