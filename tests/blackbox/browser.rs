@@ -229,3 +229,79 @@ fn chromium_plays_the_status_page_over_https_and_follows_the_title() {
         s.log_text()
     );
 }
+
+/// hls.js from the npm registry, installed once per build directory (not shipped: it is the
+/// web player a station's page would use).
+fn hls_js() -> std::path::PathBuf {
+    require_program("npm", "npm");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("npm");
+    let js = dir.join("node_modules/hls.js/dist/hls.min.js");
+    if !js.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&dir)
+            .arg("hls.js@1")
+            .output()
+            .expect("run npm");
+        assert!(
+            out.status.success(),
+            "npm install hls.js: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    js
+}
+
+#[test]
+fn chromium_plays_hls_through_hls_js() {
+    let js = hls_js();
+    let s = crate::hls::live_hls_server();
+    let playlist = format!("http://{}/hls/index.m3u8", s.addr);
+    assert!(eventually(Duration::from_secs(15), || Listener::get(
+        s.addr,
+        "/hls/index.m3u8",
+        1
+    )
+    .status
+        == 200));
+    // A page from another origin (a file), as a station's web player would be.
+    let page = scratch("browser-hls").join("player.html");
+    std::fs::write(
+        &page,
+        format!(
+            r#"<!doctype html><audio id="a"></audio>
+<script src="file://{}"></script>
+<script>
+window.fatal = [];
+const a = document.getElementById("a");
+const h = new Hls({{ lowLatencyMode: false }});
+h.on(Hls.Events.ERROR, (e, d) => {{ if (d.fatal) window.fatal.push(d.type + ": " + d.details); }});
+h.on(Hls.Events.MANIFEST_PARSED, () => a.play());
+h.loadSource("{playlist}");
+h.attachMedia(a);
+</script>"#,
+            js.display()
+        ),
+    )
+    .unwrap();
+    let b = Browser::start("browser-hls-profile");
+    b.open(&format!("file://{}", page.display()));
+    let played = b.run_async(
+        r#"const done = arguments[arguments.length - 1];
+        const a = document.getElementById("a");
+        const t0 = Date.now();
+        (function wait() {
+          if (window.fatal.length) return done("fatal: " + window.fatal.join(", "));
+          if (a.error) return done("media error " + a.error.code);
+          if (a.currentTime > 10) return done("played " + a.currentTime);
+          if (Date.now() - t0 > 35000) return done("stuck at " + a.currentTime + ", readyState " + a.readyState);
+          setTimeout(wait, 250);
+        })();"#,
+    );
+    assert!(
+        played.as_str().is_some_and(|p| p.starts_with("played")),
+        "{played}\n{}",
+        s.log_text()
+    );
+}

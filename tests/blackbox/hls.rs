@@ -83,7 +83,7 @@ fn hls_server(extra: &[&str]) -> Server {
 }
 
 /// A live MP3 source that never restarts: ffmpeg encoding a sine in real time.
-fn live_hls_server() -> Server {
+pub fn live_hls_server() -> Server {
     require_program("ffmpeg", "ffmpeg");
     Server::start(&[
         "-frame-filter",
