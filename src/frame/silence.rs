@@ -75,45 +75,45 @@ fn opus_silence(samples: u32) -> Option<Vec<u8>> {
     Some(p)
 }
 
-/// Samples (at 48 kHz) of the Opus packets that end on `page`.
-pub fn opus_page_samples(page: &[u8]) -> Option<u64> {
+/// The packets that end on `page`, in order (a packet carried on from the previous page is
+/// not told apart: the caller checks the continued flag when that matters).
+fn packets(page: &[u8]) -> Option<Vec<&[u8]>> {
     let nsegs = usize::from(*page.get(26)?);
     let table = page.get(27..27usize.checked_add(nsegs)?)?;
     let mut body = page.get(27usize.checked_add(nsegs)?..)?;
-    let mut total: u64 = 0;
+    let mut out = Vec::new();
     let mut len = 0usize;
     for &seg in table {
         len = len.checked_add(usize::from(seg))?;
         if seg < 255 {
             let (packet, rest) = body.split_at_checked(len)?;
-            total = total.checked_add(u64::from(opus_samples(packet)?))?;
+            out.push(packet);
             body = rest;
             len = 0;
         }
     }
-    Some(total)
+    Some(out)
+}
+
+/// Samples (at 48 kHz) of the Opus packets that end on `page`.
+pub fn opus_page_samples(page: &[u8]) -> Option<u64> {
+    packets(page)?.into_iter().try_fold(0u64, |total, p| {
+        total.checked_add(u64::from(opus_samples(p)?))
+    })
 }
 
 /// The page with each Opus packet replaced by silence of the same duration.
 fn opus_page(page: &[u8]) -> Option<Vec<u8>> {
     let nsegs = usize::from(*page.get(26)?);
-    let table = page.get(27..27usize.checked_add(nsegs)?)?;
-    let mut body = page.get(27usize.checked_add(nsegs)?..)?;
+    let last_seg = page.get(26usize.checked_add(nsegs)?)?;
     // A continued packet, or one that goes on to the next page: no silent form.
-    if page.get(5)? & 0x01 != 0 || table.last().is_some_and(|&s| s == 255) {
+    if page.get(5)? & 0x01 != 0 || (nsegs > 0 && *last_seg == 255) {
         return None;
     }
-    let mut packets = Vec::new();
-    let mut len = 0usize;
-    for &seg in table {
-        len = len.checked_add(usize::from(seg))?;
-        if seg < 255 {
-            let (packet, rest) = body.split_at_checked(len)?;
-            packets.push(opus_silence(opus_samples(packet)?)?);
-            body = rest;
-            len = 0;
-        }
-    }
+    let packets = packets(page)?
+        .into_iter()
+        .map(|p| opus_silence(opus_samples(p)?))
+        .collect::<Option<Vec<_>>>()?;
     let head = page.get(..26)?;
     let mut out = head.to_vec();
     let mut segs = Vec::new();

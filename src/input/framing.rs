@@ -165,15 +165,14 @@ pub fn emit_frames(
                 }
                 headers.publish(stream, cutter);
                 muter.opus = headers.opus;
-                if let (Some(p), Some(d)) = (pacer.as_mut(), framer.frame_duration(frame)) {
+                let duration = framer.frame_duration(frame);
+                if let (Some(p), Some(d)) = (pacer.as_mut(), duration) {
                     p.add(d);
                 }
                 if let Some(out) = muter.pass(cfg.framer.name, frame, stream.is_muted()) {
                     stream.ring.push(&out);
                     if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
-                        let d = framer
-                            .frame_duration(frame)
-                            .or_else(|| crate::link::frame_duration(cfg, &out));
+                        let d = duration.or_else(|| crate::link::frame_duration(cfg, &out));
                         c.frame(&out, d, &l.log);
                     }
                 }

@@ -26,8 +26,9 @@ struct Shift {
 pub struct Muter {
     /// Ogg: serial numbers kept apart across a stream's new beginnings (set for Ogg).
     pub serials: Option<ogg::Serials>,
-    /// The last audio frame that went out (a paused file's silence is made from it).
-    last: Option<Vec<u8>>,
+    /// The last audio frame that went out (a paused file's silence is made from it); its
+    /// buffer is reused, so keeping it costs a copy per frame and no allocation.
+    last: Vec<u8>,
     /// The stream is Opus in Ogg (seen in its header pages).
     pub opus: bool,
     shifts: Vec<Shift>,
@@ -52,7 +53,8 @@ impl Muter {
         } else {
             frame
         };
-        self.last = Some(out.to_vec());
+        self.last.clear();
+        self.last.extend_from_slice(&out);
         Some(out)
     }
 
@@ -63,8 +65,10 @@ impl Muter {
         framer: &str,
         duration: impl Fn(&[u8]) -> Option<Duration>,
     ) -> Option<(Vec<u8>, Duration)> {
-        let last = self.last.as_deref()?;
-        let mut quiet = silence::silent(framer, last, self.opus)?;
+        if self.last.is_empty() {
+            return None;
+        }
+        let mut quiet = silence::silent(framer, &self.last, self.opus)?;
         let d = if framer == "ogg" {
             let samples = silence::opus_page_samples(&quiet)?;
             self.advance(&mut quiet, samples)?;
@@ -72,7 +76,8 @@ impl Muter {
         } else {
             duration(&quiet)?
         };
-        self.last = Some(quiet.clone());
+        self.last.clear();
+        self.last.extend_from_slice(&quiet);
         Some((quiet, d))
     }
 

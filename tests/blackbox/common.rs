@@ -243,6 +243,14 @@ impl Listener {
     }
 }
 
+/// The value of header `name` (any case) in a response head's text.
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
 /// Reads an HTTP response head; returns status, head text and any body bytes after it.
 pub fn read_head(conn: &mut TcpStream) -> (u16, String, Vec<u8>) {
     let mut buf = Vec::new();
@@ -562,6 +570,14 @@ impl Drop for Icecast {
 /// ffmpeg sending `mp3` (looped, in real time, frames copied as they are) to `target`
 /// (an `icecast://` URL) with `extra` options before the output.
 pub fn ffmpeg_push(mp3: &Path, target: &str, extra: &[&str]) -> Child {
+    let mut args = vec!["-content_type", "audio/mpeg"];
+    args.extend_from_slice(extra);
+    ffmpeg_push_as(mp3, "mp3", target, &args)
+}
+
+/// ffmpeg sending `file` (looped, in real time, copied as it is) as `format` to `target`,
+/// with `extra` options before the output.
+pub fn ffmpeg_push_as(file: &Path, format: &str, target: &str, extra: &[&str]) -> Child {
     require_program("ffmpeg", "ffmpeg");
     Command::new("ffmpeg")
         .args([
@@ -573,10 +589,10 @@ pub fn ffmpeg_push(mp3: &Path, target: &str, extra: &[&str]) -> Child {
             "-1",
             "-i",
         ])
-        .arg(mp3)
-        .args(["-c:a", "copy", "-content_type", "audio/mpeg"])
+        .arg(file)
+        .args(["-c:a", "copy"])
         .args(extra)
-        .args(["-f", "mp3", target])
+        .args(["-f", format, target])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -18,13 +18,6 @@ fn get(s: &Server, path: &str, extra: &str) -> Listener {
     l
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 /// (sequence, EXTINF seconds, program date-time in ms since 1970, discontinuity, file).
 type Entry = (u64, f64, i64, bool, String);
 

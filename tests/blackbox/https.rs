@@ -138,13 +138,6 @@ pub fn tls_server(cert: &Path, key: &Path, extra: &[&str]) -> (Server, SocketAdd
     (s, tls)
 }
 
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 #[test]
 fn players_get_the_stream_over_https_beside_plain_http() {
     let dir = scratch("https-play");

@@ -122,36 +122,6 @@ fn a_chained_stream_decodes_across_the_chain_for_a_listener_already_there() {
     assert_eq!(bos_pages(&start).first(), Some(&0));
 }
 
-/// ffmpeg pushing the Opus fixture, looped in real time, to `target` as Ogg.
-fn ffmpeg_push_ogg(target: &str) -> std::process::Child {
-    require_program("ffmpeg", "ffmpeg");
-    Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-        ])
-        .arg(fixture("tone-opus.ogg"))
-        .args([
-            "-c:a",
-            "copy",
-            "-content_type",
-            "audio/ogg",
-            "-f",
-            "ogg",
-            target,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 /// Decodes `secs` of the Ogg stream at `url` with ffmpeg; its complaints (empty: clean).
 fn decode_url(url: &str) -> String {
     let (ok, err) = ffmpeg_decode(url, 3);
@@ -179,10 +149,13 @@ fn ogg_from_a_source_client_into_icecast2_and_back_through_url() {
         "-icecast",
         &target,
     ]);
-    let mut ff = ffmpeg_push_ogg(&format!(
-        "icecast://source:hackme@127.0.0.1:{}/live",
-        a.addr.port()
-    ));
+    let target = format!("icecast://source:hackme@127.0.0.1:{}/live", a.addr.port());
+    let mut ff = ffmpeg_push_as(
+        &fixture("tone-opus.ogg"),
+        "ogg",
+        &target,
+        &["-content_type", "audio/ogg"],
+    );
     assert!(
         a.wait_log("source client connected", T).is_some(),
         "{}",

@@ -264,13 +264,9 @@ pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
         // connected and get nothing until the link is back.
         return None;
     }
-    if let (Some(h), &[b0, b1, b2, b3, ..]) = (Mp3Header::parse(sample), sample) {
-        let header = [b0, b1 | 0x01, b2, b3];
-        // Keep the padding bit's length consistent with the header we send.
-        let len = Mp3Header::parse(&header).map_or(h.len, |h2| h2.len);
-        let mut f = header.to_vec();
-        f.resize(len, 0);
-        return Some(f);
+    if Mp3Header::parse(sample).is_some() {
+        // The one MP3 silence rule, shared with /admin/mute.
+        return crate::frame::silence::silent("mp3", sample, false);
     }
     let packets = sample.len() / 188;
     if packets > 0
