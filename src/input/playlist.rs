@@ -100,6 +100,8 @@ impl PlaylistInput {
                         }
                     }
                     self.file = Some(f);
+                    // Another file: its encoding need not continue the last one's.
+                    self.stream.breaks.mark(&self.stream.ring);
                     return Ok(());
                 }
                 Err(e) => {

@@ -41,6 +41,12 @@ impl PushInput {
             fallback,
         }
     }
+
+    /// A source client took over, or the fallback took over from one: another encoder, so
+    /// the stream's timeline breaks here (within the frame the framer holds).
+    fn new_run(&self) {
+        self.stream.breaks.mark(&self.stream.ring);
+    }
 }
 
 impl Input for PushInput {
@@ -54,6 +60,7 @@ impl Input for PushInput {
                 if let Some(f) = &mut self.fallback {
                     f.pause();
                 }
+                self.new_run();
             }
         }
         if self.live.is_none() && self.fallback.is_none() {
@@ -62,6 +69,9 @@ impl Input for PushInput {
             while self.live.is_none() && !deadline.passed() {
                 std::thread::sleep(Duration::from_millis(20));
                 self.live = self.stream.push.receiver();
+            }
+            if self.live.is_some() {
+                self.new_run();
             }
         }
         if let Some(rx) = &self.live {
@@ -75,6 +85,7 @@ impl Input for PushInput {
                     self.live = None;
                     if self.fallback.is_some() {
                         info!("no source client: playing the fallback");
+                        self.new_run();
                     }
                 }
             }

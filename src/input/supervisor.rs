@@ -70,6 +70,8 @@ pub fn run(stream: Arc<Stream>) {
         }
         was_idle = false;
         Stats::add(&stream.stats.source_opens, 1);
+        // Whatever this open brings need not continue what was before it.
+        stream.breaks.mark(&stream.ring);
         stream.set_source_state(SourceState::Opening);
         // Opening a FIFO waits for a writer as long as it takes: that is not a hang. Dialling
         // an upstream is bounded by its deadlines, and so is the watchdog's patience.

@@ -218,7 +218,7 @@ pub fn run_play(stream: &Stream) {
     };
     let mut playout = Playout::new(i64::try_from(link.cfg.delay.as_micros()).unwrap_or(i64::MAX));
     let mut cutter = Cutter::new(link.cfg.fragment);
-    let mut out = Vec::new();
+    let (mut out, mut breaks) = (Vec::new(), Vec::new());
     // Ogg's header pages among the frames, gathered until the page after them.
     let mut ogg_headers =
         (cfg.framer.name == "ogg").then(crate::frame::ogg::HeaderTracker::default);
@@ -246,8 +246,12 @@ pub fn run_play(stream: &Stream) {
             Err(RecvTimeoutError::Disconnected) => break,
         }
         out.clear();
-        playout.due(local_us(), &mut out);
-        for f in &out {
+        breaks.clear();
+        playout.due(local_us(), &mut out, &mut breaks);
+        for (i, f) in out.iter().enumerate() {
+            if breaks.contains(&i) {
+                stream.breaks.mark(&stream.ring);
+            }
             // Ogg: header pages become the ring's header before the page after them, as
             // the origin's framer made them (a new listener gets them first).
             if let Some(t) = ogg_headers.as_mut() {

@@ -216,6 +216,11 @@ impl Ring {
         }
     }
 
+    /// How many frames have been pushed: the sequence number the next one gets.
+    pub fn pushed(&self) -> u64 {
+        self.state.lock().next_seq
+    }
+
     /// The stream header, once the first source has been opened.
     pub fn header(&self) -> Option<Frame> {
         self.state.lock().header.clone()

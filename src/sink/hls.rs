@@ -5,12 +5,12 @@
 //! with the ID3 `PRIV` frame `com.apple.streaming.transportStreamTimestamp` that gives its
 //! first sample's time on the 90 kHz MPEG clock.
 //!
-//! A source restart (a new open of the input) ends the segment being made, and the next one
-//! says `EXT-X-DISCONTINUITY`.
+//! A break in the stream's timeline (`stream/breaks.rs`: the input opened again, another
+//! source client or file, the link's audio resuming after an outage it filled) ends the
+//! segment being made, and the next one says `EXT-X-DISCONTINUITY`.
 
 use crate::ring::{Frame, ReadOutcome};
 use crate::stream::segments::Segment;
-use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use log::info;
 use std::time::{Duration, SystemTime};
@@ -64,7 +64,8 @@ pub fn run(stream: &Stream) {
     // The clock, in nanoseconds of audio since the first segment (exact: frame by frame).
     let mut clock = Duration::ZERO;
     let mut building: Option<Building> = None;
-    let mut opens = Stats::get(&stream.stats.source_opens);
+    // The ring position of the last frame looked at, and whether a break came since.
+    let mut last: Option<u64> = None;
     let mut restart = false;
     info!(
         "hls: segments of at most {:.1}s, {} in the playlist",
@@ -73,14 +74,16 @@ pub fn run(stream: &Stream) {
     );
     loop {
         batch.clear();
-        let header_len = match stream.ring.read(
+        let (frames, header_len) = match stream.ring.read(
             &mut cursor,
             &mut batch,
             u64::MAX,
             64 * 1024,
             Duration::from_secs(1),
         ) {
-            ReadOutcome::Data { header_len, .. } => header_len,
+            ReadOutcome::Data {
+                frames, header_len, ..
+            } => (frames, header_len),
             ReadOutcome::Ended => break,
             ReadOutcome::Idle | ReadOutcome::NoRoom => {
                 if stream.stop.is_set() {
@@ -89,22 +92,20 @@ pub fn run(stream: &Stream) {
                 continue;
             }
         };
-        let skip_header = header_len > 0;
-        for (i, f) in batch.iter().enumerate() {
-            if skip_header && i == 0 {
-                continue;
+        let audio = batch.get(usize::from(header_len > 0)..).unwrap_or_default();
+        // The frames' ring positions: they end where the cursor now is.
+        let first = cursor.next.saturating_sub(frames as u64);
+        for (pos, f) in (first..).zip(audio) {
+            if stream.breaks.between(last, pos) {
+                restart = true;
             }
+            last = Some(pos);
             if is_vbr_info(f) {
                 continue;
             }
             let Some(d) = framer.frame_duration(f) else {
                 continue;
             };
-            let now_opens = Stats::get(&stream.stats.source_opens);
-            if now_opens != opens {
-                opens = now_opens;
-                restart = true;
-            }
             let full = building
                 .as_ref()
                 .is_some_and(|b| b.duration.saturating_add(d) > target);

@@ -3,6 +3,7 @@
 //! flag. The server holds one per mount (or the one stream without `-mount`) and starts its
 //! threads (`server/mounts.rs`).
 
+pub mod breaks;
 pub mod push_slot;
 pub mod segments;
 pub mod stats;
@@ -54,6 +55,8 @@ pub struct Stream {
     muted: AtomicBool,
     /// `-hls`: the segments published, and who fetches them.
     pub hls: Option<segments::Segments>,
+    /// Where a new run of audio begins (for HLS discontinuities).
+    pub breaks: breaks::Breaks,
     /// `/admin/next`: the playlist moves on to its next file.
     skip: AtomicBool,
     listeners: Mutex<usize>,
@@ -114,6 +117,7 @@ impl Stream {
                 .hls
                 .as_ref()
                 .map(|h| segments::Segments::new(h.segment, h.window)),
+            breaks: breaks::Breaks::default(),
             listeners: Mutex::new(0),
             listeners_changed: Condvar::new(),
             cfg,

@@ -80,6 +80,8 @@ struct Planned {
     release: i64,
     dur: i64,
     data: Vec<u8>,
+    /// The first frame of a fragment from a new epoch (the origin's source restarted).
+    new_run: bool,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +128,11 @@ pub struct Playout {
     play_head: Option<i64>,
     frame_us: i64,
     silence: Option<Vec<u8>>,
+    /// The epoch of the last fragment planned.
+    last_epoch: Option<u64>,
+    /// The next real frame released begins a new run: silence was filled before it, or the
+    /// new epoch's first frame was dropped as late.
+    run_pending: bool,
     pub stats: PlayStats,
 }
 
@@ -145,6 +152,8 @@ impl Playout {
             play_head: None,
             frame_us: 26_122,
             silence: None,
+            last_epoch: None,
+            run_pending: false,
             stats: PlayStats::default(),
         }
     }
@@ -180,6 +189,7 @@ impl Playout {
         let dur = dur_total.checked_div(n).unwrap_or(0).max(1);
         self.frame_us = dur;
         let mut release = base;
+        let mut new_run = self.last_epoch.replace(frag.epoch) != Some(frag.epoch);
         for f in frag.frames() {
             if self.silence.is_none() {
                 self.silence = silent_frame(f);
@@ -189,6 +199,7 @@ impl Playout {
                 release,
                 dur,
                 data: f.to_vec(),
+                new_run: std::mem::take(&mut new_run),
             });
             release = release.saturating_add(dur);
         }
@@ -202,8 +213,11 @@ impl Playout {
         Some(f)
     }
 
-    /// Frames (real or silent) due by `now`, in order.
-    pub fn due(&mut self, now: i64, out: &mut Vec<Vec<u8>>) {
+    /// Frames (real or silent) due by `now`, in order, appended to `out`. `breaks` gets the
+    /// index in `out` of each frame that begins a new run, one that need not continue the
+    /// audio before it: the first real frame after silence was filled (the outage may have
+    /// hidden anything at the origin), and the first of a new epoch (its source restarted).
+    pub fn due(&mut self, now: i64, out: &mut Vec<Vec<u8>>, breaks: &mut Vec<usize>) {
         // Frames overlapping what was already played (or filled with silence) by more than
         // this are late: dropping them is how the stream rejoins live after an outage.
         let late = self.frame_us.saturating_mul(4).max(100_000);
@@ -213,7 +227,9 @@ impl Playout {
                     .play_head
                     .is_some_and(|ph| front.release < ph.saturating_sub(late))
                 {
-                    self.pop();
+                    if self.pop().is_some_and(|f| f.new_run) {
+                        self.run_pending = true;
+                    }
                     self.stats.frames_dropped = self.stats.frames_dropped.saturating_add(1);
                     continue;
                 }
@@ -223,6 +239,10 @@ impl Playout {
                         // durations: under clock drift the origin's pace differs from nominal
                         // by ppm, and a running sum would slowly call healthy frames late.
                         self.play_head = Some(f.release.saturating_add(f.dur));
+                        let pending = std::mem::take(&mut self.run_pending);
+                        if f.new_run || pending {
+                            breaks.push(out.len());
+                        }
                         out.push(f.data);
                     }
                     continue;
@@ -238,6 +258,7 @@ impl Playout {
                 }
                 (Some(ph), Some(s)) if starving(ph) => {
                     out.push(s.clone());
+                    self.run_pending = true;
                     self.play_head = Some(ph.saturating_add(self.frame_us));
                     self.stats.silence_frames = self.stats.silence_frames.saturating_add(1);
                 }

@@ -20,7 +20,7 @@ fn absurd_capture_times_are_refused_and_never_block_the_queue() {
     )
     .unwrap();
     // Both good fragments play on time; no silence was made for the absurd ones.
-    p.due(DELAY + 2 * FRAG_US, &mut out);
+    p.due(DELAY + 2 * FRAG_US, &mut out, &mut Vec::new());
     assert_eq!(out.len(), 20);
     assert_eq!(p.stats.silence_frames, 0);
 }
@@ -83,7 +83,7 @@ fn fragments_from_a_peer_take_any_values() {
             now += (r.next_u64() >> 8) as i64;
             let _ = p.add(now, r.next_u64(), &frag);
             out.clear();
-            p.due(now, &mut out);
+            p.due(now, &mut out, &mut Vec::new());
             assert!(out.len() <= 1024, "{} frames at once", out.len());
             assert!(p.buffered_us(now) >= 0);
         }
@@ -154,7 +154,7 @@ fn simulate(ppm: f64, hours: i64) -> (i64, i64, PlayStats) {
             p.add(now, sent, &fragment(seq, cap)).unwrap();
         }
         out.clear();
-        p.due(now, &mut out);
+        p.due(now, &mut out, &mut Vec::new());
         if now > 60_000_000 {
             let level = p.buffered_us(now);
             min_level = min_level.min(level);
@@ -190,6 +190,9 @@ fn a_short_outage_is_bridged_and_a_long_one_filled_then_rejoined() {
     let mut p = Playout::new(DELAY);
     let t0 = 1_700_000_000_000_000u64;
     let mut out = Vec::new();
+    // Where new runs begin, counted over all calls.
+    let mut breaks = Vec::new();
+    let mut runs = 0;
     // 20 s of fragments arrive on time, 4 s outage (< delay), then the backlog at once.
     let mut now = 0i64;
     let mut seq = 0u64;
@@ -208,13 +211,15 @@ fn a_short_outage_is_bridged_and_a_long_one_filled_then_rejoined() {
                 }
             }
             out.clear();
-            p.due(now, &mut out);
+            p.due(now, &mut out, &mut breaks);
             released += out.len();
+            runs += breaks.len();
+            breaks.clear();
             now += 10_000;
         }
-        (released, now)
+        (released, now, runs)
     };
-    let (released, end) = run(&mut p, 40_000_000, &|t| {
+    let (released, end, runs_before) = run(&mut p, 40_000_000, &|t| {
         (20_000_000..24_000_000).contains(&t)
     });
     assert_eq!(
@@ -223,10 +228,18 @@ fn a_short_outage_is_bridged_and_a_long_one_filled_then_rejoined() {
     );
     assert_eq!(p.stats.frames_dropped, 0);
     assert!(released > 1000);
+    assert_eq!(
+        runs_before, 1,
+        "one run: from the first frame, across the short outage"
+    );
 
     // Now a 12 s outage: silence fills, then live frames resume and late ones drop.
     let before = p.stats;
-    run(&mut p, end + 30_000_000, &|t| t < end + 12_000_000);
+    let (_, _, runs) = run(&mut p, end + 30_000_000, &|t| t < end + 12_000_000);
+    assert_eq!(
+        runs, 2,
+        "so far: the first run, and one where live audio resumed after the silence"
+    );
     assert!(
         p.stats.silence_frames > before.silence_frames,
         "silence filled the long outage"
@@ -255,4 +268,25 @@ fn silent_frames_per_format() {
     assert_eq!((s.len(), s[0], s[1], s[2]), (376, 0x47, 0x1F, 0xFF));
     assert_eq!(silent_frame(&[1, 2, 3, 4]).unwrap(), vec![0; 4]);
     assert!(silent_frame(&[0xFF, 0xF1, 0x50, 0x80, 0, 0, 0]).is_none());
+}
+
+#[test]
+fn a_new_epoch_begins_a_new_run_at_its_first_frame() {
+    let mut p = Playout::new(DELAY);
+    let t0 = 1_700_000_000_000_000u64;
+    let (mut out, mut breaks) = (Vec::new(), Vec::new());
+    let sent = |cap: u64| cap + FRAG_US as u64;
+    p.add(0, sent(t0), &fragment(1, t0)).unwrap();
+    let mut restarted = fragment(1, t0 + FRAG_US as u64);
+    restarted.epoch = 2;
+    p.add(FRAG_US, sent(t0 + FRAG_US as u64), &restarted)
+        .unwrap();
+    p.due(DELAY + 3 * FRAG_US, &mut out, &mut breaks);
+    assert_eq!(out.len(), 20);
+    assert_eq!(
+        breaks,
+        [0, 10],
+        "the first frame, and the new epoch's first"
+    );
+    assert_eq!(p.stats.silence_frames, 0);
 }
