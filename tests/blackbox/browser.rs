@@ -188,6 +188,11 @@ fn chromium_plays_the_status_page_over_https_and_follows_the_title() {
         b.run("return document.querySelector('.name').textContent"),
         "Studio One"
     );
+    // No -hls: no HLS row.
+    assert_eq!(
+        b.run("return document.querySelector('dd.hls').hidden"),
+        true
+    );
 
     // A new title shows without a reload (the marker would be gone after one).
     b.run("window.notReloaded = true; return 0");
@@ -302,5 +307,25 @@ h.attachMedia(a);
         played.as_str().is_some_and(|p| p.starts_with("played")),
         "{played}\n{}",
         s.log_text()
+    );
+    // The status page counts HLS listeners apart: here the test's own playlist requests
+    // (Chromium's session may still count too, for two target durations).
+    b.open(&format!("http://{}/status.html", s.addr));
+    let counted = eventually(Duration::from_secs(15), || {
+        let mut l = Listener::request(
+            s.addr,
+            "GET /hls/index.m3u8 HTTP/1.1\r\nUser-Agent: status-check\r\n\r\n",
+        );
+        l.read_to_eof(Duration::from_secs(5));
+        let shown = b.run("const d = document.querySelector('dd.hls'); return d && !d.hidden ? d.textContent : ''");
+        shown
+            .as_str()
+            .and_then(|t| t.parse::<u32>().ok())
+            .is_some_and(|n| n >= 1)
+    });
+    assert!(
+        counted,
+        "HLS listeners on the page: {}",
+        b.run("return document.body.innerText")
     );
 }
