@@ -13,12 +13,17 @@
 //! listener a rustls client in the same epoll loop) beside 1000 plain ones, and the cost of
 //! TLS per listener in CPU and memory.
 //!
+//! Then HLS (`hls.rs`): 1000 HLS clients without a cache beside 1000 plain listeners, and
+//! the glass-to-ear delay of each, on numbered frames.
+//!
 //! Bounded: each measurement lasts `BENCH_SECS` (default 20) seconds, after at most 120 s
 //! of connecting. `BENCH_N=1000,5000` measures only those audiences; `BENCH_TLS_N=0` leaves
-//! out the TLS run.
+//! out the TLS run, `BENCH_HLS_N=0` the HLS runs.
 
 #[path = "../tests/blackbox/common.rs"]
 mod common;
+#[path = "fanout/hls.rs"]
+mod hls;
 #[path = "../tests/blackbox/proxy.rs"]
 #[allow(dead_code)] // the bench uses the proxy only to count bytes
 mod proxy;
@@ -107,6 +112,8 @@ fn main() {
             let f = measure(ice.pid(), ice.addr, "/bench.mp3", n, secs, &ice.fed, None);
             rows.push(("icecast2".into(), n, f));
         }
+    } else if std::env::var("BENCH_ICECAST").as_deref() == Ok("0") {
+        println!("(icecast2 left out: BENCH_ICECAST=0)");
     } else {
         println!("(icecast2 not installed: `apt-get install icecast2` to compare in the same run)");
     }
@@ -180,12 +187,31 @@ fn main() {
     if tls_n > 0 {
         tls_figures(&data, tls_n, secs, find("ringcast", tls_n).map(|r| &r.2));
     }
+    let hls_n: usize = std::env::var("BENCH_HLS_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(hls::N);
+    if hls_n > 0 {
+        hls::figures(&data, hls_n, secs);
+    }
     link_figures(secs);
 }
 
 /// ringcast fed `data` in real time on stdin, with the bench's flags and `extra`; the
 /// server and the count of bytes fed.
 fn start_ringcast(data: &[u8], extra: &[&str]) -> (Server, Arc<AtomicU64>) {
+    let fed = Arc::new(AtomicU64::new(0));
+    let (d, f2) = (data.to_vec(), Arc::clone(&fed));
+    let server = start_ringcast_fed(extra, move |stdin| feed(stdin, &d, &f2));
+    (server, fed)
+}
+
+/// ringcast with the bench's flags and `extra`, its stdin written by `feeder` on a thread
+/// of its own.
+fn start_ringcast_fed(
+    extra: &[&str],
+    feeder: impl FnOnce(std::process::ChildStdin) + Send + 'static,
+) -> Server {
     let max = MAX_CLIENTS.to_string();
     let mut args = vec![
         "-frame-filter",
@@ -208,10 +234,8 @@ fn start_ringcast(data: &[u8], extra: &[&str]) -> (Server, Arc<AtomicU64>) {
     args.extend_from_slice(extra);
     let mut server = Server::start_with(&args, Stdio::piped());
     let stdin = server.child.stdin.take().unwrap();
-    let fed = Arc::new(AtomicU64::new(0));
-    let (d, f2) = (data.to_vec(), Arc::clone(&fed));
-    std::thread::spawn(move || feed(stdin, &d, &f2));
-    (server, fed)
+    std::thread::spawn(move || feeder(stdin));
+    server
 }
 
 /// `n` listeners over TLS against `n` plain ones (measured here unless the plain runs had
@@ -401,6 +425,17 @@ fn metric(addr: SocketAddr, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Listeners of some kind that `measure_with` drives: each has a count of the stream bytes
+/// it has had.
+trait Audience {
+    /// Runs the audience for `d` (or lets its own threads run).
+    fn pump(&mut self, d: Duration);
+    /// Whether every listener has had its first bytes.
+    fn all_started(&self) -> bool;
+    fn reset_counts(&mut self);
+    fn counts(&self) -> Vec<u64>;
+}
+
 /// Runs N listeners against a server for `secs` and reads its figures from /proc.
 /// `fed` counts the stream bytes fed to the server: what a real-time listener should get.
 fn measure(
@@ -412,12 +447,39 @@ fn measure(
     fed: &AtomicU64,
     tls: Option<Arc<ClientConfig>>,
 ) -> Figures {
+    let how = Measure {
+        secs,
+        lag_secs: FULL_RATE_LAG_SECS,
+        first_byte: Some((addr, path)),
+    };
+    measure_with(pid, fed, how, || {
+        Box::new(Load::connect(addr, path, n, tls))
+    })
+}
+
+/// How `measure_with` measures.
+struct Measure<'a> {
+    secs: u64,
+    /// How far behind the feed a listener may be and count as at full rate.
+    lag_secs: f64,
+    /// Where new listeners' time to first byte is probed, if anywhere.
+    first_byte: Option<(SocketAddr, &'a str)>,
+}
+
+/// `measure` with any audience, connected by `connect` once the idle server is measured.
+fn measure_with(
+    pid: u32,
+    fed: &AtomicU64,
+    how: Measure,
+    connect: impl FnOnce() -> Box<dyn Audience>,
+) -> Figures {
+    let secs = how.secs;
     // Let the source start and the stream flow before measuring idle memory.
     std::thread::sleep(Duration::from_millis(1500));
     let idle_rss_kb = proc_status(pid, "VmRSS:");
     let kstack0 = meminfo("KernelStack:");
     let tcp0 = tcp_mem_kb();
-    let mut load = Load::connect(addr, path, n, tls);
+    let mut load = connect();
     // Warm up: every listener has its response head and the first burst (bounded).
     let warm = Instant::now();
     load.pump(Duration::from_secs(2));
@@ -425,7 +487,7 @@ fn measure(
         load.pump(Duration::from_millis(500));
     }
     if !load.all_started() {
-        println!("(only some of the {n} listeners got a response within the warm-up)");
+        println!("(only some of the listeners got a response within the warm-up)");
     }
     load.reset_counts();
     let mut kstack = 0;
@@ -447,8 +509,10 @@ fn measure(
         threads = threads.max(proc_status(pid, "Threads:"));
         kstack = kstack.max(meminfo("KernelStack:") as i64 - kstack0 as i64);
         tcp = tcp.max(tcp_mem_kb() as i64 - tcp0 as i64);
-        if ttfb.len() < 20 && t0.elapsed() > Duration::from_secs(1) {
-            ttfb.push(first_byte_ms(addr, path));
+        if let Some((addr, path)) = how.first_byte {
+            if ttfb.len() < 20 && t0.elapsed() > Duration::from_secs(1) {
+                ttfb.push(first_byte_ms(addr, path));
+            }
         }
     }
     let elapsed = t0.elapsed().as_secs_f64();
@@ -466,7 +530,7 @@ fn measure(
         at_full_rate: load
             .counts()
             .iter()
-            .filter(|&&b| b as f64 >= expected - FULL_RATE_LAG_SECS * RATE as f64)
+            .filter(|&&b| b as f64 >= expected - how.lag_secs * RATE as f64)
             .count(),
         kernel_stack_kb: kstack,
         tcp_mem_kb: tcp,
@@ -618,6 +682,12 @@ impl Load {
             }
         }
     }
+}
+
+impl Audience for Load {
+    fn pump(&mut self, d: Duration) {
+        Load::pump(self, d);
+    }
 
     /// Whether every listener has had its response head.
     fn all_started(&self) -> bool {
@@ -630,8 +700,8 @@ impl Load {
         self.body.iter_mut().for_each(|b| *b = 0);
     }
 
-    fn counts(&self) -> &[u64] {
-        &self.body
+    fn counts(&self) -> Vec<u64> {
+        self.body.clone()
     }
 }
 
