@@ -281,7 +281,7 @@ fn a_new_epoch_begins_a_new_run_at_its_first_frame() {
     restarted.epoch = 2;
     p.add(FRAG_US, sent(t0 + FRAG_US as u64), &restarted)
         .unwrap();
-    p.due(DELAY + 3 * FRAG_US, &mut out, &mut breaks);
+    p.due(DELAY + 2 * FRAG_US, &mut out, &mut breaks);
     assert_eq!(out.len(), 20);
     assert_eq!(
         breaks,
