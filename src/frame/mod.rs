@@ -137,7 +137,8 @@ pub static FRAMERS: &[FramerInfo] = &[
         names: &["adts", "aac"],
         content_type: "audio/aac",
         min_frame_bytes: 7,
-        default_frame_bytes: 64,
+        // Any frame fits (its length field has 13 bits). Not streamserve's: it has no adts.
+        default_frame_bytes: 8191,
         new: |max| Box::new(adts::AdtsFramer::new(max)),
     },
     FramerInfo {

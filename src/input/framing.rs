@@ -203,7 +203,7 @@ pub fn emit_frames(
         limited!(
             OVERSIZE_LOG,
             error,
-            "source: dropped {} {} frame(s) larger than -frame-bytes {} (raise -frame-bytes; the largest MP3 frame is 2881)",
+            "source: dropped {} {} frame(s) larger than -frame-bytes {} (raise -frame-bytes: 2881 holds any MP3 frame, 8191 any ADTS frame)",
             counts.oversize_frames,
             cfg.framer.name,
             cfg.frame_bytes

@@ -206,6 +206,76 @@ fn a_source_restart_is_a_discontinuity_and_playback_goes_on() {
     );
 }
 
+/// An encoder pushing AAC (ADTS) as a source client: the segments are packed AAC, and
+/// ffmpeg plays the playlist with nothing to say at `-v error`.
+#[test]
+fn aac_from_a_source_client_is_published_as_packed_aac() {
+    require_program("ffmpeg", "ffmpeg");
+    let s = Server::start(&[
+        "-source-password",
+        "hackme",
+        "-frame-filter",
+        "adts",
+        "-hls",
+        "-hls-segment",
+        "2s",
+    ]);
+    let target = format!("icecast://source:hackme@127.0.0.1:{}/live", s.addr.port());
+    let mut encoder = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "96k",
+            "-content_type",
+            "audio/aac",
+            "-f",
+            "adts",
+            &target,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let listed =
+        |l: &Listener| l.status == 200 && parse(&String::from_utf8_lossy(&l.body)).len() >= 3;
+    let ready = eventually(Duration::from_secs(20), || {
+        listed(&get(&s, "/hls/index.m3u8", ""))
+    });
+    let playlist = get(&s, "/hls/index.m3u8", "");
+    let text = String::from_utf8_lossy(&playlist.body).into_owned();
+    assert!(ready, "{text}\n{}", s.log_text());
+    let first = &parse(&text)[0];
+    assert!(first.4.ends_with(".aac"), "{text}");
+    let seg = get(&s, &format!("/hls/{}", first.4), "");
+    assert_eq!(header(&seg.head, "Content-Type"), Some("audio/aac"));
+    assert!(seg.body.starts_with(b"ID3"), "the timestamp tag first");
+    let url = format!("http://{}/hls/index.m3u8", s.addr);
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin", "-v", "error", "-i", &url, "-t", "10", "-f", "null", "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = encoder.kill();
+    let _ = encoder.wait();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.trim().is_empty(),
+        "ffmpeg: {err}"
+    );
+}
+
 /// A far server publishes HLS from the studio's stream over the link; an outage longer
 /// than its `-link-delay` is filled with silence, and where live audio resumes the playlist
 /// says `EXT-X-DISCONTINUITY`, while ffmpeg plays on across it.
