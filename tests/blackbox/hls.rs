@@ -75,6 +75,31 @@ fn hls_server(extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// ffmpeg reading `secs` of audio from the playlist of the server at `addr`, at `-v error`.
+fn play_hls(addr: std::net::SocketAddr, secs: u32) -> std::process::Output {
+    require_program("ffmpeg", "ffmpeg");
+    let url = format!("http://{addr}/hls/index.m3u8");
+    Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i", &url, "-t"])
+        .arg(secs.to_string())
+        .args(["-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// ffmpeg's options for a live encoder of a 440 Hz sine, up to the codec.
+const LIVE_SINE: &[&str] = &[
+    "-nostdin",
+    "-v",
+    "error",
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=44100",
+];
+
 /// A live MP3 source that never restarts: ffmpeg encoding a sine in real time.
 pub fn live_hls_server() -> Server {
     live_mp3_server(&["-hls", "-hls-segment", "2s"])
@@ -90,14 +115,9 @@ fn live_mp3_server(extra: &[&str]) -> Server {
         "2881",
         "-exec",
         "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-re",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
+    ];
+    args.extend_from_slice(LIVE_SINE);
+    args.extend_from_slice(&[
         "-c:a",
         "libmp3lame",
         "-b:a",
@@ -107,7 +127,7 @@ fn live_mp3_server(extra: &[&str]) -> Server {
         "-f",
         "mp3",
         "-",
-    ];
+    ]);
     // -exec takes the rest of the line: the server's own flags go first.
     for (i, a) in extra.iter().enumerate() {
         args.insert(i, a);
@@ -125,16 +145,8 @@ fn ffmpeg_plays_hls_live_and_the_playlist_advances_with_the_clock() {
     );
     // ffmpeg reads the live playlist for 20 s of audio while the playlist is watched.
     require_program("ffmpeg", "ffmpeg");
-    let url = format!("http://{}/hls/index.m3u8", s.addr);
-    let ff = std::thread::spawn(move || {
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin", "-v", "error", "-i", &url, "-t", "20", "-f", "null", "-",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    });
+    let addr = s.addr;
+    let ff = std::thread::spawn(move || play_hls(addr, 20));
     let mut seen: BTreeMap<u64, Entry> = BTreeMap::new();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(22) {
@@ -189,14 +201,7 @@ fn a_source_restart_is_a_discontinuity_and_playback_goes_on() {
     // ffmpeg reads across restarts and ends well. Its one allowed line: when it starts on a
     // run's short tail (a segment of a few frames before a discontinuity), its muxer warns
     // once of a repeated timestamp (README, HLS); anything else fails.
-    let url = format!("http://{}/hls/index.m3u8", s.addr);
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin", "-v", "error", "-i", &url, "-t", "10", "-f", "null", "-",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = play_hls(s.addr, 10);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "ffmpeg: {err}");
     assert!(
@@ -222,15 +227,8 @@ fn aac_from_a_source_client_is_published_as_packed_aac() {
     ]);
     let target = format!("icecast://source:hackme@127.0.0.1:{}/live", s.addr.port());
     let mut encoder = Command::new("ffmpeg")
+        .args(LIVE_SINE)
         .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
             "-c:a",
             "aac",
             "-b:a",
@@ -259,14 +257,7 @@ fn aac_from_a_source_client_is_published_as_packed_aac() {
     let seg = get(&s, &format!("/hls/{}", first.4), "");
     assert_eq!(header(&seg.head, "Content-Type"), Some("audio/aac"));
     assert!(seg.body.starts_with(b"ID3"), "the timestamp tag first");
-    let url = format!("http://{}/hls/index.m3u8", s.addr);
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin", "-v", "error", "-i", &url, "-t", "10", "-f", "null", "-",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = play_hls(s.addr, 10);
     let _ = encoder.kill();
     let _ = encoder.wait();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -314,16 +305,8 @@ fn a_link_receiver_publishes_hls_and_marks_where_a_long_outage_ends() {
     );
     assert!(!playlist().iter().any(|e| e.3), "no discontinuity yet");
     // ffmpeg plays the receiver's HLS across the outage.
-    let url = format!("http://{}/hls/index.m3u8", r.addr);
-    let ff = std::thread::spawn(move || {
-        Command::new("ffmpeg")
-            .args([
-                "-nostdin", "-v", "error", "-i", &url, "-t", "24", "-f", "null", "-",
-            ])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    });
+    let addr = r.addr;
+    let ff = std::thread::spawn(move || play_hls(addr, 24));
     // Once ffmpeg is playing: 6 s down (the 2 s buffer runs dry: about 4 s of silence),
     // then back.
     assert!(eventually(T, || metric(
