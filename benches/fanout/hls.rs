@@ -9,7 +9,7 @@
 //! segments behind the live edge (RFC 8216, 6.3.3) adds about three segment durations.
 
 use super::{measure_with, metric, start_ringcast_fed, Audience, Measure};
-use crate::common::Listener;
+use crate::common::{mp3_frames, Listener};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ChildStdin;
@@ -131,51 +131,31 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
 /// numbered in its bytes 4..8 (side information: ringcast cuts frames by their headers
 /// and never decodes them).
 fn numbered(data: &[u8], count: usize) -> Vec<Vec<u8>> {
-    let mut audio = Vec::new();
-    let mut pos = 0;
-    while let Some(len) = data.get(pos..).and_then(frame_len) {
-        let f = &data[pos..pos + len];
-        if !f.windows(4).any(|w| w == b"Info" || w == b"Xing") {
-            audio.push(f.to_vec());
-        }
-        pos += len;
-    }
+    let audio: Vec<&[u8]> = mp3_frames(data)
+        .into_iter()
+        .map(|(at, len)| &data[at..at + len])
+        .filter(|f| !f.windows(4).any(|w| w == b"Info" || w == b"Xing"))
+        .collect();
     assert!(!audio.is_empty(), "frames in the fixture");
     (0..count)
         .map(|i| {
-            let mut f = audio[i % audio.len()].clone();
+            let mut f = audio[i % audio.len()].to_vec();
             f[4..8].copy_from_slice(&u32::try_from(i).unwrap().to_be_bytes());
             f
         })
         .collect()
 }
 
-/// The length of the MPEG-1 Layer III frame `b` starts with, if it starts with one whole.
-fn frame_len(b: &[u8]) -> Option<usize> {
-    const KBPS: [usize; 15] = [
-        0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320,
-    ];
-    const RATES: [usize; 3] = [44_100, 48_000, 32_000];
-    if b.len() < 4 || b[0] != 0xFF || b[1] & 0xFE != 0xFA {
-        return None;
-    }
-    let kbps = *KBPS.get(usize::from(b[2] >> 4))?;
-    let rate = *RATES.get(usize::from((b[2] >> 2) & 3))?;
-    let len = 144 * kbps * 1000 / rate + usize::from((b[2] >> 1) & 1);
-    (kbps > 0 && b.len() >= len).then_some(len)
-}
-
-/// The frame numbers in `bytes` (whole frames from a frame boundary).
-fn numbers(bytes: &[u8]) -> Vec<u32> {
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while let Some(len) = bytes.get(pos..).and_then(frame_len) {
-        out.push(u32::from_be_bytes(
-            bytes[pos + 4..pos + 8].try_into().unwrap(),
-        ));
-        pos += len;
-    }
-    out
+/// The frame numbers in `bytes` (whole frames from a frame boundary, or after a
+/// segment's ID3 tag), and how many bytes those frames take.
+fn numbers(bytes: &[u8]) -> (Vec<u32>, usize) {
+    let frames = mp3_frames(bytes);
+    let end = frames.last().map_or(0, |&(at, len)| at + len);
+    let nums = frames
+        .iter()
+        .map(|&(at, _)| u32::from_be_bytes(bytes[at + 4..at + 8].try_into().unwrap()))
+        .collect();
+    (nums, end)
 }
 
 /// Writes the frames whole, each at its time, noting when each was written.
@@ -224,11 +204,8 @@ fn watch_plain(addr: SocketAddr, fed_at: &FedAt, delays: &Delays, stop: &AtomicB
         }
         let now = Instant::now();
         // Whole frames only; the rest waits for its end.
-        let mut whole = 0;
-        while let Some(len) = pending.get(whole..).and_then(frame_len) {
-            whole += len;
-        }
-        note(&numbers(&pending[..whole]), now, since, fed_at, delays);
+        let (nums, whole) = numbers(&pending);
+        note(&nums, now, since, fed_at, delays);
         pending.drain(..whole);
     }
 }
@@ -242,7 +219,7 @@ fn watch_hls(addr: SocketAddr, fed_at: &FedAt, delays: &Delays, stop: &AtomicBoo
             let (status, body) = get(addr, &format!("/hls/{name}"), "hls-watch");
             let now = Instant::now();
             if status == 200 {
-                note(&numbers(after_id3(&body)), now, since, fed_at, delays);
+                note(&numbers(&body).0, now, since, fed_at, delays);
             }
             last = Some(seq);
         }
@@ -268,17 +245,6 @@ fn new_segments(addr: SocketAddr, agent: &str, last: &mut Option<u64>) -> Vec<(u
         Some(done) => listed.into_iter().filter(|(s, _)| *s > done).collect(),
         None => listed.into_iter().last().into_iter().collect(),
     }
-}
-
-/// A segment's frames: what follows its ID3 tag.
-fn after_id3(seg: &[u8]) -> &[u8] {
-    if seg.len() < 10 || &seg[..3] != b"ID3" {
-        return seg;
-    }
-    let size = seg[6..10]
-        .iter()
-        .fold(0usize, |n, &b| (n << 7) | usize::from(b & 0x7F));
-    seg.get(10 + size..).unwrap_or_default()
 }
 
 /// One GET on a connection of its own: status and body (0 and nothing on any failure).
