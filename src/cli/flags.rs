@@ -225,7 +225,9 @@ flags! {
     tls_key              "tls-key"             Text  Tls       Server  "FILE"      "PEM private key of -tls-cert: PKCS#8, RSA or EC (re-read on SIGHUP)";
     address              "address"             Text  Server    Server  "HOST:PORT" "listen here (\":8000\" = every interface, \":0\" = any free port; default :80)";
     source_address       "source-address"      Text  Server    Server  "HOST:PORT" "source clients connect here only (SHOUTcast v1 on its port+1), not to -address";
-    max_pending_per_ip   "max-pending-per-ip"  Int   Server    Server  "N"         "most connections one address (IPv6: one /64) may have mid-request (default 32)";
+    max_pending_per_ip   "max-pending-per-ip"  Int   Server    Server  "N"         "most connections one address (IPv6: one /64) may have that are slow to send their request (default 32)";
+    max_listeners_per_ip "max-listeners-per-ip" Int  Server    Server  "N"         "most listeners one address may have (default: half of -max-clients; 0 = no limit)";
+    trusted_proxies      "trusted-proxies"     Text  Server    Server  "CIDRS"     "proxies (comma-separated address blocks) whose X-Forwarded-For / Forwarded names the client";
     header_timeout       "header-timeout"      Dur   Server    Server  "DURATION"  "close a connection whose request has not arrived in this long (default 10s)";
     uid                  "uid"                 Int   Server    Server  "UID"       "switch to this user id after binding the port (0 or our own: ignored)";
     cpu_max              "cpu-max"             Int   Server    Server  "N"         "run on at most N CPU cores (default: all)";

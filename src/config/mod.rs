@@ -35,6 +35,10 @@ pub struct ServerConfig {
     pub max_clients: usize,
     /// Connections per client address still sending their request (`-max-pending-per-ip`).
     pub max_pending_per_ip: u32,
+    /// Listeners per client address (`-max-listeners-per-ip`; 0: no limit).
+    pub max_listeners_per_ip: u32,
+    /// `-trusted-proxies`: peers whose forwarding headers name the client.
+    pub trusted_proxies: Vec<crate::http::forwarded::Cidr>,
     pub admin_password: Option<String>,
     /// `-tls-ca`: extra CA certificates for `https://` (checked readable here).
     pub tls_ca: Option<String>,
@@ -154,6 +158,12 @@ impl ServerConfig {
                 65_536,
             )?)
             .unwrap_or(u32::MAX),
+            max_listeners_per_ip: listener_share(a)?,
+            trusted_proxies: match &a.trusted_proxies {
+                Some(list) => crate::http::forwarded::parse_list(list)
+                    .map_err(|e| format!("-trusted-proxies: {e}"))?,
+                None => Vec::new(),
+            },
             admin_password: nonempty("admin-password", &a.admin_password)?,
             tls_ca: match &a.tls_ca {
                 Some(path) => crate::http::tls::read_pem(path).map(|_| Some(path.clone()))?,
@@ -177,6 +187,20 @@ impl ServerConfig {
             hash_password: a.hash_password.unwrap_or(false),
         })
     }
+}
+
+/// `-max-listeners-per-ip`: by default half of `-max-clients` (rounded up), so one address
+/// (a flood, or one big NAT) always leaves the other half to everyone else.
+fn listener_share(a: &Args) -> Result<u32, String> {
+    let max_clients = a.max_clients.unwrap_or(1500);
+    let default = max_clients.clamp(1, 1_000_000).saturating_add(1) / 2;
+    let n = range_u64(
+        "max-listeners-per-ip",
+        a.max_listeners_per_ip.unwrap_or(default),
+        0,
+        1_000_000,
+    )?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// `-tls-address`, `-tls-cert` and `-tls-key` go together; the pair must load.

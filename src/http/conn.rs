@@ -8,7 +8,7 @@
 //! plaintext may already sit decrypted in rustls with nothing left on the socket.
 
 use crate::http::url::Url;
-use crate::util::deadline::Deadline;
+use crate::util::deadline::{Deadline, Graced, Late};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, Connection, ServerConfig, ServerConnection};
 use std::io::{self, IoSlice, Read, Write};
@@ -86,13 +86,38 @@ impl Conn {
 
     /// The server's side of a TLS handshake on an accepted socket, before `deadline`. The
     /// socket's timeouts are left as the deadline armed them; the caller sets its own.
+    /// The server's side of a handshake, within `phase` (a handshake slower than its grace
+    /// asks it whether to go on).
     pub fn accept(
         mut tcp: TcpStream,
         config: Arc<ServerConfig>,
-        deadline: Deadline,
+        phase: &mut Graced<'_>,
     ) -> io::Result<Conn> {
         let mut tls = Connection::Server(ServerConnection::new(config).map_err(io::Error::other)?);
-        handshake(&mut tls, &mut tcp, deadline)?;
+        // A timed-out read leaves rustls's state as it was, so the handshake goes on.
+        loop {
+            match handshake(&mut tls, &mut tcp, phase.current()) {
+                Ok(()) => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+                    ) =>
+                {
+                    match phase.timed_out() {
+                        Late::GoOn => continue,
+                        Late::Over => return Err(e),
+                        Late::Refused => {
+                            return Err(io::Error::other(
+                                "too slow, and its address has too many slow connections \
+                                 (-max-pending-per-ip)",
+                            ))
+                        }
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Conn::Tls(Box::new(Tls {
             conn: tls,
             sock: tcp,

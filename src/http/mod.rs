@@ -20,6 +20,7 @@ pub mod auth;
 pub mod chunked;
 pub mod client;
 pub mod conn;
+pub mod forwarded;
 pub mod identity;
 pub mod server;
 pub mod tls;

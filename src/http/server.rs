@@ -4,7 +4,7 @@
 //! other response closes the connection too.
 
 use crate::http::conn::Conn;
-use crate::util::deadline::Deadline;
+use crate::util::deadline::{Deadline, Graced, Late};
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
@@ -42,6 +42,8 @@ pub enum HeadError {
     Closed,
     /// Not finished within the header timeout.
     Timeout,
+    /// Not finished within the grace, and its address has too many slow connections.
+    TooSlow,
     /// More than `MAX_HEAD` bytes or too many header lines.
     TooLarge,
     /// Not HTTP.
@@ -49,15 +51,23 @@ pub enum HeadError {
     Io(io::Error),
 }
 
-/// Reads and parses one request head; bytes after it (a body) are left unread.
-pub fn read_request(conn: &mut Conn, timeout: Duration) -> Result<Request, HeadError> {
-    let deadline = Deadline::after(timeout);
+/// Reads and parses one request head; bytes after it (a body) are left unread. A head
+/// that takes longer than `phase`'s grace asks it whether to go on (`TooSlow` if not).
+pub fn read_request(conn: &mut Conn, phase: &mut Graced<'_>) -> Result<Request, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
+    let late = |phase: &mut Graced<'_>| match phase.timed_out() {
+        Late::GoOn => None,
+        Late::Over => Some(HeadError::Timeout),
+        Late::Refused => Some(HeadError::TooSlow),
+    };
     loop {
-        match deadline.arm_read(conn.tcp()) {
+        match phase.current().arm_read(conn.tcp()) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(HeadError::Timeout),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => match late(phase) {
+                None => continue,
+                Some(e) => return Err(e),
+            },
             Err(e) => return Err(HeadError::Io(e)),
         }
         // Never read past MAX_HEAD + 1 bytes: one byte over says "too large".
@@ -71,7 +81,10 @@ pub fn read_request(conn: &mut Conn, timeout: Duration) -> Result<Request, HeadE
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                return Err(HeadError::Timeout)
+                match late(phase) {
+                    None => continue,
+                    Some(e) => return Err(e),
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if is_disconnect(&e) => return Err(HeadError::Closed),
@@ -131,19 +144,41 @@ pub fn is_stalled(e: &io::Error) -> bool {
     )
 }
 
+/// The reason phrase of every status ringcast sends (RFC 9110), and a class's own for any
+/// other.
 pub fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
         200 => "OK",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
-        _ => "Error",
+        504 => "Gateway Timeout",
+        _ => match status / 100 {
+            1 => "Informational",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            _ => "Server Error",
+        },
     }
 }
 
@@ -250,6 +285,22 @@ pub fn close_gracefully(conn: &mut Conn) {
 mod tests {
     use super::*;
     use crate::util::fuzz;
+
+    #[test]
+    fn every_status_sent_has_its_reason_phrase() {
+        // Every status code the source sends, found by reading it: each has its own phrase.
+        for code in [
+            200, 206, 304, 400, 401, 403, 404, 405, 408, 416, 429, 431, 500, 503,
+        ] {
+            let r = reason(code);
+            assert!(
+                !["Success", "Client Error", "Server Error"].contains(&r),
+                "{code}: {r}"
+            );
+        }
+        assert_eq!(reason(403), "Forbidden");
+        assert_eq!(reason(418), "Client Error");
+    }
 
     #[test]
     fn request_heads_parse_or_fail_cleanly_on_any_bytes() {

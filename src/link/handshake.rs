@@ -94,12 +94,21 @@ pub fn verify<const N: usize>(
     let nonce = get("nonce").unwrap_or_default();
     let mut parts = vec![mode, "1"];
     parts.extend(values.iter().map(String::as_str));
-    let login = server.peers.login(peer.ip(), "link handshake", || {
-        let good_mac = get("mac")
-            .is_some_and(|m| crate::http::auth::same_secret(&m, &link.request_mac(&parts)));
-        // Consume the nonce only for a request that proves the key.
-        Some(good_mac && link.take_nonce(&nonce))
-    });
+    // The peer's instance id (rid/oid, the last field) is its claim: a peer whose key is
+    // wrong is refused unchecked after its first failure, so a typo on one box does not
+    // use up the budget of a right-keyed peer behind the same address.
+    let claim = fields
+        .last()
+        .and_then(|f| get(f))
+        .map(|id| format!("{mode}:{id}"));
+    let login = server
+        .peers
+        .login(peer.ip(), "link handshake", claim.as_deref(), || {
+            let good_mac = get("mac")
+                .is_some_and(|m| crate::http::auth::same_secret(&m, &link.request_mac(&parts)));
+            // Consume the nonce only for a request that proves the key.
+            Some(good_mac && link.take_nonce(&nonce))
+        });
     if login != Login::Ok {
         link.stats.refused.fetch_add(1, Relaxed);
         log::debug!("{peer}: link {mode} refused: wrong key or stale nonce ({login:?})");

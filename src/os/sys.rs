@@ -369,3 +369,38 @@ pub fn shutdown_read(fd: RawFd) {
     // SAFETY: fd is a socket we own; an error (not connected) is harmless.
     unsafe { libc::shutdown(fd, libc::SHUT_RD) };
 }
+
+/// Whether the peer of a connected socket has hung up (closed or shut its sending side
+/// down, or reset), asked without waiting: `poll` reports `POLLRDHUP` even while bytes the
+/// peer sent before its end (a TLS close_notify) are still unread.
+pub fn peer_hung_up(sock: &impl AsRawFd) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one pollfd we own, a zero timeout.
+    let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+    n > 0 && pfd.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// Makes the socket's close a reset (`SO_LINGER` on, 0 s): the kernel drops what is still
+/// queued to send at once instead of keeping it, in FIN-WAIT-1, for a peer that reads
+/// nothing (a listener dropped for not reading).
+pub fn reset_on_close(sock: &impl AsRawFd) -> io::Result<()> {
+    let v = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a plain option value of the right size.
+    check(unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &v as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}

@@ -95,19 +95,27 @@ pub fn run(sock: TcpListener, server: Arc<Server>, port: Port, handler: Handler)
             refuse(conn);
             continue;
         }
-        // One address cannot hold every slot with requests it never finishes.
-        let Some(pending) = server.peers.admit(peer.ip()) else {
-            Stats::add(&server.stats.connections_refused, 1);
-            limited!(
-                PENDING_LOG,
-                warn,
-                "{}: refused, {} connections from it have not finished their request \
-                 (-max-pending-per-ip)",
-                peer.ip(),
-                server.cfg.max_pending_per_ip
-            );
-            refuse(conn);
-            continue;
+        // One address cannot hold every slot with requests it never finishes. A trusted
+        // proxy carries many clients' requests: only its slow ones are capped.
+        let proxy = server
+            .cfg
+            .trusted_proxies
+            .iter()
+            .any(|c| c.contains(peer.ip()));
+        let pending = match server.peers.admit(peer.ip(), proxy) {
+            Ok(p) => p,
+            Err(limit) => {
+                Stats::add(&server.stats.connections_refused, 1);
+                limited!(
+                    PENDING_LOG,
+                    warn,
+                    "{}: refused, too many of its connections have not sent their request \
+                     ({limit})",
+                    peer.ip()
+                );
+                refuse(conn);
+                continue;
+            }
         };
         next_id = next_id.wrapping_add(1);
         let guard = ConnGuard::new(&open);

@@ -1,6 +1,8 @@
 //! Admin calls: title updates as Icecast (`/admin/metadata?mount=…&mode=updinfo&song=…`)
-//! and SHOUTcast (`/admin.cgi?pass=…&mode=updinfo&song=…`) take them. Allowed with user
-//! `admin` and `-admin-password`, or with the source login of the stream updated. The song
+//! and SHOUTcast (`/admin.cgi?pass=…&mode=updinfo&song=…`) take them. Roles (README,
+//! Security): a call on one stream's source (its title, mute, next) takes user `admin` with
+//! `-admin-password` or that stream's own source login; calls over every stream (the
+//! listener list, kicks, metrics) take the admin login only. The song
 //! is UTF-8 unless the call says `charset=ISO-8859-1` (what some old encoders send).
 //!
 //! With mounts, `mount=` names the stream (a SHOUTcast call may leave it out when its
@@ -19,16 +21,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Whether the request's Basic credentials are the admin login, or the source login of
-/// `stream` (or of any stream, for `None`). `None`: it has none.
+/// `stream` when one is given. `None`: it has none.
 fn credentials_ok(req: &Request, server: &Server, stream: Option<&Stream>) -> Option<bool> {
     let (user, password) = req.header("Authorization").and_then(auth::parse_basic)?;
-    let source = |s: &Stream| source_login(&s.cfg, &user, &password);
     Some(
         admin_login(server, &user, &password)
-            || match stream {
-                Some(s) => source(s),
-                None => server.streams().iter().any(|s| source(s)),
-            },
+            || stream.is_some_and(|s| source_login(&s.cfg, &user, &password)),
     )
 }
 
@@ -40,10 +38,10 @@ fn admin_login(server: &Server, user: &str, password: &str) -> bool {
         .is_some_and(|p| auth::same_secret(user, "admin") && auth::same_secret(password, p))
 }
 
-/// Answers 401 (or 429 for an address locked out by failed logins) unless the request may
-/// make admin calls (the admin login, or any stream's source login).
+/// Answers 401 (or 429 for an address past its login budget) unless the request carries
+/// the admin login: no source login opens calls over every stream.
 pub fn require(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) -> bool {
-    let login = server.peers.login(peer.ip(), "admin login", || {
+    let login = server.peers.login(peer.ip(), "admin login", None, || {
         credentials_ok(req, server, None)
     });
     answer_login(conn, peer, req.minor, login, "ringcast admin")
@@ -78,7 +76,7 @@ pub fn answer_login(
                 conn,
                 minor,
                 429,
-                "too many failed logins from this address",
+                "too many failed logins from this address: try again later",
                 &[("Retry-After", &retry)],
             );
             false
@@ -120,7 +118,7 @@ fn stream_call(
     server: &Server,
 ) -> Option<Arc<Stream>> {
     let stream = named_stream(conn, req, server)?;
-    let login = server.peers.login(peer.ip(), "admin login", || {
+    let login = server.peers.login(peer.ip(), "admin login", None, || {
         credentials_ok(req, server, Some(&stream))
     });
     answer_login(conn, peer, req.minor, login, "ringcast admin").then_some(stream)
@@ -172,7 +170,7 @@ pub fn shoutcast(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Serve
             None => return,
         }
     }
-    let login = server.peers.login(peer.ip(), "admin.cgi login", || {
+    let login = server.peers.login(peer.ip(), "admin.cgi login", None, || {
         let Some(p) = &pass else {
             return credentials_ok(req, server, stream.as_deref());
         };

@@ -3,8 +3,10 @@
 //!
 //! By default any page may (`Access-Control-Allow-Origin: *`): a public stream is public.
 //! With `-listener-users` a page's request must carry the listener's login, and browsers
-//! send credentials only to a server that names the page's origin and allows credentials,
-//! so the origin is named (every origin with `-cors-origin *`, else only those listed).
+//! send credentials only to a server that names the page's origin and allows credentials.
+//! Credentials are granted only to the origins `-cors-origin` lists: with `*` (the default)
+//! a private server still answers `*` but grants none, so no other site can use a visitor's
+//! saved login; the page on ringcast's own origin needs no CORS and works as before.
 //! Browsers hide response headers from scripts unless exposed: the `icy-*` headers are, so a
 //! web player can read `icy-metaint` and the stream's name.
 
@@ -29,8 +31,7 @@ pub fn headers(server: &Server, req: &Request) -> Vec<(&'static str, String)> {
         .map(str::trim)
         .filter(|o| !o.is_empty() && !o.bytes().any(|b| b.is_ascii_control()));
     let allowed = match (&server.cfg.cors_origins, origin) {
-        (None, _) if !logins => Some("*".to_string()),
-        (None, Some(o)) => Some(o.to_string()),
+        (None, _) => Some("*".to_string()),
         (Some(list), Some(o)) if list.iter().any(|l| l.eq_ignore_ascii_case(o)) => {
             Some(o.to_string())
         }
@@ -41,12 +42,13 @@ pub fn headers(server: &Server, req: &Request) -> Vec<(&'static str, String)> {
     if let Some(a) = allowed {
         h.push(("Access-Control-Allow-Origin", a));
         h.push(("Access-Control-Expose-Headers", EXPOSE.to_string()));
-        if logins {
+        // Browsers refuse credentials with `*`; only a listed origin gets them.
+        if logins && named {
             h.push(("Access-Control-Allow-Credentials", "true".to_string()));
         }
     }
     // The answer depends on Origin whenever it is not `*`: caches must keep them apart.
-    if named || server.cfg.cors_origins.is_some() || logins {
+    if named || server.cfg.cors_origins.is_some() {
         h.push(("Vary", "Origin".to_string()));
     }
     h

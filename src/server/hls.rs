@@ -4,10 +4,15 @@
 //! half a segment. `HEAD`, `If-None-Match`, `If-Modified-Since` and single `Range`s work,
 //! CORS headers are as on the plain stream, and each request counts its client (an address
 //! and user agent) as an HLS listener for two target durations.
+//!
+//! A private stream's HLS (`-listener-users`) is as private as the stream: the playlist
+//! takes the listener's login, and the segment URLs it lists carry a token the login
+//! issued (`hls_token.rs`); a segment without a valid token takes the login itself.
 
 use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
+use crate::http::url::query_param;
 use crate::stream::segments::Segments;
 use crate::util::timefmt;
 use std::io::Write;
@@ -16,17 +21,48 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 /// The mount and file an HLS path names: `/hls/x` → ("/", "x"), `/live/hls/x` → ("/live", "x").
+/// The file is one path segment.
 pub fn split(path: &str) -> Option<(&str, &str)> {
     let (mount, file) = path.rsplit_once("/hls/")?;
+    if file.is_empty() || file.contains('/') {
+        return None;
+    }
     Some((if mount.is_empty() { "/" } else { mount }, file))
 }
 
 /// Whether `path` is an HLS path of a stream that publishes HLS (any other path is the
-/// stream's as before).
+/// stream's as before). Without `-mount` it is `/hls/…` only: no other prefix reaches it.
 pub fn is_hls(path: &str, server: &Server) -> bool {
     split(path)
+        .filter(|(mount, _)| server.cfg.mounted || *mount == "/")
         .and_then(|(mount, _)| server.stream_for(mount))
         .is_some_and(|s| s.hls.is_some())
+}
+
+/// Lets a private stream's HLS request in, or answers it (401, 429). `Ok(None)` for a
+/// public stream, `Ok(Some(user))` for a good login or a segment's valid token.
+fn admit(
+    conn: &mut Conn,
+    peer: SocketAddr,
+    req: &Request,
+    server: &Server,
+    mount: &str,
+    cors: &[(&str, String)],
+    segment: bool,
+) -> Result<Option<String>, ()> {
+    let Some(users) = server.users() else {
+        return Ok(None);
+    };
+    if segment {
+        let user = query_param(&req.path, "t")
+            .and_then(|t| super::hls_token::check(&server.hls_key, mount, &t))
+            .filter(|u| users.has(u));
+        if let Some(u) = user {
+            return Ok(Some(u));
+        }
+    }
+    let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    super::users::admit(conn, peer, req, server, &cors)
 }
 
 pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) {
@@ -37,8 +73,12 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
     let Some(window) = stream.as_ref().and_then(|s| s.hls.as_ref()) else {
         return http::respond(conn, req.minor, 404, "no HLS here (-hls)", &[]);
     };
-    window.seen(peer.ip(), req.header("User-Agent").unwrap_or_default());
     let mut extra: Vec<(&str, String)> = super::cors::headers(server, req);
+    let Ok(user) = admit(conn, peer, req, server, mount, &extra, file != "index.m3u8") else {
+        return;
+    };
+    let client = super::peers::Client::of(peer.ip()).ip();
+    window.seen(client, req.header("User-Agent").unwrap_or_default());
     let ext = match stream.as_ref().map(|s| s.cfg.framer.name) {
         Some("adts") => "aac",
         _ => "mp3",
@@ -51,9 +91,17 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
             return http::respond(conn, req.minor, 503, "no segment yet", &h);
         };
         let max_age = (window.target.as_secs() / 2).max(1);
-        extra.push(("Cache-Control", format!("public, max-age={max_age}")));
-        let etag = format!("\"p{:x}-{newest}\"", window.epoch);
-        let body = window.playlist(ext);
+        // A private playlist is the listener's own (its segment URLs carry its token).
+        let (scope, query) = match &user {
+            Some(u) => match super::hls_token::issue(&server.hls_key, mount, u) {
+                Some(t) => ("private", format!("?t={t}")),
+                None => return http::respond(conn, req.minor, 400, "user name too long", &[]),
+            },
+            None => ("public", String::new()),
+        };
+        extra.push(("Cache-Control", format!("{scope}, max-age={max_age}")));
+        let etag = format!("\"p{:x}-{newest}{query}\"", window.epoch);
+        let body = window.playlist(ext, &query);
         return send(
             conn,
             req,

@@ -20,6 +20,7 @@ pub mod admin;
 pub mod audience;
 pub mod cors;
 pub mod hls;
+pub mod hls_token;
 pub mod listeners_admin;
 pub mod metrics;
 pub mod mounts;
@@ -68,7 +69,14 @@ pub struct Server {
     tls: Option<(Arc<Identity>, Arc<rustls::ServerConfig>)>,
     /// `-listener-users`, swapped whole on SIGHUP.
     users: RwLock<Option<Arc<Users>>>,
+    /// Key of private streams' HLS segment tokens (`hls_token.rs`): random, this process.
+    pub hls_key: Vec<u8>,
 }
+
+/// A connection that has not sent its whole request (or TLS handshake) this long after it
+/// was accepted counts against its address's `-max-pending-per-ip`: a prompt client, even
+/// on a slow path, is done well within it, so a burst of them is never refused for it.
+pub const SLOW_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Server {
     /// The server, with its certificate and users read (the config checked they load, so
@@ -87,7 +95,17 @@ impl Server {
             None => None,
         };
         Ok(Server {
-            peers: Arc::new(Peers::new(cfg.max_pending_per_ip)),
+            peers: Arc::new(Peers::new(peers::Limits {
+                max_slow: cfg.max_pending_per_ip,
+                max_listeners: cfg.max_listeners_per_ip,
+                // A prompt burst of listeners is served up to the address's share of them.
+                max_unread: match cfg.max_listeners_per_ip {
+                    0 => u32::MAX,
+                    n => n.max(cfg.max_pending_per_ip),
+                },
+            })),
+            hls_key: crate::util::random::bytes(32)
+                .map_err(|e| format!("no random bytes for HLS tokens: {e}"))?,
             cfg,
             shutdown: Shutdown::default(),
             accepting: AtomicBool::new(true),

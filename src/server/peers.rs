@@ -1,10 +1,20 @@
 //! What ringcast remembers about each client address, so that one address cannot lock
-//! others out: how many of its connections are still sending their request (a slowloris
-//! holds those open), and its recent failed logins (a password guesser). IPv6 addresses
-//! count by their /64, which one host usually has whole.
+//! others out: its connections that are slow to send their request (a slowloris holds
+//! those open), its listeners (its share of `-max-clients`), and its login attempts (a
+//! password guesser). IPv6 addresses count by their /64, which one host usually has whole.
+//! The address is the client's as `-trusted-proxies` name it (`proxies.rs`).
 //!
-//! Touched by the accept loops (admission) and the connection threads (request done, login
-//! outcome), each for a few map operations under one short lock; never across I/O.
+//! Touched by the accept loops (admission) and the connection threads (slow, request done,
+//! listener in and out, login), each for a few map operations under one short lock; never
+//! across I/O, and never while a login waits for its turn.
+//!
+//! The login budget (README, Security): an attempt takes its place in its address's budget
+//! *before* it is checked, so attempts made at once cost what the same attempts in a row
+//! cost. [`FREE_FAILURES`] failures cost nothing; after them every attempt waits for a turn
+//! of its own, one turn every [`SPACING`] (then [`SPACING_LATER`] past [`LATER_AFTER`]
+//! failures), and an attempt whose turn would be more than [`MAX_WAIT`] away is refused
+//! unchecked (429 with `Retry-After`). Nothing locks an address out: a right password from
+//! it is let in at its turn, within [`MAX_WAIT`] of asking while no one floods the address.
 
 use crate::limited;
 use crate::util::ratelimit::RateLimit;
@@ -16,17 +26,25 @@ use std::time::{Duration, Instant};
 
 static FAILURE_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-/// Failed logins an address may make before its answers are slowed down...
-pub const SLOW_AFTER: u32 = 5;
-/// ...by this much each...
-pub const SLOW_BY: Duration = Duration::from_secs(1);
-/// ...and after how many it is refused outright, for [`REFUSE_FOR`] after its last failure.
-pub const REFUSE_AFTER: u32 = 20;
-pub const REFUSE_FOR: Duration = Duration::from_secs(600);
-/// Failures older than this are forgotten.
-const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// Failed logins an address may make before its attempts wait for turns...
+pub const FREE_FAILURES: u32 = 5;
+/// ...one turn this often...
+pub const SPACING: Duration = Duration::from_secs(1);
+/// ...and this often once it has failed [`LATER_AFTER`] times.
+pub const SPACING_LATER: Duration = Duration::from_secs(5);
+pub const LATER_AFTER: u32 = 20;
+/// An attempt whose turn is further away than this is refused unchecked.
+pub const MAX_WAIT: Duration = Duration::from_secs(8);
+/// Failures are forgotten this long after an address's last one.
+pub const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// A claimed identity (a link peer's instance id) whose login failed is refused unchecked
+/// for this long after its last attempt, without costing its address anything more: a
+/// peer with a mistyped key costs its address one failure, not one a dial.
+const BAD_CLAIM_FOR: Duration = Duration::from_secs(600);
+/// Claims remembered per address.
+const MAX_BAD_CLAIMS: usize = 8;
 /// The most addresses remembered at once; past it, the least harmful entries are dropped
-/// first (addresses with no pending connection and the oldest failures).
+/// first (addresses with nothing open and the oldest failures).
 const MAX_ADDRESSES: usize = 16_384;
 
 /// A client address as counted: IPv4 whole, IPv6 by its /64 (IPv4-mapped as IPv4).
@@ -48,14 +66,52 @@ impl Client {
             },
         }
     }
+
+    /// The address as counted (an IPv6 /64 as its first address).
+    pub fn ip(self) -> IpAddr {
+        self.0
+    }
 }
 
 #[derive(Default)]
 struct Entry {
     /// Connections accepted whose request head has not been read yet.
-    pending: u32,
+    unread: u32,
+    /// Of those, the ones past [`Peers::grace`] without a whole head.
+    slow: u32,
+    /// Listeners connected (server-wide).
+    listeners: u32,
     failures: u32,
     last_failure: Option<Instant>,
+    /// Login checks running or waiting for their turn.
+    in_flight: u32,
+    /// The next free turn, once the address is past its free failures.
+    next_turn: Option<Instant>,
+    /// Claimed identities that failed, by a digest, with their last attempt.
+    bad_claims: Vec<(u64, Instant)>,
+}
+
+impl Entry {
+    fn idle(&self) -> bool {
+        self.unread == 0
+            && self.listeners == 0
+            && self.in_flight == 0
+            && self.failures == 0
+            && self.bad_claims.is_empty()
+    }
+
+    fn forget_old_failures(&mut self, now: Instant) {
+        if self
+            .last_failure
+            .is_some_and(|t| now.duration_since(t) >= FORGET_AFTER)
+        {
+            self.failures = 0;
+            self.last_failure = None;
+            self.next_turn = None;
+        }
+        self.bad_claims
+            .retain(|(_, t)| now.duration_since(*t) < BAD_CLAIM_FOR);
+    }
 }
 
 /// The outcome of [`Peers::login`].
@@ -64,72 +120,149 @@ pub enum Login {
     Ok,
     /// Wrong or missing credentials: answer 401.
     Wrong,
-    /// Too many failures from this address: refused unchecked for this much longer.
+    /// Refused unchecked: the address's next turn is this far away (answer 429).
     Locked(Duration),
 }
 
-/// What a login attempt from an address may do now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gate {
-    Open,
-    /// Answer only after this long (the address has failed [`SLOW_AFTER`] times).
-    Slow(Duration),
-    /// Refuse without checking, for this much longer.
-    Refused(Duration),
+/// The per-address limits, from the server's flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `-max-pending-per-ip`: connections one address may have that are slow to send
+    /// their request.
+    pub max_slow: u32,
+    /// `-max-listeners-per-ip`: listeners one address may have (0: no limit).
+    pub max_listeners: u32,
+    /// Connections one address may have open before their request is read, slow or not
+    /// (a prompt burst is served up to this many at once).
+    pub max_unread: u32,
 }
 
 pub struct Peers {
-    max_pending: u32,
+    limits: Limits,
+    /// Digests claims so that the table keeps no peer text.
+    claim_key: u64,
     map: Mutex<HashMap<Client, Entry>>,
 }
 
 impl Peers {
-    /// `max_pending`: connections per address still sending their request (`-max-pending-per-ip`).
-    pub fn new(max_pending: u32) -> Peers {
+    pub fn new(limits: Limits) -> Peers {
         Peers {
-            max_pending,
+            limits,
+            claim_key: crate::util::random::u64().unwrap_or(0x5eed),
             map: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Admits a new connection from `ip` unless it already has `max_pending` connections
-    /// that have not finished their request. The guard counts it until dropped or
-    /// [`Pending::done`].
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Pending> {
-        let client = Client::of(ip);
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Runs `f` on `client`'s entry (made if need be), dropping it afterwards if idle.
+    fn with<R>(&self, client: Client, f: impl FnOnce(&mut Entry) -> R) -> R {
         let mut map = self.map.lock();
         if map.len() >= MAX_ADDRESSES && !map.contains_key(&client) {
             prune(&mut map);
         }
         let e = map.entry(client).or_default();
-        if e.pending >= self.max_pending {
-            return None;
+        let out = f(e);
+        if e.idle() {
+            map.remove(&client);
         }
-        e.pending = e.pending.saturating_add(1);
-        Some(Pending {
+        out
+    }
+
+    /// Admits a new connection from `ip` (the TCP peer) unless that address already has
+    /// `-max-pending-per-ip` slow connections, or [`Limits::max_unread`] whose request is
+    /// not read yet (`exempt`: a trusted proxy, which carries many clients' requests). The
+    /// guard counts it until [`Pending::done`] or dropped. `Err` says which limit.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, exempt: bool) -> Result<Pending, &'static str> {
+        let client = Client::of(ip);
+        let l = self.limits;
+        self.with(client, |e| {
+            if e.slow >= l.max_slow {
+                return Err("-max-pending-per-ip");
+            }
+            if !exempt && e.unread >= l.max_unread {
+                return Err("its share of the connection slots");
+            }
+            e.unread = e.unread.saturating_add(1);
+            Ok(())
+        })?;
+        Ok(Pending {
             peers: Arc::clone(self),
             client,
             counted: true,
+            slow: false,
         })
     }
 
-    /// Runs a login attempt from `ip` through the gate: `given` is `None` when no
-    /// credentials came (a browser's first request: not a failure), else whether they were
-    /// right. A refused address is not checked at all; a slowed one waits first. Failures
-    /// are counted and logged (rate-limited).
-    pub fn login(&self, ip: IpAddr, what: &str, given: impl FnOnce() -> Option<bool>) -> Login {
-        match self.login_gate(ip) {
-            Gate::Refused(left) => return Login::Locked(left),
-            Gate::Slow(d) => std::thread::sleep(d),
-            Gate::Open => {}
-        }
-        match given() {
-            Some(true) => {
-                self.login_ok(ip);
-                Login::Ok
+    /// Counts a listener of `ip` against its share; `None` when the share is taken.
+    pub fn enter_listener(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
+        let client = Client::of(ip);
+        let max = self.limits.max_listeners;
+        self.with(client, |e| {
+            if max > 0 && e.listeners >= max {
+                return false;
             }
-            Some(false) => {
-                let n = self.login_failed(ip);
+            e.listeners = e.listeners.saturating_add(1);
+            true
+        })
+        .then(|| Share {
+            peers: Arc::clone(self),
+            client,
+        })
+    }
+
+    /// Runs a login attempt from `ip` through the budget: `claim` is an identity the peer
+    /// states (a link peer's instance id) or `None`; `given` checks the credentials and is
+    /// `None` when none came (a browser's first request: not a failure). Failures are
+    /// counted and logged (rate-limited). May sleep until the attempt's turn (no lock held).
+    pub fn login(
+        &self,
+        ip: IpAddr,
+        what: &str,
+        claim: Option<&str>,
+        given: impl FnOnce() -> Option<bool>,
+    ) -> Login {
+        let client = Client::of(ip);
+        let claim = claim.map(|c| self.digest(c));
+        let wait = match self.with(client, |e| take_turn(e, claim, Instant::now())) {
+            Turn::Now => Duration::ZERO,
+            Turn::After(d) => d,
+            Turn::KnownBad => return Login::Wrong,
+            Turn::Refused(d) => return Login::Locked(d),
+        };
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        let outcome = given();
+        let now = Instant::now();
+        let failures = self.with(client, |e| {
+            e.in_flight = e.in_flight.saturating_sub(1);
+            match outcome {
+                Some(true) => {
+                    e.failures = 0;
+                    e.last_failure = None;
+                    e.next_turn = None;
+                    None
+                }
+                Some(false) => {
+                    e.failures = e.failures.saturating_add(1);
+                    e.last_failure = Some(now);
+                    if let Some(c) = claim {
+                        if e.bad_claims.len() >= MAX_BAD_CLAIMS {
+                            e.bad_claims.remove(0);
+                        }
+                        e.bad_claims.push((c, now));
+                    }
+                    Some(e.failures)
+                }
+                None => None,
+            }
+        });
+        match (outcome, failures) {
+            (Some(true), _) => Login::Ok,
+            (Some(false), Some(n)) => {
                 limited!(
                     FAILURE_LOG,
                     warn,
@@ -138,73 +271,69 @@ impl Peers {
                 );
                 Login::Wrong
             }
-            None => Login::Wrong,
+            _ => Login::Wrong,
         }
     }
 
-    /// Whether a login from `ip` may be checked now.
-    pub fn login_gate(&self, ip: IpAddr) -> Gate {
-        let map = self.map.lock();
-        let Some(e) = map.get(&Client::of(ip)) else {
-            return Gate::Open;
-        };
-        let since = e.last_failure.map_or(Duration::MAX, |t| t.elapsed());
-        if since >= FORGET_AFTER {
-            Gate::Open
-        } else if e.failures >= REFUSE_AFTER {
-            Gate::Refused(REFUSE_FOR.saturating_sub(since))
-        } else if e.failures >= SLOW_AFTER {
-            Gate::Slow(SLOW_BY)
-        } else {
-            Gate::Open
-        }
-    }
-
-    /// Records a failed login; returns the address's failures in the window.
-    pub fn login_failed(&self, ip: IpAddr) -> u32 {
-        let client = Client::of(ip);
-        let mut map = self.map.lock();
-        if map.len() >= MAX_ADDRESSES && !map.contains_key(&client) {
-            prune(&mut map);
-        }
-        let e = map.entry(client).or_default();
-        if e.last_failure.is_some_and(|t| t.elapsed() >= FORGET_AFTER) {
-            e.failures = 0;
-        }
-        e.failures = e.failures.saturating_add(1);
-        e.last_failure = Some(Instant::now());
-        e.failures
-    }
-
-    /// A good login clears the address's failures.
-    pub fn login_ok(&self, ip: IpAddr) {
-        let mut map = self.map.lock();
-        let client = Client::of(ip);
-        if let Some(e) = map.get_mut(&client) {
-            e.failures = 0;
-            e.last_failure = None;
-            if e.pending == 0 {
-                map.remove(&client);
-            }
-        }
-    }
-
-    fn finish(&self, client: Client) {
-        let mut map = self.map.lock();
-        if let Some(e) = map.get_mut(&client) {
-            e.pending = e.pending.saturating_sub(1);
-            if e.pending == 0 && e.failures == 0 {
-                map.remove(&client);
-            }
-        }
+    fn digest(&self, claim: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.claim_key.hash(&mut h);
+        claim.hash(&mut h);
+        h.finish()
     }
 }
 
-/// Drops forgotten failures, then (still full) every entry without pending connections.
+/// What a login attempt may do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Now,
+    /// Its turn comes after this long.
+    After(Duration),
+    /// Its claim failed lately: refused unchecked, at no cost.
+    KnownBad,
+    /// No turn within [`MAX_WAIT`]: the next one is this far away.
+    Refused(Duration),
+}
+
+/// Gives an attempt its place in the budget (the caller holds the lock).
+fn take_turn(e: &mut Entry, claim: Option<u64>, now: Instant) -> Turn {
+    e.forget_old_failures(now);
+    if let Some(c) = claim {
+        if let Some(known) = e.bad_claims.iter_mut().find(|(d, _)| *d == c) {
+            known.1 = now;
+            return Turn::KnownBad;
+        }
+    }
+    let charged = e.failures.saturating_add(e.in_flight);
+    if charged < FREE_FAILURES {
+        e.in_flight = e.in_flight.saturating_add(1);
+        return Turn::Now;
+    }
+    let spacing = if charged >= LATER_AFTER {
+        SPACING_LATER
+    } else {
+        SPACING
+    };
+    // Every slowed attempt waits a spacing at least, after the last turn given.
+    let last = e.next_turn.map_or(now, |t| t.max(now));
+    let turn = last.checked_add(spacing).unwrap_or(last);
+    let wait = turn.duration_since(now);
+    if wait > MAX_WAIT {
+        return Turn::Refused(wait.saturating_sub(MAX_WAIT).max(SPACING));
+    }
+    e.next_turn = Some(turn);
+    e.in_flight = e.in_flight.saturating_add(1);
+    Turn::After(wait)
+}
+
+/// Drops forgotten failures, then (still full) every entry with nothing open.
 fn prune(map: &mut HashMap<Client, Entry>) {
-    map.retain(|_, e| e.pending > 0 || e.last_failure.is_some_and(|t| t.elapsed() < FORGET_AFTER));
+    let now = Instant::now();
+    map.values_mut().for_each(|e| e.forget_old_failures(now));
+    map.retain(|_, e| !e.idle());
     if map.len() >= MAX_ADDRESSES {
-        map.retain(|_, e| e.pending > 0);
+        map.retain(|_, e| e.unread > 0 || e.listeners > 0 || e.in_flight > 0);
     }
 }
 
@@ -213,13 +342,39 @@ pub struct Pending {
     peers: Arc<Peers>,
     client: Client,
     counted: bool,
+    slow: bool,
 }
 
 impl Pending {
+    /// The request is taking longer than the grace: the connection counts as slow now.
+    /// False when its address already has `-max-pending-per-ip` slow ones (refuse it).
+    pub fn slow(&mut self) -> bool {
+        if !self.counted || self.slow {
+            return true;
+        }
+        let max = self.peers.limits.max_slow;
+        self.peers.with(self.client, |e| {
+            if e.slow >= max {
+                return false;
+            }
+            e.slow = e.slow.saturating_add(1);
+            true
+        }) && {
+            self.slow = true;
+            true
+        }
+    }
+
     /// The request head is in: the connection no longer counts as pending.
     pub fn done(&mut self) {
         if std::mem::take(&mut self.counted) {
-            self.peers.finish(self.client);
+            let slow = std::mem::take(&mut self.slow);
+            self.peers.with(self.client, |e| {
+                e.unread = e.unread.saturating_sub(1);
+                if slow {
+                    e.slow = e.slow.saturating_sub(1);
+                }
+            });
         }
     }
 }
@@ -230,56 +385,153 @@ impl Drop for Pending {
     }
 }
 
+/// A listener counted against its address's share; dropping it un-counts it.
+pub struct Share {
+    peers: Arc<Peers>,
+    client: Client,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        self.peers.with(self.client, |e| {
+            e.listeners = e.listeners.saturating_sub(1);
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn limits(max_slow: u32) -> Limits {
+        Limits {
+            max_slow,
+            max_listeners: 2,
+            max_unread: 4,
+        }
+    }
+
     #[test]
-    fn pending_connections_are_capped_per_address_and_released() {
-        let p = Arc::new(Peers::new(2));
+    fn slow_connections_are_capped_per_address_and_released() {
+        let p = Arc::new(Peers::new(limits(2)));
         let a: IpAddr = "127.0.0.2".parse().unwrap();
         let b: IpAddr = "127.0.0.3".parse().unwrap();
-        let g1 = p.admit(a).unwrap();
-        let mut g2 = p.admit(a).unwrap();
-        assert!(
-            p.admit(a).is_none(),
-            "a third pending connection from one address"
-        );
-        assert!(p.admit(b).is_some(), "another address is not affected");
+        let mut g1 = p.admit(a, false).unwrap();
+        let mut g2 = p.admit(a, false).unwrap();
+        let mut g3 = p.admit(a, false).unwrap();
+        assert!(g1.slow() && g2.slow());
+        assert!(!g3.slow(), "a third slow connection from one address");
+        assert!(p.admit(a, false).is_err(), "no new one while two are slow");
+        assert!(p.admit(b, false).is_ok(), "another address is not affected");
         g2.done();
-        let _g3 = p.admit(a).expect("room again once a request finished");
+        drop(g3);
+        let _g4 = p
+            .admit(a, false)
+            .expect("room again once a request finished");
         drop(g1);
-        assert!(p.admit(a).is_some());
+    }
+
+    #[test]
+    fn a_prompt_burst_is_capped_only_by_the_unread_share() {
+        let p = Arc::new(Peers::new(limits(1)));
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let held: Vec<Pending> = (0..4).map(|_| p.admit(a, false).unwrap()).collect();
+        assert_eq!(
+            p.admit(a, false).err(),
+            Some("its share of the connection slots")
+        );
+        assert!(p.admit(a, true).is_ok(), "a trusted proxy is exempt");
+        drop(held);
+        assert!(
+            p.map.lock().is_empty(),
+            "nothing is left of an idle address"
+        );
+    }
+
+    #[test]
+    fn listeners_share_per_address() {
+        let p = Arc::new(Peers::new(limits(1)));
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        let s1 = p.enter_listener(a).unwrap();
+        let _s2 = p.enter_listener(a).unwrap();
+        assert!(p.enter_listener(a).is_none());
+        assert!(p.enter_listener("127.0.0.3".parse().unwrap()).is_some());
+        drop(s1);
+        assert!(p.enter_listener(a).is_some());
     }
 
     #[test]
     fn ipv6_counts_by_its_64() {
-        let p = Arc::new(Peers::new(1));
-        let _g = p.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
-        assert!(p.admit("2001:db8:1:2::ffff".parse().unwrap()).is_none());
-        assert!(p.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
-        let _m = p.admit("::ffff:10.0.0.1".parse().unwrap()).unwrap();
+        let p = Arc::new(Peers::new(limits(1)));
+        let mut g = p.admit("2001:db8:1:2::1".parse().unwrap(), false).unwrap();
+        assert!(g.slow());
+        assert!(p
+            .admit("2001:db8:1:2::ffff".parse().unwrap(), false)
+            .is_err());
+        assert!(p.admit("2001:db8:1:3::1".parse().unwrap(), false).is_ok());
+        let mut m = p.admit("::ffff:10.0.0.1".parse().unwrap(), false).unwrap();
+        assert!(m.slow());
         assert!(
-            p.admit("10.0.0.1".parse().unwrap()).is_none(),
+            p.admit("10.0.0.1".parse().unwrap(), false).is_err(),
             "mapped = IPv4"
         );
     }
 
     #[test]
-    fn failed_logins_slow_then_refuse_and_a_good_one_clears() {
-        let p = Peers::new(4);
+    fn attempts_take_their_place_before_they_are_checked() {
+        let mut e = Entry::default();
+        let now = Instant::now();
+        // Five at once from a fresh address go now; the sixth waits although none failed.
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(take_turn(&mut e, None, now), Turn::Now);
+        }
+        assert_eq!(take_turn(&mut e, None, now), Turn::After(SPACING));
+        // Turns are spaced; past MAX_WAIT attempts are refused unchecked.
+        let mut waits = Vec::new();
+        loop {
+            match take_turn(&mut e, None, now) {
+                Turn::After(d) => waits.push(d),
+                Turn::Refused(d) => {
+                    assert!(d >= SPACING);
+                    break;
+                }
+                t => panic!("{t:?}"),
+            }
+        }
+        assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
+        assert!(waits.len() <= 8, "{waits:?}");
+    }
+
+    #[test]
+    fn a_failed_claim_is_refused_unchecked_and_costs_nothing_more() {
+        let p = Peers::new(limits(1));
         let a: IpAddr = "127.0.0.2".parse().unwrap();
-        for _ in 0..SLOW_AFTER {
-            assert_eq!(p.login_gate(a), Gate::Open);
-            p.login_failed(a);
+        let mut checks = 0;
+        for _ in 0..30 {
+            let l = p.login(a, "test", Some("rid-1"), || {
+                checks += 1;
+                Some(false)
+            });
+            assert_eq!(l, Login::Wrong);
         }
-        assert_eq!(p.login_gate(a), Gate::Slow(SLOW_BY));
-        for _ in SLOW_AFTER..REFUSE_AFTER {
-            p.login_failed(a);
+        assert_eq!(checks, 1, "a known-bad claim is not checked again");
+        // Another claim from the address is checked at once: one failure so far.
+        assert_eq!(p.login(a, "test", Some("rid-2"), || Some(true)), Login::Ok);
+    }
+
+    #[test]
+    fn a_right_login_clears_the_address() {
+        let p = Peers::new(limits(1));
+        let a: IpAddr = "127.0.0.2".parse().unwrap();
+        for _ in 0..FREE_FAILURES {
+            assert_eq!(p.login(a, "test", None, || Some(false)), Login::Wrong);
         }
-        assert!(matches!(p.login_gate(a), Gate::Refused(d) if d > Duration::from_secs(590)));
-        assert_eq!(p.login_gate("127.0.0.3".parse().unwrap()), Gate::Open);
-        p.login_ok(a);
-        assert_eq!(p.login_gate(a), Gate::Open);
+        let t = Instant::now();
+        assert_eq!(p.login(a, "test", None, || Some(true)), Login::Ok);
+        assert!(
+            t.elapsed() >= SPACING,
+            "the attempt after the budget waited its turn"
+        );
+        assert!(p.map.lock().is_empty());
     }
 }

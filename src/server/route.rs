@@ -12,7 +12,7 @@ use crate::server::peers::Pending;
 use crate::sink::listener::{self, Listening};
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
-use crate::util::deadline::Deadline;
+use crate::util::deadline::Graced;
 use crate::util::ratelimit::RateLimit;
 use log::debug;
 use std::net::{SocketAddr, TcpStream};
@@ -43,12 +43,14 @@ pub fn handle_source(tcp: TcpStream, peer: SocketAddr, pending: Pending, server:
 
 /// The connection thread's body on the HTTPS port (`-tls-address`): the TLS handshake,
 /// within `-header-timeout`, then what the plain port does.
-pub fn handle_https(tcp: TcpStream, peer: SocketAddr, pending: Pending, server: &Server) {
+pub fn handle_https(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, server: &Server) {
     let Some(tls) = server.tls_config() else {
         return;
     };
     let _ = tcp.set_nodelay(true);
-    let conn = match Conn::accept(tcp, tls, Deadline::after(server.cfg.header_timeout)) {
+    let mut slow = || pending.slow();
+    let mut phase = Graced::new(server.cfg.header_timeout, super::SLOW_AFTER, &mut slow);
+    let conn = match Conn::accept(tcp, tls, &mut phase) {
         Ok(c) => c,
         Err(e) => {
             Stats::add(&server.stats.bad_requests, 1);
@@ -79,11 +81,12 @@ fn answer<'s>(
 ) -> Option<Listening<'s>> {
     let _ = conn.tcp().set_nodelay(true);
     let _ = conn.set_write_timeout(Some(server.cfg.write_timeout));
-    let req = match http::read_request(&mut conn, server.cfg.header_timeout) {
-        Ok(r) => {
-            pending.done();
-            r
-        }
+    let mut slow = || pending.slow();
+    let mut phase = Graced::new(server.cfg.header_timeout, super::SLOW_AFTER, &mut slow);
+    let read = http::read_request(&mut conn, &mut phase);
+    pending.done();
+    let req = match read {
+        Ok(r) => r,
         Err(e) => {
             let (status, what) = match e {
                 HeadError::Closed => {
@@ -95,6 +98,11 @@ fn answer<'s>(
                     return None;
                 }
                 HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
+                HeadError::TooSlow => (
+                    503,
+                    "request too slow, and too many from this address are (-max-pending-per-ip)"
+                        .to_string(),
+                ),
                 HeadError::TooLarge => (
                     431,
                     format!("request head larger than {} bytes", http::MAX_HEAD),
@@ -105,6 +113,9 @@ fn answer<'s>(
             return None;
         }
     };
+    // Behind a -trusted-proxies proxy, the client it names is the peer from here on: every
+    // limit, login budget, the listener list and the log see it.
+    let peer = crate::http::forwarded::client(peer, &req.headers, &server.cfg.trusted_proxies);
     match (req.method.as_str(), req.path_only()) {
         ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, server),
         ("GET" | "HEAD", "/metrics") => {

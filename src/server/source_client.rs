@@ -32,7 +32,7 @@ pub fn serve_source(
     stream: &Stream,
 ) {
     let cfg = &stream.cfg;
-    let login = server.peers.login(peer.ip(), "source login", || {
+    let login = server.peers.login(peer.ip(), "source login", None, || {
         let (u, p) = req
             .header("Authorization")
             .and_then(crate::http::auth::parse_basic)?;
@@ -98,6 +98,12 @@ pub fn source_login(cfg: &StreamConfig, user: &str, password: &str) -> bool {
 /// then the audio.
 pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, server: &Server) {
     let mut conn = Conn::Plain(tcp);
+    // An encoder is one connection: each counts against -max-pending-per-ip at once.
+    if !pending.slow() {
+        return warn!(
+            "{peer}: SHOUTcast source refused: too many connections from it (-max-pending-per-ip)"
+        );
+    }
     // Each phase (the password line, then the headers) must be done within -header-timeout
     // in all, however slowly its bytes trickle in.
     let first = match read_line(&mut conn, &Deadline::after(server.cfg.header_timeout)) {
@@ -108,15 +114,17 @@ pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, s
     // mounts the password picks the mount.
     let password = first.split(":#").next().unwrap_or_default();
     let mut found = None;
-    let login = server.peers.login(peer.ip(), "SHOUTcast source login", || {
-        found = server.streams().into_iter().find(|s| {
-            s.cfg
-                .source_password
-                .as_deref()
-                .is_some_and(|p| crate::http::auth::same_secret(password, p))
+    let login = server
+        .peers
+        .login(peer.ip(), "SHOUTcast source login", None, || {
+            found = server.streams().into_iter().find(|s| {
+                s.cfg
+                    .source_password
+                    .as_deref()
+                    .is_some_and(|p| crate::http::auth::same_secret(password, p))
+            });
+            Some(found.is_some())
         });
-        Some(found.is_some())
-    });
     let stream = match (&login, found) {
         (Login::Ok, Some(stream)) => stream,
         _ => {

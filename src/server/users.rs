@@ -25,6 +25,9 @@ const MAX_USERS: usize = 100_000;
 pub struct Users {
     path: String,
     hashes: HashMap<String, Hash>,
+    /// Checked instead for a name not in the file, with the file's own cost: a login takes
+    /// as long whether or not its name exists, so names do not leak through timing.
+    decoy: Hash,
     /// Per name, a digest of the last password that passed.
     remembered: Mutex<HashMap<String, digest::Digest>>,
 }
@@ -34,9 +37,12 @@ impl Users {
     pub fn load(path: &str) -> Result<Users, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("-listener-users {path}: {e}"))?;
         let hashes = parse(&bytes).map_err(|e| format!("-listener-users {path}: {e}"))?;
+        let rounds = hashes.values().map(Hash::iterations).max();
+        let decoy = Hash::decoy(rounds).map_err(|e| format!("-listener-users {path}: {e}"))?;
         Ok(Users {
             path: path.to_string(),
             hashes,
+            decoy,
             remembered: Mutex::new(HashMap::new()),
         })
     }
@@ -50,21 +56,35 @@ impl Users {
         self.hashes.len()
     }
 
-    /// Whether `name` may listen with `password`.
-    pub fn check(&self, name: &str, password: &str) -> bool {
-        let Some(hash) = self.hashes.get(name) else {
-            return false;
-        };
+    /// Whether `name` is in the file (a segment token's user must still be).
+    pub fn has(&self, name: &str) -> bool {
+        self.hashes.contains_key(name)
+    }
+
+    /// Whether `name`'s last good login was with `password` (a fast digest compare): such
+    /// a login needs no slow check and no place in the address's budget, so a reconnect
+    /// storm of players that logged in before is let in at once.
+    pub fn remembered(&self, name: &str, password: &str) -> bool {
         let quick = remember_digest(name, password);
-        if let Some(known) = self.remembered.lock().get(name) {
-            if crate::http::auth::same_secret_bytes(known.as_ref(), quick.as_ref()) {
-                return true;
-            }
+        self.remembered.lock().get(name).is_some_and(|known| {
+            crate::http::auth::same_secret_bytes(known.as_ref(), quick.as_ref())
+        })
+    }
+
+    /// Whether `name` may listen with `password`. The slow check runs for any name (the
+    /// decoy for one not in the file), without the lock: other logins go on meanwhile.
+    pub fn check(&self, name: &str, password: &str) -> bool {
+        if self.remembered(name, password) {
+            return true;
         }
-        // The slow check runs without the lock: other logins go on meanwhile.
-        if !hash.verify(password.as_bytes()) {
+        let (hash, known) = match self.hashes.get(name) {
+            Some(h) => (h, true),
+            None => (&self.decoy, false),
+        };
+        if !hash.verify(password.as_bytes()) || !known {
             return false;
         }
+        let quick = remember_digest(name, password);
         self.remembered.lock().insert(name.to_string(), quick);
         true
     }
@@ -89,7 +109,12 @@ pub fn admit(
         return Ok(None);
     };
     let given = credentials(req);
-    let login = server.peers.login(peer.ip(), "listener login", || {
+    if let Some((u, p)) = &given {
+        if users.remembered(u, p) {
+            return Ok(Some(u.clone()));
+        }
+    }
+    let login = server.peers.login(peer.ip(), "listener login", None, || {
         given.as_ref().map(|(u, p)| users.check(u, p))
     });
     let mut extra: Vec<(&str, &str)> = cors.to_vec();

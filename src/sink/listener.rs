@@ -17,6 +17,7 @@ use crate::icy::Inserter;
 use crate::limited;
 use crate::ring::{Frame, ReadOutcome, MAX_BATCH_FRAMES};
 use crate::server::audience::{Registered, Who};
+use crate::server::peers::Share;
 use crate::server::{Server, ServerListener};
 use crate::stream::stats::Stats;
 use crate::stream::{ListenerGuard, Stream};
@@ -40,10 +41,14 @@ const MIN_SNDBUF: usize = 16 * 1024;
 const MAX_SNDBUF: usize = 1024 * 1024;
 /// Asked for while the stream's rate is not measured yet (the first second).
 const DEFAULT_SNDBUF: usize = 64 * 1024;
-/// How long a sender sleeps in the ring when nothing comes (a silent source): longer than
-/// any batch (`ring/wake.rs`), or it would wake for nothing between batches. Shutdown and a
-/// stream's end wake it at once.
+/// How long a sender sleeps in the ring when nothing comes from a source that is on air:
+/// longer than any batch (`ring/wake.rs`), or it would wake for nothing between batches.
+/// Shutdown and a stream's end wake it at once.
 const IDLE_WAIT: Duration = Duration::from_secs(5);
+/// The same while the stream is off air (no source): nothing is written that would tell a
+/// listener that hung up, so the sender looks at its socket after each wait and a player
+/// that left frees its slot within a second.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
 /// The same for a listener with a `-fallback-mount`, which looks at where it should be after
 /// each wait: a second at most on the wrong mount.
 const FOLLOW_WAIT: Duration = Duration::from_secs(1);
@@ -64,6 +69,8 @@ pub struct Listening<'s> {
     icy: Option<Inserter>,
     counted: ServerListener<'s>,
     slot: ListenerGuard,
+    /// Its place in its address's share of the listeners (`-max-listeners-per-ip`).
+    share: Share,
 }
 
 /// Answers a listener's request: refuses it when the server or the mount is full, else
@@ -78,6 +85,24 @@ pub fn start<'s>(
     user: Option<String>,
 ) -> Option<Listening<'s>> {
     let cfg = &stream.cfg;
+    let Some(share) = server.peers.enter_listener(peer.ip()) else {
+        Stats::add(&stream.stats.listeners_refused, 1);
+        limited!(
+            FULL_LOG,
+            warn,
+            "{}: refused, its {} listeners are its share (-max-listeners-per-ip)",
+            peer.ip(),
+            server.peers.limits().max_listeners
+        );
+        http::respond(
+            &mut conn,
+            req.minor,
+            503,
+            "too many listeners from this address",
+            &[("Retry-After", "10")],
+        );
+        return None;
+    };
     let counted = server.enter_listener();
     let slot = counted.as_ref().and_then(|_| stream.enter_listener());
     let whole_server = counted.is_none();
@@ -121,7 +146,7 @@ pub fn start<'s>(
     }
     if req.method == "HEAD" {
         // Its slot is free before the linger: the next request may come at once.
-        drop((counted, slot));
+        drop((counted, slot, share));
         http::close_gracefully(&mut conn);
         return None;
     }
@@ -158,6 +183,7 @@ pub fn start<'s>(
         icy: wants_icy.then(|| Inserter::new(cfg.icy_metaint)),
         counted,
         slot,
+        share,
         who,
     })
 }
@@ -175,6 +201,7 @@ impl Listening<'_> {
             mut icy,
             counted,
             slot,
+            share,
             who,
         } = self;
         let me = Arc::clone(&who.entry);
@@ -187,9 +214,10 @@ impl Listening<'_> {
             n => n,
         };
         let mut sent: u64 = 0;
-        let idle_wait = match own.cfg.fallback_mount {
+        let idle_wait = |on_air: bool| match own.cfg.fallback_mount {
             Some(_) => FOLLOW_WAIT,
-            None => IDLE_WAIT,
+            None if on_air => IDLE_WAIT,
+            None => QUIET_WAIT,
         };
         // The one allocation of the loop, made once: room for a batch's frame references.
         let mut batch: Vec<Frame> = Vec::with_capacity(MAX_BATCH_FRAMES.saturating_add(1));
@@ -208,7 +236,8 @@ impl Listening<'_> {
             if feed.on_fallback() && own.stop.is_set() {
                 break End::StreamEnded;
             }
-            match feed.read(&mut batch, client_left, BATCH_CAP, idle_wait) {
+            let wait = idle_wait(feed.stream().on_air());
+            match feed.read(&mut batch, client_left, BATCH_CAP, wait) {
                 ReadOutcome::Data {
                     header_len,
                     skipped,
@@ -262,12 +291,24 @@ impl Listening<'_> {
                 ReadOutcome::Ended if feed.on_fallback() => {}
                 ReadOutcome::Ended => break End::StreamEnded,
                 // Shutdown ends the ring, so a sleeping sender drains and gets `Ended`.
+                // Nothing came: a player that hung up meanwhile is noticed here.
+                ReadOutcome::Idle if crate::os::sys::peer_hung_up(conn.tcp()) => {
+                    debug!("{peer}: left (while nothing was sent)");
+                    break End::Left;
+                }
                 ReadOutcome::Idle => {}
             }
         };
         // The slot is free before the linger below, and the entry goes before the socket
         // closes (a kick shuts the socket down through it).
-        drop((counted, slot, who));
+        drop((counted, slot, share, who));
+        // A listener dropped for not reading would keep the kernel holding its whole send
+        // buffer for minutes (FIN-WAIT-1 against a zero window): reset it instead.
+        if end == End::Stalled {
+            if let Err(e) = crate::os::sys::reset_on_close(conn.tcp()) {
+                debug!("{peer}: SO_LINGER: {e}");
+            }
+        }
         // Ends on our side finish the response cleanly; the listener's own end needs nothing.
         if matches!(end, End::MaxBytes | End::StreamEnded) {
             http::close_gracefully(&mut conn);

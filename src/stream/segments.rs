@@ -42,11 +42,21 @@ struct Inner {
     /// Discontinuities that have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuities_gone: u64,
     /// HLS listeners: an address and user agent, by when last seen.
-    sessions: HashMap<(IpAddr, String), Instant>,
+    sessions: HashMap<Session, Instant>,
+    /// Sessions per address.
+    per_address: HashMap<IpAddr, u32>,
+    /// (when seen, session) in the order seen: sessions expire from its front, so counting
+    /// them costs the same whether the table is empty or full.
+    order: VecDeque<(Instant, Session)>,
 }
+
+type Session = (IpAddr, String);
 
 /// Sessions tracked at most: a flood of made-up user agents cannot grow the map past it.
 const MAX_SESSIONS: usize = 20_000;
+/// Sessions one address (an IPv6 /64) counts as at most: a household's or an office's
+/// players, not one client's made-up user agents.
+pub const MAX_SESSIONS_PER_ADDRESS: u32 = 10;
 
 impl Segments {
     pub fn new(target: Duration, window: usize) -> Segments {
@@ -88,8 +98,9 @@ impl Segments {
         self.inner.lock().segments.back().map(|s| (s.seq, s.made))
     }
 
-    /// The playlist now (RFC 8216); `ext` is the segments' file extension.
-    pub fn playlist(&self, ext: &str) -> String {
+    /// The playlist now (RFC 8216); `ext` is the segments' file extension, `query` what
+    /// each segment URL ends with (a private stream's token, or nothing).
+    pub fn playlist(&self, ext: &str, query: &str) -> String {
         let g = self.inner.lock();
         let target = self.target.as_secs_f64().ceil().max(1.0);
         let first = g.segments.front().map_or(0, |s| s.seq);
@@ -103,7 +114,7 @@ impl Segments {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
             out.push_str(&format!(
-                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\nseg-{:x}-{}.{ext}\n",
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},\nseg-{:x}-{}.{ext}{query}\n",
                 timefmt::rfc3339_ms(s.starts),
                 s.duration.as_secs_f64(),
                 self.epoch,
@@ -113,34 +124,64 @@ impl Segments {
         out
     }
 
-    /// Counts a request from an HLS client.
+    /// Counts a request from an HLS client (`ip` as its address is counted).
     pub fn seen(&self, ip: IpAddr, agent: &str) {
         let mut g = self.inner.lock();
         let now = Instant::now();
-        if g.sessions.len() >= MAX_SESSIONS {
-            let ttl = self.session_ttl();
-            g.sessions.retain(|_, t| now.duration_since(*t) < ttl);
+        let ttl = self.session_ttl();
+        g.expire(now, ttl);
+        let agent: String = agent.chars().take(200).collect();
+        let key = (ip, agent);
+        // A session's time is refreshed at most every quarter of its life: the queue holds
+        // a few entries a session, however often it asks.
+        match g.sessions.get(&key) {
+            Some(t) if now.duration_since(*t) < ttl / 4 => return,
+            Some(_) => {}
+            None => {
+                let of_ip = g.per_address.get(&ip).copied().unwrap_or(0);
+                if of_ip >= MAX_SESSIONS_PER_ADDRESS || g.sessions.len() >= MAX_SESSIONS {
+                    return;
+                }
+                g.per_address.insert(ip, of_ip.saturating_add(1));
+            }
         }
-        if g.sessions.len() < MAX_SESSIONS {
-            let agent: String = agent.chars().take(200).collect();
-            g.sessions.insert((ip, agent), now);
-        }
+        g.sessions.insert(key.clone(), now);
+        g.order.push_back((now, key));
     }
 
     /// HLS listeners now: sessions seen within two target durations.
     pub fn listeners(&self) -> usize {
-        let ttl = self.session_ttl();
-        let now = Instant::now();
-        self.inner
-            .lock()
-            .sessions
-            .values()
-            .filter(|t| now.duration_since(**t) < ttl)
-            .count()
+        let mut g = self.inner.lock();
+        g.expire(Instant::now(), self.session_ttl());
+        g.sessions.len()
     }
 
     fn session_ttl(&self) -> Duration {
         self.target.saturating_mul(2)
+    }
+}
+
+impl Inner {
+    /// Drops the sessions not seen within `ttl`, from the front of the queue.
+    fn expire(&mut self, now: Instant, ttl: Duration) {
+        while let Some((t, _)) = self.order.front() {
+            if now.duration_since(*t) < ttl {
+                break;
+            }
+            let Some((t, key)) = self.order.pop_front() else {
+                break;
+            };
+            // Only the session's newest entry ends it.
+            if self.sessions.get(&key) == Some(&t) {
+                self.sessions.remove(&key);
+                if let Some(n) = self.per_address.get_mut(&key.0) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.per_address.remove(&key.0);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -166,7 +207,7 @@ mod tests {
             w.push(seg(i, i == 1 || i == 3));
         }
         assert!(w.get(1).is_none() && w.get(2).is_some());
-        let p = w.playlist("mp3");
+        let p = w.playlist("mp3", "");
         assert!(
             p.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n"),
             "{p}"
@@ -188,5 +229,22 @@ mod tests {
         w.seen(ip, "a");
         w.seen(ip, "b");
         assert_eq!(w.listeners(), 2);
+        for i in 0..50 {
+            w.seen(ip, &format!("made-up {i}"));
+        }
+        assert_eq!(w.listeners(), MAX_SESSIONS_PER_ADDRESS as usize);
+        w.seen("127.0.0.2".parse().unwrap(), "a");
+        assert_eq!(w.listeners(), MAX_SESSIONS_PER_ADDRESS as usize + 1);
+    }
+
+    #[test]
+    fn sessions_expire_in_order() {
+        let w = Segments::new(Duration::from_millis(20), 3);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        w.seen(ip, "a");
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(w.listeners(), 0);
+        let g = w.inner.lock();
+        assert!(g.order.is_empty() && g.per_address.is_empty());
     }
 }

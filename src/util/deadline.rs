@@ -55,6 +55,50 @@ impl Deadline {
     }
 }
 
+/// A phase with a grace point (a connection's request head or TLS handshake): it runs to
+/// the early deadline first; when that passes, `on_slow` says whether it may go on to the
+/// full one (the connection now counts as slow against its address).
+pub struct Graced<'a> {
+    full: Deadline,
+    early: Option<Deadline>,
+    on_slow: &'a mut dyn FnMut() -> bool,
+}
+
+/// What a timeout in a [`Graced`] phase means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Late {
+    /// The grace passed and the phase may go on: arm [`Graced::current`] again.
+    GoOn,
+    /// The full deadline passed.
+    Over,
+    /// The grace passed and `on_slow` refused more time.
+    Refused,
+}
+
+impl<'a> Graced<'a> {
+    pub fn new(full: Duration, grace: Duration, on_slow: &'a mut dyn FnMut() -> bool) -> Self {
+        Graced {
+            full: Deadline::after(full),
+            early: (grace < full).then(|| Deadline::after(grace)),
+            on_slow,
+        }
+    }
+
+    /// The deadline to arm now.
+    pub fn current(&self) -> Deadline {
+        self.early.unwrap_or(self.full)
+    }
+
+    /// A read or the arming timed out.
+    pub fn timed_out(&mut self) -> Late {
+        match self.early.take() {
+            Some(_) if (self.on_slow)() => Late::GoOn,
+            Some(_) => Late::Refused,
+            None => Late::Over,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

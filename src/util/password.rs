@@ -59,6 +59,25 @@ impl Hash {
         })
     }
 
+    /// A hash no password matches (random salt and value), costing `iterations` rounds to
+    /// check (the default's without): what a login for an unknown name is checked against.
+    pub fn decoy(iterations: Option<NonZeroU32>) -> std::io::Result<Hash> {
+        let salt = crate::util::random::bytes(SALT_BYTES)?;
+        let mut hash = [0u8; HASH_BYTES];
+        hash.copy_from_slice(&crate::util::random::bytes(HASH_BYTES)?);
+        Ok(Hash {
+            iterations: iterations
+                .unwrap_or(NonZeroU32::new(ITERATIONS).unwrap_or(NonZeroU32::MIN)),
+            salt,
+            hash,
+        })
+    }
+
+    /// Its rounds.
+    pub fn iterations(&self) -> NonZeroU32 {
+        self.iterations
+    }
+
     /// Reads `pbkdf2-sha256$N$SALT$HASH`; `Err` says what is wrong.
     pub fn parse(text: &str) -> Result<Hash, String> {
         let mut parts = text.trim().split('$');

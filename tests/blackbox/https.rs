@@ -350,7 +350,7 @@ fn sources_connect_to_the_source_address_only() {
 }
 
 /// A `-listener-users` line made by `ringcast -hash-password`.
-fn user_line(name: &str, password: &str) -> String {
+pub fn user_line(name: &str, password: &str) -> String {
     let mut child = ringcast()
         .arg("-hash-password")
         .stdin(Stdio::piped())
@@ -393,6 +393,9 @@ fn private_streams_let_in_named_listeners_only() {
             users.to_str().unwrap(),
             "-admin-password",
             "adm",
+            // Credentials go only to origins named here (issue 20: not to any with `*`).
+            "-cors-origin",
+            "https://radio.example",
         ],
     );
     let get = |auth: Option<(&str, &str)>, path: &str| {
@@ -433,7 +436,7 @@ fn private_streams_let_in_named_listeners_only() {
     assert_eq!(get(Some(("anna", "s3cret pw")), "/status.html").status, 200);
     assert_eq!(get(None, "/status-json.xsl").status, 200);
     // Across origins a browser sends the login only to a server that names the origin and
-    // allows credentials.
+    // allows credentials: the origin -cors-origin lists.
     let pre = TlsGet::request(
         tls,
         &ca.ca,

@@ -21,6 +21,7 @@ mod ogg;
 mod playlist;
 mod proxy;
 mod realtime;
+mod security;
 mod source;
 mod systemd;
 mod tls_proxy;
