@@ -230,6 +230,8 @@ fn start_ringcast_fed(
         // Every bench listener comes from 127.0.0.1, all at once.
         "-max-pending-per-ip",
         "6000",
+        "-max-listeners-per-ip",
+        "0",
     ];
     args.extend_from_slice(extra);
     let mut server = Server::start_with(&args, Stdio::piped());

@@ -8,12 +8,12 @@ use crate::proxy::{FaultProxy, Mode};
 use crate::tls_proxy::{TestCa, TlsProxy};
 use std::time::{Duration, Instant};
 
-const KEY: &str = "correct horse battery";
+pub const KEY: &str = "correct horse battery";
 const T: Duration = Duration::from_secs(20);
 const FRAME: usize = 400;
 
 /// A file of `n` numbered frames.
-fn numbered_frames(name: &str, n: u32) -> std::path::PathBuf {
+pub fn numbered_frames(name: &str, n: u32) -> std::path::PathBuf {
     let dir = scratch(name);
     let path = dir.join("frames.raw");
     let mut data = Vec::with_capacity(n as usize * FRAME);
@@ -26,7 +26,7 @@ fn numbered_frames(name: &str, n: u32) -> std::path::PathBuf {
     path
 }
 
-fn origin(path: &std::path::Path, extra: &[&str]) -> Server {
+pub fn origin(path: &std::path::Path, extra: &[&str]) -> Server {
     let mut args = vec![
         "-path",
         path.to_str().unwrap(),
@@ -43,7 +43,7 @@ fn origin(path: &std::path::Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-fn receiver(extra: &[&str]) -> Server {
+pub fn receiver(extra: &[&str]) -> Server {
     let mut args = vec![
         "-frame-bytes",
         "400",
