@@ -118,6 +118,10 @@ pub fn verify<const N: usize>(
     Some(values)
 }
 
+/// The longest an answering side's login budget holds a handshake before checking it: a
+/// turn within `server::peers::MAX_WAIT` (8 s), and a second to spare.
+const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(9);
+
 /// A link session the dialler has opened: the socket after a `200`, the session key, and the
 /// resume point and wanted length the handshake carried.
 pub struct Dialed {
@@ -167,8 +171,11 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
             "Content-Type: application/x-ringcast-link\r\nTransfer-Encoding: chunked\r\n",
         )
     };
-    // The stream request's own deadline: connect, TLS and the answer's head.
-    let deadline = Deadline::after(link.handshake_timeout());
+    // The stream request's own deadline: connect, TLS and the answer's head, plus the
+    // longest the other side's login budget may hold its answer (an address past its free
+    // failures waits its turn there; a right key must still get in). A path that dies
+    // meanwhile is still noticed within STALL: the socket's TCP_USER_TIMEOUT.
+    let deadline = Deadline::after(link.handshake_timeout().saturating_add(GATE_WAIT));
     let mut conn = connect(url, deadline)?;
     let request = format!(
         "{method} {}{path}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n{extra}\r\n",
