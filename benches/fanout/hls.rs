@@ -11,7 +11,7 @@
 use super::{measure_with, metric, start_ringcast_fed, Audience, Measure};
 use crate::common::{mp3_frames, Listener};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::ChildStdin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -248,8 +248,15 @@ fn new_segments(addr: SocketAddr, agent: &str, last: &mut Option<u64>) -> Vec<(u
 }
 
 /// One GET on a connection of its own: status and body (0 and nothing on any failure).
+/// Each client (user agent) comes from a loopback address of its own, as players do: one
+/// address counts as at most 10 HLS sessions (`stream/segments.rs`).
 fn get(addr: SocketAddr, path: &str, agent: &str) -> (u16, Vec<u8>) {
-    let Ok(mut c) = TcpStream::connect(addr) else {
+    let h = agent
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let [_, b, c, d] = h.to_be_bytes();
+    let from = std::net::IpAddr::from([127, b, c, d | 1]);
+    let Some(mut c) = crate::common::connect_from(from, addr) else {
         return (0, Vec::new());
     };
     let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
