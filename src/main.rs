@@ -45,6 +45,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if setup.server.version {
+        println!("ringcast {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     if setup.server.hash_password {
         return hash_password();
     }
@@ -63,6 +67,22 @@ fn main() -> ExitCode {
         Err(e) => {
             error!("{e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// A ringcast flag typed after `-exec`'s command is the command's argument (Go's rule, and
+/// streamserve's): say so at start, naming it, rather than let the command fail in a loop.
+fn warn_flags_after_exec(setup: &Setup) {
+    for m in &setup.streams {
+        if let config::InputSpec::Exec { program, args } = &m.cfg.input {
+            for flag in args.iter().filter_map(|a| cli::flags::written_as_flag(a)) {
+                warn!(
+                    "-exec: -{flag} comes after the command, so {} gets it as an argument, not \
+                     ringcast: put ringcast's flags before the command",
+                    program.display()
+                );
+            }
         }
     }
 }
@@ -125,6 +145,7 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
         Err(e) => warn!("cannot read the open-files limit: {e}"),
     }
 
+    warn_flags_after_exec(&setup);
     let takes_sources = setup
         .streams
         .iter()
@@ -188,18 +209,18 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
-/// `SIGTERM`/`SIGINT` stop the server. `SIGHUP` re-reads what there is to re-read: the
-/// mounts (`-mount`), the certificate (`-tls-cert`), the logins (`-listener-users`). With
-/// none of them it stops the server as it always has (streamserve's behaviour).
+/// `SIGTERM`/`SIGINT` stop the server. `SIGHUP` (`systemctl reload`) re-reads what there
+/// is to re-read and never stops it: the flags and their files (a stream whose flags changed
+/// restarts, the others play on), the certificate (`-tls-cert`), the logins
+/// (`-listener-users`). streamserve died of SIGHUP only because Go's default does; this is
+/// the one deliberate difference (README, streamserve compatibility).
 fn signals(server: &Arc<Server>, streams: &Streams, argv: &[String]) {
     loop {
         let sig = os::sys::wait_signal();
-        if sig == libc::SIGHUP && (server.cfg.mounted || server.has_reloadable_files()) {
+        if sig == libc::SIGHUP {
             info!("SIGHUP received: reloading");
             server.reload_files();
-            if server.cfg.mounted {
-                streams.reload(server, argv);
-            }
+            streams.reload(server, argv);
             continue;
         }
         server

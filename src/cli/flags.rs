@@ -167,6 +167,14 @@ pub fn find(name: &str) -> Option<&'static Flag> {
     FLAGS.iter().find(|f| f.name == name)
 }
 
+/// The flag `word` is written as (`-name`, `--name`, `-name=value`), if it is one of ours:
+/// for the warning about a flag typed after `-exec`'s command.
+pub fn written_as_flag(word: &str) -> Option<&'static str> {
+    let name = word.strip_prefix("--").or_else(|| word.strip_prefix('-'))?;
+    let name = name.split('=').next().unwrap_or(name);
+    find(name).map(|f| f.name)
+}
+
 flags! {
     // field             name                  kind  group     scope   value       help
     flags_file           "flags-file"          Text  Server    Server  "FILE"      "read more flags from FILE, written as on a command line (quotes, # comments)";
@@ -186,7 +194,7 @@ flags! {
     mute                 "mute"                Bool  Input     Stream  ""          "start muted: listeners hear silence until /admin/mute?mode=off (a file waits where it is)";
     frame_filter         "frame-filter"        Text  Framing   Stream  "NAME"      "framer: raw (or \"\"), mp3, adts, ts, ogg (default raw)";
     filter               "filter"              Text  Framing   Stream  "NAME"      "alias of -frame-filter";
-    frame_bytes          "frame-bytes"         Int   Framing   Stream  "N"         "raw: the exact frame size; other framers: the largest frame (default 64; ogg: 65307)";
+    frame_bytes          "frame-bytes"         Int   Framing   Stream  "N"         "raw: the exact frame size; other framers: the largest frame (default 64; mp3: 2881, adts: 8191, ogg: 65307)";
     header_bytes         "header-bytes"        Int   Framing   Stream  "N"         "bytes of header read from each source opening and sent to every listener first";
     source_buffer        "source-buffer"       Int   Framing   Stream  "FRAMES"    "ring size in frames, more than 2 (default 64)";
     content_type         "content-type"        Text  Framing   Stream  "TYPE"      "Content-Type of the stream (default: the framer's; audio/wav with -tone)";
@@ -194,6 +202,7 @@ flags! {
     client_max_bytes     "client-max-bytes"    Int   Listeners Stream  "N"         "end a listener after this many bytes, at a frame boundary (0 = never)";
     max_clients          "max-clients"         Int   Listeners Both    "N"         "most listeners at once (server-wide, and per mount in its file); more get 503 (default 1500)";
     listener_users       "listener-users"      Text  Listeners Server  "FILE"      "private streams: listeners log in as a name:hash line of FILE (re-read on SIGHUP)";
+    version              "version"             Bool  Server    Server  ""          "print ringcast's version and exit";
     hash_password        "hash-password"       Bool  Listeners Server  ""          "read a password on stdin, print its hash for -listener-users, and exit";
     cors_origin          "cors-origin"         Text  Listeners Server  "ORIGINS"   "web pages (comma-separated origins, or *) that may read streams and status (default *)";
     write_timeout        "write-timeout"       Dur   Listeners Server  "DURATION"  "drop a listener whose socket takes nothing for this long (default 10s)";

@@ -54,6 +54,8 @@ pub struct ServerConfig {
     pub cors_origins: Option<Vec<String>>,
     /// `-hash-password`: hash a password and exit.
     pub hash_password: bool,
+    /// `-version`: print the version and exit.
+    pub version: bool,
 }
 
 /// The HTTPS port.
@@ -185,6 +187,7 @@ impl ServerConfig {
             },
             cors_origins: cors_origins(a.cors_origin.as_deref().unwrap_or("*"))?,
             hash_password: a.hash_password.unwrap_or(false),
+            version: a.version.unwrap_or(false),
         })
     }
 }
@@ -300,5 +303,12 @@ pub fn parse_address(flag: &str, s: &str) -> Result<SocketAddr, String> {
     full.to_socket_addrs()
         .ok()
         .and_then(|mut it| it.next())
-        .ok_or_else(|| format!("-{flag} {s:?} is not a valid host:port"))
+        .ok_or_else(|| {
+            let hint = if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+                format!(" (port {s} on every interface is \":{s}\")")
+            } else {
+                String::new()
+            };
+            format!("-{flag} {s:?} is not a valid host:port{hint}")
+        })
 }

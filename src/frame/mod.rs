@@ -129,7 +129,9 @@ pub static FRAMERS: &[FramerInfo] = &[
         names: &["mp3"],
         content_type: "audio/mpeg",
         min_frame_bytes: 4,
-        default_frame_bytes: 64,
+        // The largest MP3 frame (MPEG-2.5 layer II, 160 kb/s at 8 kHz, padded): streamserve's
+        // 64 would drop every frame, so no working streamserve line leaves it out (issue 25).
+        default_frame_bytes: 2881,
         new: |max| Box::new(mp3::Mp3Framer::new(max)),
     },
     FramerInfo {

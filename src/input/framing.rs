@@ -166,6 +166,7 @@ pub fn emit_frames(
                 headers.publish(stream, cutter);
                 muter.opus = headers.opus;
                 let duration = framer.frame_duration(frame);
+                stream.note_frame(frame.len(), duration);
                 if let (Some(p), Some(d)) = (pacer.as_mut(), duration) {
                     p.add(d);
                 }

@@ -276,7 +276,9 @@ pub fn run_play(stream: &Stream) {
             stream.ring.push(f);
             Stats::add(&stream.stats.frames_in, 1);
             Stats::add(&stream.stats.bytes_in, f.len() as u64);
-            cutter.frame(f, super::frame_duration(cfg, f), &link.log);
+            let duration = super::frame_duration(cfg, f);
+            stream.note_frame(f.len(), duration);
+            cutter.frame(f, duration, &link.log);
         }
         cutter.tick(&link.log);
         if last_report.elapsed() >= Duration::from_millis(200) {

@@ -6,7 +6,7 @@ use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::link::LinkStats;
-use crate::stream::{SourceState, Stream};
+use crate::stream::Stream;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
@@ -84,9 +84,12 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
         "Source opens or reads that failed.",
         |s| load(&s.stats.source_failures),
     ),
-    ("source_up", "gauge", "1 while the source is open.", |s| {
-        Some(u64::from(s.source_state() == SourceState::Open))
-    }),
+    (
+        "source_up",
+        "gauge",
+        "1 while a source is on air (open, or a source client connected).",
+        |s| Some(u64::from(s.on_air())),
+    ),
     (
         "hls_listeners",
         "gauge",

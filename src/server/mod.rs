@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod mounts;
 pub mod page;
 pub mod peers;
+pub mod playlist_files;
 pub mod ports;
 pub mod route;
 pub mod source_client;
@@ -127,11 +128,6 @@ impl Server {
     /// The listeners' logins (with `-listener-users`).
     pub fn users(&self) -> Option<Arc<Users>> {
         self.users.read().clone()
-    }
-
-    /// Whether SIGHUP has files to read again (certificate, users) besides the mounts.
-    pub fn has_reloadable_files(&self) -> bool {
-        self.tls.is_some() || self.cfg.listener_users.is_some()
     }
 
     /// SIGHUP: reads the certificate and the users file again. A file that does not load

@@ -57,8 +57,15 @@ impl Streams {
             }
             Err(config::Failed::Help(_)) => return,
         };
-        if !setup.server.mounted {
-            return warn!("reload: the flags have no -mount any more: restart to serve one stream");
+        if setup.server.mounted != server.cfg.mounted {
+            return warn!(
+                "reload: -mount was {}: restart to switch between one stream and mounts",
+                if server.cfg.mounted {
+                    "removed"
+                } else {
+                    "added"
+                }
+            );
         }
         if setup.server != server.cfg {
             warn!("reload: server-wide flags changed: they take effect at the next restart");
@@ -98,7 +105,11 @@ impl Streams {
             }
         }
         server.set_streams(list.iter().map(|r| Arc::clone(&r.stream)).collect());
-        info!("reload: {} mount(s)", list.len());
+        if server.cfg.mounted {
+            info!("reload: {} mount(s)", list.len());
+        } else {
+            info!("reload: done");
+        }
     }
 
     /// Whether every stream's reader shows signs of life (for the systemd watchdog).
@@ -154,8 +165,10 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     } else {
         spawn(&reader_name, move || {
             crate::input::supervisor::run(Arc::clone(&st));
-            // Without mounts the one stream ending (-reopen=false) is the server's end.
-            if !sv.cfg.mounted {
+            // Without mounts the one stream ending (-reopen=false) is the server's end; one
+            // a reload replaced (no longer among the server's streams) is not.
+            let current = sv.streams().iter().any(|s| Arc::ptr_eq(s, &st));
+            if !sv.cfg.mounted && current {
                 let why = st
                     .stop
                     .reason()

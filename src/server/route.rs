@@ -3,7 +3,8 @@
 //! source client, its link).
 
 use super::{
-    admin, cors, hls, listeners_admin, metrics, page, source_client, status, users, Server,
+    admin, cors, hls, listeners_admin, metrics, page, playlist_files, source_client, status, users,
+    Server,
 };
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, HeadError, Request};
@@ -140,6 +141,11 @@ fn answer<'s>(
         ("GET", "/admin/killclient") => listeners_admin::killclient(&mut conn, peer, &req, server),
         ("GET" | "HEAD", path) if hls::is_hls(path, server) => {
             hls::serve(&mut conn, peer, &req, server)
+        }
+        ("GET" | "HEAD", path) if playlist_files::find(path, server).is_some() => {
+            if let Some((stream, kind)) = playlist_files::find(path, server) {
+                playlist_files::serve(&mut conn, &req, &stream, kind);
+            }
         }
         ("GET" | "HEAD", "/status.html" | "/status.xsl") => {
             page::status_page(&mut conn, peer, &req, server)

@@ -38,7 +38,7 @@ fn source(stream: &Stream, base: &str) -> String {
         "{{\"audio_info\":{},\"genre\":{},\"listener_peak\":{},\"listeners\":{},\"listenurl\":{},\
          \"server_description\":{},\"server_name\":{},\"server_type\":{},\"server_url\":{},\
          \"title\":{},\"public\":{}",
-        json(&format!("bitrate={}", info.bitrate)),
+        json(&format!("bitrate={}", stream.bitrate())),
         json(&info.genre),
         stream.listener_peak.load(Relaxed),
         stream.listeners(),
@@ -60,6 +60,8 @@ fn source(stream: &Stream, base: &str) -> String {
     }
     let _ = write!(source, ",\"server_mount\":{}", json(stream.mount()));
     let _ = write!(source, ",\"muted\":{}", stream.is_muted());
+    // Whether a source is on air now (a mount waiting for its source client is not).
+    let _ = write!(source, ",\"on_air\":{}", stream.on_air());
     if let Some(h) = &stream.hls {
         let _ = write!(source, ",\"hls_listeners\":{}", h.listeners());
     }

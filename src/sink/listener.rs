@@ -390,7 +390,7 @@ fn icy_headers(stream: &Stream, wants_icy: bool) -> Vec<(&'static str, String)> 
         ("icy-genre", info.genre),
         ("icy-description", info.description),
         ("icy-url", info.url),
-        ("icy-br", info.bitrate),
+        ("icy-br", stream.bitrate()),
     ] {
         // A header value cannot hold a line break: a source could send one.
         if !value.is_empty() && !value.contains(['\r', '\n']) {

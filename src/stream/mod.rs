@@ -46,6 +46,9 @@ pub struct Stream {
     pub link: Option<LinkState>,
     /// The stream's measured rate (listeners' send buffers follow it).
     pub rate: RateMeter,
+    /// The bitrate its frames carry (kb/s, a running average; 0 until a frame whose
+    /// duration its format tells), for `icy-br`, status and the page.
+    frame_kbps: std::sync::atomic::AtomicU32,
     /// The stream's Content-Type: the flags', or a link origin's (see `set_content_type`).
     content_type: Mutex<String>,
     /// `-content-type` was given: it wins over what a link origin says.
@@ -108,6 +111,7 @@ impl Stream {
             output_up: AtomicBool::new(false),
             link: cfg.link.clone().map(LinkState::new).transpose()?,
             rate: RateMeter::default(),
+            frame_kbps: Default::default(),
             content_type: Mutex::new(cfg.content_type.clone()),
             content_type_fixed: cfg.content_type_given,
             source_state: AtomicU8::new(SourceState::Opening as u8),
@@ -122,6 +126,40 @@ impl Stream {
             listeners_changed: Condvar::new(),
             cfg,
         })
+    }
+
+    /// Notes a frame of `len` bytes lasting `duration` (MP3 and ADTS headers tell it): the
+    /// bitrate is their running average over the last 16 or so, so a VBR stream shows its
+    /// mean and a CBR stream its own figure exactly.
+    pub fn note_frame(&self, len: usize, duration: Option<Duration>) {
+        let Some(d) = duration.filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let kbps = (len as f64 * 8.0 / d.as_secs_f64() / 1000.0).round();
+        if !(1.0..100_000.0).contains(&kbps) {
+            return;
+        }
+        let now = kbps as u32;
+        let old = self.frame_kbps.load(Relaxed);
+        let new = if old == 0 {
+            now
+        } else {
+            ((u64::from(old) * 15 + u64::from(now) + 8) / 16) as u32
+        };
+        self.frame_kbps.store(new, Relaxed);
+    }
+
+    /// The bitrate in kb/s as text: the source's own `icy-br`/`ice-bitrate`, else what its
+    /// frames carry; empty when neither is known.
+    pub fn bitrate(&self) -> String {
+        let given = self.meta.info().bitrate;
+        if !given.is_empty() {
+            return given;
+        }
+        match self.frame_kbps.load(Relaxed) {
+            0 => String::new(),
+            k => k.to_string(),
+        }
     }
 
     /// The stream's Content-Type now.

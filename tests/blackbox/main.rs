@@ -6,6 +6,7 @@ mod common;
 mod browser;
 mod cli;
 mod fanout;
+mod first_hour;
 mod hls;
 mod hostile;
 mod hostile_link;
