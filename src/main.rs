@@ -206,6 +206,10 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
         }
     }
     log_stats(&server);
+    // The one stream's source failing with -reopen=false is an error (a missing file).
+    if reason.starts_with(input::supervisor::FAILED_PREFIX) {
+        return Err(reason);
+    }
     Ok(())
 }
 

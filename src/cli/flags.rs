@@ -238,7 +238,7 @@ flags! {
     max_listeners_per_ip "max-listeners-per-ip" Int  Server    Server  "N"         "most listeners one address may have (default: half of -max-clients; 0 = no limit)";
     trusted_proxies      "trusted-proxies"     Text  Server    Server  "CIDRS"     "proxies (comma-separated address blocks) whose X-Forwarded-For / Forwarded names the client";
     header_timeout       "header-timeout"      Dur   Server    Server  "DURATION"  "close a connection whose request has not arrived in this long (default 10s)";
-    uid                  "uid"                 Int   Server    Server  "UID"       "switch to this user id after binding the port (0 or our own: ignored)";
+    uid                  "uid"                 Text  Server    Server  "USER"      "switch to this user (a name or a uid) after binding the port (0 or our own: ignored)";
     cpu_max              "cpu-max"             Int   Server    Server  "N"         "run on at most N CPU cores (default: all)";
     log_level            "log-level"           Text  Logging   Server  "LEVEL"     "error, warn, info, debug or trace (default info)";
     debug                "debug"               Bool  Logging   Server  ""          "verbose logging (-log-level debug)";

@@ -24,6 +24,7 @@
 pub mod flags;
 pub mod flagsfile;
 mod goflag;
+pub use goflag::parse_int;
 pub mod help;
 
 pub use flags::Args;

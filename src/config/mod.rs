@@ -127,9 +127,9 @@ impl ServerConfig {
             n if n >= cores => None,
             n => Some(n),
         };
-        let uid = match range_u64("uid", a.uid.unwrap_or(0), 0, u32::MAX.into())? {
-            0 => None,
-            n => Some(u32::try_from(n).map_err(|_| format!("-uid {n} is out of range"))?),
+        let uid = match a.uid.as_deref().map(user_id).transpose()? {
+            Some(0) | None => None,
+            n => n,
         };
         let log_level = match (a.log_level.as_deref(), a.debug.unwrap_or(false)) {
             (Some(l), _) => l.parse::<LevelFilter>().map_err(|_| {
@@ -190,6 +190,20 @@ impl ServerConfig {
             version: a.version.unwrap_or(false),
         })
     }
+}
+
+/// `-uid`: a number (Go's integer syntax, as streamserve) or a user name from the passwd
+/// database (`-uid nobody`).
+fn user_id(v: &str) -> Result<u32, String> {
+    if let Ok(n) = crate::cli::parse_int(v) {
+        let n = range_u64("uid", n, 0, u32::MAX.into())?;
+        return u32::try_from(n).map_err(|_| format!("-uid {n} is out of range"));
+    }
+    crate::os::sys::user_id(v)
+        .map_err(|e| format!("-uid {v:?}: {e}"))?
+        .ok_or_else(|| {
+            format!("-uid {v:?}: no such user (not a number nor a name in the passwd database)")
+        })
 }
 
 /// `-max-listeners-per-ip`: by default half of `-max-clients` (rounded up), so one address

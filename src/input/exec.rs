@@ -113,11 +113,14 @@ impl Input for ExecInput {
             Some(s) if s.success() => info!("{} exited", self.name),
             // We stopped it (a reload, close-idle, shutdown): whatever it exits with then is
             // its way of stopping (ffmpeg: 255), not a failure.
-            Some(s) if how == Close::Stop => info!(
-                "{} stopped (exit status {})",
-                self.name,
-                s.code().map_or("none".into(), |c| c.to_string())
-            ),
+            Some(s) if how == Close::Stop => match s.signal() {
+                Some(sig) => info!("{} stopped (ended by signal {sig})", self.name),
+                None => info!(
+                    "{} stopped (exit status {})",
+                    self.name,
+                    s.code().unwrap_or(-1)
+                ),
+            },
             Some(s) => match s.signal() {
                 Some(sig) => info!("{} ended by signal {sig}", self.name),
                 None => warn!(

@@ -27,6 +27,8 @@ const HEALTHY_RUN: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 16 * 1024;
 /// The reader promises a sign of life this often while it works (see `heartbeat.rs`).
 const BEAT: Duration = Duration::from_secs(5);
+/// How a stream's stop reason begins when its source failed with `-reopen=false`.
+pub const FAILED_PREFIX: &str = "the source failed and -reopen=false";
 
 /// Why one open input stopped.
 #[derive(Debug)]
@@ -98,18 +100,27 @@ pub fn run(stream: Arc<Stream>) {
             });
             r
         });
-        match result {
+        let failed = match result {
             Ok(End::Stop) => return Then::Done,
             Ok(End::Idle) => return Then::Again,
-            Ok(End::Eof) => info!("source {} ended", cfg.input_name()),
+            Ok(End::Eof) => {
+                info!("source {} ended", cfg.input_name());
+                None
+            }
             Err(e) => {
                 Stats::add(&stream.stats.source_failures, 1);
                 error!("source {}: {e}", cfg.input_name());
+                Some(e)
             }
-        }
+        };
         if !cfg.reopen {
             info!("-reopen=false: sending what is buffered to every listener, then ending");
-            stream.stop.trigger("the source ended and -reopen=false");
+            // A source that failed (a missing file, say) is an error to report, exit 1
+            // without -mount (main.rs); one that ended is the normal end, exit 0.
+            stream.stop.trigger(match failed {
+                Some(e) => format!("{FAILED_PREFIX}: {e}"),
+                None => "the source ended and -reopen=false".into(),
+            });
             return Then::Done;
         }
         Then::Retry

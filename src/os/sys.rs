@@ -404,3 +404,25 @@ pub fn reset_on_close(sock: &impl AsRawFd) -> io::Result<()> {
     })
     .map(drop)
 }
+
+/// The uid of user `name` in the passwd database (`None`: no such user).
+pub fn user_id(name: &str) -> io::Result<Option<u32>> {
+    let c = std::ffi::CString::new(name).map_err(|_| io::Error::other("a name with a NUL byte"))?;
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwnam_r writes into pwd and buf, which we own and size correctly.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            c.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut out,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok((!out.is_null()).then_some(pwd.pw_uid))
+}

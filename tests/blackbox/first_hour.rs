@@ -185,3 +185,47 @@ fn every_stream_has_playlist_files_naming_the_host_asked() {
     assert!(m3u.contains(&format!("http://{}/live", s.addr)), "{m3u}");
     assert_eq!(get_text(&s, "/nothing.m3u", host).0, 404);
 }
+
+#[test]
+fn uid_takes_a_user_name() {
+    let (code, _, err) = run_cli(&["-tone", "-address", "127.0.0.1:0", "-uid", "no-such-user-x"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no such user"), "{err}");
+    if unsafe { libc::getuid() } != 0 {
+        return; // only root can change user
+    }
+    let s = Server::start(&["-tone", "-uid", "nobody"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid_line}"
+    );
+    assert_eq!(s.listen().status, 200);
+}
+
+#[test]
+fn a_missing_file_with_reopen_false_is_an_error() {
+    let dir = scratch("first-hour-missing");
+    let missing = dir.join("not-there.mp3");
+    let (code, _, err) = run_cli(&[
+        "-address",
+        "127.0.0.1:0",
+        "-path",
+        missing.to_str().unwrap(),
+        "-reopen=false",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not-there.mp3"), "{err}");
+    // A file that plays to its end is the normal end: exit 0.
+    let short = dir.join("short.raw");
+    std::fs::write(&short, [7u8; 256]).unwrap();
+    let (code, _, err) = run_cli(&[
+        "-address",
+        "127.0.0.1:0",
+        "-path",
+        short.to_str().unwrap(),
+        "-reopen=false",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}
