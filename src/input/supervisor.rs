@@ -29,6 +29,14 @@ const READ_CHUNK: usize = 16 * 1024;
 const BEAT: Duration = Duration::from_secs(5);
 /// How a stream's stop reason begins when its source failed with `-reopen=false`.
 pub const FAILED_PREFIX: &str = "the source failed and -reopen=false";
+/// A stream's stop reason when its source ended with `-reopen=false`.
+const ENDED: &str = "the source ended and -reopen=false";
+
+/// Whether a stream's stop `reason` is its own source's end with `-reopen=false` (rather
+/// than a reload, shutdown or anything else from outside).
+pub fn ended_by_itself(reason: &str) -> bool {
+    reason == ENDED || reason.starts_with(FAILED_PREFIX)
+}
 
 /// Why one open input stopped.
 #[derive(Debug)]
@@ -119,7 +127,7 @@ pub fn run(stream: Arc<Stream>) {
             // without -mount (main.rs); one that ended is the normal end, exit 0.
             stream.stop.trigger(match failed {
                 Some(e) => format!("{FAILED_PREFIX}: {e}"),
-                None => "the source ended and -reopen=false".into(),
+                None => ENDED.into(),
             });
             return Then::Done;
         }

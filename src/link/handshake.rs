@@ -196,7 +196,7 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
         s => return Err(io::Error::other(format!("the {other} answered {s}"))),
     }
     conn.set_read_timeout(Some(STALL))?;
-    link.stats.up.store(true, Relaxed);
+    link.connected(pull);
     Ok(Dialed {
         conn,
         first,

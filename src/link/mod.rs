@@ -25,6 +25,7 @@
 pub mod fragments;
 pub mod handshake;
 pub mod origin;
+pub mod path_log;
 pub mod playout;
 pub mod receiver;
 pub mod wire;
@@ -90,7 +91,10 @@ pub const INBOX_BYTES: usize = 8 << 20;
 #[derive(Default)]
 pub struct LinkStats {
     pub up: AtomicBool,
+    /// Sessions that connected (a handshake answered 200, or a pusher let in).
     pub connects: AtomicU64,
+    /// Dials that did not become a session.
+    pub dial_failures: AtomicU64,
     pub stalls: AtomicU64,
     pub refused: AtomicU64,
     pub bad_messages: AtomicU64,
@@ -125,6 +129,8 @@ pub struct LinkState {
     next_gen: AtomicU64,
     /// The last handshake's round trip, µs (0 = none yet).
     handshake_rtt_us: AtomicU64,
+    /// The dialling side's path, as the log last told it.
+    pub path: Mutex<path_log::PathLog>,
 }
 
 impl LinkState {
@@ -136,6 +142,7 @@ impl LinkState {
             log: FragmentLog::new(cfg.keep),
             cfg,
             stats: LinkStats::default(),
+            path: Mutex::new(path_log::PathLog::default()),
             held: Mutex::new(None),
             inbox: tx,
             inbox_bytes: std::sync::atomic::AtomicUsize::new(0),
@@ -209,6 +216,23 @@ impl LinkState {
         true
     }
 
+    /// The silence frames a receiver has played (None on an origin: it cannot know what
+    /// the far side heard).
+    fn silence(&self, receiver: bool) -> Option<u64> {
+        receiver.then(|| self.stats.silence_frames.load(Relaxed))
+    }
+
+    /// A dial answered: one more session, and the path's return said.
+    pub fn connected(&self, receiver: bool) {
+        self.stats.up.store(true, Relaxed);
+        self.stats.connects.fetch_add(1, Relaxed);
+        let line = self
+            .path
+            .lock()
+            .connected(Instant::now(), self.silence(receiver));
+        path_log::emit(line);
+    }
+
     /// Starts a session for `who`; any older session for `who` sees it is superseded.
     pub fn begin_session(&self, who: &str) -> u64 {
         let gen = self.next_gen.fetch_add(1, Relaxed);
@@ -248,20 +272,40 @@ pub fn redial(
     stream: &crate::stream::Stream,
     link: &LinkState,
     what: &str,
+    receiver: bool,
     url: &Url,
     mut session: impl FnMut() -> std::io::Result<()>,
 ) {
+    link.path
+        .lock()
+        .begin(format!("link {what} {}", url.redacted()), Instant::now());
     let attempt = || {
-        link.stats.connects.fetch_add(1, Relaxed);
+        let sessions = link.stats.connects.load(Relaxed);
         let result = session();
         link.stats.up.store(false, Relaxed);
-        if let Err(e) = result {
-            log::warn!("link {what} {}: {e}", url.redacted());
+        if stream.stop.is_set() {
+            return Then::Retry; // stopping: the retry loop sees it
         }
+        let why = match &result {
+            Ok(()) => "the session ended".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let line = if link.stats.connects.load(Relaxed) > sessions {
+            Some(
+                link.path
+                    .lock()
+                    .lost(Instant::now(), link.silence(receiver), &why),
+            )
+        } else {
+            link.stats.dial_failures.fetch_add(1, Relaxed);
+            log::debug!("link {what} {}: dial failed: {why}", url.redacted());
+            link.path.lock().dial_failed(Instant::now(), &why)
+        };
+        path_log::emit(line);
         Then::Retry
     };
     let waiting = |d: Duration| {
-        log::info!(
+        log::debug!(
             "link {what} {}: redialling in {:.2}s",
             url.redacted(),
             d.as_secs_f64()

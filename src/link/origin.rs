@@ -50,7 +50,10 @@ pub fn serve_pull(
     }
     let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     let _ = conn.set_write_timeout(Some(STALL.saturating_mul(2)));
-    info!("{peer}: link receiver pulling after {after_text}");
+    info!(
+        "{peer}: link receiver pulling after {}",
+        super::path_log::position(&after_text)
+    );
     let result = send_stream(
         &mut conn,
         &key,
@@ -171,7 +174,7 @@ pub fn run_push(stream: &Stream) {
         Ok(id) => id,
         Err(e) => return log::error!("link push: {e}"),
     };
-    super::redial(stream, link, "push to", &url, || {
+    super::redial(stream, link, "push to", false, &url, || {
         push_session(&url, link, stream, &origin_id)
     });
 }
@@ -185,8 +188,9 @@ fn push_session(url: &Url, link: &LinkState, stream: &Stream, origin_id: &str) -
         ..
     } = dial(url, link, false, origin_id)?;
     info!(
-        "link push: connected to {} (receiver holds {after})",
-        url.redacted()
+        "link push: connected to {} (the receiver holds up to {})",
+        url.redacted(),
+        super::path_log::position(&after)
     );
     conn.set_write_timeout(Some(STALL.saturating_mul(2)))?;
     let mut last_ack = Instant::now();

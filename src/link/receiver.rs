@@ -40,7 +40,7 @@ pub fn run_pull(stream: &Stream) {
         Ok(id) => id,
         Err(e) => return log::error!("link pull: {e}"),
     };
-    super::redial(stream, link, "pull from", &url, || {
+    super::redial(stream, link, "pull from", true, &url, || {
         pull_session(&url, link, stream, &receiver_id)
     });
 }
@@ -55,7 +55,7 @@ fn pull_session(
     info!(
         "link pull: connected to {}, resuming after {}",
         url.redacted(),
-        dialed.after
+        super::path_log::position(&dialed.after)
     );
     let body = io::Cursor::new(dialed.first).chain(dialed.conn);
     let body: Box<dyn Read> = if dialed.chunked {
@@ -168,7 +168,10 @@ pub fn serve_push(
     let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     link.stats.up.store(true, Relaxed);
     link.stats.connects.fetch_add(1, Relaxed);
-    info!("{peer}: link pusher connected (it resumes after {after})");
+    info!(
+        "{peer}: link pusher connected (it resumes after {})",
+        super::path_log::position(&after)
+    );
     // The body is read and the acks written on one thread, in turns: the reader and the
     // writer share the connection through a RefCell (TLS needs `&mut` for both).
     let conn = RefCell::new(conn);
@@ -225,6 +228,7 @@ pub fn run_play(stream: &Stream) {
     let mut header_pages: Vec<Vec<u8>> = Vec::new();
     let mut last_report = Instant::now();
     let mut epoch = None;
+    let mut filling = SilenceFill::default();
     stream.set_source_state(SourceState::Open);
     while !stream.stop.is_set() {
         stream.reader_beat.beat(Duration::from_secs(5));
@@ -247,7 +251,12 @@ pub fn run_play(stream: &Stream) {
         }
         out.clear();
         breaks.clear();
+        let silent_before = playout.stats.silence_frames;
         playout.due(local_us(), &mut out, &mut breaks);
+        filling.note(
+            playout.stats.silence_frames.saturating_sub(silent_before),
+            out.len(),
+        );
         for (i, f) in out.iter().enumerate() {
             if breaks.contains(&i) {
                 stream.breaks.mark(&stream.ring);
@@ -295,6 +304,34 @@ pub fn run_play(stream: &Stream) {
     }
     stream.set_source_state(SourceState::Ended);
     stream.ring.end();
+}
+
+/// Says when the player starts filling silence (the link was down longer than the delay)
+/// and when live audio takes over again.
+#[derive(Default)]
+struct SilenceFill {
+    since: Option<(Instant, u64)>,
+}
+
+impl SilenceFill {
+    /// One call of the playout made `silent` silence frames of `all` it released.
+    fn note(&mut self, silent: u64, all: usize) {
+        match self.since.as_mut() {
+            None if silent > 0 => {
+                warn!("link: nothing from the origin for longer than -link-delay: playing silence");
+                self.since = Some((Instant::now(), silent));
+            }
+            Some((_, n)) if silent > 0 => *n = n.saturating_add(silent),
+            Some((t, n)) if all > 0 => {
+                info!(
+                    "link: live audio again after {} of silence ({n} frames)",
+                    crate::util::timefmt::span(t.elapsed())
+                );
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What the link player works on while it takes a batch of messages.

@@ -157,8 +157,14 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
     (
         "link_connects_total",
         "counter",
-        "Link sessions started.",
+        "Link sessions that connected.",
         |s| link(s, |l| l.connects.load(Relaxed)),
+    ),
+    (
+        "link_dial_failures_total",
+        "counter",
+        "Dials of the link that did not become a session (refused, unreachable, timed out).",
+        |s| link(s, |l| l.dial_failures.load(Relaxed)),
     ),
     (
         "link_stalls_total",

@@ -165,15 +165,14 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     } else {
         spawn(&reader_name, move || {
             crate::input::supervisor::run(Arc::clone(&st));
-            // Without mounts the one stream ending (-reopen=false) is the server's end; one
-            // a reload replaced (no longer among the server's streams) is not.
-            let current = sv.streams().iter().any(|s| Arc::ptr_eq(s, &st));
-            if !sv.cfg.mounted && current {
-                let why = st
-                    .stop
-                    .reason()
-                    .unwrap_or_else(|| "the source ended".into());
-                sv.shutdown.trigger(why);
+            // Without mounts the one stream ending by itself (-reopen=false) is the server's
+            // end; one a reload stopped is not. The reason tells, not whether the stream is
+            // among the server's yet: a missing file fails before it is registered.
+            match st.stop.reason() {
+                Some(why) if !sv.cfg.mounted && crate::input::supervisor::ended_by_itself(&why) => {
+                    sv.shutdown.trigger(why)
+                }
+                _ => {}
             }
         })?
     };

@@ -80,3 +80,33 @@ mod tests {
         assert_eq!(&iso8601(leap)[..10], "2000-02-29");
     }
 }
+
+/// A span as people write it: "0.4 s", "12.3 s", "4 min 5 s", "1 h 12 min", "3 d 4 h".
+pub fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{:.1} s", d.as_secs_f64()),
+        60..=3599 => format!("{} min {} s", s / 60, s % 60),
+        3600..=86_399 => format!("{} h {} min", s / 3600, s % 3600 / 60),
+        _ => format!("{} d {} h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::span;
+    use std::time::Duration;
+
+    #[test]
+    fn spans_read_as_people_write_them() {
+        assert_eq!(span(Duration::from_millis(400)), "0.4 s");
+        assert_eq!(span(Duration::from_millis(12_340)), "12.3 s");
+        assert_eq!(span(Duration::from_secs(245)), "4 min 5 s");
+        assert_eq!(span(Duration::from_secs(4320)), "1 h 12 min");
+        assert_eq!(
+            span(Duration::from_secs(3 * 86_400 + 4 * 3600 + 9)),
+            "3 d 4 h"
+        );
+        assert!(span(Duration::MAX).starts_with("213503982334601 d"));
+    }
+}

@@ -166,11 +166,42 @@ impl Drop for Server {
 /// Runs ringcast to completion with `args` (no server expected); returns status, stdout,
 /// stderr.
 pub fn run_cli(args: &[&str]) -> (i32, String, String) {
-    let out = ringcast().args(args).stdin(Stdio::null()).output().unwrap();
+    let mut child = ringcast()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            String::from_utf8_lossy(&v).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    // A command line that should end at once must not hang the suite.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "ringcast {args:?} did not exit within 30 s: {}",
+                err.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
     )
 }
 
@@ -445,11 +476,28 @@ impl Icecast {
 
     fn launch(name: &str, port: u16, clients: usize) -> Result<Icecast, String> {
         require_program("icecast2", "icecast2");
-        let dir = scratch(name);
+        // icecast2 refuses to run as root: it switches to nobody when we are root, and
+        // nobody must reach its files. A clone in a private folder (mktemp -d, a home
+        // directory: 0700) keeps nobody out of target/, so as root its files go under the
+        // system's temporary folder instead, named for this test process.
+        let root = unsafe { libc::getuid() } == 0;
+        let dir = if root {
+            let d = std::env::temp_dir()
+                .join(format!("ringcast-tests-{}", std::process::id()))
+                .join(name);
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            for p in [d.parent().unwrap(), d.as_path()] {
+                std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                    .unwrap();
+            }
+            d
+        } else {
+            scratch(name)
+        };
         std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
             .unwrap();
-        // icecast2 refuses to run as root: it switches to nobody when we are root.
-        let owner = if unsafe { libc::getuid() } == 0 {
+        let owner = if root {
             "<changeowner><user>nobody</user><group>nogroup</group></changeowner>"
         } else {
             ""
@@ -564,6 +612,11 @@ impl Icecast {
 impl Drop for Icecast {
     fn drop(&mut self) {
         self.stop();
+        // Files put under the system's temporary folder (as root) go with it.
+        if self.dir.starts_with(std::env::temp_dir()) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            let _ = std::fs::remove_dir(self.dir.parent().unwrap());
+        }
     }
 }
 

@@ -573,3 +573,92 @@ fn ogg_crosses_the_link_with_its_headers_and_survives_a_long_outage() {
         "decodes after the outage: {err}"
     );
 }
+
+/// Issue 25: an outage is told in state changes, not one line per dial: the path going down
+/// (with why), the silence fill beginning and ending, the path coming back (how long, and
+/// that it was heard); positions in words; sessions and failed dials counted apart.
+#[test]
+fn an_outage_is_told_in_state_changes() {
+    let mp3 = fixture("tone-128k-44k1.mp3");
+    let o = mp3_server(&mp3, "16000", &["-link-key", KEY]);
+    let proxy = FaultProxy::start(o.addr);
+    let r = receiver(&[
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-link-delay",
+        "2s",
+        "-link-pull",
+        &format!("http://{}", proxy.addr),
+    ]);
+    let rec = Recorder::start(&r);
+    assert!(rec.wait_more(16_000, T));
+    let connected = r.wait_log("link pull: connected", T).unwrap();
+    assert!(
+        connected.contains("resuming after the live edge"),
+        "{connected}"
+    );
+    let lines_before = r.log_text().lines().count();
+    // 8 s of refused dials: longer than the 2 s delay, so it is heard.
+    proxy.set(Mode::Reset);
+    let down = r.wait_log(": down:", T);
+    assert!(
+        down.as_deref()
+            .is_some_and(|l| l.contains("WARN") && l.contains("link pull from")),
+        "{}",
+        r.log_text()
+    );
+    assert!(
+        r.wait_log("playing silence", T).is_some(),
+        "{}",
+        r.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(8));
+    proxy.set(Mode::Pass);
+    let back = r.wait_log("back after", T);
+    assert!(back.is_some(), "{}", r.log_text());
+    let back = back.unwrap();
+    assert!(
+        back.contains("heard:") && back.contains("frames of silence"),
+        "{back}"
+    );
+    assert!(
+        r.wait_log("live audio again after", T).is_some(),
+        "{}",
+        r.log_text()
+    );
+    let again = r.wait_log_count("link pull: connected", 2, T).unwrap();
+    assert!(again.contains("resuming after fragment "), "{again}");
+    // The whole outage took a handful of lines (no stats here), not one or two per dial.
+    let log = r.log_text();
+    let outage_lines = log.lines().count() - lines_before;
+    assert!(outage_lines <= 8, "{outage_lines} lines: {log}");
+    assert_eq!(r.log_count("redialling in"), 0, "{log}");
+    // Two sessions; the refused dials counted apart.
+    let metrics = get_metrics(r.addr);
+    assert_eq!(
+        metric_value(&metrics, "ringcast_link_connects_total"),
+        2,
+        "{metrics}"
+    );
+    assert!(
+        metric_value(&metrics, "ringcast_link_dial_failures_total") >= 1,
+        "{metrics}"
+    );
+}
+
+fn get_metrics(addr: std::net::SocketAddr) -> String {
+    let mut l = Listener::get(addr, "/metrics", 1);
+    l.read_to_eof(T);
+    String::from_utf8_lossy(&l.body).into_owned()
+}
+
+/// A metric's value; a metric that is not there fails the test.
+fn metric_value(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.split([' ', '{']).next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name}: {text}"))
+}
