@@ -5,6 +5,7 @@ mod common;
 
 mod browser;
 mod cli;
+mod docs;
 mod fanout;
 mod first_hour;
 mod hls;
