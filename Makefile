@@ -3,13 +3,14 @@
 CARGO  ?= cargo
 PORT   ?= 8000
 
-.PHONY: help run test lint fmt bench release
+.PHONY: help run test lint fmt bench soak release
 
 help:
 	@echo "make run     build and serve the built-in test tone on port $(PORT)"
 	@echo "make test    every test (unit + black-box over loopback)"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
 	@echo "make bench   fan-out figures at 1/100/1000 listeners (and icecast2 beside them if installed)"
+	@echo "make soak    15 minutes of everything at once (SOAK_SECS=…), memory/descriptors/threads printed"
 	@echo "make release optimised binary in target/release/ringcast"
 	@echo "make build TARGET=…     cross-compile for a Pi (cross, or cargo + Debian's cross gcc)"
 	@echo "make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file]   install and restart on a Pi"
@@ -31,6 +32,9 @@ fmt:
 
 release:
 	$(CARGO) build --locked --release
+
+soak:
+	$(CARGO) bench --locked --bench soak
 
 bench:
 	$(CARGO) bench --locked --bench fanout
