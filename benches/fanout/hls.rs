@@ -1,5 +1,6 @@
 //! `make bench`, HLS: N HLS clients with no cache in front (each polling the playlist every
-//! 2 s and fetching every new segment once, as a player does) against N plain listeners of
+//! 2 s and fetching every new segment once on one kept connection, as hls.js in a browser
+//! does; a client connects again only when the server closes) against N plain listeners of
 //! the same server, fed the same numbered MP3 frames in real time: ringcast's CPU and
 //! memory under each, and the glass-to-ear delay of each, from a frame's last byte written
 //! to ringcast's input to its last byte read by a client.
@@ -19,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Clients of each kind.
-pub const N: usize = 1000;
+pub const N: usize = 500;
 /// The segment target (ringcast's default) and how often a client reloads the playlist.
 const SEGMENT: Duration = Duration::from_secs(4);
 const POLL: Duration = Duration::from_secs(2);
@@ -69,26 +70,30 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
             },
             first_byte: None,
         };
-        let f = measure_with(server.child.id(), &fed, how, || match hls {
+        let connects: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+        let c2 = Arc::clone(&connects);
+        let f = measure_with(server.child.id(), &fed, how, move || match hls {
             false => Box::new(super::Load::connect(addr, "/", n, None)),
-            true => Box::new(HlsLoad::start(addr, n)),
+            true => Box::new(HlsLoad::start(addr, n, c2)),
         });
         let per_sec = (requests() - r0.0) as f64 / r0.1.elapsed().as_secs_f64();
         let sessions = metric(addr, "ringcast_hls_listeners");
+        let opened: u64 = connects.iter().map(|c| c.load(Relaxed)).sum();
+        let per_player = opened as f64 / n as f64;
         stop.store(true, Relaxed);
         let _ = watcher.join();
         let mut d = delays.lock().unwrap().clone();
         d.sort_by(|a, b| a.total_cmp(b));
-        rows.push((hls, f, d, per_sec, sessions));
+        rows.push((hls, f, d, per_sec, sessions, per_player));
         drop(server);
     }
     println!();
     println!(
-        "HLS without a cache against plain listeners, {n} each, one server with -hls \
+        "HLS players (one kept connection each, no cache) against plain listeners, {n} each, one server with -hls \
          ({}s segments, window 6), numbered frames fed at 128 kb/s:",
         SEGMENT.as_secs()
     );
-    for (hls, f, d, per_sec, sessions) in &rows {
+    for (hls, f, d, per_sec, sessions, per_player) in &rows {
         let per = f.rss_kb.saturating_sub(f.idle_rss_kb) as f64 * 1024.0 / n as f64;
         let name = if *hls { "HLS" } else { "plain" };
         println!(
@@ -99,7 +104,10 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
             f.threads,
             f.at_full_rate,
             if *hls {
-                format!(", {per_sec:.0} requests/s, {sessions} HLS sessions counted")
+                format!(
+                    ", {per_sec:.0} requests/s, {sessions} HLS sessions counted, \
+                     {per_player:.2} connections per player"
+                )
             } else {
                 String::new()
             }
@@ -229,7 +237,15 @@ fn watch_hls(addr: SocketAddr, fed_at: &FedAt, delays: &Delays, stop: &AtomicBoo
 
 /// The segments listed after `last` (only the newest at the first look), oldest first.
 fn new_segments(addr: SocketAddr, agent: &str, last: &mut Option<u64>) -> Vec<(u64, String)> {
-    let (status, body) = get(addr, "/hls/index.m3u8", agent);
+    listed_after(get(addr, "/hls/index.m3u8", agent), last)
+}
+
+/// The same, asked on a player's kept connection.
+fn new_segments_kept(addr: SocketAddr, c: &mut Kept, last: &mut Option<u64>) -> Vec<(u64, String)> {
+    listed_after(c.get(addr, "/hls/index.m3u8"), last)
+}
+
+fn listed_after((status, body): (u16, Vec<u8>), last: &mut Option<u64>) -> Vec<(u64, String)> {
     if status != 200 {
         return Vec::new();
     }
@@ -276,6 +292,98 @@ fn get(addr: SocketAddr, path: &str, agent: &str) -> (u16, Vec<u8>) {
     (status, all[end + 4..].to_vec())
 }
 
+/// A player's one connection, kept between requests (`Connection: keep-alive`), from a
+/// loopback address of its own; it connects again only when the server closed it.
+struct Kept {
+    from: std::net::IpAddr,
+    agent: String,
+    conn: Option<std::net::TcpStream>,
+    buf: Vec<u8>,
+    connects: u64,
+}
+
+impl Kept {
+    fn new(agent: String) -> Kept {
+        let h = agent
+            .bytes()
+            .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+        let [_, b, c, d] = h.to_be_bytes();
+        Kept {
+            from: std::net::IpAddr::from([127, b, c, d | 1]),
+            agent,
+            conn: None,
+            buf: Vec::new(),
+            connects: 0,
+        }
+    }
+
+    /// One GET: status and body (0 and nothing on any failure, after which it reconnects).
+    fn get(&mut self, addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+        let answer = self.exchange(addr, path);
+        if answer.0 == 0 {
+            self.conn = None;
+        }
+        answer
+    }
+
+    fn exchange(&mut self, addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+        if self.conn.is_none() {
+            self.buf.clear();
+            self.conn = crate::common::connect_from(self.from, addr);
+            let Some(c) = &self.conn else {
+                return (0, Vec::new());
+            };
+            let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
+            self.connects += 1;
+        }
+        let Some(c) = self.conn.as_mut() else {
+            return (0, Vec::new());
+        };
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: {}\r\nConnection: keep-alive\r\n\r\n",
+            self.agent
+        );
+        if c.write_all(req.as_bytes()).is_err() {
+            return (0, Vec::new());
+        }
+        let mut chunk = [0u8; 16384];
+        let end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            match c.read(&mut chunk) {
+                Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return (0, Vec::new()),
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).to_ascii_lowercase();
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let Some(len) = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+        else {
+            return (0, Vec::new());
+        };
+        while self.buf.len() < end + len {
+            match c.read(&mut chunk) {
+                Ok(n) if n > 0 => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return (0, Vec::new()),
+            }
+        }
+        let body = self.buf[end..end + len].to_vec();
+        self.buf.drain(..end + len);
+        if !head.contains("connection: keep-alive") {
+            self.conn = None;
+        }
+        (status, body)
+    }
+}
+
 /// N HLS clients, each with its own user agent (so each is a session), spread over
 /// [`WORKERS`] threads that run their clients' polls in turn.
 struct HlsLoad {
@@ -286,21 +394,29 @@ struct HlsLoad {
 }
 
 impl HlsLoad {
-    fn start(addr: SocketAddr, n: usize) -> HlsLoad {
+    fn start(addr: SocketAddr, n: usize, connects: Arc<Vec<AtomicU64>>) -> HlsLoad {
         let bytes: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let started: Arc<Vec<AtomicBool>> =
             Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
         let stop = Arc::new(AtomicBool::new(false));
         let workers = (0..WORKERS.min(n))
             .map(|w| {
-                let (bytes, started, stop) =
-                    (Arc::clone(&bytes), Arc::clone(&started), Arc::clone(&stop));
+                let (bytes, started, connects, stop) = (
+                    Arc::clone(&bytes),
+                    Arc::clone(&started),
+                    Arc::clone(&connects),
+                    Arc::clone(&stop),
+                );
                 std::thread::spawn(move || {
                     let t0 = Instant::now();
-                    // (client, next poll, last segment had); first polls spread over POLL.
-                    let mut clients: Vec<(usize, Instant, Option<u64>)> = (w..n)
+                    // (client, next poll, last segment had, its connection); first polls
+                    // spread over POLL.
+                    let mut clients: Vec<(usize, Instant, Option<u64>, Kept)> = (w..n)
                         .step_by(WORKERS)
-                        .map(|i| (i, t0 + POLL.mul_f64((i % 97) as f64 / 97.0), None))
+                        .map(|i| {
+                            let at = t0 + POLL.mul_f64((i % 97) as f64 / 97.0);
+                            (i, at, None, Kept::new(format!("hls-bench-{i}")))
+                        })
                         .collect();
                     while !stop.load(Relaxed) {
                         let Some(c) = clients.iter_mut().min_by_key(|c| c.1) else {
@@ -312,15 +428,15 @@ impl HlsLoad {
                             continue;
                         }
                         c.1 += POLL;
-                        let agent = format!("hls-bench-{}", c.0);
-                        for (seq, name) in new_segments(addr, &agent, &mut c.2) {
-                            let (status, body) = get(addr, &format!("/hls/{name}"), &agent);
+                        for (seq, name) in new_segments_kept(addr, &mut c.3, &mut c.2) {
+                            let (status, body) = c.3.get(addr, &format!("/hls/{name}"));
                             if status == 200 {
                                 bytes[c.0].fetch_add(body.len() as u64, Relaxed);
                                 started[c.0].store(true, Relaxed);
                             }
                             c.2 = Some(seq);
                         }
+                        connects[c.0].store(c.3.connects, Relaxed);
                     }
                 })
             })

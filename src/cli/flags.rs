@@ -220,6 +220,8 @@ flags! {
     title                "title"               Text  Icecast   Stream  "TEXT"      "the stream title until a source, upstream or admin call sets another";
     icecast              "icecast"             Text  Icecast   Stream  "URL"       "also send the stream to an Icecast server: icecast://user:pass@host:port/mount";
     admin_password       "admin-password"      Text  Icecast   Server  "PASSWORD"  "password of user admin for admin calls (/admin/metadata, /metrics)";
+    station_name         "station-name"        Text  Icecast   Server  "NAME"      "the station's name, at the top of /status.html and in /status-json.xsl";
+    station_description  "station-description" Text  Icecast   Server  "TEXT"      "a line about the station under its name on /status.html";
     link_key             "link-key"            Text  Link      Stream  "SECRET"    "the link's shared secret (serves the link to pullers when set)";
     link_key_file        "link-key-file"       Text  Link      Stream  "FILE"      "read the link's shared secret from FILE";
     link_pull            "link-pull"           Text  Link      Stream  "URL"       "receive the stream over the link by pulling it from this origin (http(s)://host:port)";

@@ -25,6 +25,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub address: SocketAddr,
+    /// `-station-name` and `-station-description`, for the status page (empty: not given).
+    pub station_name: String,
+    pub station_description: String,
     pub cpu_max: Option<usize>,
     pub uid: Option<u32>,
     pub log_level: LevelFilter,
@@ -167,6 +170,8 @@ impl ServerConfig {
                 None => Vec::new(),
             },
             admin_password: nonempty("admin-password", &a.admin_password)?,
+            station_name: a.station_name.clone().unwrap_or_default(),
+            station_description: a.station_description.clone().unwrap_or_default(),
             tls_ca: match &a.tls_ca {
                 Some(path) => crate::http::tls::read_pem(path).map(|_| Some(path.clone()))?,
                 None => None,

@@ -103,6 +103,13 @@ pub struct FramerInfo {
     pub min_frame_bytes: usize,
     /// `-frame-bytes` when not given.
     pub default_frame_bytes: usize,
+    /// HLS: cut a segment where its audio is a whole multiple of this many bytes when such
+    /// a frame boundary lies in the second half of the target (0: at any frame boundary).
+    /// ffmpeg's MP3 reader takes packed audio in 1024-byte chunks and stamps the frames it
+    /// still holds from one segment with the next segment's ID3 timestamp; when where a
+    /// segment ends moves within a chunk, its timestamps step back ("non monotonically
+    /// increasing dts"). Segments of whole chunks never move it.
+    pub hls_align: usize,
     /// Builds a framer; the argument is `-frame-bytes`.
     pub new: fn(usize) -> Box<dyn Framer>,
 }
@@ -122,6 +129,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         content_type: "application/octet-stream",
         min_frame_bytes: 1,
         default_frame_bytes: 64,
+        hls_align: 0,
         new: |max| Box::new(raw::RawFramer::new(max)),
     },
     FramerInfo {
@@ -132,6 +140,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         // The largest MP3 frame (MPEG-2.5 layer II, 160 kb/s at 8 kHz, padded): streamserve's
         // 64 would drop every frame, so no working streamserve line leaves it out (issue 25).
         default_frame_bytes: 2881,
+        hls_align: 1024,
         new: |max| Box::new(mp3::Mp3Framer::new(max)),
     },
     FramerInfo {
@@ -141,6 +150,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         min_frame_bytes: 7,
         // Any frame fits (its length field has 13 bits). Not streamserve's: it has no adts.
         default_frame_bytes: 8191,
+        hls_align: 0,
         new: |max| Box::new(adts::AdtsFramer::new(max)),
     },
     FramerInfo {
@@ -149,6 +159,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         content_type: "video/mp2t",
         min_frame_bytes: ts::PACKET,
         default_frame_bytes: 64,
+        hls_align: 0,
         new: |max| Box::new(ts::TsFramer::new(max)),
     },
     FramerInfo {
@@ -158,6 +169,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         min_frame_bytes: 28,
         // Any page fits: encoders write pages of a few KB, but a page may be 64 KB.
         default_frame_bytes: ogg::MAX_PAGE,
+        hls_align: 0,
         new: |max| Box::new(ogg::OggFramer::new(max)),
     },
 ];

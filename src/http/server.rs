@@ -1,12 +1,36 @@
 //! The small HTTP/1.x front end: read one request head with a deadline and a size limit,
-//! parse it with `httparse`, and write simple responses. (Why not tiny_http: README, design
-//! notes.) No keep-alive: a stream response runs until the connection closes, and every
-//! other response closes the connection too.
+//! parse it with `httparse`, and write simple responses. (Why not tiny_http: docs/design.md.)
+//! A stream response runs until the connection closes. A short answer (status, playlists,
+//! HLS) may keep the connection for the next request when the route loop says so
+//! (`server/keepalive.rs`); every other response closes it.
 
 use crate::http::conn::Conn;
 use crate::util::deadline::{Deadline, Graced, Late};
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::time::Duration;
+
+/// How long a kept connection may wait for its next request (sent as `Keep-Alive:
+/// timeout=`). hls.js and Safari reload a live playlist every target duration (4 s here).
+pub const KEEP_IDLE: Duration = Duration::from_secs(15);
+
+thread_local! {
+    /// Whether the answer being written leaves the connection open for the next request.
+    /// The route loop sets it before each request (`server/keepalive.rs`); a thread serves
+    /// one connection, so this is that connection's state, and every writer of a response
+    /// head reads it here instead of having it passed through every handler.
+    static KEEP: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Lets the next answer keep the connection open (`true`) or close it.
+pub fn set_keep_alive(on: bool) {
+    KEEP.with(|k| k.set(on));
+}
+
+/// Whether the answer being written keeps the connection open.
+pub fn keeps_alive() -> bool {
+    KEEP.with(Cell::get)
+}
 
 /// The largest request head we read. Real players send a few hundred bytes.
 pub const MAX_HEAD: usize = 8 * 1024;
@@ -54,7 +78,19 @@ pub enum HeadError {
 /// Reads and parses one request head; bytes after it (a body) are left unread. A head
 /// that takes longer than `phase`'s grace asks it whether to go on (`TooSlow` if not).
 pub fn read_request(conn: &mut Conn, phase: &mut Graced<'_>) -> Result<Request, HeadError> {
-    let mut buf = Vec::with_capacity(1024);
+    read_request_after(conn, phase, Vec::with_capacity(1024))
+}
+
+/// [`read_request`] on a kept connection: `buf` holds what came after the last request's
+/// head (a pipelined request's start).
+pub fn read_request_after(
+    conn: &mut Conn,
+    phase: &mut Graced<'_>,
+    mut buf: Vec<u8>,
+) -> Result<Request, HeadError> {
+    if let Some(req) = parse_request(&buf)? {
+        return Ok(req);
+    }
     let mut chunk = [0u8; 1024];
     let late = |phase: &mut Graced<'_>| match phase.timed_out() {
         Late::GoOn => None,
@@ -182,7 +218,9 @@ pub fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The status line and headers of a response that ends when the connection closes.
+/// The status line and headers of a response: one that ends when the connection closes,
+/// or, when [`keeps_alive`], a short answer (with its `Content-Length`) after which the
+/// connection waits for the next request.
 pub fn head<V: AsRef<str>>(
     minor: u8,
     status: u16,
@@ -201,7 +239,13 @@ pub fn head<V: AsRef<str>>(
         h.push_str(value.as_ref());
         h.push_str("\r\n");
     }
-    h.push_str("Connection: close\r\n\r\n");
+    if keeps_alive() {
+        h.push_str("Connection: keep-alive\r\nKeep-Alive: timeout=");
+        h.push_str(&KEEP_IDLE.as_secs().to_string());
+        h.push_str("\r\n\r\n");
+    } else {
+        h.push_str("Connection: close\r\n\r\n");
+    }
     h
 }
 
@@ -251,6 +295,16 @@ fn send(
         msg.push_str(body);
     }
     if conn.write_all(msg.as_bytes()).is_ok() {
+        finish(conn);
+    }
+}
+
+/// Ends a complete short answer: flushed for the next request on a kept connection, else
+/// closed gracefully.
+pub fn finish(conn: &mut Conn) {
+    if keeps_alive() {
+        let _ = conn.flush();
+    } else {
         close_gracefully(conn);
     }
 }

@@ -85,7 +85,12 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
     };
     if file == "index.m3u8" {
         window.playlist_requests.fetch_add(1, Relaxed);
-        let Some((newest, made)) = window.newest() else {
+        // At a live start the first segment is at most a target duration away: wait for it
+        // (2 s more for the segmenter's batch on a busy Pi) rather than send players a 503.
+        let first_within = window
+            .target
+            .saturating_add(std::time::Duration::from_secs(2));
+        let Some((newest, made)) = window.newest_within(first_within) else {
             extra.push(("Retry-After", "1".into()));
             let h: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
             return http::respond(conn, req.minor, 503, "no segment yet", &h);
@@ -185,7 +190,7 @@ fn send(
         out.extend_from_slice(part);
     }
     if conn.write_all(&out).is_ok() {
-        http::close_gracefully(conn);
+        http::finish(conn);
     }
 }
 

@@ -21,6 +21,7 @@ pub mod audience;
 pub mod cors;
 pub mod hls;
 pub mod hls_token;
+pub mod keepalive;
 pub mod listeners_admin;
 pub mod metrics;
 pub mod mounts;
@@ -64,6 +65,9 @@ pub struct Server {
     streams: RwLock<Vec<Arc<Stream>>>,
     /// Listeners of every stream, against the server-wide `-max-clients`.
     listeners: AtomicUsize,
+    /// Connections kept open between short answers (`keepalive.rs`), also against
+    /// `-max-clients`.
+    pub kept: AtomicUsize,
     /// Who is listening, for the admin's list and kick.
     pub audience: Audience,
     /// The HTTPS port's certificate (reloaded on SIGHUP) and the configuration built on it.
@@ -114,6 +118,7 @@ impl Server {
             stats: Stats::default(),
             streams: RwLock::new(Vec::new()),
             listeners: AtomicUsize::new(0),
+            kept: AtomicUsize::new(0),
             audience: Audience::default(),
             tls,
             users: RwLock::new(users),

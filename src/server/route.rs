@@ -2,6 +2,7 @@
 //! the server's own pages (status, metrics, admin calls) or a stream (its listeners, its
 //! source client, its link).
 
+use super::keepalive::KeepAlive;
 use super::{
     admin, cors, hls, listeners_admin, metrics, page, playlist_files, source_client, status, users,
     Server,
@@ -71,60 +72,152 @@ fn serve(conn: Conn, peer: SocketAddr, pending: Pending, server: &Server, door: 
     }
 }
 
-/// Reads one request and answers it; a listener comes back to be run.
+/// Reads a request and answers it, and the next on a kept connection while the answers are
+/// short; a listener comes back to be run.
 #[inline(never)]
 fn answer<'s>(
     mut conn: Conn,
-    peer: SocketAddr,
+    sock_peer: SocketAddr,
     mut pending: Pending,
     server: &'s Server,
     door: Door,
 ) -> Option<Listening<'s>> {
     let _ = conn.tcp().set_nodelay(true);
     let _ = conn.set_write_timeout(Some(server.cfg.write_timeout));
+    http::set_keep_alive(false);
     let mut slow = || pending.slow();
     let mut phase = Graced::new(server.cfg.header_timeout, super::SLOW_AFTER, &mut slow);
     let read = http::read_request(&mut conn, &mut phase);
     pending.done();
-    let req = match read {
+    let mut req = match read {
         Ok(r) => r,
         Err(e) => {
-            let (status, what) = match e {
-                HeadError::Closed => {
-                    debug!("{peer}: closed before a request");
-                    return None;
-                }
-                HeadError::Io(e) => {
-                    debug!("{peer}: {e}");
-                    return None;
-                }
-                HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
-                HeadError::TooSlow => (
-                    503,
-                    "request too slow, and too many from this address are (-max-pending-per-ip)"
-                        .to_string(),
-                ),
-                HeadError::TooLarge => (
-                    431,
-                    format!("request head larger than {} bytes", http::MAX_HEAD),
-                ),
-                HeadError::Malformed(m) => (400, format!("malformed request: {m}")),
-            };
-            refuse(&mut conn, peer, None, server, status, &what, &[]);
+            if let Some((status, what)) = head_error(e, sock_peer) {
+                refuse(&mut conn, sock_peer, None, server, status, &what, &[]);
+            }
             return None;
         }
     };
-    // Behind a -trusted-proxies proxy, the client it names is the peer from here on: every
-    // limit, login budget, the listener list and the log see it.
-    let peer = crate::http::forwarded::client(peer, &req.headers, &server.cfg.trusted_proxies);
+    let mut keep = KeepAlive::new(server);
+    loop {
+        // Behind a -trusted-proxies proxy, the client it names is the peer from here on:
+        // every limit, login budget, the listener list and the log see it.
+        let peer =
+            crate::http::forwarded::client(sock_peer, &req.headers, &server.cfg.trusted_proxies);
+        let kept = keep.wants(&req, peer);
+        http::set_keep_alive(kept);
+        if !short(&mut conn, peer, &req, server, door) {
+            http::set_keep_alive(false);
+            drop(keep);
+            return long(conn, peer, req, server, door);
+        }
+        if !kept {
+            return None;
+        }
+        req = next_request(
+            &mut conn,
+            sock_peer,
+            server,
+            std::mem::take(&mut req.leftover),
+        )?;
+    }
+}
+
+/// What a request head that could not be read gets: a status and why, or nothing (the peer
+/// left).
+fn head_error(e: HeadError, peer: SocketAddr) -> Option<(u16, String)> {
+    Some(match e {
+        HeadError::Closed => {
+            debug!("{peer}: closed before a request");
+            return None;
+        }
+        HeadError::Io(e) => {
+            debug!("{peer}: {e}");
+            return None;
+        }
+        HeadError::Timeout => (408, "no request within -header-timeout".to_string()),
+        HeadError::TooSlow => (
+            503,
+            "request too slow, and too many from this address are (-max-pending-per-ip)"
+                .to_string(),
+        ),
+        HeadError::TooLarge => (
+            431,
+            format!("request head larger than {} bytes", http::MAX_HEAD),
+        ),
+        HeadError::Malformed(m) => (400, format!("malformed request: {m}")),
+    })
+}
+
+/// The next request on a kept connection, within [`http::KEEP_IDLE`]; none when the client
+/// is done (it closed, or stayed idle), or sent what is not a request (answered, closed).
+fn next_request(
+    conn: &mut Conn,
+    peer: SocketAddr,
+    server: &Server,
+    after: Vec<u8>,
+) -> Option<Request> {
+    http::set_keep_alive(false);
+    // An idle kept connection is no slow request: its address's pending cap is not asked.
+    let mut go_on = || true;
+    let mut phase = Graced::new(http::KEEP_IDLE, http::KEEP_IDLE, &mut go_on);
+    match http::read_request_after(conn, &mut phase, after) {
+        Ok(r) => Some(r),
+        Err(HeadError::Timeout) => None,
+        Err(e) => {
+            if let Some((status, what)) = head_error(e, peer) {
+                refuse(conn, peer, None, server, status, &what, &[]);
+            }
+            None
+        }
+    }
+}
+
+/// Answers a short request (the server's pages, status, playlist files, HLS, `OPTIONS *`);
+/// false when `req` is none of those.
+fn short(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server, door: Door) -> bool {
     match (req.method.as_str(), req.path_only()) {
-        ("GET" | "HEAD", "/status-json.xsl") => status::status_json(&mut conn, &req, server),
+        ("GET" | "HEAD", "/status-json.xsl") => status::status_json(conn, req, server),
         ("GET" | "HEAD", "/metrics") => {
-            if server.cfg.admin_password.is_none() || admin::require(&mut conn, peer, &req, server)
-            {
-                metrics::metrics(&mut conn, &req, server);
+            if server.cfg.admin_password.is_none() || admin::require(conn, peer, req, server) {
+                metrics::metrics(conn, req, server);
             }
         }
+        ("GET" | "HEAD", path) if hls::is_hls(path, server) => hls::serve(conn, peer, req, server),
+        ("GET" | "HEAD", path) if playlist_files::find(path, server).is_some() => {
+            if let Some((stream, kind)) = playlist_files::find(path, server) {
+                playlist_files::serve(conn, req, &stream, kind);
+            }
+        }
+        ("GET" | "HEAD", "/status.html" | "/status.xsl") => {
+            page::status_page(conn, peer, req, server)
+        }
+        // libshout opens with `OPTIONS *` and picks its method from `Allow` (Icecast 2.5
+        // answers the same way); browsers' CORS preflights land here too.
+        ("OPTIONS", "*") => {
+            let sources_here = door == Door::Sources || server.cfg.source_address.is_none();
+            let push = sources_here
+                && server
+                    .streams()
+                    .iter()
+                    .any(|s| s.cfg.source_password.is_some());
+            cors::options(conn, req, server, allow(push));
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// Answers the rest: admin calls and streams (their listeners, source clients, the link).
+/// A listener comes back to be run.
+fn long(
+    mut conn: Conn,
+    peer: SocketAddr,
+    req: Request,
+    server: &Server,
+    door: Door,
+) -> Option<Listening<'_>> {
+    match (req.method.as_str(), req.path_only()) {
         ("GET", "/admin/metadata" | "/admin/metadata.xsl") => {
             admin::metadata(conn, peer, &req, server)
         }
@@ -139,28 +232,6 @@ fn answer<'s>(
             listeners_admin::listclients(&mut conn, peer, &req, server)
         }
         ("GET", "/admin/killclient") => listeners_admin::killclient(&mut conn, peer, &req, server),
-        ("GET" | "HEAD", path) if hls::is_hls(path, server) => {
-            hls::serve(&mut conn, peer, &req, server)
-        }
-        ("GET" | "HEAD", path) if playlist_files::find(path, server).is_some() => {
-            if let Some((stream, kind)) = playlist_files::find(path, server) {
-                playlist_files::serve(&mut conn, &req, &stream, kind);
-            }
-        }
-        ("GET" | "HEAD", "/status.html" | "/status.xsl") => {
-            page::status_page(&mut conn, peer, &req, server)
-        }
-        // libshout opens with `OPTIONS *` and picks its method from `Allow` (Icecast 2.5
-        // answers the same way); browsers' CORS preflights land here too.
-        ("OPTIONS", "*") => {
-            let sources_here = door == Door::Sources || server.cfg.source_address.is_none();
-            let push = sources_here
-                && server
-                    .streams()
-                    .iter()
-                    .any(|s| s.cfg.source_password.is_some());
-            cors::options(&mut conn, &req, server, allow(push));
-        }
         _ => return to_stream(conn, peer, req, server, door),
     }
     None

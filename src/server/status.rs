@@ -17,11 +17,14 @@ pub fn status_json(conn: &mut Conn, req: &Request, server: &Server) {
     let sources: Vec<String> = server.streams().iter().map(|s| source(s, &base)).collect();
     let body = format!(
         "{{\"icestats\":{{\"admin\":\"\",\"host\":{},\"location\":\"\",\"server_id\":{},\
-         \"server_start\":{},\"server_start_iso8601\":{},\"source\":[{}]}}}}\n",
+         \"server_start\":{},\"server_start_iso8601\":{},\"station_description\":{},\
+         \"station_name\":{},\"source\":[{}]}}}}\n",
         json(host.split(':').next().unwrap_or_default()),
         json(&format!("ringcast {}", env!("CARGO_PKG_VERSION"))),
         json(&timefmt::rfc2822(server.started)),
         json(&timefmt::iso8601(server.started)),
+        json(&server.cfg.station_description),
+        json(&server.cfg.station_name),
         sources.join(","),
     );
     let mut extra = vec![("Cache-Control", "no-cache".to_string())];

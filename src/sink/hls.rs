@@ -44,9 +44,65 @@ fn syncsafe(n: usize) -> [u8; 4] {
 /// A segment being made.
 struct Building {
     bytes: Vec<u8>,
+    /// Where its audio begins in `bytes` (after the timestamp tag).
+    audio_at: usize,
     duration: Duration,
     starts: SystemTime,
     discontinuity: bool,
+    /// The last frame boundary where its audio was a whole multiple of the framer's
+    /// `hls_align`: (length of `bytes` there, duration there).
+    aligned: Option<(usize, Duration)>,
+}
+
+impl Building {
+    /// A segment whose first sample is at `clock` (audio since the first segment).
+    fn new(clock: Duration, discontinuity: bool) -> Building {
+        // 90 kHz ticks: nanoseconds × 9 / 100 000.
+        let ticks = clock
+            .as_nanos()
+            .checked_mul(9)
+            .and_then(|n| n.checked_div(100_000));
+        let pts = ticks.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
+        let bytes = timestamp_tag(pts);
+        Building {
+            audio_at: bytes.len(),
+            bytes,
+            duration: Duration::ZERO,
+            starts: SystemTime::now(),
+            discontinuity,
+            aligned: None,
+        }
+    }
+
+    fn add(&mut self, frame: &[u8], d: Duration, align: usize) {
+        self.bytes.extend_from_slice(frame);
+        self.duration = self.duration.saturating_add(d);
+        let audio = self.bytes.len().saturating_sub(self.audio_at);
+        if align > 0 && audio.checked_rem(align) == Some(0) {
+            self.aligned = Some((self.bytes.len(), self.duration));
+        }
+    }
+
+    /// The segment to publish now that it is full: cut at its last aligned boundary when
+    /// that holds at least half the target, the frames after it beginning the next segment
+    /// (at `clock`, the audio so far); else whole.
+    fn cut(mut self, target: Duration, clock: Duration) -> (Building, Option<Building>) {
+        let Some((at, dur)) = self.aligned else {
+            return (self, None);
+        };
+        if dur < target.checked_div(2).unwrap_or_default() || at >= self.bytes.len() {
+            return (self, None);
+        }
+        let rest_dur = self.duration.saturating_sub(dur);
+        let mut rest = Building::new(clock.saturating_sub(rest_dur), false);
+        rest.starts = self.starts.checked_add(dur).unwrap_or(self.starts);
+        rest.bytes
+            .extend_from_slice(self.bytes.get(at..).unwrap_or_default());
+        rest.duration = rest_dur;
+        self.bytes.truncate(at);
+        self.duration = dur;
+        (self, Some(rest))
+    }
 }
 
 /// The thread body.
@@ -58,6 +114,7 @@ pub fn run(stream: &Stream) {
     // Frame durations come from the framer's reading of a frame's header.
     let framer = (cfg.framer.new)(cfg.frame_bytes);
     let target = window.target;
+    let align = cfg.framer.hls_align;
     let mut cursor = stream.ring.join(0);
     let mut batch: Vec<Frame> = Vec::new();
     let mut seq: u64 = 0;
@@ -109,27 +166,22 @@ pub fn run(stream: &Stream) {
             let full = building
                 .as_ref()
                 .is_some_and(|b| b.duration.saturating_add(d) > target);
-            if full || (restart && building.is_some()) {
+            if restart {
+                // A new run begins with this frame: whatever was made before ends here.
                 if let Some(b) = building.take() {
                     finish(window, &mut seq, b);
                 }
+            } else if full {
+                if let Some(b) = building.take() {
+                    let (done, rest) = b.cut(target, clock);
+                    finish(window, &mut seq, done);
+                    building = rest;
+                }
             }
             let b = building.get_or_insert_with(|| {
-                // 90 kHz ticks: nanoseconds × 9 / 100 000.
-                let ticks = clock
-                    .as_nanos()
-                    .checked_mul(9)
-                    .and_then(|n| n.checked_div(100_000));
-                let pts = ticks.and_then(|t| u64::try_from(t).ok()).unwrap_or(0);
-                Building {
-                    bytes: timestamp_tag(pts),
-                    duration: Duration::ZERO,
-                    starts: SystemTime::now(),
-                    discontinuity: std::mem::take(&mut restart) && seq > 0,
-                }
+                Building::new(clock, std::mem::take(&mut restart) && seq > 0)
             });
-            b.bytes.extend_from_slice(f);
-            b.duration = b.duration.saturating_add(d);
+            b.add(f, d, align);
             clock = clock.saturating_add(d);
         }
     }
@@ -187,5 +239,59 @@ mod tests {
         assert_eq!(&t[t.len() - 8..], &900_000u64.to_be_bytes());
         // The input's own ID3 parser reads it back as a tag of that length.
         assert_eq!(crate::frame::id3_len(&t), Ok(Some(t.len())));
+    }
+
+    /// A 128 kb/s, 44.1 kHz MP3 stream's frame sizes as LAME pads them: 417 or 418 bytes,
+    /// 20 480 (20 × 1024) every 49 frames.
+    fn cbr_frames(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| vec![0xAB; (i + 1) * 20_480 / 49 - i * 20_480 / 49])
+            .collect()
+    }
+
+    #[test]
+    fn mp3_segments_are_cut_at_whole_1024_byte_chunks_of_audio() {
+        let frame = std::time::Duration::from_nanos(26_122_449);
+        let target = std::time::Duration::from_secs(4);
+        let (mut clock, mut building, mut done) = (std::time::Duration::ZERO, None, Vec::new());
+        for f in cbr_frames(49 * 12) {
+            let full = building
+                .as_ref()
+                .is_some_and(|b: &super::Building| b.duration + frame > target);
+            if full {
+                let (seg, rest) = building.take().unwrap().cut(target, clock);
+                done.push(seg);
+                building = rest;
+            }
+            building
+                .get_or_insert_with(|| super::Building::new(clock, false))
+                .add(&f, frame, 1024);
+            clock += frame;
+        }
+        assert!(done.len() >= 3);
+        let mut at = std::time::Duration::ZERO;
+        for seg in &done {
+            let audio = seg.bytes.len() - seg.audio_at;
+            assert_eq!(audio % 1024, 0, "{audio} bytes of audio");
+            // 147 frames: the last whole chunk within 4 s (153 frames would be 3.997 s).
+            assert_eq!(audio, 3 * 20_480);
+            assert!(seg.duration <= target && seg.duration > target / 2);
+            // Each segment's timestamp is where the one before it ended.
+            let pts = u64::from_be_bytes(
+                seg.bytes[seg.audio_at - 8..seg.audio_at]
+                    .try_into()
+                    .unwrap(),
+            );
+            assert_eq!(pts, (at.as_nanos() * 9 / 100_000) as u64);
+            at += seg.duration;
+        }
+        // Without alignment (ADTS): cut at the last frame within the target, as before.
+        let mut b = super::Building::new(std::time::Duration::ZERO, false);
+        for f in cbr_frames(153) {
+            b.add(&f, frame, 0);
+        }
+        let (seg, rest) = b.cut(target, frame * 153);
+        assert!(rest.is_none());
+        assert_eq!(seg.duration, frame * 153);
     }
 }

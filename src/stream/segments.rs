@@ -3,7 +3,7 @@
 //! the server (`server/hls.rs`) serves them. Memory is bounded by the window.
 
 use crate::util::timefmt;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,6 +31,8 @@ pub struct Segments {
     pub target: Duration,
     window: usize,
     inner: Mutex<Inner>,
+    /// Notified when a segment is added (a playlist request waiting for the first).
+    added: Condvar,
     /// Requests answered (a cache in front should keep these near one per segment).
     pub playlist_requests: std::sync::atomic::AtomicU64,
     pub segment_requests: std::sync::atomic::AtomicU64,
@@ -65,6 +67,7 @@ impl Segments {
             target,
             window: window.max(1),
             inner: Mutex::new(Inner::default()),
+            added: Condvar::new(),
             playlist_requests: Default::default(),
             segment_requests: Default::default(),
         }
@@ -81,6 +84,8 @@ impl Segments {
                 }
             }
         }
+        drop(g);
+        self.added.notify_all();
     }
 
     /// The segment numbered `seq`, while it is in the window.
@@ -93,9 +98,18 @@ impl Segments {
             .cloned()
     }
 
-    /// The newest segment's number and completion time (the playlist's version).
-    pub fn newest(&self) -> Option<(u64, SystemTime)> {
-        self.inner.lock().segments.back().map(|s| (s.seq, s.made))
+    /// The newest segment's number and completion time (the playlist's version), waiting
+    /// up to `wait` for the first segment when there is none yet (a player that asks at a live start gets a playlist as soon as it can play, not a
+    /// 503 to retry).
+    pub fn newest_within(&self, wait: Duration) -> Option<(u64, SystemTime)> {
+        let deadline = Instant::now().checked_add(wait)?;
+        let mut g = self.inner.lock();
+        while g.segments.is_empty() {
+            if self.added.wait_until(&mut g, deadline).timed_out() {
+                break;
+            }
+        }
+        g.segments.back().map(|s| (s.seq, s.made))
     }
 
     /// The playlist now (RFC 8216); `ext` is the segments' file extension, `query` what

@@ -329,3 +329,142 @@ h.attachMedia(a);
         b.run("return document.body.innerText")
     );
 }
+
+/// Issue 25: a status page a station can show, on a phone-sized screen: the station's name
+/// and description, each stream's name, state, title, listeners, bitrate, time on air as
+/// people write it, its URL with playlist links, and a player. The screenshot is kept in
+/// `target/tmp/status-page/phone.png` to look at.
+#[test]
+fn the_status_page_shows_the_station_on_a_phone() {
+    let dir = scratch("status-page");
+    let studio = dir.join("studio.conf");
+    std::fs::write(
+        &studio,
+        format!(
+            "-path {} -frame-filter mp3 -icy-name 'Studio One' -icy-description 'The studio, live'\n",
+            fixture("tone-128k-44k1.mp3").display()
+        ),
+    )
+    .unwrap();
+    let live = dir.join("live.conf");
+    std::fs::write(&live, "-source-password pw -frame-filter mp3\n").unwrap();
+    let s = Server::start(&[
+        "-station-name",
+        "Radio Ringcast",
+        "-station-description",
+        "Community radio from a Raspberry Pi",
+        "-mount",
+        &format!("/studio={}", studio.display()),
+        "-mount",
+        &format!("/live={}", live.display()),
+    ]);
+    let b = Browser::start("status-page-profile");
+    b.call(
+        "POST",
+        &format!("/session/{}/window/rect", b.session),
+        Some(json!({"width": 390, "height": 844})),
+    );
+    let origin = format!("http://127.0.0.1:{}", s.addr.port());
+    b.open(&format!("{origin}/status.html"));
+    let text = |sel: &str| {
+        b.run(&format!(
+            "return document.querySelector({sel:?})?.textContent ?? null"
+        ))
+    };
+    let in_box = |mount: &str, sel: &str, what: &str| {
+        b.run(&format!(
+            "const e = document.querySelector('section[data-mount=\"{mount}\"] {sel}'); return e ? e.{what} : null"
+        ))
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || in_box(
+            "/studio",
+            ".bitrate",
+            "textContent"
+        ) == "128 kbit/s"),
+        "{}",
+        b.run("return document.body.innerText")
+    );
+    assert_eq!(text("h1"), "Radio Ringcast");
+    assert_eq!(text("#about"), "Community radio from a Raspberry Pi");
+    assert_eq!(b.run("return document.title"), "Radio Ringcast");
+    assert_eq!(in_box("/studio", ".name", "textContent"), "Studio One");
+    assert_eq!(
+        in_box("/studio", ".desc", "textContent"),
+        "The studio, live"
+    );
+    assert_eq!(in_box("/studio", ".state", "textContent"), "On air");
+    assert_eq!(in_box("/studio", ".listeners", "textContent"), "0");
+    assert_eq!(
+        in_box("/studio", ".url", "textContent"),
+        format!("{origin}/studio")
+    );
+    assert_eq!(
+        in_box("/studio", ".m3u", "href"),
+        format!("{origin}/studio.m3u")
+    );
+    assert_eq!(
+        in_box("/studio", ".pls", "href"),
+        format!("{origin}/studio.pls")
+    );
+    assert_eq!(in_box("/studio", "audio", "getAttribute('src')"), "/studio");
+    let uptime = in_box("/studio", ".uptime", "textContent");
+    let uptime = uptime.as_str().unwrap_or_default();
+    let words: Vec<&str> = uptime.split(' ').collect();
+    assert!(
+        matches!(words[..], [n, "s"] | [n, "min"] if n.parse::<u32>().is_ok()),
+        "on air for {uptime:?}"
+    );
+    // The mount waiting for its encoder says so, and shows its name from its path.
+    assert_eq!(in_box("/live", ".state", "textContent"), "Off air");
+    assert_eq!(in_box("/live", ".name", "textContent"), "live");
+    assert_eq!(
+        in_box("/live", ".uptime", "textContent"),
+        "waiting for its source"
+    );
+    // The playlist link opens a file naming the stream's URL as the page shows it.
+    let m3u = b.run_async(&format!(
+        r#"const done = arguments[arguments.length - 1];
+        fetch("{origin}/studio.m3u").then(r => r.text()).then(done, e => done("error: " + e));"#
+    ));
+    assert!(
+        m3u.as_str()
+            .is_some_and(|t| t.contains(&format!("{origin}/studio\n"))),
+        "{m3u}"
+    );
+    // Readable on a phone: nothing wider than the screen.
+    assert_eq!(
+        b.run("return document.documentElement.scrollWidth <= window.innerWidth"),
+        true,
+        "{}",
+        b.run("return document.documentElement.scrollWidth + ' > ' + window.innerWidth")
+    );
+    let shot = b
+        .call("GET", &format!("/session/{}/screenshot", b.session), None)
+        .expect("a screenshot");
+    let png = base64_decode(shot["value"].as_str().unwrap_or_default());
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    std::fs::write(dir.join("phone.png"), png).unwrap();
+}
+
+/// Standard base64 (WebDriver's screenshots), without a crate.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let value = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for v in text.bytes().filter_map(value) {
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
+}

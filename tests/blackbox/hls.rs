@@ -537,3 +537,45 @@ fn behind_an_nginx_cache_200_clients_cost_about_one_request_per_segment() {
         "{segments} segment requests reached ringcast"
     );
 }
+
+/// Issue 25: a player asking at a live start gets the playlist as soon as the first segment
+/// is made (it waits up to a segment and 2 s), not a 503 to retry.
+#[test]
+fn a_playlist_asked_at_a_live_start_waits_for_the_first_segment() {
+    let s = mp3_server(
+        &fixture("tone-128k-44k1.mp3"),
+        "16000",
+        &["-hls", "-hls-segment", "2s"],
+    );
+    let began = Instant::now();
+    let mut l = Listener::get(s.addr, "/hls/index.m3u8", 1);
+    l.read_to_eof(T);
+    let took = began.elapsed();
+    assert_eq!(l.status, 200, "{}", l.head);
+    assert!(String::from_utf8_lossy(&l.body).contains("#EXTINF:"));
+    eprintln!("first playlist answered after {took:?}");
+}
+
+/// Issue 25: a live start plays for a minute in ffmpeg with not one warning, with the
+/// default 4 s segments (ffmpeg's MP3 reader used to step its timestamps back about 12 s
+/// in, where a segment's end moved across one of its 1024-byte reads).
+#[test]
+fn a_live_start_plays_a_minute_in_ffmpeg_without_a_warning() {
+    let s = live_mp3_server(&["-hls"]);
+    assert!(
+        eventually(T, || get(&s, "/hls/index.m3u8", "").status == 200),
+        "{}",
+        s.log_text()
+    );
+    let url = format!("http://{}/hls/index.m3u8", s.addr);
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin", "-v", "warning", "-i", &url, "-t", "60", "-f", "null", "-",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.trim(), "", "ffmpeg warned");
+}

@@ -14,6 +14,7 @@ mod hostile_link;
 mod http;
 mod https;
 mod icecast;
+mod keepalive;
 mod lifecycle;
 mod link;
 mod mounts;
