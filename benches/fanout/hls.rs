@@ -1,9 +1,11 @@
 //! `make bench`, HLS: N HLS clients with no cache in front (each polling the playlist every
 //! 2 s and fetching every new segment once on one kept connection, as hls.js in a browser
 //! does; a client connects again only when the server closes) against N plain listeners of
-//! the same server, fed the same numbered MP3 frames in real time: ringcast's CPU and
-//! memory under each, and the glass-to-ear delay of each, from a frame's last byte written
-//! to ringcast's input to its last byte read by a client.
+//! the same server, fed the same numbered MP3 frames in real time, and then the same
+//! players opening a new connection for every request (a client that does not ask for
+//! keep-alive, and what every player cost before it): ringcast's CPU and memory under each,
+//! connections per player, and the glass-to-ear delay of each, from a frame's last byte
+//! written to ringcast's input to its last byte read by a client.
 //!
 //! The HLS delay is measured by an eager client that polls every 100 ms and fetches each
 //! segment as soon as it is listed: what the server adds. A player starting the usual three
@@ -37,7 +39,9 @@ type Delays = Arc<Mutex<Vec<f64>>>;
 pub fn figures(data: &[u8], n: usize, secs: u64) {
     let frames = numbered(data, usize::try_from((150 + secs) * 39).unwrap());
     let mut rows = Vec::new();
-    for hls in [false, true] {
+    // Plain listeners; HLS players keeping one connection; the same players with a new
+    // connection for every request (as before keep-alive, and as a client that does not ask).
+    for (hls, keep) in [(false, false), (true, true), (true, false)] {
         let fed = Arc::new(AtomicU64::new(0));
         let fed_at: FedAt = Arc::new(Mutex::new(vec![None; frames.len()]));
         let (frames2, fed2, at2) = (frames.clone(), Arc::clone(&fed), Arc::clone(&fed_at));
@@ -74,7 +78,7 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
         let c2 = Arc::clone(&connects);
         let f = measure_with(server.child.id(), &fed, how, move || match hls {
             false => Box::new(super::Load::connect(addr, "/", n, None)),
-            true => Box::new(HlsLoad::start(addr, n, c2)),
+            true => Box::new(HlsLoad::start(addr, n, c2, keep)),
         });
         let per_sec = (requests() - r0.0) as f64 / r0.1.elapsed().as_secs_f64();
         let sessions = metric(addr, "ringcast_hls_listeners");
@@ -84,7 +88,7 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
         let _ = watcher.join();
         let mut d = delays.lock().unwrap().clone();
         d.sort_by(|a, b| a.total_cmp(b));
-        rows.push((hls, f, d, per_sec, sessions, per_player));
+        rows.push((hls, keep, f, d, per_sec, sessions, per_player));
         drop(server);
     }
     println!();
@@ -93,11 +97,15 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
          ({}s segments, window 6), numbered frames fed at 128 kb/s:",
         SEGMENT.as_secs()
     );
-    for (hls, f, d, per_sec, sessions, per_player) in &rows {
+    for (hls, keep, f, d, per_sec, sessions, per_player) in &rows {
         let per = f.rss_kb.saturating_sub(f.idle_rss_kb) as f64 * 1024.0 / n as f64;
-        let name = if *hls { "HLS" } else { "plain" };
+        let name = match (hls, keep) {
+            (false, _) => "plain",
+            (true, true) => "HLS, kept",
+            (true, false) => "HLS, new connection each request",
+        };
         println!(
-            "  {name:<5}: CPU {:.2} s/min, RSS {} kB ({:.0} B/client), peak threads {}, at full rate {}/{n}{}",
+            "  {name}: CPU {:.2} s/min, RSS {} kB ({:.0} B/client), peak threads {}, at full rate {}/{n}{}",
             f.cpu_s_per_min,
             f.rss_kb,
             per,
@@ -126,11 +134,13 @@ pub fn figures(data: &[u8], n: usize, secs: u64) {
             ),
         }
     }
-    if let [(_, p, ..), (_, h, ..)] = &rows[..] {
+    if let [(_, _, p, ..), (_, _, h, ..), (_, _, c, ..)] = &rows[..] {
         println!(
-            "  HLS/plain: CPU {:.2}x, RSS {:.2}x",
+            "  HLS kept/plain: CPU {:.2}x, RSS {:.2}x; a new connection each request/plain: CPU {:.2}x, RSS {:.2}x",
             h.cpu_s_per_min / p.cpu_s_per_min,
-            h.rss_kb as f64 / p.rss_kb as f64
+            h.rss_kb as f64 / p.rss_kb as f64,
+            c.cpu_s_per_min / p.cpu_s_per_min,
+            c.rss_kb as f64 / p.rss_kb as f64
         );
     }
 }
@@ -300,10 +310,12 @@ struct Kept {
     conn: Option<std::net::TcpStream>,
     buf: Vec<u8>,
     connects: u64,
+    /// Whether it asks to keep the connection (`Connection: close` otherwise).
+    keep: bool,
 }
 
 impl Kept {
-    fn new(agent: String) -> Kept {
+    fn new(agent: String, keep: bool) -> Kept {
         let h = agent
             .bytes()
             .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
@@ -314,6 +326,7 @@ impl Kept {
             conn: None,
             buf: Vec::new(),
             connects: 0,
+            keep,
         }
     }
 
@@ -340,8 +353,9 @@ impl Kept {
             return (0, Vec::new());
         };
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: {}\r\nConnection: keep-alive\r\n\r\n",
-            self.agent
+            "GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: {}\r\nConnection: {}\r\n\r\n",
+            self.agent,
+            if self.keep { "keep-alive" } else { "close" }
         );
         if c.write_all(req.as_bytes()).is_err() {
             return (0, Vec::new());
@@ -394,7 +408,7 @@ struct HlsLoad {
 }
 
 impl HlsLoad {
-    fn start(addr: SocketAddr, n: usize, connects: Arc<Vec<AtomicU64>>) -> HlsLoad {
+    fn start(addr: SocketAddr, n: usize, connects: Arc<Vec<AtomicU64>>, keep: bool) -> HlsLoad {
         let bytes: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
         let started: Arc<Vec<AtomicBool>> =
             Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
@@ -415,7 +429,7 @@ impl HlsLoad {
                         .step_by(WORKERS)
                         .map(|i| {
                             let at = t0 + POLL.mul_f64((i % 97) as f64 / 97.0);
-                            (i, at, None, Kept::new(format!("hls-bench-{i}")))
+                            (i, at, None, Kept::new(format!("hls-bench-{i}"), keep))
                         })
                         .collect();
                     while !stop.load(Relaxed) {
