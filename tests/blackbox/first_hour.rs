@@ -143,6 +143,26 @@ fn the_bitrate_comes_from_the_frames() {
     assert!(eventually(T, || status_source(&s)["audio_info"] == "bitrate=128"));
     let l = Listener::get(s.addr, "/", 1);
     assert_eq!(header(&l.head, "icy-br"), Some("128"), "{}", l.head);
+    // Ogg Opus, from its pages: the fixture is 35.5 kb/s by ffprobe's count.
+    let ogg = Server::start(&[
+        "-path",
+        fixture("tone-opus.ogg").to_str().unwrap(),
+        "-frame-filter",
+        "ogg",
+    ]);
+    let kbps = || {
+        let info = status_source(&ogg)["audio_info"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        info.strip_prefix("bitrate=")
+            .and_then(|k| k.parse::<u32>().ok())
+    };
+    assert!(
+        eventually(T, || kbps().is_some_and(|k| (30..=45).contains(&k))),
+        "{:?}",
+        kbps()
+    );
 }
 
 #[test]
