@@ -290,13 +290,27 @@ fn send(
     let length = body.len().to_string();
     let mut headers: Vec<(&str, &str)> = extra.to_vec();
     headers.push(("Content-Length", &length));
-    let mut msg = head(minor, status, content_type, &headers);
-    if with_body {
-        msg.push_str(body);
-    }
-    if conn.write_all(msg.as_bytes()).is_ok() {
+    let head = head(minor, status, content_type, &headers);
+    let body = if with_body { body.as_bytes() } else { &[] };
+    if write_parts(conn, &[head.as_bytes(), body]).is_ok() {
         finish(conn);
     }
+}
+
+/// Writes a response's parts (its head, its body) as one gathered write: neither copied
+/// into one buffer first (a segment is 60 KB) nor sent as two packets.
+pub fn write_parts(conn: &mut Conn, parts: &[&[u8]]) -> io::Result<()> {
+    let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
+    let mut bufs = &mut slices[..];
+    while !bufs.is_empty() {
+        match conn.send_vectored(bufs, false) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Ends a complete short answer: flushed for the next request on a kept connection, else

@@ -15,7 +15,6 @@ use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
 use crate::stream::segments::Segments;
 use crate::util::timefmt;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
@@ -185,11 +184,8 @@ fn send(
     };
     extra.push(("Content-Length", part.len().to_string()));
     let head = http::head(req.minor, status, content_type, &extra);
-    let mut out = head.into_bytes();
-    if req.method != "HEAD" {
-        out.extend_from_slice(part);
-    }
-    if conn.write_all(&out).is_ok() {
+    let body = if req.method == "HEAD" { &[][..] } else { part };
+    if http::write_parts(conn, &[head.as_bytes(), body]).is_ok() {
         http::finish(conn);
     }
 }

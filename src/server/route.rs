@@ -186,7 +186,7 @@ fn short(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server, door
         ("GET" | "HEAD", path) if hls::is_hls(path, server) => hls::serve(conn, peer, req, server),
         ("GET" | "HEAD", path) if playlist_files::find(path, server).is_some() => {
             if let Some((stream, kind)) = playlist_files::find(path, server) {
-                playlist_files::serve(conn, req, &stream, kind);
+                playlist_files::serve(conn, req, server, &stream, kind);
             }
         }
         ("GET" | "HEAD", "/status.html" | "/status.xsl") => {

@@ -53,7 +53,7 @@ fn source(stream: &Stream, base: &str) -> String {
         json(&title),
         u8::from(info.public),
     );
-    if let Some(t) = *stream.stream_started.lock() {
+    if let Some(t) = stream.on_air_since() {
         let _ = write!(
             source,
             ",\"stream_start\":{},\"stream_start_iso8601\":{}",

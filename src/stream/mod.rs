@@ -215,6 +215,15 @@ impl Stream {
         }
     }
 
+    /// Since when the source is on air: a source client's connection, else the input's
+    /// last opening (None while off air).
+    pub fn on_air_since(&self) -> Option<SystemTime> {
+        match self.cfg.input {
+            crate::config::InputSpec::Push { .. } => self.push.since(),
+            _ => self.on_air().then(|| *self.stream_started.lock()).flatten(),
+        }
+    }
+
     /// Counts a new listener unless this stream's `-max-clients` are already connected.
     pub fn enter_listener(self: &Arc<Self>) -> Option<ListenerGuard> {
         let mut n = self.listeners.lock();

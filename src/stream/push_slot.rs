@@ -5,15 +5,18 @@
 use crate::util::deadline::Deadline;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// Chunks in flight between a source connection and the reader.
 const CHANNEL_CHUNKS: usize = 64;
 
+/// A connected source client: its id, the receiving end, and when it connected.
+type Live = (u64, Receiver<Vec<u8>>, SystemTime);
+
 /// The one live source client, if any.
 #[derive(Default)]
 pub struct PushSlot {
-    live: Mutex<Option<(u64, Receiver<Vec<u8>>)>>,
+    live: Mutex<Option<Live>>,
     next_id: Mutex<u64>,
 }
 
@@ -30,7 +33,7 @@ impl PushSlot {
             *n
         };
         let (tx, rx) = bounded(CHANNEL_CHUNKS);
-        *live = Some((id, rx));
+        *live = Some((id, rx, SystemTime::now()));
         Some((id, tx))
     }
 
@@ -43,16 +46,21 @@ impl PushSlot {
         }
         drop(tx);
         let mut live = self.live.lock();
-        if live.as_ref().is_some_and(|(i, _)| *i == id) {
+        if live.as_ref().is_some_and(|(i, _, _)| *i == id) {
             *live = None;
         }
     }
 
     pub fn receiver(&self) -> Option<Receiver<Vec<u8>>> {
-        self.live.lock().as_ref().map(|(_, rx)| rx.clone())
+        self.live.lock().as_ref().map(|(_, rx, _)| rx.clone())
     }
 
     pub fn connected(&self) -> bool {
         self.live.lock().is_some()
+    }
+
+    /// When the live source client connected.
+    pub fn since(&self) -> Option<SystemTime> {
+        self.live.lock().as_ref().map(|(_, _, t)| *t)
     }
 }

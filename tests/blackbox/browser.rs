@@ -23,22 +23,35 @@ impl Browser {
         require_program("chromium", "chromium");
         require_program("chromedriver", "chromium-driver");
         let profile = scratch(name);
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let mut cmd = Command::new("chromedriver");
-        cmd.arg(format!("--port={}", addr.port()))
-            .arg("--allowed-ips=127.0.0.1");
-        let driver = spawn_quiet(cmd);
-        let mut b = Browser {
-            driver,
-            addr,
-            session: String::new(),
-        };
-        assert!(
-            eventually(Duration::from_secs(20), || b
-                .call("GET", "/status", None)
-                .is_some_and(|v| v["value"]["ready"] == true)),
-            "chromedriver did not start"
-        );
+        // A port found free can be taken (by another test's server) before chromedriver
+        // binds it: chromedriver then exits, or another program answers. Another port, then.
+        let mut b = None;
+        for _ in 0..3 {
+            let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let mut cmd = Command::new("chromedriver");
+            cmd.arg(format!("--port={}", addr.port()))
+                .arg("--allowed-ips=127.0.0.1");
+            let mut candidate = Browser {
+                driver: spawn_quiet(cmd),
+                addr,
+                session: String::new(),
+            };
+            let ready = eventually(Duration::from_secs(60), || {
+                candidate
+                    .call("GET", "/status", None)
+                    .is_some_and(|v| v["value"]["ready"] == true)
+                    || !matches!(candidate.driver.try_wait(), Ok(None))
+            }) && matches!(candidate.driver.try_wait(), Ok(None));
+            if ready {
+                b = Some(candidate);
+                break;
+            }
+            eprintln!(
+                "chromedriver did not start on port {}, trying another",
+                addr.port()
+            );
+        }
+        let mut b = b.expect("chromedriver did not start on three ports");
         // Chromium as it runs on a closed machine: no sandbox (root in CI), no calls home;
         // media may start without a click; the test CA is not in its store (curl and the
         // rustls client check the certificate in https.rs).
