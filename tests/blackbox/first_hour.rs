@@ -171,6 +171,21 @@ fn on_air_means_a_source_is_on_air() {
     let (_, _, metrics) = get_text(&s, "/metrics", "t");
     assert!(metrics.contains("ringcast_source_up 0"), "{metrics}");
     assert_eq!(status_source(&s)["on_air"], false);
+    // Off air has no time on air; a source client's counts from its connection.
+    assert!(status_source(&s)["stream_start_iso8601"].is_null());
+    let mut src = std::net::TcpStream::connect(s.addr).unwrap();
+    use std::io::Write;
+    write!(
+        src,
+        "PUT /live HTTP/1.1\r\nHost: t\r\nAuthorization: {}\r\nContent-Type: audio/mpeg\r\n\r\n",
+        basic("source", "pw")
+    )
+    .unwrap();
+    src.write_all(&[0u8; 64]).unwrap();
+    assert!(eventually(T, || status_source(&s)["on_air"] == true));
+    assert!(status_source(&s)["stream_start_iso8601"].is_string());
+    drop(src);
+    assert!(eventually(T, || status_source(&s)["stream_start_iso8601"].is_null()));
     let t = Server::start(&["-tone"]);
     let (_, _, metrics) = get_text(&t, "/metrics", "t");
     assert!(metrics.contains("ringcast_source_up 1"), "{metrics}");
@@ -204,6 +219,15 @@ fn every_stream_has_playlist_files_naming_the_host_asked() {
     let (_, _, m3u) = get_text(&s, "/live.m3u", "evil\"<x>");
     assert!(m3u.contains(&format!("http://{}/live", s.addr)), "{m3u}");
     assert_eq!(get_text(&s, "/nothing.m3u", host).0, 404);
+    // A stream without a name is named for the station, else "ringcast": never "/".
+    let named = Server::start(&["-tone", "-station-name", "Radio X"]);
+    assert!(get_text(&named, "/x.pls", host)
+        .2
+        .contains("Title1=Radio X\n"));
+    let bare = Server::start(&["-tone"]);
+    assert!(get_text(&bare, "/x.pls", host)
+        .2
+        .contains("Title1=ringcast\n"));
 }
 
 #[test]
