@@ -13,6 +13,8 @@ help:
 	@echo "make soak    15 minutes of everything at once (SOAK_SECS=…), memory/descriptors/threads printed"
 	@echo "make release optimised binary in target/release/ringcast"
 	@echo "make build TARGET=…     cross-compile for a Pi (cross, or cargo + Debian's cross gcc)"
+	@echo "make deb [TARGET=…]     a .deb under target/deb/ (the host's without TARGET)"
+	@echo "make deb-check [TARGET=…]   the package's fields, files, lintian; on the host: install, upgrade, remove, purge (root)"
 	@echo "make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file]   install and restart on a Pi"
 	@echo "make size    stripped binary size per target"
 	@echo "make test-arm   the test suite for aarch64 and armv7 under qemu-user"
@@ -68,7 +70,7 @@ endif
 BIN_PATH   = target/$(TARGET)/release/ringcast
 REMOTE_TMP = /tmp/ringcast-deploy
 
-.PHONY: build size deploy test-arm verify-units need-target
+.PHONY: build size deploy test-arm verify-units need-target deb deb-check
 
 need-target:
 	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-gnueabihf)))
@@ -81,6 +83,24 @@ else
 	CARGO_TARGET_$(call upper,$(TARGET))_LINKER=$(linker_$(TARGET)) \
 	  $(CARGO) build --locked --release --target $(TARGET)
 endif
+
+# A Debian package of the release binary (cross/deb says why dpkg-deb): the host's without
+# TARGET, else the target's (arm64, armhf).
+DEB_BIN = $(if $(TARGET),target/$(TARGET)/release/ringcast,target/release/ringcast)
+DEB_ARCH = $(if $(TARGET),$(if $(filter aarch64%,$(TARGET)),arm64,armhf),$(shell dpkg --print-architecture))
+DEB_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)-1
+DEB_FILE = target/deb/ringcast_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb:
+ifeq ($(TARGET),)
+	$(CARGO) build --locked --release
+else
+	$(MAKE) --no-print-directory build TARGET=$(TARGET)
+endif
+	cross/deb $(DEB_BIN) $(TARGET)
+
+deb-check: deb
+	cross/deb-check $(DEB_FILE)
 
 # Stripped release binary size per target (the release profile strips).
 size:
