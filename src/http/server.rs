@@ -292,8 +292,16 @@ fn send(
     headers.push(("Content-Length", &length));
     let head = head(minor, status, content_type, &headers);
     let body = if with_body { body.as_bytes() } else { &[] };
-    if write_parts(conn, &[head.as_bytes(), body]).is_ok() {
-        finish(conn);
+    let wrote = write_parts(conn, &[head.as_bytes(), body]);
+    finish_after(conn, wrote);
+}
+
+/// Ends a short answer whose bytes were written with `wrote`: a failed write ends the
+/// connection (a client that does not read keeps nothing for long).
+pub fn finish_after(conn: &mut Conn, wrote: io::Result<()>) {
+    match wrote {
+        Ok(()) => finish(conn),
+        Err(_) => set_keep_alive(false),
     }
 }
 

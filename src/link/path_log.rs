@@ -16,12 +16,13 @@ pub struct PathLog {
     /// "link pull from http://…", "link push to …".
     name: String,
     down: Option<Down>,
+    /// A session has connected since the dialler began.
+    was_up: bool,
 }
 
 struct Down {
     since: Instant,
     failed_dials: u64,
-    last_error: String,
     next_reminder: Instant,
     /// The receiver's count of silence frames when the path went down.
     silence_at_start: Option<u64>,
@@ -40,14 +41,14 @@ impl PathLog {
     pub fn begin(&mut self, name: String, now: Instant) {
         self.name = name;
         self.down = None;
-        self.down_since(now, None, String::new());
+        self.was_up = false;
+        self.down_since(now, None);
     }
 
-    fn down_since(&mut self, now: Instant, silence: Option<u64>, why: String) {
+    fn down_since(&mut self, now: Instant, silence: Option<u64>) {
         self.down = Some(Down {
             since: now,
             failed_dials: 0,
-            last_error: why,
             next_reminder: now.checked_add(REMIND).unwrap_or(now),
             silence_at_start: silence,
         });
@@ -57,8 +58,17 @@ impl PathLog {
     /// pushing origin, which cannot know what the far side heard).
     pub fn connected(&mut self, now: Instant, silence: Option<u64>) -> Option<Line> {
         let d = self.down.take()?;
-        if d.last_error.is_empty() && d.failed_dials == 0 {
-            return None; // the first connection
+        let first = !std::mem::replace(&mut self.was_up, true);
+        if first && d.failed_dials == 0 {
+            return None; // the first connection, at once
+        }
+        if first {
+            return Some(Line::Info(format!(
+                "{}: connected after {} ({} dials failed)",
+                self.name,
+                span(now.saturating_duration_since(d.since)),
+                d.failed_dials
+            )));
         }
         let heard = match (d.silence_at_start, silence) {
             (Some(a), Some(b)) if b > a => {
@@ -80,7 +90,7 @@ impl PathLog {
 
     /// A session that had connected ended with `why`.
     pub fn lost(&mut self, now: Instant, silence: Option<u64>, why: &str) -> Line {
-        self.down_since(now, silence, why.to_string());
+        self.down_since(now, silence);
         Line::Warn(format!(
             "{}: down: {why} (redialling; a line a minute while it stays down)",
             self.name
@@ -89,14 +99,12 @@ impl PathLog {
 
     /// A dial failed with `why`; says so once a minute while the path stays down.
     pub fn dial_failed(&mut self, now: Instant, why: &str) -> Option<Line> {
-        let first = self.down.is_none();
-        if first {
-            self.down_since(now, None, String::new());
+        if self.down.is_none() {
+            self.down_since(now, None);
         }
+        let never_up = !self.was_up;
         let d = self.down.as_mut()?;
         d.failed_dials = d.failed_dials.saturating_add(1);
-        let never_up = d.last_error.is_empty();
-        d.last_error = why.to_string();
         if never_up && d.failed_dials == 1 {
             // The very first dial failed: say so at once, it is often a typo.
             return Some(Line::Warn(format!("{}: cannot connect: {why}", self.name)));

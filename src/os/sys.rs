@@ -408,21 +408,28 @@ pub fn reset_on_close(sock: &impl AsRawFd) -> io::Result<()> {
 /// The uid of user `name` in the passwd database (`None`: no such user).
 pub fn user_id(name: &str) -> io::Result<Option<u32>> {
     let c = std::ffi::CString::new(name).map_err(|_| io::Error::other("a name with a NUL byte"))?;
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut out: *mut libc::passwd = std::ptr::null_mut();
-    // SAFETY: getpwnam_r writes into pwd and buf, which we own and size correctly.
-    let rc = unsafe {
-        libc::getpwnam_r(
-            c.as_ptr(),
-            &mut pwd,
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-            &mut out,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
+    let mut size = 16 * 1024;
+    loop {
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0u8; size];
+        let mut out: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: getpwnam_r writes into pwd and buf, which we own and size correctly.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                c.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut out,
+            )
+        };
+        match rc {
+            0 => return Ok((!out.is_null()).then_some(pwd.pw_uid)),
+            // An entry larger than the buffer: a bigger one, up to 1 MiB.
+            libc::ERANGE if size < 1024 * 1024 => size = size.saturating_mul(4),
+            // POSIX lets "not found" come back as any of these.
+            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
     }
-    Ok((!out.is_null()).then_some(pwd.pw_uid))
 }

@@ -86,9 +86,14 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
         window.playlist_requests.fetch_add(1, Relaxed);
         // At a live start the first segment is at most a target duration away: wait for it
         // (2 s more for the segmenter's batch on a busy Pi) rather than send players a 503.
-        let first_within = window
-            .target
-            .saturating_add(std::time::Duration::from_secs(2));
+        // Only while a source is on air (a mount waiting for its encoder answers at once),
+        // and only a few requests at a time (`MAX_WAITING`): nobody can hold threads with it.
+        let first_within = match stream.as_ref().is_some_and(|s| s.on_air()) {
+            true => window
+                .target
+                .saturating_add(std::time::Duration::from_secs(2)),
+            false => std::time::Duration::ZERO,
+        };
         let Some((newest, made)) = window.newest_within(first_within) else {
             extra.push(("Retry-After", "1".into()));
             let h: Vec<(&str, &str)> = extra.iter().map(|(n, v)| (*n, v.as_str())).collect();
@@ -185,9 +190,8 @@ fn send(
     extra.push(("Content-Length", part.len().to_string()));
     let head = http::head(req.minor, status, content_type, &extra);
     let body = if req.method == "HEAD" { &[][..] } else { part };
-    if http::write_parts(conn, &[head.as_bytes(), body]).is_ok() {
-        http::finish(conn);
-    }
+    let wrote = http::write_parts(conn, &[head.as_bytes(), body]);
+    http::finish_after(conn, wrote);
 }
 
 /// A single byte range (`bytes=a-b`, `bytes=a-`, `bytes=-n`) of a body of `len`: the first

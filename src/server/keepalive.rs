@@ -4,13 +4,13 @@
 //! keep-alive`) and whose answers are all short (status, metrics, the page, playlist files,
 //! HLS) stays open for its next request, for at most
 //! [`KEEP_IDLE`](crate::http::server::KEEP_IDLE) between requests and [`MAX_REQUESTS`]
-//! in all. A kept connection holds a thread while it waits, as a listener does, so kept
-//! connections count against their address's listener share (`-max-listeners-per-ip`) and
-//! use only the room listeners leave under `-max-clients`: past either, the answer says
-//! `Connection: close` and the client simply connects again next time. Nothing is refused
-//! for it.
+//! in all. A kept connection holds a thread while it waits, as a listener does, so an
+//! address may keep as many as its listener share (`-max-listeners-per-ip`, counted apart
+//! from its listeners), and kept connections use only the room listeners leave under
+//! `-max-clients`, checked at every request: past either, the answer says `Connection:
+//! close` and the client simply connects again next time. Nothing is refused for it.
 
-use super::peers::Share;
+use super::peers::{Client, KeptShare};
 use super::Server;
 use crate::http::server::Request;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ pub const MAX_REQUESTS: u32 = 1000;
 /// while it holds one.
 pub struct KeepAlive<'s> {
     server: &'s Server,
-    held: Option<Share>,
+    held: Option<KeptShare>,
     served: u32,
 }
 
@@ -56,9 +56,32 @@ impl<'s> KeepAlive<'s> {
         };
         let asked = says("keep-alive")
             && !says("close")
-            && req.header("Content-Length").is_none_or(|v| v.trim() == "0")
+            // Every Content-Length says 0: a body would be read as the next request.
+            && req
+                .headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("Content-Length"))
+                .all(|(_, v)| v.trim() == "0")
             && req.header("Transfer-Encoding").is_none();
         if !asked || self.served >= MAX_REQUESTS {
+            self.release();
+            return false;
+        }
+        // Behind a trusted proxy the client can change from one request to the next: the
+        // place is the client's.
+        let client = Client::of(peer.ip()).ip();
+        if self.held.as_ref().is_some_and(|h| h.ip() != client) {
+            self.release();
+        }
+        // Listeners come first: a kept connection gives its room back, at its next request,
+        // once listeners need it.
+        let room = self.server.cfg.max_clients;
+        let used = self
+            .server
+            .kept
+            .load(Relaxed)
+            .saturating_add(self.server.listeners());
+        if self.held.is_some() && used > room {
             self.release();
             return false;
         }
@@ -70,8 +93,8 @@ impl<'s> KeepAlive<'s> {
 
     /// A place in `peer`'s share and under `-max-clients`, if both have room. Kept
     /// connections only use room the listeners leave: the accept loop's cap on open
-    /// connections (`-max-clients` and a few more) must never turn a listener away for them.
-    fn take(&self, peer: SocketAddr) -> Option<Share> {
+    /// connections (`-max-clients` and 64 more) must not turn listeners away for them.
+    fn take(&self, peer: SocketAddr) -> Option<KeptShare> {
         let max = self.server.cfg.max_clients;
         let kept = &self.server.kept;
         let before = kept.fetch_add(1, Relaxed);
@@ -79,7 +102,7 @@ impl<'s> KeepAlive<'s> {
             kept.fetch_sub(1, Relaxed);
             return None;
         }
-        let share = self.server.peers.enter_listener(peer.ip());
+        let share = self.server.peers.enter_kept(peer.ip());
         if share.is_none() {
             kept.fetch_sub(1, Relaxed);
         }

@@ -81,6 +81,8 @@ struct Entry {
     slow: u32,
     /// Listeners connected (server-wide).
     listeners: u32,
+    /// Connections kept open between short answers (`keepalive.rs`), a share of their own.
+    kept: u32,
     failures: u32,
     last_failure: Option<Instant>,
     /// Login checks running or waiting for their turn.
@@ -95,6 +97,7 @@ impl Entry {
     fn idle(&self) -> bool {
         self.unread == 0
             && self.listeners == 0
+            && self.kept == 0
             && self.in_flight == 0
             && self.failures == 0
             && self.bad_claims.is_empty()
@@ -208,6 +211,25 @@ impl Peers {
             true
         })
         .then(|| Share {
+            peers: Arc::clone(self),
+            client,
+        })
+    }
+
+    /// Counts a kept connection of `ip` against its share of them (as large as its listener
+    /// share, and apart from it: a status page's poller never takes the browser's place to
+    /// play); `None` when the share is taken.
+    pub fn enter_kept(self: &Arc<Self>, ip: IpAddr) -> Option<KeptShare> {
+        let client = Client::of(ip);
+        let max = self.limits.max_listeners;
+        self.with(client, |e| {
+            if max > 0 && e.kept >= max {
+                return false;
+            }
+            e.kept = e.kept.saturating_add(1);
+            true
+        })
+        .then(|| KeptShare {
             peers: Arc::clone(self),
             client,
         })
@@ -333,7 +355,7 @@ fn prune(map: &mut HashMap<Client, Entry>) {
     map.values_mut().for_each(|e| e.forget_old_failures(now));
     map.retain(|_, e| !e.idle());
     if map.len() >= MAX_ADDRESSES {
-        map.retain(|_, e| e.unread > 0 || e.listeners > 0 || e.in_flight > 0);
+        map.retain(|_, e| e.unread > 0 || e.listeners > 0 || e.kept > 0 || e.in_flight > 0);
     }
 }
 
@@ -395,6 +417,27 @@ impl Drop for Share {
     fn drop(&mut self) {
         self.peers.with(self.client, |e| {
             e.listeners = e.listeners.saturating_sub(1);
+        });
+    }
+}
+
+/// A kept connection counted against its address's share; dropping it un-counts it.
+pub struct KeptShare {
+    peers: Arc<Peers>,
+    client: Client,
+}
+
+impl KeptShare {
+    /// The address it is counted for.
+    pub fn ip(&self) -> IpAddr {
+        self.client.ip()
+    }
+}
+
+impl Drop for KeptShare {
+    fn drop(&mut self) {
+        self.peers.with(self.client, |e| {
+            e.kept = e.kept.saturating_sub(1);
         });
     }
 }

@@ -111,7 +111,8 @@ fn answer<'s>(
             drop(keep);
             return long(conn, peer, req, server, door);
         }
-        if !kept {
+        // Kept only when the answer went out whole (a failed write turned it off).
+        if !kept || !http::keeps_alive() {
             return None;
         }
         req = next_request(

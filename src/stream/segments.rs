@@ -41,6 +41,8 @@ pub struct Segments {
 #[derive(Default)]
 struct Inner {
     segments: VecDeque<Arc<Segment>>,
+    /// Playlist requests waiting for the first segment ([`MAX_WAITING`] at most).
+    waiting: usize,
     /// Discontinuities that have left the window (EXT-X-DISCONTINUITY-SEQUENCE).
     discontinuities_gone: u64,
     /// HLS listeners: an address and user agent, by when last seen.
@@ -53,6 +55,10 @@ struct Inner {
 }
 
 type Session = (IpAddr, String);
+
+/// Playlist requests that may wait for a live start's first segment at once; more get the
+/// `503` at once. Players asking at a start are a few; a flood cannot hold threads with it.
+pub const MAX_WAITING: usize = 16;
 
 /// Sessions tracked at most: a flood of made-up user agents cannot grow the map past it.
 const MAX_SESSIONS: usize = 20_000;
@@ -104,10 +110,14 @@ impl Segments {
     pub fn newest_within(&self, wait: Duration) -> Option<(u64, SystemTime)> {
         let deadline = Instant::now().checked_add(wait)?;
         let mut g = self.inner.lock();
-        while g.segments.is_empty() {
-            if self.added.wait_until(&mut g, deadline).timed_out() {
-                break;
+        if g.segments.is_empty() && g.waiting < MAX_WAITING {
+            g.waiting = g.waiting.saturating_add(1);
+            while g.segments.is_empty() {
+                if self.added.wait_until(&mut g, deadline).timed_out() {
+                    break;
+                }
             }
+            g.waiting = g.waiting.saturating_sub(1);
         }
         g.segments.back().map(|s| (s.seq, s.made))
     }

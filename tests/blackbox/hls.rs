@@ -579,3 +579,20 @@ fn a_live_start_plays_a_minute_in_ffmpeg_without_a_warning() {
     assert!(out.status.success(), "{err}");
     assert_eq!(err.trim(), "", "ffmpeg warned");
 }
+
+/// A mount waiting for its encoder answers its playlist at once (503): only a live start
+/// waits for the first segment, so nobody can hold threads by asking off air.
+#[test]
+fn an_off_air_playlist_is_answered_at_once() {
+    let s = Server::start(&["-source-password", "pw", "-frame-filter", "mp3", "-hls"]);
+    let began = Instant::now();
+    let mut l = Listener::get(s.addr, "/hls/index.m3u8", 1);
+    l.read_to_eof(T);
+    assert_eq!(l.status, 503, "{}", l.head);
+    // A wait would have been the 4 s segment and 2 s more.
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+}

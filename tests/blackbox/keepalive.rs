@@ -159,6 +159,19 @@ fn keep_alive_only_when_asked_and_within_the_address_share() {
     assert_eq!(status, 200, "answered all the same");
     assert_eq!(header(&head, "Connection"), Some("close"));
     assert!(third.closed(T));
+    // Kept connections have a share of their own: the address's listener still plays.
+    let l = Listener::get(s.addr, "/", 1);
+    assert_eq!(l.status, 200, "{}", l.head);
+    drop(l);
+    // A body (any Content-Length but 0) is never kept: it would be read as the next request.
+    let mut c = Client::connect(s.addr);
+    c.s.write_all(
+        b"GET /status-json.xsl HTTP/1.1\r\nHost: t\r\nConnection: keep-alive\r\n\
+          Content-Length: 0\r\nContent-Length: 12\r\n\r\n",
+    )
+    .unwrap();
+    let (_, head, _) = c.answer();
+    assert_eq!(header(&head, "Connection"), Some("close"), "{head}");
     // One leaves: its place is free again.
     drop(a);
     assert!(eventually(T, || {
