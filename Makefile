@@ -75,10 +75,18 @@ REMOTE_TMP = /tmp/ringcast-deploy
 need-target:
 	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-gnueabihf)))
 
+# The oldest glibc a Pi binary may need: Raspberry Pi OS Bullseye's. cargo-zigbuild (PyPI's
+# `ziglang` and `cargo-zigbuild`) links against it; Debian bookworm's cross gcc would need 2.34.
+GLIBC_FLOOR := 2.31
+use_zig := $(shell command -v cargo-zigbuild >/dev/null 2>&1 && echo yes)
+
 build: need-target
 ifeq ($(use_cross),yes)
 	cross build --locked --release --target $(TARGET)
+else ifeq ($(use_zig),yes)
+	$(CARGO) zigbuild --locked --release --target $(TARGET).$(GLIBC_FLOOR)
 else
+	@echo "warning: cargo-zigbuild is not installed (pip install ziglang cargo-zigbuild): this binary needs Debian bookworm's glibc 2.34, newer than Pi OS Bullseye's 2.31"
 	$(if $(filter arm-unknown-linux-gnueabihf,$(TARGET)),@echo "warning: Debian's arm-linux-gnueabihf-gcc emits ARMv7 code; this binary will not run on a Pi Zero/1 (see cross/README.md)")
 	CARGO_TARGET_$(call upper,$(TARGET))_LINKER=$(linker_$(TARGET)) \
 	  $(CARGO) build --locked --release --target $(TARGET)
