@@ -186,10 +186,11 @@ fn on_air_means_a_source_is_on_air() {
     assert!(status_source(&s)["stream_start_iso8601"].is_string());
     drop(src);
     assert!(eventually(T, || status_source(&s)["stream_start_iso8601"].is_null()));
+    // The tone opens just after the port does: on air within moments.
     let t = Server::start(&["-tone"]);
+    assert!(eventually(T, || status_source(&t)["on_air"] == true));
     let (_, _, metrics) = get_text(&t, "/metrics", "t");
     assert!(metrics.contains("ringcast_source_up 1"), "{metrics}");
-    assert_eq!(status_source(&t)["on_air"], true);
 }
 
 #[test]
