@@ -42,7 +42,7 @@ bench:
 	$(CARGO) bench --locked --bench fanout
 
 # ---------------------------------------------------------------- Raspberry Pi (cross) ----
-# make build TARGET=aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf | arm-unknown-linux-gnueabihf
+# make build TARGET=aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf | arm-unknown-linux-musleabihf (ARMv6)
 # make deploy PI=pi@studio-pi TARGET=…  [STREAM=name] [CONF=path/to/name.conf]
 
 TARGET       ?=
@@ -73,15 +73,25 @@ REMOTE_TMP = /tmp/ringcast-deploy
 .PHONY: build size deploy test-arm verify-units need-target deb deb-check
 
 need-target:
-	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-gnueabihf)))
+	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-musleabihf)))
 
 # The oldest glibc a Pi binary may need: Raspberry Pi OS Bullseye's. cargo-zigbuild (PyPI's
 # `ziglang` and `cargo-zigbuild`) links against it; Debian bookworm's cross gcc would need 2.34.
 GLIBC_FLOOR := 2.31
 use_zig := $(shell command -v cargo-zigbuild >/dev/null 2>&1 && echo yes)
 
+# ARMv6 (Pi Zero, Pi 1; every Pi on 32-bit Pi OS): a static musl binary linked by Zig, whose
+# musl and start files are ARMv6. rustup has no standard library for it here (404), so it is
+# built from rust-src with -Zbuild-std, which stable cargo allows only with RUSTC_BOOTSTRAP=1:
+# set for this one target and nowhere else. No glibc at all, so no glibc floor either.
+ARMV6 := arm-unknown-linux-musleabihf
+
 build: need-target
-ifeq ($(use_cross),yes)
+ifeq ($(TARGET),$(ARMV6))
+	rustup component add rust-src
+	CARGO_TARGET_ARM_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="-C link-self-contained=no" RUSTC_BOOTSTRAP=1 \
+	  $(CARGO) zigbuild --locked --release -Zbuild-std=std,panic_abort --target $(TARGET)
+else ifeq ($(use_cross),yes)
 	cross build --locked --release --target $(TARGET)
 else ifeq ($(use_zig),yes)
 	$(CARGO) zigbuild --locked --release --target $(TARGET).$(GLIBC_FLOOR)

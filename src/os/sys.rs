@@ -183,7 +183,14 @@ pub fn send_vectored(
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is guaranteed ABI-compatible with iovec on Unix; the kernel only reads them.
     msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = bufs.len(); // size_t in glibc, on every target
+    // size_t in glibc, int in musl (the static ARMv6 build): a handful of slices either way.
+    #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+    {
+        msg.msg_iovlen = bufs
+            .len()
+            .try_into()
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    }
     let flags = libc::MSG_NOSIGNAL | if more { libc::MSG_MORE } else { 0 };
     // SAFETY: `msg` points at `bufs`, alive and unchanged for the call.
     let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, flags) };
@@ -195,7 +202,7 @@ pub fn send_vectored(
 /// caller looks at its state again either way.
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
     // c_long is 32 bits on armv7: a conversion that cannot fail here can there.
-    #[allow(clippy::unnecessary_fallible_conversions)]
+    #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
     let ts = libc::timespec {
         tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
         // Below 1e9: fits every c_long.
