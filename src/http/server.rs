@@ -11,7 +11,7 @@ use std::io::{self, Read, Write};
 use std::time::Duration;
 
 /// How long a kept connection may wait for its next request (sent as `Keep-Alive:
-/// timeout=`). hls.js and Safari reload a live playlist every target duration (4 s here).
+/// timeout=`). Players reload a live playlist about every target duration (RFC 8216, 6.3.4).
 pub const KEEP_IDLE: Duration = Duration::from_secs(15);
 
 thread_local! {

@@ -38,7 +38,7 @@ impl<'s> KeepAlive<'s> {
     }
 
     /// Whether the short answer to `req` may keep the connection open: the client asked
-    /// for it (`Connection: keep-alive`, as browsers, hls.js, Safari and ffmpeg's HLS reader
+    /// for it (`Connection: keep-alive`, as browsers (hls.js in them) and ffmpeg's HLS reader
     /// send), the request has no body, it is within [`MAX_REQUESTS`], and `peer`'s share and
     /// the server's have room.
     ///
