@@ -122,10 +122,10 @@ deb-check: deb
 
 # Stripped release binary size per target (the release profile strips).
 size:
-	@for t in $(ARM_TARGETS); do $(MAKE) --no-print-directory build TARGET=$$t >/dev/null || exit 1; done
+	@for t in $(ARM_TARGETS) $(ARMV6); do $(MAKE) --no-print-directory build TARGET=$$t >/dev/null || exit 1; done
 	@$(CARGO) build --locked --release -q
 	@printf '%-34s %10s\n' target bytes
-	@for t in $(ARM_TARGETS); do printf '%-34s %10s\n' $$t $$(stat -c %s target/$$t/release/ringcast); done
+	@for t in $(ARM_TARGETS) $(ARMV6); do printf '%-34s %10s\n' $$t $$(stat -c %s target/$$t/release/ringcast); done
 	@printf '%-34s %10s\n' "host (`uname -m`)" $$(stat -c %s target/release/ringcast)
 
 deploy: need-target
