@@ -1,8 +1,10 @@
-//! Issue 25, the first hour's traps (the part done so far): SIGHUP reloads and never stops
-//! a single-stream server, MP3 plays without `-frame-bytes`, a ringcast flag after `-exec`'s
-//! command is warned about, `-version`, a hint for `-address 8000`, a child stopped on
-//! purpose is no warning, the bitrate is known from the frames, on air means a source, and
-//! every stream has playlist files.
+//! Issue 25, the first hour's traps: SIGHUP reloads and never stops a single-stream server,
+//! MP3 plays without `-frame-bytes`, a ringcast flag after `-exec`'s command is warned
+//! about, `-version`, a hint for `-address 8000`, `-uid` takes a name, a missing file with
+//! `-reopen=false` is an error, a child stopped on purpose is no warning, the bitrate is
+//! known from the frames (MP3 and Ogg), on air means a source, and every stream has
+//! playlist files. (The link's log is in `link.rs`, keep-alive in `keepalive.rs`, the
+//! status page in `browser.rs`, HLS's clean start in `hls.rs`.)
 
 use crate::common::*;
 use std::time::Duration;
