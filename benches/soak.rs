@@ -25,7 +25,7 @@ mod common;
 #[allow(dead_code)]
 mod proxy;
 
-use common::{basic, fixture, mp3_frames, scratch, Listener, Server};
+use common::{basic, fixture, mp3_frames, numbered_frames, scratch, Listener, Server};
 use proxy::{FaultProxy, Mode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -36,7 +36,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "soak link key";
-const FRAME: usize = 400;
+const FRAME: usize = common::NUMBERED_FRAME;
 const ADMIN: &str = "soak-admin";
 const SOURCE_PW: &str = "soak-source";
 
@@ -46,7 +46,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(900);
     let dir = scratch("soak");
-    let frames = numbered_frames(&dir, u32::try_from(secs * 40 + 8000).unwrap());
+    let frames = numbered_frames("soak-frames", u32::try_from(secs * 40 + 8000).unwrap());
     let origin = Server::start(&[
         "-path",
         frames.to_str().unwrap(),
@@ -264,18 +264,6 @@ fn write_config(dir: &Path, link: &SocketAddr, extra: bool) -> std::path::PathBu
     let flags = dir.join("ringcast.conf");
     std::fs::write(&flags, main).unwrap();
     flags
-}
-
-fn numbered_frames(dir: &Path, n: u32) -> std::path::PathBuf {
-    let path = dir.join("frames.raw");
-    let mut data = Vec::with_capacity(n as usize * FRAME);
-    for i in 0..n {
-        let mut f = i.to_be_bytes().to_vec();
-        f.resize(FRAME, (i % 251) as u8);
-        data.extend_from_slice(&f);
-    }
-    std::fs::write(&path, data).unwrap();
-    path
 }
 
 // ------------------------------------------------------------------ held listeners ----

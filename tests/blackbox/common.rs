@@ -882,3 +882,21 @@ pub fn start_with_v1_port(args: &[&str]) -> (Server, SocketAddr) {
     }
     panic!("the port after ringcast's was taken ten times in a row");
 }
+
+/// The size of a numbered frame ([`numbered_frames`]).
+pub const NUMBERED_FRAME: usize = 400;
+
+/// A file of `n` numbered frames of [`NUMBERED_FRAME`] bytes (the number first, big-endian),
+/// so a listener can tell whether it got every frame, in order, once.
+pub fn numbered_frames(name: &str, n: u32) -> PathBuf {
+    let dir = scratch(name);
+    let path = dir.join("frames.raw");
+    let mut data = Vec::with_capacity(n as usize * NUMBERED_FRAME);
+    for i in 0..n {
+        let mut f = i.to_be_bytes().to_vec();
+        f.resize(NUMBERED_FRAME, (i % 251) as u8);
+        data.extend_from_slice(&f);
+    }
+    std::fs::write(&path, data).unwrap();
+    path
+}

@@ -10,21 +10,7 @@ use std::time::{Duration, Instant};
 
 pub const KEY: &str = "correct horse battery";
 const T: Duration = Duration::from_secs(20);
-const FRAME: usize = 400;
-
-/// A file of `n` numbered frames.
-pub fn numbered_frames(name: &str, n: u32) -> std::path::PathBuf {
-    let dir = scratch(name);
-    let path = dir.join("frames.raw");
-    let mut data = Vec::with_capacity(n as usize * FRAME);
-    for i in 0..n {
-        let mut f = i.to_be_bytes().to_vec();
-        f.resize(FRAME, (i % 251) as u8);
-        data.extend_from_slice(&f);
-    }
-    std::fs::write(&path, data).unwrap();
-    path
-}
+const FRAME: usize = NUMBERED_FRAME;
 
 pub fn origin(path: &std::path::Path, extra: &[&str]) -> Server {
     let mut args = vec![
@@ -281,8 +267,9 @@ fn an_untrusted_certificate_is_refused_and_logged() {
     assert!(!nginx.access_log().contains("/.ringcast/link/pull"));
 }
 
-#[test]
-fn a_long_outage_plays_valid_silence_and_rejoins_live() {
+/// An MP3 origin (the tone fixture, looping), a fault proxy in front of it, and a receiver
+/// pulling through the proxy with `-link-delay` `delay`.
+fn mp3_link(delay: &str) -> (Server, FaultProxy, Server) {
     let mp3 = fixture("tone-128k-44k1.mp3");
     let o = mp3_server(&mp3, "16000", &["-link-key", KEY]);
     let proxy = FaultProxy::start(o.addr);
@@ -292,9 +279,17 @@ fn a_long_outage_plays_valid_silence_and_rejoins_live() {
         "mp3",
         "-frame-bytes",
         "2881",
+        "-link-delay",
+        delay,
         "-link-pull",
         &format!("http://{}", proxy.addr),
     ]);
+    (o, proxy, r)
+}
+
+#[test]
+fn a_long_outage_plays_valid_silence_and_rejoins_live() {
+    let (_o, proxy, r) = mp3_link("5s");
     let rec = Recorder::start(&r);
     assert!(rec.wait_more(32_000, T));
     proxy.set(Mode::Blackhole);
@@ -584,19 +579,7 @@ fn ogg_crosses_the_link_with_its_headers_and_survives_a_long_outage() {
 /// that it was heard); positions in words; sessions and failed dials counted apart.
 #[test]
 fn an_outage_is_told_in_state_changes() {
-    let mp3 = fixture("tone-128k-44k1.mp3");
-    let o = mp3_server(&mp3, "16000", &["-link-key", KEY]);
-    let proxy = FaultProxy::start(o.addr);
-    let r = receiver(&[
-        "-frame-filter",
-        "mp3",
-        "-frame-bytes",
-        "2881",
-        "-link-delay",
-        "2s",
-        "-link-pull",
-        &format!("http://{}", proxy.addr),
-    ]);
+    let (_o, proxy, r) = mp3_link("2s");
     let rec = Recorder::start(&r);
     assert!(rec.wait_more(16_000, T));
     let connected = r.wait_log("link pull: connected", T).unwrap();

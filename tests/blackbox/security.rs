@@ -552,7 +552,7 @@ fn a_listener_dropped_for_not_reading_is_reset_and_costs_no_kernel_memory() {
 
 #[test]
 fn a_wrong_keyed_link_receiver_does_not_lock_out_the_right_one() {
-    use crate::link::{numbered_frames, origin, receiver};
+    use crate::link::{origin, receiver};
     let frames = numbered_frames("sec-link-lockout", 4000);
     let o = origin(&frames, &[]);
     let url = format!("http://{}", o.addr);
