@@ -25,7 +25,9 @@ mod common;
 #[allow(dead_code)]
 mod proxy;
 
-use common::{basic, fixture, mp3_frames, numbered_frames, scratch, Listener, Server};
+use common::{
+    basic, fixture, mp3_frames, numbered_frames, numbered_origin, scratch, Listener, Server,
+};
 use proxy::{FaultProxy, Mode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -47,18 +49,7 @@ fn main() {
         .unwrap_or(900);
     let dir = scratch("soak");
     let frames = numbered_frames("soak-frames", u32::try_from(secs * 40 + 8000).unwrap());
-    let origin = Server::start(&[
-        "-path",
-        frames.to_str().unwrap(),
-        "-frame-bytes",
-        "400",
-        "-source-bandwidth",
-        "16000",
-        "-source-buffer",
-        "800",
-        "-link-key",
-        KEY,
-    ]);
+    let origin = numbered_origin(&frames, KEY, &[]);
     let proxy = Arc::new(FaultProxy::start(origin.addr));
     let flags = write_config(&dir, &proxy.addr, false);
     let s = Server::start(&["-flags-file", flags.to_str().unwrap()]);

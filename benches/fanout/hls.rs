@@ -277,12 +277,7 @@ fn listed_after((status, body): (u16, Vec<u8>), last: &mut Option<u64>) -> Vec<(
 /// Each client (user agent) comes from a loopback address of its own, as players do: one
 /// address counts as at most 10 HLS sessions (`stream/segments.rs`).
 fn get(addr: SocketAddr, path: &str, agent: &str) -> (u16, Vec<u8>) {
-    let h = agent
-        .bytes()
-        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-    let [_, b, c, d] = h.to_be_bytes();
-    let from = std::net::IpAddr::from([127, b, c, d | 1]);
-    let Some(mut c) = crate::common::connect_from(from, addr) else {
+    let Some(mut c) = crate::common::connect_from(address_of(agent), addr) else {
         return (0, Vec::new());
     };
     let _ = c.set_read_timeout(Some(Duration::from_secs(10)));
@@ -316,12 +311,8 @@ struct Kept {
 
 impl Kept {
     fn new(agent: String, keep: bool) -> Kept {
-        let h = agent
-            .bytes()
-            .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
-        let [_, b, c, d] = h.to_be_bytes();
         Kept {
-            from: std::net::IpAddr::from([127, b, c, d | 1]),
+            from: address_of(&agent),
             agent,
             conn: None,
             buf: Vec::new(),
@@ -396,6 +387,15 @@ impl Kept {
         }
         (status, body)
     }
+}
+
+/// The loopback address a client (by its user agent) connects from.
+fn address_of(agent: &str) -> std::net::IpAddr {
+    let h = agent
+        .bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let [_, b, c, d] = h.to_be_bytes();
+    std::net::IpAddr::from([127, b, c, d | 1])
 }
 
 /// N HLS clients, each with its own user agent (so each is a session), spread over

@@ -10,7 +10,7 @@
 //! `-max-clients`, checked at every request: past either, the answer says `Connection:
 //! close` and the client simply connects again next time. Nothing is refused for it.
 
-use super::peers::{Client, KeptShare};
+use super::peers::{Client, Share};
 use super::Server;
 use crate::http::server::Request;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ pub const MAX_REQUESTS: u32 = 1000;
 /// while it holds one.
 pub struct KeepAlive<'s> {
     server: &'s Server,
-    held: Option<KeptShare>,
+    held: Option<Share>,
     served: u32,
 }
 
@@ -94,7 +94,7 @@ impl<'s> KeepAlive<'s> {
     /// A place in `peer`'s share and under `-max-clients`, if both have room. Kept
     /// connections only use room the listeners leave: the accept loop's cap on open
     /// connections (`-max-clients` and 64 more) must not turn listeners away for them.
-    fn take(&self, peer: SocketAddr) -> Option<KeptShare> {
+    fn take(&self, peer: SocketAddr) -> Option<Share> {
         let max = self.server.cfg.max_clients;
         let kept = &self.server.kept;
         let before = kept.fetch_add(1, Relaxed);

@@ -201,37 +201,31 @@ impl Peers {
 
     /// Counts a listener of `ip` against its share; `None` when the share is taken.
     pub fn enter_listener(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
-        let client = Client::of(ip);
-        let max = self.limits.max_listeners;
-        self.with(client, |e| {
-            if max > 0 && e.listeners >= max {
-                return false;
-            }
-            e.listeners = e.listeners.saturating_add(1);
-            true
-        })
-        .then(|| Share {
-            peers: Arc::clone(self),
-            client,
-        })
+        self.enter(ip, Held::Listener)
     }
 
     /// Counts a kept connection of `ip` against its share of them (as large as its listener
     /// share, and apart from it: a status page's poller never takes the browser's place to
     /// play); `None` when the share is taken.
-    pub fn enter_kept(self: &Arc<Self>, ip: IpAddr) -> Option<KeptShare> {
+    pub fn enter_kept(self: &Arc<Self>, ip: IpAddr) -> Option<Share> {
+        self.enter(ip, Held::Kept)
+    }
+
+    fn enter(self: &Arc<Self>, ip: IpAddr, held: Held) -> Option<Share> {
         let client = Client::of(ip);
         let max = self.limits.max_listeners;
         self.with(client, |e| {
-            if max > 0 && e.kept >= max {
+            let n = held.count(e);
+            if max > 0 && *n >= max {
                 return false;
             }
-            e.kept = e.kept.saturating_add(1);
+            *n = n.saturating_add(1);
             true
         })
-        .then(|| KeptShare {
+        .then(|| Share {
             peers: Arc::clone(self),
             client,
+            held,
         })
     }
 
@@ -407,37 +401,43 @@ impl Drop for Pending {
     }
 }
 
-/// A listener counted against its address's share; dropping it un-counts it.
-pub struct Share {
-    peers: Arc<Peers>,
-    client: Client,
+/// What a [`Share`] holds a place for.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    Listener,
+    /// A connection kept open between short answers (`keepalive.rs`).
+    Kept,
 }
 
-impl Drop for Share {
-    fn drop(&mut self) {
-        self.peers.with(self.client, |e| {
-            e.listeners = e.listeners.saturating_sub(1);
-        });
+impl Held {
+    fn count(self, e: &mut Entry) -> &mut u32 {
+        match self {
+            Held::Listener => &mut e.listeners,
+            Held::Kept => &mut e.kept,
+        }
     }
 }
 
-/// A kept connection counted against its address's share; dropping it un-counts it.
-pub struct KeptShare {
+/// A place counted against its address's share; dropping it un-counts it.
+pub struct Share {
     peers: Arc<Peers>,
     client: Client,
+    held: Held,
 }
 
-impl KeptShare {
+impl Share {
     /// The address it is counted for.
     pub fn ip(&self) -> IpAddr {
         self.client.ip()
     }
 }
 
-impl Drop for KeptShare {
+impl Drop for Share {
     fn drop(&mut self) {
+        let held = self.held;
         self.peers.with(self.client, |e| {
-            e.kept = e.kept.saturating_sub(1);
+            let n = held.count(e);
+            *n = n.saturating_sub(1);
         });
     }
 }

@@ -54,18 +54,20 @@ fn host(req: &Request, local: Option<std::net::SocketAddr>) -> String {
 
 /// Answers a playlist file.
 pub fn serve(conn: &mut Conn, req: &Request, server: &Server, stream: &Stream, kind: Kind) {
-    let station = &server.cfg.station_name;
-    let server_name = (!station.is_empty()).then_some(station.as_str());
     let scheme = if conn.is_tls() { "https" } else { "http" };
     let local = conn.tcp().local_addr().ok();
     let url = format!("{scheme}://{}{}", host(req, local), stream.mount());
     let info = stream.meta.info();
     // The stream's name, else the station's, else its mount ("/" says nothing to a player).
-    let name = match (&info.name, &server_name) {
-        (n, _) if !n.is_empty() => n.clone(),
-        (_, Some(station)) => station.to_string(),
-        _ if stream.mount() == "/" => "ringcast".to_string(),
-        _ => stream.mount().trim_start_matches('/').to_string(),
+    let station = &server.cfg.station_name;
+    let name = if !info.name.is_empty() {
+        info.name.clone()
+    } else if !station.is_empty() {
+        station.clone()
+    } else if stream.mount() == "/" {
+        "ringcast".to_string()
+    } else {
+        stream.mount().trim_start_matches('/').to_string()
     };
     // One line each: a name cannot end its line or its element.
     let line = |s: &str| s.replace(['\r', '\n'], " ");

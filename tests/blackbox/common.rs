@@ -900,3 +900,22 @@ pub fn numbered_frames(name: &str, n: u32) -> PathBuf {
     std::fs::write(&path, data).unwrap();
     path
 }
+
+/// A ringcast playing a [`numbered_frames`] file in real time (16 KB/s, 25 ms a frame) as
+/// a link origin with `key`, plus `extra` flags.
+pub fn numbered_origin(path: &Path, key: &str, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "-path",
+        path.to_str().unwrap(),
+        "-frame-bytes",
+        "400",
+        "-source-bandwidth",
+        "16000",
+        "-source-buffer",
+        "800",
+        "-link-key",
+        key,
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}

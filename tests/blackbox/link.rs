@@ -13,20 +13,7 @@ const T: Duration = Duration::from_secs(20);
 const FRAME: usize = NUMBERED_FRAME;
 
 pub fn origin(path: &std::path::Path, extra: &[&str]) -> Server {
-    let mut args = vec![
-        "-path",
-        path.to_str().unwrap(),
-        "-frame-bytes",
-        "400",
-        "-source-bandwidth",
-        "16000",
-        "-source-buffer",
-        "800",
-        "-link-key",
-        KEY,
-    ];
-    args.extend_from_slice(extra);
-    Server::start(&args)
+    numbered_origin(path, KEY, extra)
 }
 
 pub fn receiver(extra: &[&str]) -> Server {
