@@ -15,7 +15,8 @@ help:
 	@echo "make build TARGET=…     cross-compile for a Pi (cross, or cargo + Debian's cross gcc)"
 	@echo "make deb [TARGET=…]     a .deb under target/deb/ (the host's without TARGET)"
 	@echo "make deb-check [TARGET=…]   the package's fields, files, lintian; on the host: install, upgrade, remove, purge (root)"
-	@echo "make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file]   install and restart on a Pi"
+	@echo "make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file]   install the package on a Pi over ssh"
+	@echo "make deploy-check   make deploy against a loopback sshd, this machine playing the Pi (root)"
 	@echo "make size    stripped binary size per target"
 	@echo "make test-arm   the test suite for aarch64 and armv7 under qemu-user"
 
@@ -67,10 +68,8 @@ ifeq ($(STREAM),ringcast)
 else
   UNIT := ringcast@$(STREAM).service
 endif
-BIN_PATH   = target/$(TARGET)/release/ringcast
-REMOTE_TMP = /tmp/ringcast-deploy
 
-.PHONY: build size deploy test-arm verify-units need-target deb deb-check
+.PHONY: build size deploy deploy-check test-arm verify-units need-target deb deb-check
 
 need-target:
 	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-musleabihf)))
@@ -128,25 +127,21 @@ size:
 	@for t in $(ARM_TARGETS) $(ARMV6); do printf '%-34s %10s\n' $$t $$(stat -c %s target/$$t/release/ringcast); done
 	@printf '%-34s %10s\n' "host (`uname -m`)" $$(stat -c %s target/release/ringcast)
 
-deploy: need-target
-	$(if $(PI),,$(error PI is not set: make deploy PI=user@host TARGET=$(TARGET) [STREAM=name] [CONF=file]))
-	@echo "deploy: build ringcast for $(TARGET), copy it, the units and the flags to $(PI),"
-	@echo "        install /usr/local/bin/ringcast, /etc/systemd/system/ringcast{,@}.service,"
-	@echo "        /etc/ringcast/$(STREAM).conf ($(if $(CONF),from $(CONF),kept if present, else the example)), restart $(UNIT)"
-	$(MAKE) --no-print-directory build TARGET=$(TARGET)
-	ssh $(PI) 'mkdir -p $(REMOTE_TMP)'
-	scp $(BIN_PATH) systemd/ringcast.service systemd/ringcast@.service $(PI):$(REMOTE_TMP)/
-	scp $(if $(CONF),$(CONF),systemd/ringcast.conf) $(PI):$(REMOTE_TMP)/$(STREAM).conf
-	ssh $(PI) 'set -e; cd $(REMOTE_TMP); \
-	  sudo install -m 0755 ringcast /usr/local/bin/ringcast; \
-	  sudo install -m 0644 ringcast.service ringcast@.service /etc/systemd/system/; \
-	  sudo install -d -m 0755 /etc/ringcast; \
-	  if [ -n "$(CONF)" ] || [ ! -e /etc/ringcast/$(STREAM).conf ]; then sudo install -m 0644 $(STREAM).conf /etc/ringcast/$(STREAM).conf; fi; \
-	  sudo systemctl daemon-reload; \
-	  sudo systemctl enable $(UNIT); \
-	  sudo systemctl restart $(UNIT); \
-	  rm -rf $(REMOTE_TMP); \
-	  systemctl --no-pager status $(UNIT) | head -n 5'
+# The package, installed over ssh by cross/deploy-remote (which runs on the Pi). SSH and SCP
+# may carry options (a port, a key: cross/deploy-check sets them).
+SSH ?= ssh
+SCP ?= scp
+deploy:
+	$(if $(PI),,$(error PI is not set: make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file] (no TARGET: the host's package)))
+	@echo "deploy: make the $(DEB_ARCH) package, copy it$(if $(CONF), and $(CONF),) to $(PI), install it there with apt"
+	@echo "        (the service restarts; /etc/ringcast/$(STREAM).conf $(if $(CONF),from $(CONF),is kept)), enable $(UNIT)"
+	$(MAKE) --no-print-directory deb TARGET=$(TARGET)
+	dir=$$($(SSH) $(PI) 'mktemp -d /tmp/ringcast-deploy.XXXXXX') && \
+	$(SCP) -q $(DEB_FILE) $(CONF) $(PI):$$dir/ && \
+	$(SSH) $(PI) sh -s -- $$dir $(notdir $(DEB_FILE)) $(STREAM) $(notdir $(CONF)) < cross/deploy-remote
+
+deploy-check:
+	cross/deploy-check
 
 # The whole test suite built for aarch64 and armv7 and run under qemu-user.
 test-arm:
