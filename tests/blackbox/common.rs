@@ -12,6 +12,15 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringcast");
 
+/// The binary under test: cargo's, or `$RINGCAST_TEST_BIN` (`make test-armv6` sets it to the
+/// static ARMv6 build, which cargo cannot build for a test run).
+pub fn bin() -> String {
+    match std::env::var("RINGCAST_TEST_BIN") {
+        Ok(path) if !path.trim().is_empty() => path,
+        _ => BIN.to_string(),
+    }
+}
+
 /// A `Command` that runs the ringcast binary, through `$RINGCAST_TEST_RUNNER` when set
 /// (`make test-arm` sets it to `qemu-aarch64 -L …` so the ARM binary runs under qemu-user).
 pub fn ringcast() -> Command {
@@ -19,13 +28,13 @@ pub fn ringcast() -> Command {
         Ok(runner) if !runner.trim().is_empty() => {
             let mut words = runner.split_whitespace();
             let mut cmd = Command::new(words.next().unwrap());
-            cmd.args(words).arg(BIN);
+            cmd.args(words).arg(bin());
             // ringcast runs itself again with this set (src/os/sys.rs); under qemu-user that
             // exec would reach the host kernel without qemu, so it starts with it set.
             cmd.env("GLIBC_TUNABLES", "glibc.malloc.tcache_count=0");
             cmd
         }
-        _ => Command::new(BIN),
+        _ => Command::new(bin()),
     }
 }
 
