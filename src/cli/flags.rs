@@ -224,8 +224,9 @@ flags! {
     station_description  "station-description" Text  Icecast   Server  "TEXT"      "a line about the station under its name on /status.html";
     link_key             "link-key"            Text  Link      Stream  "SECRET"    "the link's shared secret (serves the link to pullers when set)";
     link_key_file        "link-key-file"       Text  Link      Stream  "FILE"      "read the link's shared secret from FILE";
-    link_pull            "link-pull"           Text  Link      Stream  "URL"       "receive the stream over the link by pulling it from this origin (http(s)://host:port)";
-    link_push            "link-push"           Text  Link      Stream  "URL"       "push the stream over the link to this receiver (http(s)://host:port)";
+    link_pull            "link-pull"           List  Link      Stream  "URL"       "receive the stream over the link by pulling it from this origin (http(s)://host:port); repeat for more paths";
+    link_push            "link-push"           List  Link      Stream  "URL"       "push the stream over the link to this receiver (http(s)://host:port); repeat for more paths";
+    link_from            "link-from"           List  Link      Stream  "ADDRESS"   "send the Nth link path from this local address (repeatable, in the order of the paths; - for the default)";
     link_receive         "link-receive"        Bool  Link      Stream  ""          "receive the stream over the link from a pusher";
     link_delay           "link-delay"          Dur   Link      Stream  "DURATION"  "receiver: play this far behind the origin (default 5s)";
     fragment_duration    "fragment-duration"   Dur   Link      Stream  "DURATION"  "origin: fragment length, cut at frame boundaries (default 250ms)";

@@ -3,14 +3,27 @@
 use super::web_url;
 use crate::cli::Args;
 use crate::http::url::Url;
+use std::net::IpAddr;
 use std::time::Duration;
+
+/// The most paths a link may have (`-link-pull` or `-link-push` given this many times).
+pub const MAX_PATHS: usize = 4;
+
+/// One way to the far end: its URL and the local address it leaves from (`-link-from`).
+#[derive(Debug, Clone)]
+pub struct LinkPath {
+    pub url: Url,
+    pub from: Option<IpAddr>,
+}
 
 #[derive(Debug, Clone)]
 /// A stream's link: its key and which way it goes.
 pub struct LinkConfig {
     pub key: Vec<u8>,
-    pub pull: Option<Url>,
-    pub push: Option<Url>,
+    /// `-link-pull`, each a path carrying the whole stream (empty: not pulling).
+    pub pull: Vec<LinkPath>,
+    /// `-link-push`, likewise.
+    pub push: Vec<LinkPath>,
     pub receive: bool,
     pub delay: Duration,
     pub fragment: Duration,
@@ -32,7 +45,7 @@ pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
         (None, None) => None,
     };
     let wants_link =
-        a.link_pull.is_some() || a.link_push.is_some() || a.link_receive.unwrap_or(false);
+        !a.link_pull.is_empty() || !a.link_push.is_empty() || a.link_receive.unwrap_or(false);
     let Some(key) = key else {
         return if wants_link {
             Err("the link needs a shared secret: -link-key or -link-key-file".into())
@@ -43,7 +56,7 @@ pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
     if key.len() < 8 {
         return Err("the link key must be at least 8 characters".into());
     }
-    if a.link_pull.is_some() && a.link_receive.unwrap_or(false) {
+    if !a.link_pull.is_empty() && a.link_receive.unwrap_or(false) {
         return Err("-link-pull and -link-receive: a receiver either pulls or is pushed to".into());
     }
     let delay = a.link_delay.unwrap_or(Duration::from_secs(5));
@@ -62,14 +75,47 @@ pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
     if keep < Duration::from_secs(1) || keep > Duration::from_secs(3600) {
         return Err(format!("-link-buffer {keep:?} is out of range (1s to 1h)"));
     }
-    let base = |flag: &str, s: &Option<String>| s.as_deref().map(|u| web_url(flag, u)).transpose();
+    let pull = paths("link-pull", &a.link_pull, &a.link_from)?;
+    let push = paths("link-push", &a.link_push, &a.link_from)?;
+    if a.link_from.len() > pull.len().max(push.len()) {
+        return Err(format!(
+            "-link-from is given {} times for {} link paths: one per -link-pull or -link-push, in order",
+            a.link_from.len(),
+            pull.len().max(push.len())
+        ));
+    }
     Ok(Some(LinkConfig {
         key: key.into_bytes(),
-        pull: base("link-pull", &a.link_pull)?,
-        push: base("link-push", &a.link_push)?,
+        pull,
+        push,
         receive: a.link_receive.unwrap_or(false),
         delay,
         fragment,
         keep,
     }))
+}
+
+/// The paths of `-link-pull` or `-link-push`, each with its `-link-from` (by position).
+fn paths(flag: &str, urls: &[String], from: &[String]) -> Result<Vec<LinkPath>, String> {
+    if urls.len() > MAX_PATHS {
+        return Err(format!(
+            "-{flag} is given {} times: a link has at most {MAX_PATHS} paths",
+            urls.len()
+        ));
+    }
+    urls.iter()
+        .enumerate()
+        .map(|(i, u)| {
+            let from = match from.get(i).map(|f| f.trim()) {
+                None | Some("" | "-") => None,
+                Some(f) => Some(f.parse::<IpAddr>().map_err(|_| {
+                    format!("-link-from {f:?}: not an IP address (a path leaves from one of this machine's addresses)")
+                })?),
+            };
+            Ok(LinkPath {
+                url: web_url(flag, u)?,
+                from,
+            })
+        })
+        .collect()
 }

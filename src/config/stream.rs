@@ -224,9 +224,14 @@ impl StreamConfig {
             InputSpec::Push { fallback: Some(f) } => {
                 format!("source clients (fallback {})", f.display())
             }
-            InputSpec::Link => match self.link.as_ref().and_then(|l| l.pull.as_ref()) {
-                Some(u) => format!("the link from {}", u.redacted()),
-                None => "the link (pushed to us)".into(),
+            InputSpec::Link => match self.link.as_ref().map(|l| &l.pull[..]) {
+                Some([p]) => format!("the link from {}", p.url.redacted()),
+                Some([p, ..]) => format!(
+                    "the link from {} ({} paths)",
+                    p.url.redacted(),
+                    self.link.as_ref().map_or(0, |l| l.pull.len())
+                ),
+                _ => "the link (pushed to us)".into(),
             },
         }
     }
@@ -269,7 +274,7 @@ fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, String> 
         (a.playlist.is_some(), "-playlist"),
         (a.url.is_some(), "-url"),
         (a.source_password.is_some(), "-source-password"),
-        (a.link_pull.is_some(), "-link-pull"),
+        (!a.link_pull.is_empty(), "-link-pull"),
         (receive, "-link-receive"),
     ]
     .iter()
@@ -312,7 +317,7 @@ fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, String> 
             "unexpected argument {first:?}: arguments after the flags are only used with -exec"
         ));
     }
-    Ok(if a.link_pull.is_some() || receive {
+    Ok(if !a.link_pull.is_empty() || receive {
         InputSpec::Link
     } else if let Some(u) = &a.url {
         InputSpec::Url(web_url("url", u)?)

@@ -243,7 +243,53 @@ fn link_flags() {
     ])
     .unwrap();
     assert_eq!(origin.input, InputSpec::Tone);
-    assert!(origin.link.unwrap().push.is_some());
+    assert_eq!(origin.link.unwrap().push.len(), 1);
+    // Two paths, each from its own address; -link-from pairs with the paths in order.
+    let two = config(&[
+        "-link-key",
+        "0123456789",
+        "-link-pull",
+        "http://a:8000",
+        "-link-pull",
+        "http://b:8000",
+        "-link-from",
+        "-",
+        "-link-from",
+        "127.0.0.3",
+    ])
+    .unwrap();
+    let pull = &two.link.as_ref().unwrap().pull;
+    assert_eq!(pull.len(), 2);
+    assert_eq!(pull[0].from, None);
+    assert_eq!(pull[1].from, Some("127.0.0.3".parse().unwrap()));
+    assert_eq!(pull[1].url.host, "b");
+    let err = config(&[
+        "-link-key",
+        "0123456789",
+        "-link-pull",
+        "http://a:8000",
+        "-link-from",
+        "eth0",
+    ])
+    .unwrap_err();
+    assert!(err.contains("not an IP address"), "{err}");
+    let err = config(&[
+        "-link-key",
+        "0123456789",
+        "-link-pull",
+        "http://a:8000",
+        "-link-from",
+        "127.0.0.2",
+        "-link-from",
+        "127.0.0.3",
+    ])
+    .unwrap_err();
+    assert!(err.contains("one per -link-pull"), "{err}");
+    let five: Vec<&str> = ["-link-key", "0123456789"]
+        .into_iter()
+        .chain(std::iter::repeat_n(["-link-pull", "http://a:1"], 5).flatten())
+        .collect();
+    assert!(config(&five).unwrap_err().contains("at most 4 paths"));
     assert!(config(&[
         "-link-receive",
         "-link-key",

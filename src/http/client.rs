@@ -90,8 +90,19 @@ pub fn get(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> io::Result<(Head, Vec<u8>)> {
+    get_from(url, None, path, headers, timeout)
+}
+
+/// [`get`] from local address `from` (a link path's `-link-from`).
+pub fn get_from(
+    url: &Url,
+    from: Option<std::net::IpAddr>,
+    path: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+) -> io::Result<(Head, Vec<u8>)> {
     let deadline = Deadline::after(timeout);
-    let mut conn = Conn::connect(url, deadline)?;
+    let mut conn = Conn::connect_from(url, from, deadline)?;
     let mut req = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\nConnection: close\r\n",
         url.authority(),

@@ -34,6 +34,15 @@ impl Conn {
     /// the TLS handshake, all before `deadline`: a server that accepts and then trickles its
     /// handshake one byte at a time cannot hold the dial past it.
     pub fn connect(url: &Url, deadline: Deadline) -> io::Result<Conn> {
+        Self::connect_from(url, None, deadline)
+    }
+
+    /// [`Conn::connect`] from local address `from` (a link path's `-link-from`).
+    pub fn connect_from(
+        url: &Url,
+        from: Option<std::net::IpAddr>,
+        deadline: Deadline,
+    ) -> io::Result<Conn> {
         let mut last = io::Error::other(format!("{}: no address", url.host));
         let mut tcp = None;
         for addr in url.authority().to_socket_addrs()? {
@@ -42,7 +51,13 @@ impl Conn {
                 last = io::Error::new(io::ErrorKind::TimedOut, "connect: no answer in time");
                 break;
             }
-            match TcpStream::connect_timeout(&addr, left) {
+            let tried = match from {
+                // An address of the other family cannot be reached from `from`: skip it.
+                Some(f) if f.is_ipv4() != addr.is_ipv4() => continue,
+                Some(f) => crate::os::connect_from::connect_from(f, &addr, left),
+                None => TcpStream::connect_timeout(&addr, left),
+            };
+            match tried {
                 Ok(c) => {
                     tcp = Some(c);
                     break;

@@ -16,6 +16,7 @@ use crate::server::Server;
 use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use std::io::{self};
+use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -138,8 +139,15 @@ pub struct Dialed {
 /// The dialler's half of the handshake (`docs/link-protocol.md`). Pulling, we are the
 /// receiver and resume after what we hold; pushing, we are the origin and resume after what
 /// the receiver said it holds.
-pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dialed> {
-    let ch = fetch_challenge(url, link)?;
+pub fn dial(
+    url: &Url,
+    from: Option<IpAddr>,
+    path: usize,
+    link: &LinkState,
+    pull: bool,
+    id: &str,
+) -> io::Result<Dialed> {
+    let ch = fetch_challenge(url, from, path, link)?;
     let cnonce = crate::util::random::hex(16)?;
     let (mode, id_name, after, want_ms) = if pull {
         (
@@ -162,7 +170,7 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
         (id_name, id),
     ];
     let query = handshake_query(&params, &mac);
-    let (method, path, extra) = if pull {
+    let (method, route, extra) = if pull {
         ("GET", PATH_PULL, "Connection: close\r\n")
     } else {
         (
@@ -175,10 +183,10 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
     // longest the other side's login budget may hold its answer (an address past its free
     // failures waits its turn there; a right key must still get in). A path that dies
     // meanwhile is still noticed within STALL: the socket's TCP_USER_TIMEOUT.
-    let deadline = Deadline::after(link.handshake_timeout().saturating_add(GATE_WAIT));
-    let mut conn = connect(url, deadline)?;
+    let deadline = Deadline::after(link.handshake_timeout(path).saturating_add(GATE_WAIT));
+    let mut conn = connect(url, from, deadline)?;
     let request = format!(
-        "{method} {}{path}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n{extra}\r\n",
+        "{method} {}{route}?{query} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n{extra}\r\n",
         base_path(url),
         url.authority(),
         client::user_agent()
@@ -196,7 +204,7 @@ pub fn dial(url: &Url, link: &LinkState, pull: bool, id: &str) -> io::Result<Dia
         s => return Err(io::Error::other(format!("the {other} answered {s}"))),
     }
     conn.set_read_timeout(Some(STALL))?;
-    link.connected(pull);
+    link.connected(pull, path);
     Ok(Dialed {
         conn,
         first,
@@ -216,10 +224,15 @@ pub struct Challenge {
 }
 
 /// `GET {base}/.ringcast/link/challenge` (a short request).
-pub fn fetch_challenge(url: &Url, link: &LinkState) -> io::Result<Challenge> {
-    let path = format!("{}{PATH_CHALLENGE}", base_path(url));
+pub fn fetch_challenge(
+    url: &Url,
+    from: Option<IpAddr>,
+    path: usize,
+    link: &LinkState,
+) -> io::Result<Challenge> {
+    let target = format!("{}{PATH_CHALLENGE}", base_path(url));
     let asked = Instant::now();
-    let (head, body) = client::get(url, &path, &[], link.handshake_timeout())?;
+    let (head, body) = client::get_from(url, from, &target, &[], link.handshake_timeout(path))?;
     match head.status {
         200 => {}
         404 => {
@@ -230,7 +243,7 @@ pub fn fetch_challenge(url: &Url, link: &LinkState) -> io::Result<Challenge> {
         s => return Err(io::Error::other(format!("the challenge answered {s}"))),
     }
     let text = String::from_utf8_lossy(&body);
-    link.record_handshake(asked.elapsed());
+    link.record_handshake(path, asked.elapsed());
     let mut w = text.split_whitespace();
     if w.next() != Some("ringcast-link") || w.next() != Some("1") {
         return Err(io::Error::other(format!(
@@ -258,8 +271,8 @@ pub fn base_path(url: &Url) -> &str {
 }
 
 /// Dials the other side (TLS for `https://`), with a stall bound on the socket.
-fn connect(url: &Url, deadline: Deadline) -> io::Result<Conn> {
-    let conn = Conn::connect(url, deadline)?;
+fn connect(url: &Url, from: Option<IpAddr>, deadline: Deadline) -> io::Result<Conn> {
+    let conn = Conn::connect_from(url, from, deadline)?;
     let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
     Ok(conn)
 }

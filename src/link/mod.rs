@@ -26,6 +26,7 @@ pub mod fragments;
 pub mod handshake;
 pub mod origin;
 pub mod path_log;
+pub mod paths;
 pub mod playout;
 pub mod receiver;
 pub mod wire;
@@ -33,7 +34,6 @@ pub mod wire;
 use crate::config::link::LinkConfig;
 use crate::config::{InputSpec, StreamConfig};
 use crate::frame::Mp3Header;
-use crate::http::url::Url;
 use crate::util::retry::{Retry, Then};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
@@ -106,8 +106,8 @@ pub struct LinkStats {
     pub buffer_ms: AtomicU64,
 }
 
-/// A message and its local arrival time (µs, [`local_us`]).
-pub type Inbound = (Msg, i64);
+/// A message, its local arrival time (µs, [`local_us`]) and the path it came by.
+pub type Inbound = (Msg, i64, usize);
 
 /// Link state every thread can reach (through `Stream`).
 pub struct LinkState {
@@ -127,10 +127,9 @@ pub struct LinkState {
     used_nonces: Mutex<Vec<(String, Instant)>>,
     sessions: Mutex<HashMap<String, u64>>,
     next_gen: AtomicU64,
-    /// The last handshake's round trip, µs (0 = none yet).
-    handshake_rtt_us: AtomicU64,
-    /// The dialling side's path, as the log last told it.
-    pub path: Mutex<path_log::PathLog>,
+    /// Each path's state: one per `-link-pull`/`-link-push`, or a slot per path number a
+    /// pusher may name on a `-link-receive` receiver.
+    pub paths: paths::Paths,
 }
 
 impl LinkState {
@@ -138,11 +137,16 @@ impl LinkState {
         let (tx, rx) = bounded(INBOX_MESSAGES);
         let mut nonce_key = [0u8; 32];
         nonce_key.copy_from_slice(&crate::util::random::bytes(32)?);
+        let n = if cfg.receive {
+            crate::config::link::MAX_PATHS
+        } else {
+            cfg.pull.len().max(cfg.push.len())
+        };
         Ok(LinkState {
             log: FragmentLog::new(cfg.keep),
+            paths: paths::Paths::new(n),
             cfg,
             stats: LinkStats::default(),
-            path: Mutex::new(path_log::PathLog::default()),
             held: Mutex::new(None),
             inbox: tx,
             inbox_bytes: std::sync::atomic::AtomicUsize::new(0),
@@ -151,15 +155,14 @@ impl LinkState {
             used_nonces: Mutex::new(Vec::new()),
             sessions: Mutex::new(HashMap::new()),
             next_gen: AtomicU64::new(1),
-            handshake_rtt_us: AtomicU64::new(0),
         })
     }
 
     /// How long a handshake step may take: three of the last round trips, 0.3 s to 3 s. An
     /// attempt lost in an outage then costs little, so the first one after the link is back
     /// comes soon.
-    pub fn handshake_timeout(&self) -> Duration {
-        match self.handshake_rtt_us.load(Relaxed) {
+    pub fn handshake_timeout(&self, path: usize) -> Duration {
+        match self.paths.get(path).rtt_us.load(Relaxed) {
             0 => Duration::from_secs(3),
             rtt => Duration::from_micros(rtt)
                 .saturating_mul(3)
@@ -167,8 +170,17 @@ impl LinkState {
         }
     }
 
-    pub fn record_handshake(&self, rtt: Duration) {
-        self.handshake_rtt_us.store(micros(rtt).max(1), Relaxed);
+    pub fn record_handshake(&self, path: usize, rtt: Duration) {
+        self.paths
+            .get(path)
+            .rtt_us
+            .store(micros(rtt).max(1), Relaxed);
+    }
+
+    /// Path `path` is up or down; the link is up while any path is.
+    pub fn set_up(&self, path: usize, up: bool) {
+        self.paths.get(path).up.store(up, Relaxed);
+        self.stats.up.store(self.paths.any_up(), Relaxed);
     }
 
     /// The receiving end of the inbox, for the link player (once).
@@ -222,12 +234,14 @@ impl LinkState {
         receiver.then(|| self.stats.silence_frames.load(Relaxed))
     }
 
-    /// A dial answered: one more session, and the path's return said.
-    pub fn connected(&self, receiver: bool) {
-        self.stats.up.store(true, Relaxed);
+    /// A dial on `path` answered: one more session, and the path's return said.
+    pub fn connected(&self, receiver: bool, path: usize) {
+        self.set_up(path, true);
         self.stats.connects.fetch_add(1, Relaxed);
-        let line = self
-            .path
+        let p = self.paths.get(path);
+        p.connects.fetch_add(1, Relaxed);
+        let line = p
+            .log
             .lock()
             .connected(Instant::now(), self.silence(receiver));
         path_log::emit(line);
@@ -273,16 +287,18 @@ pub fn redial(
     link: &LinkState,
     what: &str,
     receiver: bool,
-    url: &Url,
+    path: usize,
     mut session: impl FnMut() -> std::io::Result<()>,
 ) {
-    link.path
+    let p = link.paths.get(path);
+    let label = p.label.lock().clone();
+    p.log
         .lock()
-        .begin(format!("link {what} {}", url.redacted()), Instant::now());
+        .begin(format!("link {what} {label}"), Instant::now());
     let attempt = || {
-        let sessions = link.stats.connects.load(Relaxed);
+        let sessions = p.connects.load(Relaxed);
         let result = session();
-        link.stats.up.store(false, Relaxed);
+        link.set_up(path, false);
         if stream.stop.is_set() {
             return Then::Retry; // stopping: the retry loop sees it
         }
@@ -290,29 +306,33 @@ pub fn redial(
             Ok(()) => "the session ended".to_string(),
             Err(e) => e.to_string(),
         };
-        let line = if link.stats.connects.load(Relaxed) > sessions {
+        let line = if p.connects.load(Relaxed) > sessions {
             Some(
-                link.path
+                p.log
                     .lock()
                     .lost(Instant::now(), link.silence(receiver), &why),
             )
         } else {
             link.stats.dial_failures.fetch_add(1, Relaxed);
-            log::debug!("link {what} {}: dial failed: {why}", url.redacted());
-            link.path.lock().dial_failed(Instant::now(), &why)
+            p.dial_failures.fetch_add(1, Relaxed);
+            log::debug!("link {what} {label}: dial failed: {why}");
+            p.log.lock().dial_failed(Instant::now(), &why)
         };
         path_log::emit(line);
         Then::Retry
     };
     let waiting = |d: Duration| {
-        log::debug!(
-            "link {what} {}: redialling in {:.2}s",
-            url.redacted(),
-            d.as_secs_f64()
-        );
+        log::debug!("link {what} {label}: redialling in {:.2}s", d.as_secs_f64());
     };
     let healthy = Duration::from_secs(10);
     Retry::new(REDIAL_MIN, REDIAL_MAX, healthy).run(&stream.stop, attempt, waiting);
+}
+
+/// The path number a dialler names in its id (`abcd.1`: path 1; no suffix: path 0).
+pub fn path_of(id: &str) -> usize {
+    id.rsplit_once('.')
+        .and_then(|(_, n)| n.parse::<usize>().ok())
+        .unwrap_or(0)
 }
 
 /// Whether this instance's input is the link.
@@ -405,8 +425,8 @@ mod tests {
         assert_eq!(parse_pos("-"), None);
         let st = LinkState::new(LinkConfig {
             key: b"k".to_vec(),
-            pull: None,
-            push: None,
+            pull: Vec::new(),
+            push: Vec::new(),
             receive: false,
             delay: Duration::from_secs(5),
             fragment: Duration::from_millis(250),

@@ -9,10 +9,10 @@ use super::fragments::Next;
 use super::handshake::{accept, dial, Dialed};
 use super::wire::{self, Msg};
 use super::{parse_pos, wall_us, LinkState, HEARTBEAT, STALL};
+use crate::config::link::LinkPath;
 use crate::http::chunked::ChunkedWriter;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
-use crate::http::url::Url;
 use crate::server::Server;
 use crate::stream::Stream;
 use log::info;
@@ -58,8 +58,11 @@ pub fn serve_pull(
         &mut conn,
         &key,
         stream,
-        after,
-        want_us,
+        Resume {
+            pos: after,
+            want_us,
+            bytes: None,
+        },
         || link.is_current(&who, gen),
         |_| Ok(()),
     );
@@ -70,6 +73,16 @@ pub fn serve_pull(
         Ok(()) => info!("{peer}: link session ended"),
         Err(e) => info!("{peer}: link session ended: {e}"),
     }
+}
+
+/// Where a session's stream begins, and what counts its bytes.
+pub struct Resume<'a> {
+    /// After this fragment (`None`: a fresh receiver)…
+    pub pos: Option<(u64, u64)>,
+    /// …which then gets the newest this much, µs.
+    pub want_us: u64,
+    /// A pushing path's byte counter.
+    pub bytes: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
 /// How much a fresh receiver wants (the handshake's `want`, ms) in µs: never more than a
@@ -86,11 +99,15 @@ pub fn send_stream<W: Write>(
     conn: &mut W,
     key: &[u8],
     stream: &Stream,
-    mut pos: Option<(u64, u64)>,
-    want_us: u64,
+    from: Resume,
     wanted: impl Fn() -> bool,
     mut check: impl FnMut(&mut W) -> io::Result<()>,
 ) -> io::Result<()> {
+    let Resume {
+        mut pos,
+        want_us,
+        bytes,
+    } = from;
     let Some(link) = stream.link.as_ref() else {
         return Ok(());
     };
@@ -156,40 +173,51 @@ pub fn send_stream<W: Write>(
         if !out.is_empty() {
             conn.write_all(&out)?;
             last_sent = Instant::now();
+            if let Some(b) = bytes {
+                b.fetch_add(u64::try_from(out.len()).unwrap_or(u64::MAX), Relaxed);
+            }
         }
         check(conn)?;
     }
 }
 
-/// The `link-push` thread: keeps a session to the receiver at `-link-push` open.
-pub fn run_push(stream: &Stream) {
+/// A `link-push` thread: keeps a session to the receiver at path `path`'s `-link-push` open.
+pub fn run_push(stream: &Stream, path: usize) {
     let cfg = &stream.cfg;
-    let (Some(link), Some(url)) = (
+    let (Some(link), Some(p)) = (
         stream.link.as_ref(),
-        cfg.link.as_ref().and_then(|l| l.push.clone()),
+        cfg.link.as_ref().and_then(|l| l.push.get(path).cloned()),
     ) else {
         return;
     };
+    // The receiver keeps one session per path number, the end of our id (`id.path`).
     let origin_id = match crate::util::random::hex(8) {
-        Ok(id) => id,
+        Ok(id) => format!("{id}.{path}"),
         Err(e) => return log::error!("link push: {e}"),
     };
-    super::redial(stream, link, "push to", false, &url, || {
-        push_session(&url, link, stream, &origin_id)
+    *link.paths.get(path).label.lock() = p.url.redacted();
+    super::redial(stream, link, "push to", false, path, || {
+        push_session(&p, path, link, stream, &origin_id)
     });
 }
 
-fn push_session(url: &Url, link: &LinkState, stream: &Stream, origin_id: &str) -> io::Result<()> {
+fn push_session(
+    p: &LinkPath,
+    path: usize,
+    link: &LinkState,
+    stream: &Stream,
+    origin_id: &str,
+) -> io::Result<()> {
     let Dialed {
         conn,
         key,
         after,
         want_ms,
         ..
-    } = dial(url, link, false, origin_id)?;
+    } = dial(&p.url, p.from, path, link, false, origin_id)?;
     info!(
         "link push: connected to {} (the receiver holds up to {})",
-        url.redacted(),
+        p.url.redacted(),
         super::path_log::position(&after)
     );
     conn.set_write_timeout(Some(STALL.saturating_mul(2)))?;
@@ -200,8 +228,11 @@ fn push_session(url: &Url, link: &LinkState, stream: &Stream, origin_id: &str) -
         &mut ChunkedWriter(conn),
         &key,
         stream,
-        parse_pos(&after),
-        want_us(want_ms),
+        Resume {
+            pos: parse_pos(&after),
+            want_us: want_us(want_ms),
+            bytes: Some(&link.paths.get(path).bytes),
+        },
         || true,
         |c| {
             // The receiver acks every second; none for STALL means the path is dead. Any

@@ -27,34 +27,37 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-/// The `link-pull` thread.
-pub fn run_pull(stream: &Stream) {
+/// A `link-pull` thread: pulls the stream over path `path` (its `-link-pull`).
+pub fn run_pull(stream: &Stream, path: usize) {
     let cfg = &stream.cfg;
-    let (Some(link), Some(url)) = (
+    let (Some(link), Some(p)) = (
         stream.link.as_ref(),
-        cfg.link.as_ref().and_then(|l| l.pull.clone()),
+        cfg.link.as_ref().and_then(|l| l.pull.get(path).cloned()),
     ) else {
         return;
     };
+    // The origin keeps one session per receiver id: each path has its own (`id.path`).
     let receiver_id = match crate::util::random::hex(8) {
-        Ok(id) => id,
+        Ok(id) => format!("{id}.{path}"),
         Err(e) => return log::error!("link pull: {e}"),
     };
-    super::redial(stream, link, "pull from", true, &url, || {
-        pull_session(&url, link, stream, &receiver_id)
+    *link.paths.get(path).label.lock() = p.url.redacted();
+    super::redial(stream, link, "pull from", true, path, || {
+        pull_session(&p, path, link, stream, &receiver_id)
     });
 }
 
 fn pull_session(
-    url: &crate::http::url::Url,
+    p: &crate::config::link::LinkPath,
+    path: usize,
     link: &LinkState,
     stream: &Stream,
     rid: &str,
 ) -> io::Result<()> {
-    let dialed = dial(url, link, true, rid)?;
+    let dialed = dial(&p.url, p.from, path, link, true, rid)?;
     info!(
         "link pull: connected to {}, resuming after {}",
-        url.redacted(),
+        p.url.redacted(),
         super::path_log::position(&dialed.after)
     );
     let body = io::Cursor::new(dialed.first).chain(dialed.conn);
@@ -67,7 +70,7 @@ fn pull_session(
     receive(
         &mut BufReader::new(body),
         &key,
-        link,
+        (link, path),
         stream,
         || true,
         |_| Ok(()),
@@ -79,7 +82,7 @@ fn pull_session(
 fn receive(
     r: &mut impl Read,
     key: &[u8],
-    link: &LinkState,
+    (link, path): (&LinkState, usize),
     stream: &Stream,
     wanted: impl Fn() -> bool,
     mut ack: impl FnMut(bool) -> io::Result<()>,
@@ -101,7 +104,12 @@ fn receive(
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 link.inbox_bytes.fetch_add(size, Relaxed);
-                match link.inbox.send_timeout((msg, local_us()), deadline.left()) {
+                let bytes = u64::try_from(size).unwrap_or(u64::MAX);
+                link.paths.get(path).bytes.fetch_add(bytes, Relaxed);
+                match link
+                    .inbox
+                    .send_timeout((msg, local_us(), path), deadline.left())
+                {
                     Ok(()) => {}
                     Err(SendTimeoutError::Timeout(_)) => {
                         link.inbox_bytes.fetch_sub(size, Relaxed);
@@ -141,8 +149,10 @@ fn receive(
     }
 }
 
-/// `POST /.ringcast/link/push`: an origin pushes to us. The newest authenticated pusher
-/// wins; we ack every second so it can tell a dead path within 3 s.
+/// `POST /.ringcast/link/push`: an origin pushes to us over one of its paths (the number at
+/// the end of its id). The newest authenticated pusher on a path wins (so it may change
+/// address at will), and there are at most `MAX_PATHS` sessions; we ack every second so
+/// the pusher can tell a dead path within 3 s.
 pub fn serve_push(
     mut conn: Conn,
     peer: SocketAddr,
@@ -151,12 +161,14 @@ pub fn serve_push(
     stream: &Stream,
 ) {
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
-    let Some((link, [_, _, after, _, _], key)) =
+    let Some((link, [_, _, after, _, oid], key)) =
         accept(&mut conn, peer, req, server, stream, "push", fields)
     else {
         return;
     };
-    let gen = link.begin_session("push");
+    let path = super::path_of(&oid).min(crate::config::link::MAX_PATHS.saturating_sub(1));
+    let who = format!("push:{path}");
+    let gen = link.begin_session(&who);
     if conn
         .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n")
         .is_err()
@@ -166,10 +178,12 @@ pub fn serve_push(
     let _ = conn.set_read_timeout(Some(STALL));
     let _ = conn.set_write_timeout(Some(STALL));
     let _ = crate::os::sys::set_tcp_user_timeout(conn.tcp(), STALL);
-    link.stats.up.store(true, Relaxed);
+    *link.paths.get(path).label.lock() = peer.to_string();
+    link.set_up(path, true);
     link.stats.connects.fetch_add(1, Relaxed);
+    link.paths.get(path).connects.fetch_add(1, Relaxed);
     info!(
-        "{peer}: link pusher connected (it resumes after {})",
+        "{peer}: link pusher connected on path {path} (it resumes after {})",
         super::path_log::position(&after)
     );
     // The body is read and the acks written on one thread, in turns: the reader and the
@@ -186,9 +200,9 @@ pub fn serve_push(
     let result = receive(
         &mut BufReader::new(body),
         &key,
-        link,
+        (link, path),
         stream,
-        || link.is_current("push", gen),
+        || link.is_current(&who, gen),
         |due| {
             if due {
                 conn.borrow_mut().write_all(b"ack\n")?;
@@ -196,11 +210,11 @@ pub fn serve_push(
             Ok(())
         },
     );
-    let replaced = !link.is_current("push", gen);
+    let replaced = !link.is_current(&who, gen);
     if !replaced {
-        link.stats.up.store(false, Relaxed);
+        link.set_up(path, false);
     }
-    link.end_session("push", gen);
+    link.end_session(&who, gen);
     match result {
         Ok(()) if replaced => info!("{peer}: link pusher replaced by a newer one"),
         Ok(()) => info!("{peer}: link push session ended"),
@@ -229,6 +243,7 @@ pub fn run_play(stream: &Stream) {
     let mut last_report = Instant::now();
     let mut epoch = None;
     let mut filling = SilenceFill::default();
+    let mut arrivals = super::paths::Arrivals::default();
     stream.set_source_state(SourceState::Open);
     while !stream.stop.is_set() {
         stream.reader_beat.beat(Duration::from_secs(5));
@@ -240,6 +255,7 @@ pub fn run_play(stream: &Stream) {
                     playout: &mut playout,
                     epoch: &mut epoch,
                     max_frame: cfg.frame_bytes,
+                    arrivals: &mut arrivals,
                 };
                 play.take(first);
                 while let Ok(more) = inbox.try_recv() {
@@ -342,6 +358,8 @@ struct Player<'a> {
     epoch: &'a mut Option<u64>,
     /// `-frame-bytes`: a larger frame from the peer is refused with its fragment.
     max_frame: usize,
+    /// Which path brought what first.
+    arrivals: &'a mut super::paths::Arrivals,
 }
 
 static REFUSED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
@@ -352,7 +370,7 @@ impl Player<'_> {
     /// counted, meta is applied.
     fn take(&mut self, msg: Inbound) {
         let (link, stream) = (self.link, self.stream);
-        let (msg, at) = msg;
+        let (msg, at, path) = msg;
         link.inbox_bytes.fetch_sub(msg.size(), Relaxed);
         match msg {
             Msg::Fragment { sent_us, frag } => {
@@ -367,13 +385,19 @@ impl Player<'_> {
                     );
                     return;
                 }
+                // Every path carries the whole stream: the first copy of a fragment plays,
+                // a later one (another path's, or a replay) is counted and dropped.
+                let pos = (frag.epoch, frag.seq);
                 let mut held = link.held.lock();
                 if held.is_some_and(|(e, s)| e == frag.epoch && frag.seq <= s) {
+                    drop(held);
                     link.stats.duplicates.fetch_add(1, Relaxed);
+                    self.arrivals.late(&link.paths, path, pos, at);
                     return;
                 }
-                *held = Some((frag.epoch, frag.seq));
+                *held = Some(pos);
                 drop(held);
+                self.arrivals.first(&link.paths, path, pos, at);
                 if *self.epoch != Some(frag.epoch) {
                     if self.epoch.is_some() {
                         info!("link: the origin's source restarted (new epoch)");

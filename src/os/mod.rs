@@ -1,6 +1,7 @@
 //! The operating system: signals, sockets and limits (`sys`), systemd's notify socket, the
 //! stop flag, and the heartbeat the watchdog reads.
 
+pub mod connect_from;
 pub mod heartbeat;
 pub mod notify;
 pub mod shutdown;

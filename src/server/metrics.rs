@@ -5,6 +5,7 @@
 use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
+use crate::link::paths::PathStats;
 use crate::link::LinkStats;
 use crate::stream::Stream;
 use std::fmt::Write as _;
@@ -222,6 +223,92 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
     ),
 ];
 
+/// Each link path's series (labelled `path="N"`): name, type, help, value.
+type PathValue = fn(&PathStats) -> u64;
+const PATH: &[(&str, &str, &str, PathValue)] = &[
+    (
+        "link_path_up",
+        "gauge",
+        "1 while this link path has a session.",
+        |p| u64::from(p.up.load(Relaxed)),
+    ),
+    (
+        "link_path_rtt_ms",
+        "gauge",
+        "The path's last handshake round trip, ms.",
+        |p| p.rtt_us.load(Relaxed) / 1000,
+    ),
+    (
+        "link_path_behind_ms",
+        "gauge",
+        "Receiver: how far behind another path's copy this path's last late copy came, ms.",
+        |p| p.behind_us.load(Relaxed) / 1000,
+    ),
+    (
+        "link_path_fragments_first_total",
+        "counter",
+        "Receiver: fragments this path brought before any other.",
+        |p| p.first.load(Relaxed),
+    ),
+    (
+        "link_path_fragments_late_total",
+        "counter",
+        "Receiver: copies this path brought after another path's.",
+        |p| p.late.load(Relaxed),
+    ),
+    (
+        "link_path_fragments_lost_total",
+        "counter",
+        "Receiver: fragments this path skipped (down, or resumed after another path).",
+        |p| p.lost.load(Relaxed),
+    ),
+    (
+        "link_path_bytes_total",
+        "counter",
+        "Link bytes carried by this path (received, or pushed).",
+        |p| p.bytes.load(Relaxed),
+    ),
+    (
+        "link_path_connects_total",
+        "counter",
+        "Sessions that connected on this path.",
+        |p| p.connects.load(Relaxed),
+    ),
+];
+
+/// The per-path series of every stream's link paths that have been used.
+fn path_series(m: &mut String, streams: &[std::sync::Arc<Stream>], mounted: bool) {
+    for (name, kind, help, value) in PATH {
+        let mut lines = String::new();
+        for s in streams {
+            let Some(link) = s.link.as_ref() else {
+                continue;
+            };
+            for (i, p) in link.paths.all() {
+                if p.label.lock().is_empty() {
+                    continue;
+                }
+                let v = value(p);
+                if mounted {
+                    let _ = writeln!(
+                        lines,
+                        "ringcast_{name}{{mount=\"{}\",path=\"{i}\"}} {v}",
+                        label(s.mount())
+                    );
+                } else {
+                    let _ = writeln!(lines, "ringcast_{name}{{path=\"{i}\"}} {v}");
+                }
+            }
+        }
+        if !lines.is_empty() {
+            let _ = write!(
+                m,
+                "# HELP ringcast_{name} {help}\n# TYPE ringcast_{name} {kind}\n{lines}"
+            );
+        }
+    }
+}
+
 pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
     let streams = server.streams();
     let mut m = String::new();
@@ -245,6 +332,7 @@ pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
             }
         }
     }
+    path_series(&mut m, &streams, server.cfg.mounted);
     let st = &server.stats;
     let listeners_refused: u64 = streams
         .iter()

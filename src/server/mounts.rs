@@ -149,17 +149,26 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     let play_name = name("link-play");
     let hls_name = name("hls");
     let receiver = link::is_receiver(&cfg);
-    let pulls = cfg.link.as_ref().is_some_and(|l| l.pull.is_some());
-    let pushes = cfg.link.as_ref().is_some_and(|l| l.push.is_some());
+    let pulls = cfg.link.as_ref().map_or(0, |l| l.pull.len());
+    let pushes = cfg.link.as_ref().map_or(0, |l| l.push.len());
+    // A thread per link path: `link-pull`, `link-pull-1`, … (path 0 keeps the plain name).
+    let path_name = |base: &str, i: usize| {
+        if i == 0 {
+            base.to_string()
+        } else {
+            format!("{base}-{i}")
+        }
+    };
     let outputs = cfg.icecast.is_some();
     let stream = Arc::new(Stream::new(cfg).map_err(|e| format!("cannot start: {e}"))?);
     let mut others = Vec::new();
     let (st, sv) = (Arc::clone(&stream), Arc::clone(server));
     let reader = if receiver {
         // The link is the source: the player fills the ring, a dialler feeds the player.
-        if pulls {
+        for i in 0..pulls {
             let st = Arc::clone(&stream);
-            others.push(spawn(&pull_name, move || link::receiver::run_pull(&st))?);
+            let name = path_name(&pull_name, i);
+            others.push(spawn(&name, move || link::receiver::run_pull(&st, i))?);
         }
         spawn(&play_name, move || link::receiver::run_play(&st))?
     } else {
@@ -176,9 +185,10 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
             }
         })?
     };
-    if pushes {
+    for i in 0..pushes {
         let st = Arc::clone(&stream);
-        others.push(spawn(&push_name, move || link::origin::run_push(&st))?);
+        let name = path_name(&push_name, i);
+        others.push(spawn(&name, move || link::origin::run_push(&st, i))?);
     }
     if stream.hls.is_some() {
         let st = Arc::clone(&stream);

@@ -68,11 +68,46 @@ fn source(stream: &Stream, base: &str) -> String {
     if let Some(h) = &stream.hls {
         let _ = write!(source, ",\"hls_listeners\":{}", h.listeners());
     }
+    if let Some(link) = stream.link.as_ref() {
+        let _ = write!(source, ",\"link\":{}", link_json(link));
+    }
     source.push_str(",\"dummy\":null}");
     source
 }
 
 /// A JSON string literal.
+/// The link and each path it has used: up, round trip, how far behind the first copy its
+/// late copies come, fragments first, late and lost, bytes.
+fn link_json(link: &crate::link::LinkState) -> String {
+    let paths: Vec<String> = link
+        .paths
+        .all()
+        .filter_map(|(i, p)| {
+            let name = p.label.lock().clone();
+            (!name.is_empty()).then(|| {
+                format!(
+                    "{{\"path\":{i},\"name\":{},\"up\":{},\"rtt_ms\":{},\"behind_ms\":{},\"first\":{},\"late\":{},\"lost\":{},\"bytes\":{},\"connects\":{}}}",
+                    json(&name),
+                    p.up.load(Relaxed),
+                    p.rtt_us.load(Relaxed) / 1000,
+                    p.behind_us.load(Relaxed) / 1000,
+                    p.first.load(Relaxed),
+                    p.late.load(Relaxed),
+                    p.lost.load(Relaxed),
+                    p.bytes.load(Relaxed),
+                    p.connects.load(Relaxed),
+                )
+            })
+        })
+        .collect();
+    format!(
+        "{{\"up\":{},\"buffer_ms\":{},\"paths\":[{}]}}",
+        link.stats.up.load(Relaxed),
+        link.stats.buffer_ms.load(Relaxed),
+        paths.join(",")
+    )
+}
+
 pub fn json(s: &str) -> String {
     let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');

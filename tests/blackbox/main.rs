@@ -17,6 +17,7 @@ mod icecast;
 mod keepalive;
 mod lifecycle;
 mod link;
+mod link_paths;
 mod mounts;
 mod mp3;
 mod mute;

@@ -27,6 +27,8 @@ struct State {
     corrupt_next: AtomicBool,
     from_ip: Mutex<Option<IpAddr>>,
     conns: Mutex<Vec<(TcpStream, TcpStream)>>,
+    /// The address of every client that connected.
+    clients: Mutex<Vec<IpAddr>>,
     /// Bytes forwarded target → client and client → target.
     pub down_bytes: AtomicU64,
     pub up_bytes: AtomicU64,
@@ -47,6 +49,7 @@ impl FaultProxy {
             corrupt_next: AtomicBool::new(false),
             from_ip: Mutex::new(None),
             conns: Mutex::new(Vec::new()),
+            clients: Mutex::new(Vec::new()),
             down_bytes: AtomicU64::new(0),
             up_bytes: AtomicU64::new(0),
             stop: AtomicBool::new(false),
@@ -58,6 +61,9 @@ impl FaultProxy {
                     return;
                 }
                 let Ok(client) = client else { continue };
+                if let Ok(peer) = client.peer_addr() {
+                    st.clients.lock().unwrap().push(peer.ip());
+                }
                 let st = Arc::clone(&st);
                 std::thread::spawn(move || connection(client, target, &st));
             }
@@ -83,6 +89,18 @@ impl FaultProxy {
     /// New connections to the target come from `ip` (e.g. 127.0.0.2).
     pub fn dial_from(&self, ip: &str) {
         *self.state.from_ip.lock().unwrap() = Some(ip.parse().unwrap());
+    }
+
+    /// The distinct addresses clients connected from, in order of first connection.
+    #[allow(dead_code)] // not every user of this file asks
+    pub fn clients(&self) -> Vec<IpAddr> {
+        let mut seen: Vec<IpAddr> = Vec::new();
+        for ip in self.state.clients.lock().unwrap().iter() {
+            if !seen.contains(ip) {
+                seen.push(*ip);
+            }
+        }
+        seen
     }
 
     /// (bytes towards the client, bytes towards the target) forwarded so far.
