@@ -20,7 +20,7 @@ pub mod exec;
 pub mod fallback;
 pub mod fd;
 mod framing;
-mod mute;
+pub mod mute;
 mod pacer;
 pub mod playlist;
 pub mod push;

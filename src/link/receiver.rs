@@ -240,6 +240,10 @@ pub fn run_play(stream: &Stream) {
     let mut ogg_headers =
         (cfg.framer.name == "ogg").then(crate::frame::ogg::HeaderTracker::default);
     let mut header_pages: Vec<Vec<u8>> = Vec::new();
+    // Ogg: the numbering of what went out, for silent Opus pages during a long outage.
+    let mut ogg_quiet = ogg_headers
+        .is_some()
+        .then(crate::input::mute::Muter::default);
     let mut last_report = Instant::now();
     let mut epoch = None;
     let mut filling = SilenceFill::default();
@@ -265,6 +269,16 @@ pub fn run_play(stream: &Stream) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        if let Some(q) = ogg_quiet.as_mut().filter(|q| !q.opus) {
+            if stream
+                .ring
+                .header()
+                .is_some_and(|h| h.windows(8).any(|w| w == b"OpusHead"))
+            {
+                q.opus = true;
+                playout.fill_ogg_silence();
+            }
+        }
         out.clear();
         breaks.clear();
         let silent_before = playout.stats.silence_frames;
@@ -274,29 +288,55 @@ pub fn run_play(stream: &Stream) {
             out.len(),
         );
         for (i, f) in out.iter().enumerate() {
+            let silent = playout.silent_at.contains(&i);
+            let header = !silent && ogg_headers.as_mut().is_some_and(|t| t.is_header(f));
+            // Ogg Opus: silence becomes silent pages numbered on from the last page, and the
+            // pages after it are renumbered to follow (a player's clock never goes back).
+            let f: std::borrow::Cow<[u8]> = match ogg_quiet.as_mut() {
+                Some(q) if silent => match q.filler("ogg", |_| None) {
+                    Some((page, _)) => page.into(),
+                    None => continue,
+                },
+                Some(q) if !header => {
+                    // A stream's end (EOS) would leave the silence that may follow with no
+                    // stream to belong to: the receiver's Opus streams run on to the next
+                    // beginning (BOS) instead, which players take as the chain's next link.
+                    let open = q.opus.then(|| without_eos(f)).flatten();
+                    match q.pass("ogg", open.as_deref().unwrap_or(f), false) {
+                        Some(page) => page.into_owned().into(),
+                        None => continue,
+                    }
+                }
+                _ => f.as_slice().into(),
+            };
+            let f = f.as_ref();
             if breaks.contains(&i) {
                 stream.breaks.mark(&stream.ring);
             }
             // Ogg: header pages become the ring's header before the page after them, as
             // the origin's framer made them (a new listener gets them first).
-            if let Some(t) = ogg_headers.as_mut() {
-                if t.is_header(f) {
-                    header_pages.push(f.clone());
-                    cutter.frame(f, None, &link.log);
-                    continue;
-                }
-                if !header_pages.is_empty() {
-                    // The header the origin sent when we connected comes again in-stream
-                    // when its log still holds it: listeners have it already.
-                    let same = stream
-                        .ring
-                        .header()
-                        .is_some_and(|h| *h == header_pages.concat()[..]);
-                    if !same {
-                        stream.ring.push_header(&header_pages);
+            if header {
+                if let Some(q) = ogg_quiet.as_mut().filter(|q| !q.opus) {
+                    if f.windows(8).any(|w| w == b"OpusHead") {
+                        q.opus = true;
+                        playout.fill_ogg_silence();
                     }
-                    header_pages.clear();
                 }
+                header_pages.push(f.to_vec());
+                cutter.frame(f, None, &link.log);
+                continue;
+            }
+            if !header_pages.is_empty() {
+                // The header the origin sent when we connected comes again in-stream when
+                // its log still holds it: listeners have it already.
+                let same = stream
+                    .ring
+                    .header()
+                    .is_some_and(|h| *h == header_pages.concat()[..]);
+                if !same {
+                    stream.ring.push_header(&header_pages);
+                }
+                header_pages.clear();
             }
             stream.ring.push(f);
             Stats::add(&stream.stats.frames_in, 1);
@@ -320,6 +360,19 @@ pub fn run_play(stream: &Stream) {
     }
     stream.set_source_state(SourceState::Ended);
     stream.ring.end();
+}
+
+/// An Ogg page with its end-of-stream flag cleared (and its CRC sealed again); `None` when
+/// it has none.
+fn without_eos(page: &[u8]) -> Option<Vec<u8>> {
+    let flags = *page.get(5)?;
+    if flags & 0x04 == 0 {
+        return None;
+    }
+    let mut open = page.to_vec();
+    *open.get_mut(5)? = flags & !0x04;
+    crate::frame::ogg::seal(&mut open);
+    Some(open)
 }
 
 /// Says when the player starts filling silence (the link was down longer than the delay)

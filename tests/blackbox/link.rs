@@ -541,12 +541,37 @@ fn ogg_crosses_the_link_with_its_headers_and_survives_a_long_outage() {
         "the receiver's new listener gets the header first"
     );
     // An outage longer than -link-delay: the listener stays connected.
+    let outage_at = Instant::now();
     proxy.set(Mode::Blackhole);
     std::thread::sleep(Duration::from_secs(8));
     proxy.set(Mode::Pass);
     let had = rec.bytes();
     assert!(rec.wait_more(had + 8_000, T), "{}", r.log_text());
+    // The longest pause from the outage on (before it, the receiver's start waited out the
+    // delay with the listener already connected).
+    let longest = {
+        let reads = rec.reads.lock().unwrap();
+        let times: Vec<Instant> = reads
+            .iter()
+            .filter(|(t, b)| !b.is_empty() && *t >= outage_at)
+            .map(|(t, _)| *t)
+            .collect();
+        times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    };
     let (body, _) = rec.finish();
+    // Issue 26: through an outage longer than the delay an Opus listener gets silent pages
+    // (as an MP3 listener gets silent frames), not a hole that starves its player.
+    eprintln!("ogg link outage: longest pause {longest:?}");
+    assert!(
+        longest <= Duration::from_secs(1),
+        "delivery paused {longest:?}"
+    );
+    let silent = metric_value(&get_metrics(r.addr), "ringcast_link_silence_frames_total");
+    assert!(silent > 0, "no silent pages were played");
     // All the first listener heard, across the outage, decodes with no error.
     let file = scratch("link-ogg").join("heard.ogg");
     std::fs::write(

@@ -128,6 +128,11 @@ pub struct Playout {
     play_head: Option<i64>,
     frame_us: i64,
     silence: Option<Vec<u8>>,
+    /// Ogg: the link player can make silent pages (Opus), so silence is filled with a
+    /// stand-in it replaces (`silent_at`).
+    ogg_silence: bool,
+    /// Where in the last [`Playout::due`]'s output the silence frames are.
+    pub silent_at: Vec<usize>,
     /// The epoch of the last fragment planned.
     last_epoch: Option<u64>,
     /// The next real frame released begins a new run: silence was filled before it, or the
@@ -152,10 +157,18 @@ impl Playout {
             play_head: None,
             frame_us: 26_122,
             silence: None,
+            ogg_silence: false,
+            silent_at: Vec::new(),
             last_epoch: None,
             run_pending: false,
             stats: PlayStats::default(),
         }
+    }
+
+    /// The stream is Ogg Opus and the caller turns silence frames (a stand-in page, at
+    /// `silent_at`) into silent pages that carry the numbering on (`receiver.rs`).
+    pub fn fill_ogg_silence(&mut self) {
+        self.ogg_silence = true;
     }
 
     /// A heartbeat's send time: one more clock sample.
@@ -192,7 +205,11 @@ impl Playout {
         let mut new_run = self.last_epoch.replace(frag.epoch) != Some(frag.epoch);
         for f in frag.frames() {
             if self.silence.is_none() {
-                self.silence = silent_frame(f);
+                self.silence = if self.ogg_silence && f.starts_with(b"OggS") {
+                    Some(f.to_vec())
+                } else {
+                    silent_frame(f)
+                };
             }
             self.queued_bytes = self.queued_bytes.saturating_add(f.len());
             self.queue.push_back(Planned {
@@ -218,14 +235,18 @@ impl Playout {
     /// audio before it: the first real frame after silence was filled (the outage may have
     /// hidden anything at the origin), and the first of a new epoch (its source restarted).
     pub fn due(&mut self, now: i64, out: &mut Vec<Vec<u8>>, breaks: &mut Vec<usize>) {
+        self.silent_at.clear();
         // Frames overlapping what was already played (or filled with silence) by more than
         // this are late: dropping them is how the stream rejoins live after an outage.
         let late = self.frame_us.saturating_mul(4).max(100_000);
         loop {
             if let Some(front) = self.queue.front() {
+                // An Opus stream's header pages are never dropped as late: a stream joined
+                // after an outage needs them before its first page (Ogg chains).
                 if self
                     .play_head
                     .is_some_and(|ph| front.release < ph.saturating_sub(late))
+                    && !(self.ogg_silence && is_opus_header(&front.data))
                 {
                     if self.pop().is_some_and(|f| f.new_run) {
                         self.run_pending = true;
@@ -257,6 +278,7 @@ impl Playout {
                     self.play_head = Some(now);
                 }
                 (Some(ph), Some(s)) if starving(ph) => {
+                    self.silent_at.push(out.len());
                     out.push(s.clone());
                     self.run_pending = true;
                     self.play_head = Some(ph.saturating_add(self.frame_us));
@@ -275,14 +297,24 @@ impl Playout {
     }
 }
 
+/// Whether an Ogg page holds an Opus header packet (OpusHead or OpusTags first).
+fn is_opus_header(page: &[u8]) -> bool {
+    let Some(&segments) = page.get(26) else {
+        return false;
+    };
+    let body = usize::from(segments).saturating_add(27);
+    page.get(body..body.saturating_add(8))
+        .is_some_and(|p| p == b"OpusHead" || p == b"OpusTags")
+}
+
 /// A frame of silence for the stream `sample` belongs to: for MP3, a frame with the same
 /// header (CRC off) and zeroed side information and data, which decoders play as silence;
-/// for MPEG-TS, null packets (PID 0x1FFF); for raw PCM, zeros. Other formats (ADTS/AAC,
-/// Ogg): none — listeners stay connected and get nothing until the link is back.
+/// for MPEG-TS, null packets (PID 0x1FFF); for raw PCM, zeros. ADTS/AAC: none — listeners
+/// stay connected and get nothing until the link is back. Ogg: none here; for Opus the link
+/// player makes silent pages itself ([`Playout::fill_ogg_silence`]).
 pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
     if sample.starts_with(b"OggS") {
-        // Ogg: none yet (a page's granule positions would have to go on); listeners stay
-        // connected and get nothing until the link is back.
+        // A page's granule positions and numbers must go on: the link player's job.
         return None;
     }
     if Mp3Header::parse(sample).is_some() {
