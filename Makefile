@@ -18,6 +18,7 @@ help:
 	@echo "make deploy PI=user@host TARGET=… [STREAM=name] [CONF=file]   install the package on a Pi over ssh"
 	@echo "make deploy-check   make deploy against a loopback sshd, this machine playing the Pi (root)"
 	@echo "make size    stripped binary size per target"
+	@echo "make arm-memory   memory per listener of the armv7 and ARMv6 binaries under qemu-user"
 	@echo "make test-arm   the test suite for aarch64 (qemu-user) and ARMv6 (test-armv6)"
 	@echo "make test-armv6 the unit tests and the black-box suite for ARMv6 on qemu-arm -cpu arm1176"
 	@echo "make test-armv7 the test suite for armv7 under qemu-user (no package holds that target)"
@@ -71,7 +72,7 @@ else
   UNIT := ringcast@$(STREAM).service
 endif
 
-.PHONY: build size deploy deploy-check test-arm test-armv6 test-armv7 verify-units need-target deb deb-check
+.PHONY: build size deploy deploy-check arm-memory test-arm test-armv6 test-armv7 verify-units need-target deb deb-check
 
 need-target:
 	$(if $(TARGET),,$(error TARGET is not set: make $(MAKECMDGOALS) TARGET=aarch64-unknown-linux-gnu (or armv7-unknown-linux-gnueabihf, arm-unknown-linux-musleabihf)))
@@ -150,6 +151,12 @@ deploy:
 
 deploy-check:
 	cross/deploy-check
+
+# Memory per listener of the armv7 (glibc) and ARMv6 (static musl) binaries under qemu-user.
+arm-memory:
+	$(MAKE) --no-print-directory build TARGET=armv7-unknown-linux-gnueabihf
+	$(MAKE) --no-print-directory build TARGET=$(ARMV6)
+	cross/arm-memory
 
 # The whole test suite built for aarch64 (the arm64 package's target) and run under
 # qemu-user, then for ARMv6 (the armhf package's: test-armv6). test-armv7 runs it for the
