@@ -24,6 +24,8 @@
 mod common;
 #[path = "fanout/hls.rs"]
 mod hls;
+#[path = "fanout/link_paths.rs"]
+mod link_paths;
 #[path = "../tests/blackbox/proxy.rs"]
 #[allow(dead_code)] // the bench uses the proxy only to count bytes
 mod proxy;
@@ -195,6 +197,7 @@ fn main() {
         hls::figures(&data, hls_n, secs);
     }
     link_figures(secs);
+    link_paths::figures(secs);
 }
 
 /// ringcast fed `data` in real time on stdin, with the bench's flags and `extra`; the

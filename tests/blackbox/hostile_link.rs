@@ -41,6 +41,11 @@ struct Pusher {
 
 impl Pusher {
     fn connect(receiver: SocketAddr) -> Pusher {
+        Self::connect_as(receiver, "hostile")
+    }
+
+    /// A pusher whose id is `oid` (its path number after a dot: `x.1` is path 1).
+    fn connect_as(receiver: SocketAddr, oid: &str) -> Pusher {
         let mut c = TcpStream::connect(receiver).unwrap();
         c.set_read_timeout(Some(T)).unwrap();
         c.write_all(b"GET /.ringcast/link/challenge HTTP/1.0\r\n\r\n")
@@ -52,7 +57,6 @@ impl Pusher {
         assert_eq!(&w[..2], ["ringcast-link", "1"], "{answer}");
         let (nonce, held, want) = (w[2], w[3], w[4]);
         let cnonce = "0123456789abcdef0123456789abcdef";
-        let oid = "hostile";
         let joined = format!("push|1|{nonce}|{cnonce}|{held}|{want}|{oid}");
         let m = hex(&mac(KEY.as_bytes(), &[joined.as_bytes()]));
         let mut conn = TcpStream::connect(receiver).unwrap();
@@ -256,4 +260,107 @@ fn a_hostile_peer_with_the_key_cannot_wedge_flood_or_crash_the_receiver() {
     let again = Pusher::connect(r.addr);
     drop(again);
     assert_eq!(r.listen().status, 200);
+}
+
+/// Issue 26: a second path that floods replays of fragments already played (or claims a
+/// path number past the receiver's slots) costs bounded work: each copy is counted late and
+/// dropped, the honest path's frames play in order and once, and memory stays put.
+#[test]
+fn a_second_path_flooding_replays_is_never_heard_and_costs_bounded_memory() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let r = Server::start(&[
+        "-link-key",
+        KEY,
+        "-link-receive",
+        "-link-delay",
+        "1s",
+        "-frame-bytes",
+        &FRAME.to_string(),
+    ]);
+    let mut honest = Pusher::connect_as(r.addr, "honest.0");
+    honest.meta();
+    let mut l = r.listen();
+    assert_eq!(l.status, 200);
+    let start = wall_us();
+    let frag_us = 250_000u64;
+    let cap = move |seq: u64| start + seq * frag_us;
+    let progress = Arc::new(AtomicU64::new(0));
+    let p2 = Arc::clone(&progress);
+    let honest_thread = std::thread::spawn(move || {
+        for seq in 1..=28 {
+            honest
+                .fragment(seq, cap(seq), cap(seq) + frag_us, "good", None)
+                .unwrap();
+            p2.store(seq, Relaxed);
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    });
+    assert!(eventually(T, || progress.load(Relaxed) >= 6));
+    let rss = |pid: u32| {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = s
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .to_string();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let rss_before = rss(r.child.id());
+    // Path 1 replays fragments 1..=4 (played already) as fast as it can, for 3 s.
+    let mut flood = Pusher::connect_as(r.addr, "hostile.1");
+    let began = Instant::now();
+    let mut sent = 0u64;
+    'flood: while began.elapsed() < Duration::from_secs(3) {
+        for seq in 1..=4 {
+            if flood
+                .fragment(seq, cap(seq), cap(seq) + frag_us, "replay", None)
+                .is_err()
+            {
+                break 'flood;
+            }
+            sent += 1;
+        }
+    }
+    // A path number past the receiver's slots lands in the last one.
+    let mut far = Pusher::connect_as(r.addr, "hostile.99");
+    far.fragment(2, cap(2), cap(2) + frag_us, "replay", None)
+        .unwrap();
+    let rss_after = rss(r.child.id());
+    honest_thread.join().unwrap();
+    let body = l.read_body(FRAME * 5 * 24, T).to_vec();
+    let text = String::from_utf8_lossy(&body);
+    assert!(!text.contains("replay"), "a replayed copy was heard");
+    // The honest frames, in order, each once.
+    let heard: Vec<(u64, u64)> = text
+        .split("good:")
+        .skip(1)
+        .map(|f| {
+            let mut w = f.split(['|', ':']);
+            (
+                w.next().unwrap().parse().unwrap(),
+                w.next().unwrap().parse().unwrap(),
+            )
+        })
+        .collect();
+    assert!(heard.len() >= 5 * 20, "{} frames heard", heard.len());
+    for w in heard.windows(2) {
+        assert!(w[1] > w[0], "in order, once: {:?} then {:?}", w[0], w[1]);
+    }
+    let duplicates = metric(r.addr, "ringcast_link_duplicates_total");
+    eprintln!("flood: {sent} replays sent in 3 s, {duplicates} counted as duplicates; RSS {rss_before} kB -> {rss_after} kB");
+    assert!(
+        duplicates >= sent.min(100),
+        "{duplicates} duplicates counted of {sent}"
+    );
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "RSS {rss_before} kB -> {rss_after} kB"
+    );
+    assert_eq!(metric(r.addr, "ringcast_link_silence_frames_total"), 0);
+    assert!(!r.log_text().contains("panicked"));
 }
