@@ -246,4 +246,6 @@ flags! {
     log_level            "log-level"           Text  Logging   Server  "LEVEL"     "error, warn, info, debug or trace (default info)";
     debug                "debug"               Bool  Logging   Server  ""          "verbose logging (-log-level debug)";
     stat_log_interval    "stat-log-interval"   Dur   Logging   Server  "DURATION"  "log a statistics line this often, e.g. 30s (0 = never)";
+    access_log           "access-log"          Text  Logging   Server  "FILE"      "a line per request in Icecast's access-log format, a listener's when it leaves (reopened on SIGHUP)";
+    access_log_hash      "access-log-hash"     Bool  Logging   Server  ""          "-access-log writes a keyed hash of each address (random key per run) instead of the address";
 }

@@ -32,6 +32,9 @@ pub struct ServerConfig {
     pub uid: Option<u32>,
     pub log_level: LevelFilter,
     pub stat_log_interval: Option<Duration>,
+    /// `-access-log` and whether its addresses are hashed (`-access-log-hash`).
+    pub access_log: Option<std::path::PathBuf>,
+    pub access_log_hash: bool,
     pub write_timeout: Duration,
     pub header_timeout: Duration,
     /// Most listeners at once on the whole server.
@@ -147,6 +150,8 @@ impl ServerConfig {
             uid,
             log_level,
             stat_log_interval: nonzero(a.stat_log_interval),
+            access_log: a.access_log.as_ref().map(std::path::PathBuf::from),
+            access_log_hash: a.access_log_hash.unwrap_or(false),
             write_timeout: positive(
                 "write-timeout",
                 a.write_timeout.unwrap_or(Duration::from_secs(10)),

@@ -157,15 +157,17 @@ impl Conn {
     /// `sendmsg` (`more`: MSG_MORE, more follows at once); TLS seals it all into records
     /// and writes them. The listener's sender uses it (`sink/gather.rs`).
     pub fn send_vectored(&mut self, bufs: &[IoSlice<'_>], more: bool) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => crate::os::sys::send_vectored(s, bufs, more),
+        let n = match self {
+            Conn::Plain(s) => crate::os::sys::send_vectored(s, bufs, more)?,
             Conn::Tls(s) => {
                 s.flush_tls()?;
                 let n = s.conn.writer().write_vectored(bufs)?;
                 s.flush_tls()?;
-                Ok(n)
+                n
             }
-        }
+        };
+        note_written(bufs.first().map_or(&[][..], |b| &b[..]), n);
+        Ok(n)
     }
 
     /// The socket under the connection.
@@ -309,19 +311,59 @@ impl Tls {
     }
 }
 
+thread_local! {
+    /// What this thread's connection wrote since [`take_written`]: the response's status
+    /// (0 while none was seen) and its bytes. A connection has a thread of its own, so
+    /// this is per connection; the access log reads it.
+    static WRITTEN: std::cell::Cell<(u16, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+
+/// The status and bytes this thread's connection wrote since the last call (and starts
+/// counting afresh).
+pub fn take_written() -> (u16, u64) {
+    WRITTEN.with(|w| w.replace((0, 0)))
+}
+
+/// Counts `n` bytes of `buf` written; the first status line seen gives the status.
+fn note_written(buf: &[u8], n: usize) {
+    WRITTEN.with(|w| {
+        let (mut status, bytes) = w.get();
+        if status == 0 {
+            status = status_of(buf);
+        }
+        w.set((status, bytes.saturating_add(n as u64)));
+    });
+}
+
+/// The status of a response head at the start of `buf` (`HTTP/1.1 200 …`, `ICY 200 OK`),
+/// or 0.
+fn status_of(buf: &[u8]) -> u16 {
+    let rest = if let Some(r) = buf.strip_prefix(b"HTTP/1.") {
+        r.get(2..)
+    } else {
+        buf.strip_prefix(b"ICY ")
+    };
+    rest.and_then(|r| r.get(..3))
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0)
+}
+
 impl Write for Conn {
     /// For TLS, the records are on the socket when this returns, and a socket error is
     /// reported by the call that met it (rustls's `Stream` reports it one call late).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Conn::Plain(s) => s.write(buf),
+        let n = match self {
+            Conn::Plain(s) => s.write(buf)?,
             Conn::Tls(s) => {
                 s.flush_tls()?;
                 let n = s.conn.writer().write(buf)?;
                 s.flush_tls()?;
-                Ok(n)
+                n
             }
-        }
+        };
+        note_written(buf, n);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {

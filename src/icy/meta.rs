@@ -5,7 +5,12 @@
 //! ICY listener sends a new title exactly once.
 
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many titles the played history keeps (SHOUTcast keeps 20 by default).
+pub const PLAYED: usize = 20;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Info {
@@ -53,6 +58,27 @@ struct State {
     /// The title's ICY metadata block, made once per title and shared by every listener
     /// that asked for metadata.
     block: Arc<[u8]>,
+    /// The last [`PLAYED`] titles and when each began (Unix seconds), oldest first.
+    played: VecDeque<(u64, Arc<str>)>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl State {
+    /// The title just became current: into the history (an empty title is no song).
+    fn played(&mut self) {
+        if self.title.is_empty() {
+            return;
+        }
+        if self.played.len() >= PLAYED {
+            self.played.pop_front();
+        }
+        self.played.push_back((unix_now(), Arc::clone(&self.title)));
+    }
 }
 
 #[derive(Default)]
@@ -63,14 +89,22 @@ pub struct Meta {
 impl Meta {
     pub fn new(info: Info, title: &str) -> Meta {
         let title = crate::icy::clean_title(title);
+        let mut state = State {
+            info,
+            block: Arc::from(crate::icy::block(&title)),
+            title: Arc::from(title),
+            title_seq: 1,
+            played: VecDeque::new(),
+        };
+        state.played();
         Meta {
-            state: Mutex::new(State {
-                info,
-                block: Arc::from(crate::icy::block(&title)),
-                title: Arc::from(title),
-                title_seq: 1,
-            }),
+            state: Mutex::new(state),
         }
+    }
+
+    /// The played history, newest first: (Unix seconds the title began, title).
+    pub fn played(&self) -> Vec<(u64, Arc<str>)> {
+        self.state.lock().played.iter().rev().cloned().collect()
     }
 
     pub fn info(&self) -> Info {
@@ -107,6 +141,7 @@ impl Meta {
         s.title = Arc::from(title);
         s.block = block;
         s.title_seq = s.title_seq.wrapping_add(1);
+        s.played();
         true
     }
 
@@ -127,6 +162,24 @@ impl Meta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_played_history_keeps_the_last_titles_newest_first() {
+        let m = Meta::new(Info::default(), "");
+        assert!(m.played().is_empty(), "an empty title is no song");
+        for i in 0..25 {
+            assert!(m.set_title(&format!("Artist - Song {i}")));
+        }
+        assert!(
+            !m.set_title("Artist - Song 24"),
+            "the same title again is no change"
+        );
+        let played = m.played();
+        assert_eq!(played.len(), PLAYED);
+        assert_eq!(&*played[0].1, "Artist - Song 24");
+        assert_eq!(&*played[PLAYED - 1].1, "Artist - Song 5");
+        assert!(played.windows(2).all(|w| w[0].0 >= w[1].0));
+    }
 
     #[test]
     fn info_from_either_header_spelling() {

@@ -39,7 +39,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wire::Msg;
@@ -90,7 +90,6 @@ pub const INBOX_BYTES: usize = 8 << 20;
 /// Counters for the log and /metrics.
 #[derive(Default)]
 pub struct LinkStats {
-    pub up: AtomicBool,
     /// Sessions that connected (a handshake answered 200, or a pusher let in).
     pub connects: AtomicU64,
     /// Dials that did not become a session.
@@ -177,10 +176,9 @@ impl LinkState {
             .store(micros(rtt).max(1), Relaxed);
     }
 
-    /// Path `path` is up or down; the link is up while any path is.
+    /// Path `path` is up or down (the link is up while any path is: `paths.any_up()`).
     pub fn set_up(&self, path: usize, up: bool) {
         self.paths.get(path).up.store(up, Relaxed);
-        self.stats.up.store(self.paths.any_up(), Relaxed);
     }
 
     /// The receiving end of the inbox, for the link player (once).

@@ -70,7 +70,8 @@ fn pull_session(
     receive(
         &mut BufReader::new(body),
         &key,
-        (link, path),
+        link,
+        path,
         stream,
         || true,
         |_| Ok(()),
@@ -82,7 +83,8 @@ fn pull_session(
 fn receive(
     r: &mut impl Read,
     key: &[u8],
-    (link, path): (&LinkState, usize),
+    link: &LinkState,
+    path: usize,
     stream: &Stream,
     wanted: impl Fn() -> bool,
     mut ack: impl FnMut(bool) -> io::Result<()>,
@@ -200,7 +202,8 @@ pub fn serve_push(
     let result = receive(
         &mut BufReader::new(body),
         &key,
-        (link, path),
+        link,
+        path,
         stream,
         || link.is_current(&who, gen),
         |due| {

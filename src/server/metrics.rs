@@ -153,7 +153,7 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
         "link_up",
         "gauge",
         "1 while a link session is connected.",
-        |s| link(s, |l| u64::from(l.up.load(Relaxed))),
+        |s| s.link.as_ref().map(|l| u64::from(l.paths.any_up())),
     ),
     (
         "link_connects_total",
@@ -350,6 +350,15 @@ pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
             "counter",
             "Malformed or unsupported requests, and unknown paths.",
             st.bad_requests.load(Relaxed),
+        ),
+        (
+            "access_log_dropped_total",
+            "counter",
+            "Access-log lines dropped because the writer was behind (a slow or full disk).",
+            server
+                .access_log
+                .as_ref()
+                .map_or(0, |l| l.dropped.load(Relaxed)),
         ),
         (
             "uptime_seconds",

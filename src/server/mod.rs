@@ -16,6 +16,7 @@
 )]
 
 pub mod accept;
+pub mod access_log;
 pub mod admin;
 pub mod audience;
 pub mod cors;
@@ -27,6 +28,7 @@ pub mod metrics;
 pub mod mounts;
 pub mod page;
 pub mod peers;
+pub mod played;
 pub mod playlist_files;
 pub mod ports;
 pub mod route;
@@ -76,6 +78,8 @@ pub struct Server {
     users: RwLock<Option<Arc<Users>>>,
     /// Key of private streams' HLS segment tokens (`hls_token.rs`): random, this process.
     pub hls_key: Vec<u8>,
+    /// `-access-log`.
+    pub access_log: Option<access_log::AccessLog>,
 }
 
 /// A connection that has not sent its whole request (or TLS handshake) this long after it
@@ -97,6 +101,13 @@ impl Server {
         };
         let users = match &cfg.listener_users {
             Some(path) => Some(Arc::new(Users::load(path)?)),
+            None => None,
+        };
+        let access_log = match &cfg.access_log {
+            Some(path) => Some(
+                access_log::AccessLog::start(path, cfg.access_log_hash)
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         Ok(Server {
@@ -122,6 +133,7 @@ impl Server {
             audience: Audience::default(),
             tls,
             users: RwLock::new(users),
+            access_log,
         })
     }
 
@@ -138,6 +150,9 @@ impl Server {
     /// SIGHUP: reads the certificate and the users file again. A file that does not load
     /// is logged, and what was in use stays.
     pub fn reload_files(&self) {
+        if let Some(log) = &self.access_log {
+            log.reopen();
+        }
         if let Some((id, _)) = &self.tls {
             if let Err(e) = id.reload() {
                 error!("reload: {e}: keeping the certificate in use");

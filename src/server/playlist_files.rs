@@ -98,7 +98,8 @@ pub fn serve(conn: &mut Conn, req: &Request, server: &Server, stream: &Stream, k
     http::reply(conn, req, ct, &[("Cache-Control", "no-cache")], &body);
 }
 
-fn xml(s: &str) -> String {
+/// Text for XML and HTML content and attribute values.
+pub(super) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -2,10 +2,11 @@
 //! the server's own pages (status, metrics, admin calls) or a stream (its listeners, its
 //! source client, its link).
 
+use super::access_log::Entry;
 use super::keepalive::KeepAlive;
 use super::{
-    admin, cors, hls, listeners_admin, metrics, page, playlist_files, source_client, status, users,
-    Server,
+    admin, cors, hls, listeners_admin, metrics, page, played, playlist_files, source_client,
+    status, users, Server,
 };
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, HeadError, Request};
@@ -67,13 +68,23 @@ fn serve(conn: Conn, peer: SocketAddr, pending: Pending, server: &Server, door: 
     // A listener's hours-long loop runs here, after the deep frames that read and answered
     // its request have returned: their stack stays out of the loop's way, and the pages they
     // touched are given back (README, Design notes: what a listener costs).
-    if let Some(listening) = answer(conn, peer, pending, server, door) {
+    if let Some((listening, entry)) = answer(conn, peer, pending, server, door) {
         listening.run(server);
+        access_logged(server, entry);
+    }
+}
+
+/// The access log's line for a request whose answer ended now (the status and bytes this
+/// connection wrote since the request came).
+fn access_logged(server: &Server, entry: Option<Entry>) {
+    if let (Some(log), Some(e)) = (&server.access_log, entry) {
+        let (status, bytes) = crate::http::conn::take_written();
+        log.log(&e, status, bytes);
     }
 }
 
 /// Reads a request and answers it, and the next on a kept connection while the answers are
-/// short; a listener comes back to be run.
+/// short; a listener comes back to be run, with its access-log entry.
 #[inline(never)]
 fn answer<'s>(
     mut conn: Conn,
@@ -81,7 +92,7 @@ fn answer<'s>(
     mut pending: Pending,
     server: &'s Server,
     door: Door,
-) -> Option<Listening<'s>> {
+) -> Option<(Listening<'s>, Option<Entry>)> {
     let _ = conn.tcp().set_nodelay(true);
     let _ = conn.set_write_timeout(Some(server.cfg.write_timeout));
     http::set_keep_alive(false);
@@ -106,11 +117,22 @@ fn answer<'s>(
             crate::http::forwarded::client(sock_peer, &req.headers, &server.cfg.trusted_proxies);
         let kept = keep.wants(&req, peer);
         http::set_keep_alive(kept);
+        crate::http::conn::take_written();
+        let entry = server
+            .access_log
+            .as_ref()
+            .map(|_| Entry::new(peer.ip(), &req));
         if !short(&mut conn, peer, &req, server, door) {
             http::set_keep_alive(false);
             drop(keep);
-            return long(conn, peer, req, server, door);
+            let listening = long(conn, peer, req, server, door);
+            if listening.is_none() {
+                access_logged(server, entry);
+                return None;
+            }
+            return listening.map(|l| (l, entry));
         }
+        access_logged(server, entry);
         // Kept only when the answer went out whole (a failed write turned it off).
         if !kept || !http::keeps_alive() {
             return None;
@@ -193,6 +215,7 @@ fn short(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server, door
         ("GET" | "HEAD", "/status.html" | "/status.xsl") => {
             page::status_page(conn, peer, req, server)
         }
+        ("GET" | "HEAD", "/played.html" | "/played") => played::played(conn, req, server),
         // libshout opens with `OPTIONS *` and picks its method from `Allow` (Icecast 2.5
         // answers the same way); browsers' CORS preflights land here too.
         ("OPTIONS", "*") => {

@@ -71,6 +71,8 @@ fn source(stream: &Stream, base: &str) -> String {
     if let Some(link) = stream.link.as_ref() {
         let _ = write!(source, ",\"link\":{}", link_json(link));
     }
+    let played = super::played::played_json(&stream.meta.played());
+    let _ = write!(source, ",\"played\":{played}");
     source.push_str(",\"dummy\":null}");
     source
 }
@@ -102,7 +104,7 @@ fn link_json(link: &crate::link::LinkState) -> String {
         .collect();
     format!(
         "{{\"up\":{},\"buffer_ms\":{},\"paths\":[{}]}}",
-        link.stats.up.load(Relaxed),
+        link.paths.any_up(),
         link.stats.buffer_ms.load(Relaxed),
         paths.join(",")
     )

@@ -34,12 +34,22 @@ pub fn iso8601(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}+0000")
 }
 
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `02/Dec/2026:18:00:00 +0000`, the access logs' time (Apache's and Icecast's).
+pub fn clf(t: SystemTime) -> String {
+    let (y, mo, d, h, mi, s, _) = civil(t);
+    let month = MONTHS
+        .get((mo as usize).saturating_sub(1))
+        .unwrap_or(&"Jan");
+    format!("{d:02}/{month}/{y:04}:{h:02}:{mi:02}:{s:02} +0000")
+}
+
 /// `Sun, 22 Nov 2026 16:52:45 +0000`
 pub fn rfc2822(t: SystemTime) -> String {
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let (y, mo, d, h, mi, s, wd) = civil(t);
     format!(
         "{}, {d:02} {} {y} {h:02}:{mi:02}:{s:02} +0000",

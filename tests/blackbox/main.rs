@@ -25,6 +25,7 @@ mod ogg;
 mod playlist;
 mod proxy;
 mod realtime;
+mod records;
 mod security;
 mod source;
 mod systemd;

@@ -1,0 +1,208 @@
+//! `-access-log FILE`: a line for every request in Icecast's access-log format (the combined
+//! format with the session's length in seconds at the end), so the tools written for
+//! Icecast's logs read it (royalty reports, matomo's importer, awstats):
+//!
+//! `203.0.113.5 - anna [02/Dec/2026:18:00:00 +0000] "GET /live HTTP/1.1" 200 57683200 "https://radio.example/" "VLC/3.0.20" 3605`
+//!
+//! A listener's line is written when its session ends; the time is when it began, the bytes
+//! all it was sent (head and body), the seconds how long it lasted. Lines go to the
+//! `access-log` thread through a bounded queue: a request never waits for the disk, and a
+//! line that finds the queue full is counted (`ringcast_access_log_dropped_total`) instead.
+//! SIGHUP reopens the file (logrotate's `postrotate`). `-access-log-hash` writes a keyed
+//! hash of each address instead of the address: the key is random for each run and never
+//! stored, so one listener's sessions can be joined within a run and no address can be
+//! recovered from the file.
+
+use crate::http::server::Request;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Lines waiting for the writer; more are dropped and counted.
+const QUEUE: usize = 8192;
+/// The writer flushes at least this often (and whenever the queue runs dry).
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+pub struct AccessLog {
+    tx: Sender<String>,
+    /// Lines that found the queue full.
+    pub dropped: AtomicU64,
+    /// Bumped by SIGHUP; the writer reopens the file when it sees a new value.
+    reopen: Arc<AtomicU64>,
+    hash_key: Option<Vec<u8>>,
+}
+
+/// A request as the log tells it, taken when the request came (its answer may end hours
+/// later, for a listener).
+pub struct Entry {
+    addr: IpAddr,
+    user: String,
+    began: SystemTime,
+    since: Instant,
+    request: String,
+    referer: String,
+    agent: String,
+}
+
+impl Entry {
+    pub fn new(addr: IpAddr, req: &Request) -> Entry {
+        let user = req
+            .header("Authorization")
+            .and_then(crate::http::auth::parse_basic)
+            .map(|(u, _)| u)
+            .unwrap_or_default();
+        Entry {
+            addr,
+            user,
+            began: SystemTime::now(),
+            since: Instant::now(),
+            request: format!(
+                "{} {} HTTP/1.{}",
+                req.method,
+                crate::http::url::redacted(&req.path),
+                req.minor
+            ),
+            referer: req.header("Referer").unwrap_or_default().to_string(),
+            agent: req.header("User-Agent").unwrap_or_default().to_string(),
+        }
+    }
+}
+
+impl AccessLog {
+    /// Opens `path` for appending (an error here stops the start: a typo should not go
+    /// unnoticed) and starts the writer thread.
+    pub fn start(path: &Path, hash: bool) -> io::Result<AccessLog> {
+        let file = open(path)?;
+        let (tx, rx) = bounded(QUEUE);
+        let reopen = Arc::new(AtomicU64::new(0));
+        let (path, seen) = (path.to_path_buf(), Arc::clone(&reopen));
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(&path, file, &rx, &seen))?;
+        let hash_key = if hash {
+            Some(crate::util::random::bytes(32)?)
+        } else {
+            None
+        };
+        Ok(AccessLog {
+            tx,
+            dropped: AtomicU64::new(0),
+            reopen,
+            hash_key,
+        })
+    }
+
+    /// SIGHUP: the next line goes to a file opened afresh at the same path.
+    pub fn reopen(&self) {
+        self.reopen.fetch_add(1, Relaxed);
+    }
+
+    /// Logs a request that ended now with `status` and `bytes` sent.
+    pub fn log(&self, e: &Entry, status: u16, bytes: u64) {
+        let addr = match &self.hash_key {
+            Some(key) => {
+                let mac = crate::link::wire::hmac(key, &[e.addr.to_string().as_bytes()]);
+                crate::util::random::to_hex(mac.get(..8).unwrap_or_default())
+            }
+            None => e.addr.to_string(),
+        };
+        let user = if e.user.is_empty() { "-" } else { &e.user };
+        let line = format!(
+            "{addr} - {} [{}] \"{}\" {status} {bytes} \"{}\" \"{}\" {}\n",
+            field(user),
+            crate::util::timefmt::clf(e.began),
+            field(&e.request),
+            field(&e.referer),
+            field(&e.agent),
+            e.since.elapsed().as_secs()
+        );
+        if self.tx.try_send(line).is_err() {
+            self.dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// Text from a peer inside a log field: quotes and backslashes escaped, control characters
+/// dropped, so a line stays one line with its fields where the readers look for them.
+fn field(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn open(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("-access-log {}: {e}", path.display())))
+}
+
+/// The `access-log` thread: writes lines in batches, flushes when the queue runs dry or a
+/// second passed, reopens the file after SIGHUP. A failing disk is logged (once a minute)
+/// and the lines of that moment are lost; listeners never wait for it.
+fn write_lines(path: &Path, file: File, rx: &Receiver<String>, reopen: &AtomicU64) {
+    let mut out = BufWriter::with_capacity(64 * 1024, file);
+    let mut generation = reopen.load(Relaxed);
+    let mut last_flush = Instant::now();
+    let mut last_error: Option<Instant> = None;
+    let mut complain = |e: &io::Error| {
+        if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            log::error!("-access-log {}: {e}", path.display());
+            last_error = Some(Instant::now());
+        }
+    };
+    loop {
+        let got = rx.recv_timeout(FLUSH_EVERY);
+        if let Ok(line) = &got {
+            if let Err(e) = out.write_all(line.as_bytes()) {
+                complain(&e);
+            }
+        }
+        let idle = matches!(got, Err(RecvTimeoutError::Timeout)) || rx.is_empty();
+        if idle || last_flush.elapsed() >= FLUSH_EVERY {
+            if let Err(e) = out.flush() {
+                complain(&e);
+            }
+            last_flush = Instant::now();
+        }
+        let now = reopen.load(Relaxed);
+        if now != generation {
+            generation = now;
+            let _ = out.flush();
+            match open(path) {
+                Ok(f) => {
+                    out = BufWriter::with_capacity(64 * 1024, f);
+                    log::info!("reload: -access-log {} reopened", path.display());
+                }
+                Err(e) => complain(&e),
+            }
+        }
+        if matches!(got, Err(RecvTimeoutError::Disconnected)) {
+            let _ = out.flush();
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_stay_in_their_quotes() {
+        assert_eq!(field("VLC \"x\"\n\\"), "VLC \\\"x\\\"\\\\");
+    }
+}
