@@ -202,6 +202,7 @@ flags! {
     client_max_bytes     "client-max-bytes"    Int   Listeners Stream  "N"         "end a listener after this many bytes, at a frame boundary (0 = never)";
     max_clients          "max-clients"         Int   Listeners Both    "N"         "most listeners at once (server-wide, and per mount in its file); more get 503 (default 1500)";
     listener_users       "listener-users"      Text  Listeners Server  "FILE"      "private streams: listeners log in as a name:hash line of FILE (re-read on SIGHUP)";
+    listener_auth_url    "listener-auth-url"   Text  Listeners Both    "URL"       "ask this service whether to let each listener in (Icecast's URL authentication: listener_add, listener_remove)";
     version              "version"             Bool  Server    Server  ""          "print ringcast's version and exit";
     hash_password        "hash-password"       Bool  Listeners Server  ""          "read a password on stdin, print its hash for -listener-users, and exit";
     cors_origin          "cors-origin"         Text  Listeners Server  "ORIGINS"   "web pages (comma-separated origins, or *) that may read streams and status (default *)";

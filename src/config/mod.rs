@@ -56,6 +56,8 @@ pub struct ServerConfig {
     pub source_address: Option<SocketAddr>,
     /// `-listener-users`: the file of listeners' logins (checked to load here).
     pub listener_users: Option<String>,
+    /// `-listener-auth-url` given server-wide (a mount's own wins).
+    pub listener_auth_url: Option<crate::http::url::Url>,
     /// `-cors-origin`: `None` for `*`, else the origins allowed.
     pub cors_origins: Option<Vec<String>>,
     /// `-hash-password`: hash a password and exit.
@@ -187,6 +189,11 @@ impl ServerConfig {
                 .source_address
                 .as_deref()
                 .map(|s| parse_address("source-address", s))
+                .transpose()?,
+            listener_auth_url: a
+                .listener_auth_url
+                .as_deref()
+                .map(|u| web_url("listener-auth-url", u))
                 .transpose()?,
             listener_users: match &a.listener_users {
                 Some(path) => {

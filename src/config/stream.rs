@@ -58,6 +58,8 @@ pub struct StreamConfig {
     pub burst_bytes: usize,
     /// Most listeners of this stream at once.
     pub max_clients: usize,
+    /// `-listener-auth-url` in this stream's flags (the server's applies otherwise).
+    pub listener_auth_url: Option<crate::http::url::Url>,
     pub source_user: String,
     pub source_password: Option<String>,
     pub source_timeout: Duration,
@@ -181,6 +183,11 @@ impl StreamConfig {
             max_quiet_interval: nonzero(a.max_quiet_interval),
             burst_bytes: range("burst-bytes", a.burst_bytes.unwrap_or(0), 0, 1 << 30)?,
             max_clients,
+            listener_auth_url: a
+                .listener_auth_url
+                .as_deref()
+                .map(|u| super::web_url("listener-auth-url", u))
+                .transpose()?,
             source_user: a.source_user.clone().unwrap_or_else(|| "source".into()),
             source_password: nonempty("source-password", &a.source_password)?,
             source_timeout: positive(

@@ -111,10 +111,13 @@ impl AccessLog {
             }
             None => e.addr.to_string(),
         };
-        let user = if e.user.is_empty() { "-" } else { &e.user };
+        // The user is the one field without quotes: a space in it would shift the rest.
+        let user = match field(&e.user).replace(' ', "_") {
+            u if u.is_empty() => "-".to_string(),
+            u => u,
+        };
         let line = format!(
-            "{addr} - {} [{}] \"{}\" {status} {bytes} \"{}\" \"{}\" {}\n",
-            field(user),
+            "{addr} - {user} [{}] \"{}\" {status} {bytes} \"{}\" \"{}\" {}\n",
             crate::util::timefmt::clf(e.began),
             field(&e.request),
             field(&e.referer),
@@ -204,5 +207,49 @@ mod tests {
     #[test]
     fn fields_stay_in_their_quotes() {
         assert_eq!(field("VLC \"x\"\n\\"), "VLC \\\"x\\\"\\\\");
+    }
+
+    #[test]
+    fn hashed_addresses_are_not_written_and_stay_the_same_within_a_run() {
+        let dir = std::env::temp_dir().join(format!("ringcast-access-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("access.log");
+        let log = AccessLog::start(&path, true).unwrap();
+        let req = Request {
+            method: "GET".into(),
+            path: "/live?pass=secret".into(),
+            minor: 1,
+            headers: vec![(
+                "Authorization".into(),
+                crate::http::auth::basic_header("an na", "pw"),
+            )],
+            leftover: Vec::new(),
+        };
+        for _ in 0..2 {
+            log.log(&Entry::new("192.0.2.7".parse().unwrap(), &req), 200, 10);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while text.lines().count() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            text = std::fs::read_to_string(&path).unwrap_or_default();
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            !text.contains("192.0.2.7") && !text.contains("secret"),
+            "{text}"
+        );
+        let token = lines[0].split(' ').next().unwrap();
+        assert!(
+            token.len() == 16 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{text}"
+        );
+        assert!(
+            lines[1].starts_with(token),
+            "the same address, the same token: {text}"
+        );
+        assert!(lines[0].contains(" - an_na ["), "{text}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

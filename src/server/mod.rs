@@ -34,6 +34,7 @@ pub mod ports;
 pub mod route;
 pub mod source_client;
 pub mod status;
+pub mod url_auth;
 pub mod users;
 
 use crate::config::ServerConfig;
@@ -80,6 +81,8 @@ pub struct Server {
     pub hls_key: Vec<u8>,
     /// `-access-log`.
     pub access_log: Option<access_log::AccessLog>,
+    /// `-listener-auth-url`'s client ids and removals.
+    pub url_auth: url_auth::UrlAuth,
 }
 
 /// A connection that has not sent its whole request (or TLS handshake) this long after it
@@ -134,6 +137,7 @@ impl Server {
             tls,
             users: RwLock::new(users),
             access_log,
+            url_auth: url_auth::UrlAuth::default(),
         })
     }
 

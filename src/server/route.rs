@@ -4,6 +4,7 @@
 
 use super::access_log::Entry;
 use super::keepalive::KeepAlive;
+use super::url_auth::Verdict;
 use super::{
     admin, cors, hls, listeners_admin, metrics, page, played, playlist_files, source_client,
     status, users, Server,
@@ -299,7 +300,29 @@ fn to_stream(
             let cors = cors::headers(server, &req);
             let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let user = users::admit(&mut conn, peer, &req, server, &cors).ok()?;
-            return listener::start(conn, peer, req, server, &stream, user);
+            // -listener-auth-url: the station's own service says yes or no (url_auth.rs).
+            let auth = stream.cfg.listener_auth_url.as_ref();
+            let mut admitted = None;
+            if let Some(url) = auth.or(server.cfg.listener_auth_url.as_ref()) {
+                let port = server.cfg.address.port();
+                match server.url_auth.admit(url, &req, peer.ip(), port) {
+                    (Verdict::Admit(_), a) => admitted = a,
+                    (Verdict::Refuse(status, why), _) => {
+                        log::info!("{peer}: refused by -listener-auth-url: {status} {why}");
+                        http::respond(&mut conn, req.minor, status, &why, &cors);
+                        return None;
+                    }
+                }
+            }
+            let listening = listener::start(conn, peer, req, server, &stream, user);
+            return match (listening, admitted) {
+                (Some(l), Some(a)) => Some(l.on_leave(move || server.url_auth.left(a))),
+                (None, Some(a)) => {
+                    server.url_auth.left(a);
+                    None
+                }
+                (l, None) => l,
+            };
         }
         ("PUT" | "SOURCE", None) if takes_sources => {
             source_client::serve_source(conn, peer, &req, server, &stream)

@@ -71,6 +71,8 @@ pub struct Listening<'s> {
     slot: ListenerGuard,
     /// Its place in its address's share of the listeners (`-max-listeners-per-ip`).
     share: Share,
+    /// Runs when it has left (`-listener-auth-url`'s `listener_remove`).
+    on_leave: Option<Box<dyn FnOnce() + Send + 's>>,
 }
 
 /// Answers a listener's request: refuses it when the server or the mount is full, else
@@ -185,10 +187,17 @@ pub fn start<'s>(
         slot,
         share,
         who,
+        on_leave: None,
     })
 }
 
-impl Listening<'_> {
+impl<'s> Listening<'s> {
+    /// `f` runs once the listener has left.
+    pub fn on_leave(mut self, f: impl FnOnce() + Send + 's) -> Self {
+        self.on_leave = Some(Box::new(f));
+        self
+    }
+
     /// Sends the stream from the listener's place, in batches, until it ends, the listener
     /// leaves or stalls, or `-client-max-bytes` is reached. Never inlined: its frame is
     /// the one that stays for hours, so it should not carry its caller's.
@@ -203,6 +212,7 @@ impl Listening<'_> {
             slot,
             share,
             who,
+            on_leave,
         } = self;
         let me = Arc::clone(&who.entry);
         // The stack that reading the request and answering it touched is not needed again.
@@ -314,6 +324,9 @@ impl Listening<'_> {
             http::close_gracefully(&mut conn);
         }
         info!("{peer}: done after {sent} bytes: {end}");
+        if let Some(f) = on_leave {
+            f();
+        }
     }
 }
 

@@ -221,3 +221,197 @@ fn requests_get_icecast_access_log_lines_and_sighup_starts_a_new_file() {
         .unwrap()
         .contains("/after-rotation"));
 }
+
+/// A station's admission service, as AzuraCast's would answer Icecast's URL authentication:
+/// `listener_add` with `token=good` in the mount is let in, anything else refused with a
+/// message; every call is recorded. `hang` makes it accept and never answer (a stuck service).
+struct AuthService {
+    addr: std::net::SocketAddr,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<std::collections::HashMap<String, String>>>>,
+    hang: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= b.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+impl AuthService {
+    fn start() -> AuthService {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let hang = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c2, h2) = (calls.clone(), hang.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in l.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                if h2.load(std::sync::atomic::Ordering::SeqCst) {
+                    held.push(conn); // never answered
+                    continue;
+                }
+                conn.set_read_timeout(Some(T)).unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let body = loop {
+                    let n = conn.read(&mut chunk).unwrap_or(0);
+                    if n == 0 {
+                        break None;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= len {
+                            assert!(head.starts_with("POST /auth HTTP/1.1"), "{head}");
+                            break Some(body.to_string());
+                        }
+                    }
+                };
+                let Some(body) = body else { continue };
+                let form: std::collections::HashMap<String, String> = body
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), form_decode(v)))
+                    .collect();
+                let yes = form["action"] == "listener_add" && form["mount"].contains("token=good");
+                c2.lock().unwrap().push(form);
+                let answer = if yes {
+                    "HTTP/1.1 200 OK\r\nicecast-auth-user: 1\r\nContent-Length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\nicecast-auth-message: token refused\r\nContent-Length: 0\r\n\r\n"
+                };
+                let _ = conn.write_all(answer.as_bytes());
+            }
+        });
+        AuthService { addr, calls, hang }
+    }
+
+    fn calls(&self, action: &str) -> Vec<std::collections::HashMap<String, String>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c["action"] == action)
+            .cloned()
+            .collect()
+    }
+}
+
+/// A listener from `from` asking for `path` with `agent`; its status and the connection.
+fn ask_from(
+    addr: std::net::SocketAddr,
+    from: &str,
+    path: &str,
+    agent: &str,
+) -> (u16, String, std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut c = connect_from(from.parse().unwrap(), addr).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: radio.test:8000\r\nUser-Agent: {agent}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text, c)
+}
+
+/// Issue 23: Icecast's URL authentication. A token the service accepts plays, one it refuses
+/// gets 403 with the service's message; the service saw `listener_add` with the listener's
+/// address and agent, then `listener_remove` with the duration; with the service stuck, a
+/// new listener is refused after the deadline and one already listening keeps playing.
+#[test]
+fn a_listener_auth_url_service_admits_refuses_and_hears_of_the_end() {
+    use std::io::Read;
+    let svc = AuthService::start();
+    let url = format!("http://{}/auth", svc.addr);
+    let s = Server::start(&["-tone", "-listener-auth-url", &url]);
+    let (status, head, mut good) =
+        ask_from(s.addr, "127.0.0.2", "/live?token=good", "TestPlayer/1.0");
+    assert_eq!(status, 200, "{head}");
+    let mut buf = [0u8; 4096];
+    assert!(good.read(&mut buf).unwrap() > 0);
+    let (status, head, _bad) = ask_from(s.addr, "127.0.0.3", "/live?token=bad", "TestPlayer/1.0");
+    assert_eq!(status, 403, "{head}");
+    let add = svc.calls("listener_add");
+    let first = add
+        .iter()
+        .find(|c| c["ip"] == "127.0.0.2")
+        .expect("listener_add for 127.0.0.2");
+    assert_eq!(first["agent"], "TestPlayer/1.0");
+    assert_eq!(first["mount"], "/live?token=good");
+    assert_eq!(first["server"], "radio.test");
+    assert!(
+        !first["client"].is_empty() && first.contains_key("port") && first.contains_key("user")
+    );
+    // The listener stays a second, then leaves: listener_remove with its client and duration.
+    std::thread::sleep(Duration::from_millis(1200));
+    let _ = good.read(&mut buf);
+    drop(good);
+    assert!(
+        eventually(T, || !svc.calls("listener_remove").is_empty()),
+        "no listener_remove: {}",
+        s.log_text()
+    );
+    let remove = &svc.calls("listener_remove")[0];
+    assert_eq!(remove["client"], first["client"]);
+    assert!(
+        remove["duration"].parse::<u64>().unwrap() >= 1,
+        "{remove:?}"
+    );
+    // One listening, then the service gets stuck: the new one is refused after the
+    // deadline, the old one keeps playing.
+    let (status, _, mut old) = ask_from(s.addr, "127.0.0.4", "/live?token=good", "TestPlayer/1.0");
+    assert_eq!(status, 200);
+    svc.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let asked = std::time::Instant::now();
+    let (status, head, _) = ask_from(s.addr, "127.0.0.5", "/live?token=good", "TestPlayer/1.0");
+    let waited = asked.elapsed();
+    assert_eq!(status, 503, "{head}");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    let mut got = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < until {
+        got += old.read(&mut buf).unwrap();
+    }
+    assert!(
+        got > 100_000,
+        "the listener already in kept playing: {got} bytes in 2 s"
+    );
+}
