@@ -8,6 +8,10 @@
 //! all it was sent (head and body), the seconds how long it lasted. Lines go to the
 //! `access-log` thread through a bounded queue: a request never waits for the disk, and a
 //! line that finds the queue full is counted (`ringcast_access_log_dropped_total`) instead.
+//! HLS players make a request every few seconds: their requests are folded into sessions
+//! (one address, user agent, user and mount, whose requests come no further apart than
+//! twice the segment duration, at least 2 s): one line when the session ends, with the first
+//! request's time and line, the bytes of all of them and the seconds from first to last.
 //! SIGHUP reopens the file (logrotate's `postrotate`). `-access-log-hash` writes a keyed
 //! hash of each address instead of the address: the key is random for each run and never
 //! stored, so one listener's sessions can be joined within a run and no address can be
@@ -15,6 +19,7 @@
 
 use crate::http::server::Request;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::IpAddr;
@@ -27,9 +32,38 @@ use std::time::{Duration, Instant, SystemTime};
 const QUEUE: usize = 8192;
 /// The writer flushes at least this often (and whenever the queue runs dry).
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// HLS sessions open at most; a request beyond gets a line of its own.
+const MAX_HLS_SESSIONS: usize = 20_000;
+
+/// What the writer is sent.
+enum Msg {
+    Line(String),
+    /// An HLS request that ended now, to fold into its session.
+    Hls(Box<HlsRequest>),
+}
+
+struct HlsRequest {
+    key: String,
+    addr: String,
+    entry: Entry,
+    status: u16,
+    bytes: u64,
+    /// The session ends when no request comes for this long.
+    gap: Duration,
+}
+
+/// An HLS session as it builds up: its first request, and the sum of all.
+struct HlsSession {
+    addr: String,
+    entry: Entry,
+    status: u16,
+    bytes: u64,
+    last: Instant,
+    gap: Duration,
+}
 
 pub struct AccessLog {
-    tx: Sender<String>,
+    tx: Sender<Msg>,
     /// Lines that found the queue full.
     pub dropped: AtomicU64,
     /// Bumped by SIGHUP; the writer reopens the file when it sees a new value.
@@ -104,29 +138,108 @@ impl AccessLog {
 
     /// Logs a request that ended now with `status` and `bytes` sent.
     pub fn log(&self, e: &Entry, status: u16, bytes: u64) {
-        let addr = match &self.hash_key {
+        let line = line(&self.addr(e), e, status, bytes, e.since.elapsed());
+        self.send(Msg::Line(line));
+    }
+
+    /// An HLS request of `mount` (segments of `target` seconds) ended now: it joins its
+    /// session's line.
+    pub fn log_hls(&self, e: Entry, mount: &str, target: Duration, status: u16, bytes: u64) {
+        let addr = self.addr(&e);
+        let key = format!("{addr}\n{}\n{}\n{mount}", e.agent, e.user);
+        let gap = target.saturating_mul(2).max(Duration::from_secs(2));
+        self.send(Msg::Hls(Box::new(HlsRequest {
+            key,
+            addr,
+            entry: e,
+            status,
+            bytes,
+            gap,
+        })));
+    }
+
+    /// The address as written: itself, or its keyed hash.
+    fn addr(&self, e: &Entry) -> String {
+        match &self.hash_key {
             Some(key) => {
                 let mac = crate::link::wire::hmac(key, &[e.addr.to_string().as_bytes()]);
                 crate::util::random::to_hex(mac.get(..8).unwrap_or_default())
             }
             None => e.addr.to_string(),
-        };
-        // The user is the one field without quotes: a space in it would shift the rest.
-        let user = match field(&e.user).replace(' ', "_") {
-            u if u.is_empty() => "-".to_string(),
-            u => u,
-        };
-        let line = format!(
-            "{addr} - {user} [{}] \"{}\" {status} {bytes} \"{}\" \"{}\" {}\n",
-            crate::util::timefmt::clf(e.began),
-            field(&e.request),
-            field(&e.referer),
-            field(&e.agent),
-            e.since.elapsed().as_secs()
-        );
-        if self.tx.try_send(line).is_err() {
+        }
+    }
+
+    fn send(&self, m: Msg) {
+        if self.tx.try_send(m).is_err() {
             self.dropped.fetch_add(1, Relaxed);
         }
+    }
+}
+
+/// One line: `addr - user [time] "request" status bytes "referer" "agent" seconds`.
+fn line(addr: &str, e: &Entry, status: u16, bytes: u64, lasted: Duration) -> String {
+    // The user is the one field without quotes: a space in it would shift the rest.
+    let user = match field(&e.user).replace(' ', "_") {
+        u if u.is_empty() => "-".to_string(),
+        u => u,
+    };
+    format!(
+        "{addr} - {user} [{}] \"{}\" {status} {bytes} \"{}\" \"{}\" {}\n",
+        crate::util::timefmt::clf(e.began),
+        field(&e.request),
+        field(&e.referer),
+        field(&e.agent),
+        lasted.as_secs()
+    )
+}
+
+/// The HLS sessions being built, folded in and written out by the writer thread.
+#[derive(Default)]
+struct HlsSessions(HashMap<String, HlsSession>);
+
+impl HlsSessions {
+    /// Folds a request in; a line to write now when there is no room for its session.
+    fn add(&mut self, r: HlsRequest) -> Option<String> {
+        let HlsRequest {
+            key,
+            addr,
+            entry,
+            status,
+            bytes,
+            gap,
+        } = r;
+        if let Some(s) = self.0.get_mut(&key) {
+            s.bytes = s.bytes.saturating_add(bytes);
+            s.last = Instant::now();
+            return None;
+        }
+        if self.0.len() >= MAX_HLS_SESSIONS {
+            return Some(line(&addr, &entry, status, bytes, entry.since.elapsed()));
+        }
+        let session = HlsSession {
+            addr,
+            entry,
+            status,
+            bytes,
+            last: Instant::now(),
+            gap,
+        };
+        self.0.insert(key, session);
+        None
+    }
+
+    /// The lines of sessions that ended (all of them with `all`).
+    fn ended(&mut self, all: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        self.0.retain(|_, s| {
+            if all || s.last.elapsed() > s.gap {
+                let lasted = s.last.saturating_duration_since(s.entry.since);
+                out.push(line(&s.addr, &s.entry, s.status, s.bytes, lasted));
+                return false;
+            }
+            true
+        });
+        out
     }
 }
 
@@ -156,10 +269,12 @@ fn open(path: &Path) -> io::Result<File> {
 /// The `access-log` thread: writes lines in batches, flushes when the queue runs dry or a
 /// second passed, reopens the file after SIGHUP. A failing disk is logged (once a minute)
 /// and the lines of that moment are lost; listeners never wait for it.
-fn write_lines(path: &Path, file: File, rx: &Receiver<String>, reopen: &AtomicU64) {
+fn write_lines(path: &Path, file: File, rx: &Receiver<Msg>, reopen: &AtomicU64) {
     let mut out = BufWriter::with_capacity(64 * 1024, file);
     let mut generation = reopen.load(Relaxed);
     let mut last_flush = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut hls = HlsSessions::default();
     let mut last_error: Option<Instant> = None;
     let mut complain = |e: &io::Error| {
         if last_error.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
@@ -169,12 +284,22 @@ fn write_lines(path: &Path, file: File, rx: &Receiver<String>, reopen: &AtomicU6
     };
     loop {
         let got = rx.recv_timeout(FLUSH_EVERY);
-        if let Ok(line) = &got {
-            if let Err(e) = out.write_all(line.as_bytes()) {
+        let ending = matches!(got, Err(RecvTimeoutError::Disconnected));
+        let mut lines = match got {
+            Ok(Msg::Line(l)) => vec![l],
+            Ok(Msg::Hls(r)) => hls.add(*r).into_iter().collect(),
+            Err(_) => Vec::new(),
+        };
+        if last_sweep.elapsed() >= FLUSH_EVERY || ending {
+            lines.extend(hls.ended(ending));
+            last_sweep = Instant::now();
+        }
+        for l in &lines {
+            if let Err(e) = out.write_all(l.as_bytes()) {
                 complain(&e);
             }
         }
-        let idle = matches!(got, Err(RecvTimeoutError::Timeout)) || rx.is_empty();
+        let idle = rx.is_empty();
         if idle || last_flush.elapsed() >= FLUSH_EVERY {
             if let Err(e) = out.flush() {
                 complain(&e);
@@ -193,7 +318,7 @@ fn write_lines(path: &Path, file: File, rx: &Receiver<String>, reopen: &AtomicU6
                 Err(e) => complain(&e),
             }
         }
-        if matches!(got, Err(RecvTimeoutError::Disconnected)) {
+        if ending {
             let _ = out.flush();
             return;
         }

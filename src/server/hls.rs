@@ -38,6 +38,15 @@ pub fn is_hls(path: &str, server: &Server) -> bool {
         .is_some_and(|s| s.hls.is_some())
 }
 
+/// The mount and segment duration of an HLS path (what the access log folds its requests
+/// into sessions by); `None` for any other path.
+pub fn session_of(path: &str, server: &Server) -> Option<(String, std::time::Duration)> {
+    let (mount, _) = split(path).filter(|(mount, _)| server.cfg.mounted || *mount == "/")?;
+    let stream = server.stream_for(mount)?;
+    let target = stream.hls.as_ref()?.target;
+    Some((mount.to_string(), target))
+}
+
 /// Lets a private stream's HLS request in, or answers it (401, 429). `Ok(None)` for a
 /// public stream, `Ok(Some(user))` for a good login or a segment's valid token.
 fn admit(

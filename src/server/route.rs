@@ -71,16 +71,24 @@ fn serve(conn: Conn, peer: SocketAddr, pending: Pending, server: &Server, door: 
     // touched are given back (README, Design notes: what a listener costs).
     if let Some((listening, entry)) = answer(conn, peer, pending, server, door) {
         listening.run(server);
-        access_logged(server, entry);
+        access_logged(server, entry, None);
     }
 }
 
 /// The access log's line for a request whose answer ended now (the status and bytes this
-/// connection wrote since the request came).
-fn access_logged(server: &Server, entry: Option<Entry>) {
+/// connection wrote since the request came); an HLS request (`hls`: its mount and segment
+/// duration) joins its session's line.
+fn access_logged(
+    server: &Server,
+    entry: Option<Entry>,
+    hls: Option<(String, std::time::Duration)>,
+) {
     if let (Some(log), Some(e)) = (&server.access_log, entry) {
         let (status, bytes) = crate::http::conn::take_written();
-        log.log(&e, status, bytes);
+        match hls {
+            Some((mount, target)) => log.log_hls(e, &mount, target, status, bytes),
+            None => log.log(&e, status, bytes),
+        }
     }
 }
 
@@ -128,12 +136,15 @@ fn answer<'s>(
             drop(keep);
             let listening = long(conn, peer, req, server, door);
             if listening.is_none() {
-                access_logged(server, entry);
+                access_logged(server, entry, None);
                 return None;
             }
             return listening.map(|l| (l, entry));
         }
-        access_logged(server, entry);
+        let hls = entry
+            .as_ref()
+            .and_then(|_| hls::session_of(req.path_only(), server));
+        access_logged(server, entry, hls);
         // Kept only when the answer went out whole (a failed write turned it off).
         if !kept || !http::keeps_alive() {
             return None;

@@ -415,3 +415,83 @@ fn a_listener_auth_url_service_admits_refuses_and_hears_of_the_end() {
         "the listener already in kept playing: {got} bytes in 2 s"
     );
 }
+
+/// An HTTP/1.0 request from 127.0.0.1 with `agent`: everything the server sent (head and
+/// body).
+fn raw_get(addr: std::net::SocketAddr, path: &str, agent: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nUser-Agent: {agent}\r\n\r\n").unwrap();
+    let mut all = Vec::new();
+    c.read_to_end(&mut all).unwrap();
+    all
+}
+
+/// Issue 23: an HLS player's requests are one session in the access log: one line, with
+/// the first request, the bytes of all of them, and the seconds from first to last, written
+/// once no request came for twice the segment duration.
+#[test]
+fn an_hls_players_requests_are_one_access_log_line() {
+    let dir = scratch("access-log-hls");
+    let log = dir.join("access.log");
+    let s = Server::start(&[
+        "-path",
+        fixture("tone-128k-44k1.mp3").to_str().unwrap(),
+        "-frame-filter",
+        "mp3",
+        "-frame-bytes",
+        "2881",
+        "-hls",
+        "-hls-segment",
+        "1s",
+        "-access-log",
+        log.to_str().unwrap(),
+    ]);
+    let agent = "HLS-Test/1.0";
+    let began = std::time::Instant::now();
+    let mut sent = 0usize;
+    let mut segment = None;
+    for _ in 0..3 {
+        let playlist = raw_get(s.addr, "/hls/index.m3u8", agent);
+        sent += playlist.len();
+        let text = String::from_utf8_lossy(&playlist).into_owned();
+        assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+        segment = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("seg-"))
+            .map(str::to_string);
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let seg = raw_get(
+        s.addr,
+        &format!("/hls/{}", segment.expect("a segment")),
+        agent,
+    );
+    assert!(seg.starts_with(b"HTTP/1.0 200"));
+    sent += seg.len();
+    let took = began.elapsed().as_secs_f64();
+    let mut text = String::new();
+    let found = eventually(T, || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains(agent)
+    });
+    assert!(found, "no HLS session line: {text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(agent)).collect();
+    assert_eq!(lines.len(), 1, "one line for the session: {text}");
+    let (addr, _, request, status, bytes, _, _, secs) = parse_line(lines[0]);
+    assert_eq!(
+        (addr.as_str(), request.as_str(), status),
+        ("127.0.0.1", "GET /hls/index.m3u8 HTTP/1.0", 200),
+        "{text}"
+    );
+    assert_eq!(
+        bytes as usize, sent,
+        "the bytes of all its requests: {text}"
+    );
+    assert!(
+        secs as f64 <= took + 0.5 && secs as f64 >= took - 1.5,
+        "{text} ({took:.2} s)"
+    );
+}
