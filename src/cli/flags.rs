@@ -208,6 +208,9 @@ flags! {
     cors_origin          "cors-origin"         Text  Listeners Server  "ORIGINS"   "web pages (comma-separated origins, or *) that may read streams and status (default *)";
     write_timeout        "write-timeout"       Dur   Listeners Server  "DURATION"  "drop a listener whose socket takes nothing for this long (default 10s)";
     hls                  "hls"                 Bool  Listeners Stream  ""          "also publish the stream as HLS at /hls/index.m3u8 (mp3 or adts)";
+    record               "record"              Text  Logging   Stream  "DIR"       "record the stream as it goes out into files in DIR, named by their UTC start";
+    record_split         "record-split"        Dur   Logging   Stream  "DURATION"  "-record: a new file at every multiple of this since the epoch (default 1h: the top of the hour)";
+    record_keep          "record-keep"         Dur   Logging   Stream  "DURATION"  "-record: delete files older than this (default: keep them all; a 42-day logger is 1008h)";
     hls_segment          "hls-segment"         Dur   Listeners Stream  "DURATION"  "HLS segment target duration (default 4s)";
     hls_window           "hls-window"          Int   Listeners Stream  "N"         "HLS segments in the playlist (default 6)";
     mount                "mount"               List  Mounts    Server  "PATH=FILE" "serve a stream at PATH, its flags in FILE (repeatable); unknown paths get 404";

@@ -73,6 +73,8 @@ pub struct StreamConfig {
     pub mute: bool,
     /// `-hls`: publish HLS segments of this shape.
     pub hls: Option<HlsConfig>,
+    /// `-record`: the recorder's folder, split and keep.
+    pub record: Option<RecordConfig>,
     /// The link, when `-link-key` (or a key file) is given.
     pub link: Option<LinkConfig>,
     /// `-fallback-mount`: where listeners go while this stream has no source.
@@ -183,6 +185,7 @@ impl StreamConfig {
             max_quiet_interval: nonzero(a.max_quiet_interval),
             burst_bytes: range("burst-bytes", a.burst_bytes.unwrap_or(0), 0, 1 << 30)?,
             max_clients,
+            record: record_config(a)?,
             listener_auth_url: a
                 .listener_auth_url
                 .as_deref()
@@ -392,4 +395,38 @@ fn find_in_path(prog: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(prog))
         .find(|p| runnable(p))
+}
+
+/// `-record DIR`, `-record-split` and `-record-keep`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordConfig {
+    pub dir: std::path::PathBuf,
+    pub split: Duration,
+    pub keep: Option<Duration>,
+}
+
+fn record_config(a: &Args) -> Result<Option<RecordConfig>, String> {
+    let Some(dir) = a.record.as_ref() else {
+        if a.record_split.is_some() || a.record_keep.is_some() {
+            return Err("-record-split and -record-keep need -record DIR".into());
+        }
+        return Ok(None);
+    };
+    let split = a.record_split.unwrap_or(Duration::from_secs(3600));
+    if split < Duration::from_secs(1) || split > Duration::from_secs(86_400) {
+        return Err(format!(
+            "-record-split {split:?} is out of range (1s to 24h)"
+        ));
+    }
+    let keep = a.record_keep.filter(|k| !k.is_zero());
+    if keep.is_some_and(|k| k < split) {
+        return Err(
+            "-record-keep is shorter than -record-split: every file would go at once".into(),
+        );
+    }
+    Ok(Some(RecordConfig {
+        dir: std::path::PathBuf::from(dir),
+        split,
+        keep,
+    }))
 }

@@ -110,6 +110,8 @@ pub struct FramerInfo {
     /// segment ends moves within a chunk, its timestamps step back ("non monotonically
     /// increasing dts"). Segments of whole chunks never move it.
     pub hls_align: usize,
+    /// The recorder's file extension (`-record`; raw PCM with a WAV header is `wav`).
+    pub extension: &'static str,
     /// Builds a framer; the argument is `-frame-bytes`.
     pub new: fn(usize) -> Box<dyn Framer>,
 }
@@ -130,6 +132,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         min_frame_bytes: 1,
         default_frame_bytes: 64,
         hls_align: 0,
+        extension: "raw",
         new: |max| Box::new(raw::RawFramer::new(max)),
     },
     FramerInfo {
@@ -141,6 +144,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         // 64 would drop every frame, so no working streamserve line leaves it out (issue 25).
         default_frame_bytes: 2881,
         hls_align: 1024,
+        extension: "mp3",
         new: |max| Box::new(mp3::Mp3Framer::new(max)),
     },
     FramerInfo {
@@ -151,6 +155,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         // Any frame fits (its length field has 13 bits). Not streamserve's: it has no adts.
         default_frame_bytes: 8191,
         hls_align: 0,
+        extension: "aac",
         new: |max| Box::new(adts::AdtsFramer::new(max)),
     },
     FramerInfo {
@@ -160,6 +165,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         min_frame_bytes: ts::PACKET,
         default_frame_bytes: 64,
         hls_align: 0,
+        extension: "ts",
         new: |max| Box::new(ts::TsFramer::new(max)),
     },
     FramerInfo {
@@ -170,6 +176,7 @@ pub static FRAMERS: &[FramerInfo] = &[
         // Any page fits: encoders write pages of a few KB, but a page may be 64 KB.
         default_frame_bytes: ogg::MAX_PAGE,
         hls_align: 0,
+        extension: "ogg",
         new: |max| Box::new(ogg::OggFramer::new(max)),
     },
 ];

@@ -150,6 +150,39 @@ const STREAM: &[(&str, &str, &str, Value)] = &[
         |s| s.cfg.icecast.as_ref().and(load(&s.stats.output_connects)),
     ),
     (
+        "record_bytes_total",
+        "counter",
+        "Bytes the recorder (-record) wrote.",
+        |s| {
+            s.cfg
+                .record
+                .as_ref()
+                .map(|_| s.stats.record_bytes.load(Relaxed))
+        },
+    ),
+    (
+        "record_errors_total",
+        "counter",
+        "Recorder writes that failed (a full or failing disk).",
+        |s| {
+            s.cfg
+                .record
+                .as_ref()
+                .map(|_| s.stats.record_errors.load(Relaxed))
+        },
+    ),
+    (
+        "record_frames_lost_total",
+        "counter",
+        "Frames the recorder did not write (the disk fell behind, or failed).",
+        |s| {
+            s.cfg
+                .record
+                .as_ref()
+                .map(|_| s.stats.record_frames_lost.load(Relaxed))
+        },
+    ),
+    (
         "link_up",
         "gauge",
         "1 while a link session is connected.",

@@ -148,6 +148,7 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     );
     let play_name = name("link-play");
     let hls_name = name("hls");
+    let record_name = name("record");
     let receiver = link::is_receiver(&cfg);
     let pulls = cfg.link.as_ref().map_or(0, |l| l.pull.len());
     let pushes = cfg.link.as_ref().map_or(0, |l| l.push.len());
@@ -193,6 +194,12 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     if stream.hls.is_some() {
         let st = Arc::clone(&stream);
         others.push(spawn(&hls_name, move || crate::sink::hls::run(&st))?);
+    }
+    if stream.cfg.record.is_some() {
+        let st = Arc::clone(&stream);
+        others.push(spawn(&record_name, move || {
+            crate::sink::recorder::run(&st)
+        })?);
     }
     if outputs {
         let (st, wt) = (Arc::clone(&stream), server.cfg.write_timeout);

@@ -20,3 +20,4 @@ pub mod gather;
 pub mod hls;
 pub mod icecast;
 pub mod listener;
+pub mod recorder;

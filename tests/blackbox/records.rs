@@ -495,3 +495,214 @@ fn an_hls_players_requests_are_one_access_log_line() {
         "{text} ({took:.2} s)"
     );
 }
+
+/// The recorder's files in `dir` with extension `ext`, sorted by name (by start time), with
+/// the Unix time each name stands for.
+fn recordings(dir: &std::path::Path, ext: &str) -> Vec<(u64, std::path::PathBuf)> {
+    let mut out: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .map(|p| {
+            let stem = p.file_stem().unwrap().to_str().unwrap().to_string();
+            // 2026-12-07T23-40-02Z, read with the test's own arithmetic.
+            let n = |a: usize, b: usize| stem[a..b].parse::<i64>().unwrap();
+            let (y, mo, d, h, mi, s) =
+                (n(0, 4), n(5, 7), n(8, 10), n(11, 13), n(14, 16), n(17, 19));
+            assert_eq!(&stem[19..], "Z", "{stem}");
+            let (yy, mm) = if mo <= 2 {
+                (y - 1, mo + 9)
+            } else {
+                (y, mo - 3)
+            };
+            let days =
+                365 * yy + yy / 4 - yy / 100 + yy / 400 + (153 * mm + 2) / 5 + d - 1 - 719_468;
+            ((days * 86_400 + h * 3600 + mi * 60 + s) as u64, p)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Issue 23: the recorder. A stream of numbered frames in real time, split every 2 s: files
+/// named by their start (the first by the server's start, the rest on multiples of 2 s),
+/// each whole one 2 s long, the frames of consecutive files consecutive in the source, none
+/// lost or twice; files older than -record-keep go; a restart starts a new file.
+#[test]
+fn the_recorder_cuts_on_the_clock_loses_nothing_and_prunes() {
+    let dir = scratch("record-numbered");
+    let rec = dir.join("rec");
+    let frames = numbered_frames("record-numbered-src", 4000);
+    let args = [
+        "-record",
+        rec.to_str().unwrap(),
+        "-record-split",
+        "2s",
+        "-record-keep",
+        "6s",
+    ];
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut s = numbered_origin(&frames, "unused link key", &args);
+    // Files of 2 s kept 6 s: wait until the first files have gone and three are there.
+    assert!(
+        eventually(Duration::from_secs(40), || {
+            let r = recordings(&rec, "raw");
+            r.len() >= 3 && r[0].0 > started + 1
+        }),
+        "{}",
+        s.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    s.signal(libc::SIGTERM);
+    assert!(s.wait_exit(T).is_some());
+    let files = recordings(&rec, "raw");
+    let (first_t, _) = files[0];
+    let nums: Vec<Vec<u32>> = files
+        .iter()
+        .map(|(_, p)| {
+            let b = std::fs::read(p).unwrap();
+            assert_eq!(
+                b.len() % NUMBERED_FRAME,
+                0,
+                "whole frames only: {}",
+                p.display()
+            );
+            b.chunks(NUMBERED_FRAME)
+                .map(|f| u32::from_be_bytes(f[..4].try_into().unwrap()))
+                .collect()
+        })
+        .collect();
+    // -record-keep 6s: the first files went while the later ones were written.
+    assert!(first_t > started + 1, "old files were pruned: {files:?}");
+    // Names: the ones after the first on multiples of 2 s, 2 s apart.
+    for w in files.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, 2, "{files:?}");
+        assert_eq!(w[1].0 % 2, 0, "{files:?}");
+    }
+    // Consecutive across files, none lost or twice; each whole file 2 s (80 frames of 25 ms).
+    let all: Vec<u32> = nums.concat();
+    for w in all.windows(2) {
+        assert_eq!(w[1], w[0] + 1, "frames {} then {}", w[0], w[1]);
+    }
+    for n in &nums[1..nums.len() - 1] {
+        assert!(
+            (76..=84).contains(&n.len()),
+            "a whole file holds 2 s: {} frames",
+            n.len()
+        );
+    }
+    // A restart starts a new file, named by its own start (a second after the last began:
+    // a restart within the same second as a file's start would continue that file).
+    let before = files.len();
+    let last_t = files.last().unwrap().0;
+    assert!(eventually(T, || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            > last_t
+    }));
+    let s2 = numbered_origin(&frames, "unused link key", &args);
+    assert!(
+        eventually(T, || recordings(&rec, "raw").last().is_some_and(
+            |(t, p)| *t > files.last().unwrap().0 && std::fs::metadata(p).unwrap().len() > 0
+        )),
+        "{}",
+        s2.log_text()
+    );
+    assert!(recordings(&rec, "raw").len() >= before.min(3));
+}
+
+/// Each recorded file of an MP3 and of an Ogg Opus stream decodes clean on its own (the Ogg
+/// ones begin with the stream's header pages).
+#[test]
+fn recorded_mp3_and_ogg_files_each_decode_on_their_own() {
+    for (fixture_name, filter, ext) in [
+        ("tone-128k-44k1.mp3", "mp3", "mp3"),
+        ("tone-opus.ogg", "ogg", "ogg"),
+    ] {
+        let dir = scratch(&format!("record-{ext}"));
+        let s = Server::start(&[
+            "-path",
+            fixture(fixture_name).to_str().unwrap(),
+            "-frame-filter",
+            filter,
+            "-record",
+            dir.to_str().unwrap(),
+            "-record-split",
+            "2s",
+        ]);
+        assert!(
+            eventually(Duration::from_secs(30), || recordings(&dir, ext).len() >= 3),
+            "{}",
+            s.log_text()
+        );
+        drop(s);
+        let files = recordings(&dir, ext);
+        for (_, p) in &files[..files.len() - 1] {
+            let (ok, err) = ffmpeg_decode(p.to_str().unwrap(), 60);
+            assert!(ok && err.trim().is_empty(), "{}: {err}", p.display());
+        }
+    }
+}
+
+/// A full disk (a 256 KiB tmpfs) does not stall a listener: the recorder logs and counts
+/// the failed writes and the stream goes on.
+#[test]
+fn a_full_disk_does_not_stall_a_listener() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: mounting a small tmpfs needs root");
+        return;
+    }
+    let dir = scratch("record-full");
+    let mnt = dir.join("disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=256k",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    // The tone fills a 256 KiB disk within a few seconds.
+    let s = Server::start(&["-tone", "-record", mnt.to_str().unwrap()]);
+    let rec = Recorder::start(&s);
+    assert!(
+        s.wait_log("No space left on device", Duration::from_secs(20))
+            .is_some(),
+        "{}",
+        s.log_text()
+    );
+    let had = rec.bytes();
+    assert!(
+        rec.wait_more(100_000, T),
+        "the listener goes on after the disk filled"
+    );
+    let (_, longest) = rec.finish();
+    assert!(
+        longest < Duration::from_secs(1),
+        "delivery paused {longest:?}"
+    );
+    assert!(had > 0);
+    let mut l = Listener::get(s.addr, "/metrics", 1);
+    l.read_to_eof(T);
+    let text = String::from_utf8_lossy(&l.body);
+    assert!(text.contains("ringcast_record_errors_total "), "{text}");
+    assert!(!text.contains("ringcast_record_errors_total 0\n"), "{text}");
+}
