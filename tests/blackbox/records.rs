@@ -188,10 +188,12 @@ fn requests_get_icecast_access_log_lines_and_sighup_starts_a_new_file() {
             logged as usize, *bytes,
             "the bytes the listener got, head included: {line}"
         );
-        // Whole seconds, as Icecast writes them: the session's length, truncated.
+        // Whole seconds, as Icecast writes them: the session's length as the server saw it,
+        // truncated, and written once its thread has closed the connection (on a busy
+        // machine that thread may run a second or two after the listener saw the end).
         let took = took.as_secs_f64();
         assert!(
-            logged > 300_000 && secs as f64 <= took + 0.5 && secs as f64 >= took - 1.5,
+            logged > 300_000 && secs as f64 <= took + 2.5 && secs as f64 >= took - 1.5,
             "{line} (the listener took {took:.2} s)"
         );
         assert_eq!(referer, "https://radio.example/");
@@ -491,7 +493,7 @@ fn an_hls_players_requests_are_one_access_log_line() {
         "the bytes of all its requests: {text}"
     );
     assert!(
-        secs as f64 <= took + 0.5 && secs as f64 >= took - 1.5,
+        secs as f64 <= took + 1.5 && secs as f64 >= took - 1.5,
         "{text} ({took:.2} s)"
     );
 }
@@ -590,7 +592,7 @@ fn the_recorder_cuts_on_the_clock_loses_nothing_and_prunes() {
     }
     for n in &nums[1..nums.len() - 1] {
         assert!(
-            (76..=84).contains(&n.len()),
+            (72..=88).contains(&n.len()),
             "a whole file holds 2 s: {} frames",
             n.len()
         );
