@@ -5,6 +5,7 @@
 
 use super::path_log::PathLog;
 use crate::config::link::MAX_PATHS;
+use crate::stream::stats::Stats;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -33,12 +34,6 @@ pub struct PathStats {
     pub label: Mutex<String>,
     /// The dialling side's path, as the log last told it.
     pub log: Mutex<PathLog>,
-}
-
-impl PathStats {
-    pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Relaxed);
-    }
 }
 
 /// Every path slot of a link: at least one, at most [`MAX_PATHS`].
@@ -96,7 +91,7 @@ impl Arrivals {
         }
         self.recent.push_back((pos, at));
         let p = paths.get(path);
-        PathStats::add(&p.first, 1);
+        Stats::add(&p.first, 1);
         p.behind_us.store(0, Relaxed);
         self.step(paths, path, pos);
     }
@@ -104,7 +99,7 @@ impl Arrivals {
     /// A copy of a fragment another path brought first came from `path` at `at`.
     pub fn late(&mut self, paths: &Paths, path: usize, pos: (u64, u64), at: i64) {
         let p = paths.get(path);
-        PathStats::add(&p.late, 1);
+        Stats::add(&p.late, 1);
         if let Some((_, t)) = self.recent.iter().rev().find(|(q, _)| *q == pos) {
             let behind = u64::try_from(at.saturating_sub(*t)).unwrap_or(0);
             p.behind_us.store(behind, Relaxed);
@@ -120,7 +115,7 @@ impl Arrivals {
         if let Some((e, s)) = *slot {
             if e == pos.0 && pos.1 > s {
                 let skipped = pos.1.saturating_sub(s).saturating_sub(1);
-                PathStats::add(&paths.get(path).lost, skipped);
+                Stats::add(&paths.get(path).lost, skipped);
             }
         }
         if slot.is_none_or(|(e, s)| e != pos.0 || pos.1 > s) {

@@ -14,6 +14,7 @@ use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
 use crate::http::chunked::{is_chunked, ChunkedReader};
 use crate::http::conn::Conn;
 use crate::http::server::Request;
+use crate::input::mute::Muter;
 use crate::limited;
 use crate::server::Server;
 use crate::stream::stats::Stats;
@@ -244,9 +245,7 @@ pub fn run_play(stream: &Stream) {
         (cfg.framer.name == "ogg").then(crate::frame::ogg::HeaderTracker::default);
     let mut header_pages: Vec<Vec<u8>> = Vec::new();
     // Ogg: the numbering of what went out, for silent Opus pages during a long outage.
-    let mut ogg_quiet = ogg_headers
-        .is_some()
-        .then(crate::input::mute::Muter::default);
+    let mut ogg_quiet = ogg_headers.is_some().then(Muter::default);
     let mut last_report = Instant::now();
     let mut epoch = None;
     let mut filling = SilenceFill::default();
@@ -268,19 +267,14 @@ pub fn run_play(stream: &Stream) {
                 while let Ok(more) = inbox.try_recv() {
                     play.take(more);
                 }
+                // A receiver joining mid-stream learns the format from the header the
+                // origin's meta message set.
+                if let Some(h) = stream.ring.header() {
+                    hear_opus(ogg_quiet.as_mut(), &mut playout, &h);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
-        }
-        if let Some(q) = ogg_quiet.as_mut().filter(|q| !q.opus) {
-            if stream
-                .ring
-                .header()
-                .is_some_and(|h| h.windows(8).any(|w| w == b"OpusHead"))
-            {
-                q.opus = true;
-                playout.fill_ogg_silence();
-            }
         }
         out.clear();
         breaks.clear();
@@ -319,12 +313,7 @@ pub fn run_play(stream: &Stream) {
             // Ogg: header pages become the ring's header before the page after them, as
             // the origin's framer made them (a new listener gets them first).
             if header {
-                if let Some(q) = ogg_quiet.as_mut().filter(|q| !q.opus) {
-                    if f.windows(8).any(|w| w == b"OpusHead") {
-                        q.opus = true;
-                        playout.fill_ogg_silence();
-                    }
-                }
+                hear_opus(ogg_quiet.as_mut(), &mut playout, f);
                 header_pages.push(f.to_vec());
                 cutter.frame(f, None, &link.log);
                 continue;
@@ -363,6 +352,17 @@ pub fn run_play(stream: &Stream) {
     }
     stream.set_source_state(SourceState::Ended);
     stream.ring.end();
+}
+
+/// Ogg header bytes that name Opus make the player fill outages with silent Opus pages
+/// (once; Vorbis and FLAC have no silent form).
+fn hear_opus(quiet: Option<&mut Muter>, playout: &mut Playout, header: &[u8]) {
+    if let Some(q) = quiet.filter(|q| !q.opus) {
+        if header.windows(8).any(|w| w == b"OpusHead") {
+            q.opus = true;
+            playout.fill_ogg_silence();
+        }
+    }
 }
 
 /// An Ogg page with its end-of-stream flag cleared (and its CRC sealed again); `None` when

@@ -4,7 +4,6 @@
 
 use super::access_log::Entry;
 use super::keepalive::KeepAlive;
-use super::url_auth::Verdict;
 use super::{
     admin, cors, hls, listeners_admin, metrics, page, played, playlist_files, source_client,
     status, users, Server,
@@ -317,8 +316,8 @@ fn to_stream(
             if let Some(url) = auth.or(server.cfg.listener_auth_url.as_ref()) {
                 let port = server.cfg.address.port();
                 match server.url_auth.admit(url, &req, peer.ip(), port) {
-                    (Verdict::Admit(_), a) => admitted = a,
-                    (Verdict::Refuse(status, why), _) => {
+                    Ok(a) => admitted = Some(a),
+                    Err((status, why)) => {
                         log::info!("{peer}: refused by -listener-auth-url: {status} {why}");
                         http::respond(&mut conn, req.minor, status, &why, &cors);
                         return None;

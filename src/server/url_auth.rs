@@ -29,15 +29,6 @@ pub const DEADLINE: Duration = Duration::from_secs(2);
 /// Removals waiting for the `auth-remove` thread.
 const REMOVALS: usize = 4096;
 
-/// What the service said.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Let in, as `client` (its id for the removal).
-    Admit(u64),
-    /// Refused: the status to answer and why.
-    Refuse(u16, String),
-}
-
 /// A listener let in by the service, to be removed when it leaves.
 pub struct Admitted {
     url: Url,
@@ -67,21 +58,22 @@ pub struct UrlAuth {
 }
 
 impl UrlAuth {
-    /// Asks `url` whether the listener of `req` from `ip` may come in.
+    /// Asks `url` whether the listener of `req` from `ip` may come in: the listener to
+    /// remove when it leaves, or the status to refuse it with and why.
     pub fn admit(
         &self,
         url: &Url,
         req: &Request,
         ip: IpAddr,
         port: u16,
-    ) -> (Verdict, Option<Admitted>) {
+    ) -> Result<Admitted, (u16, String)> {
         let (user, pass) = req
             .header("Authorization")
             .and_then(crate::http::auth::parse_basic)
             .unwrap_or_default();
         let host = req.header("Host").unwrap_or_default();
         let form = Form {
-            server: host.rsplit_once(':').map_or(host, |(h, _)| h).to_string(),
+            server: host_only(host).to_string(),
             port,
             mount: req.path.clone(),
             user,
@@ -90,31 +82,27 @@ impl UrlAuth {
             agent: req.header("User-Agent").unwrap_or_default().to_string(),
         };
         let client = self.next_client.fetch_add(1, Relaxed).saturating_add(1);
-        let verdict = match post(url, "listener_add", client, &form, None) {
-            Ok(head) if head.get("icecast-auth-user").map(str::trim) == Some("1") => {
-                Verdict::Admit(client)
-            }
-            Ok(head) => Verdict::Refuse(
+        match post(url, "listener_add", client, &form, None) {
+            Ok(head) if head.get("icecast-auth-user").map(str::trim) == Some("1") => Ok(Admitted {
+                url: url.clone(),
+                client,
+                since: Instant::now(),
+                form,
+            }),
+            Ok(head) => Err((
                 403,
                 head.get("icecast-auth-message")
                     .map(|m| m.chars().filter(|c| !c.is_control()).take(200).collect())
                     .unwrap_or_else(|| "not admitted by -listener-auth-url".to_string()),
-            ),
+            )),
             Err(e) => {
                 log::warn!(
                     "{ip}: -listener-auth-url {}: {e}: the listener is refused",
                     url.redacted()
                 );
-                Verdict::Refuse(503, "the admission service did not answer".to_string())
+                Err((503, "the admission service did not answer".to_string()))
             }
-        };
-        let admitted = matches!(verdict, Verdict::Admit(_)).then(|| Admitted {
-            url: url.clone(),
-            client,
-            since: Instant::now(),
-            form,
-        });
-        (verdict, admitted)
+        }
     }
 
     /// The listener `a` left: `listener_remove` goes out on the `auth-remove` thread.
@@ -148,6 +136,14 @@ impl UrlAuth {
     }
 }
 
+/// A `Host` header's host: without its port, an IPv6 literal kept whole (`[::1]`).
+fn host_only(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port)) if !port.contains(']') => h,
+        _ => host,
+    }
+}
+
 /// The form POST, within [`DEADLINE`]; the answer's head.
 fn post(url: &Url, action: &str, client: u64, f: &Form, duration: Option<u64>) -> io::Result<Head> {
     let mut body = format!(
@@ -174,4 +170,22 @@ fn post(url: &Url, action: &str, client: u64, f: &Form, duration: Option<u64>) -
     );
     let (head, _) = client::exchange(&mut conn, request.as_bytes(), deadline)?;
     Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_only;
+
+    #[test]
+    fn hosts_lose_their_port_only() {
+        for (given, want) in [
+            ("radio.test:8000", "radio.test"),
+            ("radio.test", "radio.test"),
+            ("[::1]:8000", "[::1]"),
+            ("[::1]", "[::1]"),
+            ("", ""),
+        ] {
+            assert_eq!(host_only(given), want);
+        }
+    }
 }
