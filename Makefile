@@ -3,12 +3,13 @@
 CARGO  ?= cargo
 PORT   ?= 8000
 
-.PHONY: help run test lint fmt bench soak release
+.PHONY: help run test lint fmt bench soak release shape
 
 help:
 	@echo "make run     build and serve the built-in test tone on port $(PORT)"
 	@echo "make test    every test (unit + black-box over loopback)"
 	@echo "make lint    cargo fmt --check and clippy -D warnings"
+	@echo "make shape   the layout figures of src/ (import cycles, long functions, ...) and their ceilings"
 	@echo "make bench   fan-out figures at 1/100/1000 listeners (and icecast2 beside them if installed)"
 	@echo "make soak    15 minutes of everything at once (SOAK_SECS=…), memory/descriptors/threads printed"
 	@echo "make release optimised binary in target/release/ringcast"
@@ -35,6 +36,10 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+# The figures of src/'s layout, each with its offenders and its ceiling (tests/blackbox/shape.rs).
+shape:
+	$(CARGO) test --locked --test blackbox shape -- --nocapture
 
 release:
 	$(CARGO) build --locked --release

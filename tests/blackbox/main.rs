@@ -27,6 +27,7 @@ mod proxy;
 mod realtime;
 mod records;
 mod security;
+mod shape;
 mod source;
 mod systemd;
 mod tls_proxy;
