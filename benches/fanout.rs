@@ -20,20 +20,14 @@
 //! of connecting. `BENCH_N=1000,5000` measures only those audiences; `BENCH_TLS_N=0` leaves
 //! out the TLS run, `BENCH_HLS_N=0` the HLS runs.
 
-#[path = "../tests/blackbox/common.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "fanout/hls.rs"]
 mod hls;
 #[path = "fanout/link_paths.rs"]
 mod link_paths;
-#[path = "../tests/blackbox/proxy.rs"]
-#[allow(dead_code)] // the bench uses the proxy only to count bytes
-mod proxy;
-#[path = "../tests/blackbox/tls_proxy.rs"]
-#[allow(dead_code)] // the bench uses only its test CA
-mod tls_proxy;
 
-use common::{fixture, Icecast, Server};
+use common::{fixture, metric, proxy, tls_proxy, Icecast, Server};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -414,20 +408,6 @@ fn watch_frames(addr: SocketAddr) -> Arc<std::sync::Mutex<HashMap<u32, Instant>>
         }
     });
     seen
-}
-
-/// One counter from a server's /metrics.
-fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let mut m = common::Listener::get(addr, "/metrics", 1);
-    m.read_to_eof(Duration::from_secs(5));
-    String::from_utf8_lossy(&m.body)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(name)
-                .map(str::trim)
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Listeners of some kind that `measure_with` drives: each has a count of the stream bytes

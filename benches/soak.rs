@@ -19,16 +19,13 @@
 //! lost anything or the server kept what the load left behind (threads, descriptors).
 //! Every loop here is bounded by the run's deadline; nothing leaves 127.0.0.1.
 
-#[path = "../tests/blackbox/common.rs"]
+#[path = "../tests/common/mod.rs"]
 mod common;
-#[path = "../tests/blackbox/proxy.rs"]
-#[allow(dead_code)]
-mod proxy;
 
+use common::proxy::{FaultProxy, Mode};
 use common::{
     basic, fixture, mp3_frames, numbered_frames, numbered_origin, scratch, Listener, Server,
 };
-use proxy::{FaultProxy, Mode};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

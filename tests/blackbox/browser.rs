@@ -2,9 +2,9 @@
 //! (plain HTTP and JSON on loopback, spoken here), plays the stream from `/status.html` over
 //! HTTPS, sees a new title without reloading, and reads `icy-metaint` from another origin.
 
+use crate::common::tls_proxy::TestCa;
 use crate::common::*;
 use crate::https::tls_server;
-use crate::tls_proxy::TestCa;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

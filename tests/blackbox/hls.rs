@@ -274,7 +274,7 @@ fn aac_from_a_source_client_is_published_as_packed_aac() {
 fn a_link_receiver_publishes_hls_and_marks_where_a_long_outage_ends() {
     const KEY: &str = "hls over the link";
     let origin = live_mp3_server(&["-link-key", KEY]);
-    let proxy = crate::proxy::FaultProxy::start(origin.addr);
+    let proxy = crate::common::proxy::FaultProxy::start(origin.addr);
     let r = Server::start(&[
         "-frame-filter",
         "mp3",
@@ -310,12 +310,12 @@ fn a_link_receiver_publishes_hls_and_marks_where_a_long_outage_ends() {
     // Once ffmpeg is playing: 6 s down (the 2 s buffer runs dry: about 4 s of silence),
     // then back.
     assert!(eventually(T, || metric(
-        &r,
+        r.addr,
         "ringcast_hls_segment_requests_total"
     ) >= 2));
-    proxy.set(crate::proxy::Mode::Blackhole);
+    proxy.set(crate::common::proxy::Mode::Blackhole);
     std::thread::sleep(Duration::from_secs(6));
-    proxy.set(crate::proxy::Mode::Pass);
+    proxy.set(crate::common::proxy::Mode::Pass);
     let mut marked: BTreeMap<u64, Entry> = BTreeMap::new();
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -334,7 +334,7 @@ fn a_link_receiver_publishes_hls_and_marks_where_a_long_outage_ends() {
         marked.extend(playlist().into_iter().filter(|e| e.3).map(|e| (e.0, e)));
     }
     assert_eq!(marked.len(), 1, "{marked:?}");
-    assert!(metric(&r, "ringcast_link_silence_frames_total") > 50);
+    assert!(metric(r.addr, "ringcast_link_silence_frames_total") > 50);
 }
 
 #[test]
@@ -462,24 +462,14 @@ impl Drop for CacheFront {
     }
 }
 
-fn metric(s: &Server, name: &str) -> u64 {
-    let mut m = Listener::get(s.addr, "/metrics", 1);
-    m.read_to_eof(T);
-    String::from_utf8_lossy(&m.body)
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn behind_an_nginx_cache_200_clients_cost_about_one_request_per_segment() {
     let s = live_hls_server();
     assert!(eventually(T, || get(&s, "/hls/index.m3u8", "").status == 200));
     let front = CacheFront::start(s.addr);
     let (p0, s0) = (
-        metric(&s, "ringcast_hls_playlist_requests_total"),
-        metric(&s, "ringcast_hls_segment_requests_total"),
+        metric(s.addr, "ringcast_hls_playlist_requests_total"),
+        metric(s.addr, "ringcast_hls_segment_requests_total"),
     );
     let run_for = Duration::from_secs(30);
     let start = Instant::now();
@@ -519,8 +509,8 @@ fn behind_an_nginx_cache_200_clients_cost_about_one_request_per_segment() {
         clients.into_iter().map(|c| c.join().unwrap()).collect()
     });
     let served: usize = fetched.iter().sum();
-    let playlists = metric(&s, "ringcast_hls_playlist_requests_total") - p0;
-    let segments = metric(&s, "ringcast_hls_segment_requests_total") - s0;
+    let playlists = metric(s.addr, "ringcast_hls_playlist_requests_total") - p0;
+    let segments = metric(s.addr, "ringcast_hls_segment_requests_total") - s0;
     eprintln!(
         "200 clients through nginx for 30 s: {served} segments served to them; ringcast \
          answered {playlists} playlist and {segments} segment requests"

@@ -397,7 +397,7 @@ fn a_tls_handshake_trickled_by_the_server_is_cut_at_the_handshake_deadline() {
 
 /// An https:// server (certificate from `ca`) that completes the handshake, then sends its
 /// answer head as one TLS record, a byte every 400 ms.
-fn trickling_tls_server(ca: &crate::tls_proxy::TestCa) -> (SocketAddr, Arc<AtomicBool>) {
+fn trickling_tls_server(ca: &crate::common::tls_proxy::TestCa) -> (SocketAddr, Arc<AtomicBool>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&ca.cert)
@@ -450,7 +450,7 @@ fn trickling_tls_server(ca: &crate::tls_proxy::TestCa) -> (SocketAddr, Arc<Atomi
 #[test]
 fn an_https_upstream_trickling_its_answer_inside_one_record_is_cut_at_the_dial_deadline() {
     let dir = scratch("tls-trickle");
-    let ca = crate::tls_proxy::TestCa::make(&dir, "trickle");
+    let ca = crate::common::tls_proxy::TestCa::make(&dir, "trickle");
     let (up, stop) = trickling_tls_server(&ca);
     let url = format!("https://{up}/live");
     let args = [

@@ -132,17 +132,6 @@ impl Pusher {
     }
 }
 
-fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let mut l = Listener::get(addr, "/metrics", 1);
-    l.read_to_eof(T);
-    let text = String::from_utf8_lossy(&l.body).into_owned();
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-}
-
 #[test]
 fn a_hostile_peer_with_the_key_cannot_wedge_flood_or_crash_the_receiver() {
     let r = Server::start(&[

@@ -3,8 +3,8 @@
 //! `-source-address`, private streams (`-listener-users`), CORS, and the admin's listener
 //! list and kick.
 
+use crate::common::tls_proxy::TestCa;
 use crate::common::*;
-use crate::tls_proxy::TestCa;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};

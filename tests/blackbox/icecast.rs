@@ -1,8 +1,8 @@
 //! The Icecast world, against the real programs: ffmpeg as a source client and as a
 //! decoding listener, Debian's icecast2 as an upstream and as a downstream.
 
+use crate::common::tls_proxy::TlsProxy;
 use crate::common::*;
-use crate::tls_proxy::TlsProxy;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! The origin plays a file of numbered 400-byte frames in real time (16 KB/s, 25 ms a
 //! frame), so a listener on the receiver can tell whether it got every frame, in order, once.
 
+use crate::common::proxy::{FaultProxy, Mode};
+use crate::common::tls_proxy::{TestCa, TlsProxy};
 use crate::common::*;
-use crate::proxy::{FaultProxy, Mode};
-use crate::tls_proxy::{TestCa, TlsProxy};
 use std::time::{Duration, Instant};
 
 pub const KEY: &str = "correct horse battery";
@@ -242,8 +242,8 @@ fn an_untrusted_certificate_is_refused_and_logged() {
     // It keeps trying (each failed dial counted; the log says it once), and serves its own
     // listeners meanwhile.
     assert!(
-        eventually(T, || metric_value(
-            &get_metrics(r.addr),
+        eventually(T, || metric_in(
+            &metrics_text(r.addr),
             "ringcast_link_dial_failures_total"
         ) >= 2),
         "{}",
@@ -570,15 +570,11 @@ fn ogg_crosses_the_link_with_its_headers_and_survives_a_long_outage() {
         longest <= Duration::from_secs(1),
         "delivery paused {longest:?}"
     );
-    let silent = metric_value(&get_metrics(r.addr), "ringcast_link_silence_frames_total");
+    let silent = metric_in(&metrics_text(r.addr), "ringcast_link_silence_frames_total");
     assert!(silent > 0, "no silent pages were played");
     // All the first listener heard, across the outage, decodes with no error.
     let file = scratch("link-ogg").join("heard.ogg");
-    std::fs::write(
-        &file,
-        &body[..body.windows(4).rposition(|w| w == b"OggS").unwrap()],
-    )
-    .unwrap();
+    std::fs::write(&file, ogg::whole_pages(&body)).unwrap();
     let (ok, err) = ffmpeg_decode(file.to_str().unwrap(), 600);
     assert!(
         ok && err.trim().is_empty(),
@@ -636,29 +632,14 @@ fn an_outage_is_told_in_state_changes() {
     assert!(outage_lines <= 8, "{outage_lines} lines: {log}");
     assert_eq!(r.log_count("redialling in"), 0, "{log}");
     // Two sessions; the refused dials counted apart.
-    let metrics = get_metrics(r.addr);
+    let metrics = metrics_text(r.addr);
     assert_eq!(
-        metric_value(&metrics, "ringcast_link_connects_total"),
+        metric_in(&metrics, "ringcast_link_connects_total"),
         2,
         "{metrics}"
     );
     assert!(
-        metric_value(&metrics, "ringcast_link_dial_failures_total") >= 1,
+        metric_in(&metrics, "ringcast_link_dial_failures_total") >= 1,
         "{metrics}"
     );
-}
-
-pub fn get_metrics(addr: std::net::SocketAddr) -> String {
-    let mut l = Listener::get(addr, "/metrics", 1);
-    l.read_to_eof(T);
-    String::from_utf8_lossy(&l.body).into_owned()
-}
-
-/// A metric's value; a metric that is not there fails the test.
-pub fn metric_value(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find(|l| l.split([' ', '{']).next() == Some(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no metric {name}: {text}"))
 }

@@ -2,9 +2,9 @@
 //! plays each fragment from whichever brings it first, so one path down for any length is
 //! never heard, and both down for less than `-link-delay` is not heard either.
 
+use crate::common::proxy::{FaultProxy, Mode};
 use crate::common::*;
-use crate::link::{get_metrics, metric_value, origin, receiver};
-use crate::proxy::{FaultProxy, Mode};
+use crate::link::{origin, receiver};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
@@ -17,15 +17,6 @@ fn frame_numbers(body: &[u8]) -> Vec<u32> {
     body.chunks_exact(NUMBERED_FRAME)
         .map(|f| u32::from_be_bytes(f[..4].try_into().unwrap()))
         .collect()
-}
-
-/// A path's metric on the receiver (`path="N"`); a missing series fails the test.
-fn path_metric(text: &str, name: &str, path: usize) -> u64 {
-    let want = format!("{name}{{path=\"{path}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&want))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} for path {path}: {text}"))
 }
 
 /// Two paths through two fault proxies, pulled (each from its own loopback address) or
@@ -85,10 +76,9 @@ fn two_paths_never_heard(push: bool) {
     let rec = Recorder::start(&r);
     assert!(rec.wait_more(SECOND, T), "the stream flows");
     let first = |p: usize| {
-        path_metric(
-            &get_metrics(r.addr),
-            "ringcast_link_path_fragments_first_total",
-            p,
+        metric_in(
+            &metrics_text(r.addr),
+            &format!("ringcast_link_path_fragments_first_total{{path=\"{p}\"}}"),
         )
     };
     // One path at a time, blackholed or reset, for 3 s (three times the delay).
@@ -149,23 +139,32 @@ fn two_paths_never_heard(push: bool) {
     eprintln!("{name}: {} frames, longest pause {longest:?}", nums.len());
     assert!(longest <= MAX_PAUSE, "delivery paused {longest:?}");
     // What the receiver says of each path.
-    let metrics = get_metrics(r.addr);
+    let metrics = metrics_text(r.addr);
     for p in 0..2 {
         assert!(
-            path_metric(&metrics, "ringcast_link_path_fragments_late_total", p) > 0,
+            metric_in(
+                &metrics,
+                &format!("ringcast_link_path_fragments_late_total{{path=\"{p}\"}}")
+            ) > 0,
             "{metrics}"
         );
         assert!(
-            path_metric(&metrics, "ringcast_link_path_bytes_total", p) > 0,
+            metric_in(
+                &metrics,
+                &format!("ringcast_link_path_bytes_total{{path=\"{p}\"}}")
+            ) > 0,
             "{metrics}"
         );
         assert!(
-            path_metric(&metrics, "ringcast_link_path_fragments_lost_total", p) > 0,
+            metric_in(
+                &metrics,
+                &format!("ringcast_link_path_fragments_lost_total{{path=\"{p}\"}}")
+            ) > 0,
             "{metrics}"
         );
     }
     assert_eq!(
-        metric_value(&metrics, "ringcast_link_silence_frames_total"),
+        metric_in(&metrics, "ringcast_link_silence_frames_total"),
         0,
         "{metrics}"
     );

@@ -1,6 +1,7 @@
 //! Black-box tests: the real ringcast binary on 127.0.0.1, driven over sockets, files and
 //! signals as a user, a player or an init system would. One test binary, many modules.
 
+#[path = "../common/mod.rs"]
 mod common;
 
 mod browser;
@@ -23,11 +24,9 @@ mod mp3;
 mod mute;
 mod ogg;
 mod playlist;
-mod proxy;
 mod realtime;
 mod records;
 mod security;
 mod shape;
 mod source;
 mod systemd;
-mod tls_proxy;

@@ -134,7 +134,7 @@ fn a_muted_opus_file_sends_silent_pages_that_decode_across_mute_and_unmute() {
         "adm",
     ]);
     let mut l = s.listen();
-    let pages = |b: &[u8]| b.windows(4).filter(|w| w == b"OggS").count();
+    let pages = |b: &[u8]| ogg::pages(b).len();
     read_until(&mut l, |b| pages(b) >= 12);
     let before = l.body.len();
     admin_mute(&s, true);
@@ -157,12 +157,7 @@ fn a_muted_opus_file_sends_silent_pages_that_decode_across_mute_and_unmute() {
 
 /// The offset of page `n` (0-based) in `b`.
 fn nth_page(b: &[u8], n: usize) -> usize {
-    b.windows(4)
-        .enumerate()
-        .filter(|(_, w)| w == b"OggS")
-        .nth(n)
-        .map(|(i, _)| i)
-        .unwrap()
+    ogg::pages(b)[n].at
 }
 
 #[test]

@@ -2,17 +2,12 @@
 //! A listener joining mid-stream gets the header pages first, then whole pages, and ffmpeg
 //! decodes what it got with no error; a chained stream decodes across the chain boundary.
 
+use crate::common::ogg::whole_pages;
 use crate::common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(15);
-
-/// The bytes up to the last page start (a capture may end inside a page).
-fn whole_pages(b: &[u8]) -> &[u8] {
-    let end = b.windows(4).rposition(|w| w == b"OggS").unwrap_or(0);
-    &b[..end]
-}
 
 /// ffmpeg's complaints about `data` as an Ogg file (empty: it decoded cleanly).
 fn decode_errors(name: &str, data: &[u8]) -> String {
@@ -36,10 +31,10 @@ fn decode_errors(name: &str, data: &[u8]) -> String {
 
 /// Positions of beginning-of-stream pages.
 fn bos_pages(b: &[u8]) -> Vec<usize> {
-    b.windows(6)
-        .enumerate()
-        .filter(|(_, w)| &w[..5] == b"OggS\0" && w[5] & 2 != 0)
-        .map(|(i, _)| i)
+    ogg::pages(b)
+        .iter()
+        .filter(|p| p.bos())
+        .map(|p| p.at)
         .collect()
 }
 

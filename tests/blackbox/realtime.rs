@@ -17,32 +17,15 @@ fn mp3_seconds(b: &[u8]) -> f64 {
 fn opus_seconds(b: &[u8]) -> f64 {
     let mut last: std::collections::HashMap<u32, u64> = Default::default();
     let mut total = 0u64;
-    let mut i = 0;
-    while i + 27 <= b.len() {
-        if &b[i..i + 4] != b"OggS" {
-            i += 1;
-            continue;
-        }
-        let nsegs = b[i + 26] as usize;
-        if i + 27 + nsegs > b.len() {
-            break;
-        }
-        let body: usize = b[i + 27..i + 27 + nsegs].iter().map(|&s| s as usize).sum();
-        let len = 27 + nsegs + body;
-        if i + len > b.len() {
-            break;
-        }
-        let granule = u64::from_le_bytes(b[i + 6..i + 14].try_into().unwrap());
-        let serial = u32::from_le_bytes(b[i + 14..i + 18].try_into().unwrap());
-        if b[i + 5] & 2 != 0 {
-            last.insert(serial, 0);
-        } else if granule != u64::MAX {
-            if let Some(prev) = last.get_mut(&serial) {
-                total += granule.saturating_sub(*prev);
-                *prev = granule;
+    for page in ogg::pages(b) {
+        if page.bos() {
+            last.insert(page.serial, 0);
+        } else if page.granule != u64::MAX {
+            if let Some(prev) = last.get_mut(&page.serial) {
+                total += page.granule.saturating_sub(*prev);
+                *prev = page.granule;
             }
         }
-        i += len;
     }
     total as f64 / 48000.0
 }

@@ -566,8 +566,8 @@ fn a_wrong_keyed_link_receiver_does_not_lock_out_the_right_one() {
     ]);
     // Past the old lockout (20 failures in 10 minutes).
     let past_20 = eventually(Duration::from_secs(40), || {
-        let m = crate::link::get_metrics(wrong.addr);
-        crate::link::metric_value(&m, "ringcast_link_refused_total") >= 25
+        let m = metrics_text(wrong.addr);
+        metric_in(&m, "ringcast_link_refused_total") >= 25
     });
     assert!(past_20, "{}", wrong.log_text());
     let t = Instant::now();

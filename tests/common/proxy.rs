@@ -5,7 +5,7 @@
 //! uplink), corrupt (flip a byte in what flows towards the client), and a switch of the local address it dials the target from (a pusher "changing
 //! IP").
 
-use crate::common::connect_from;
+use super::connect_from;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
