@@ -119,45 +119,8 @@ pub fn send_stream<W: Write>(
             return Ok(());
         }
         out.clear();
-        let (title, seq) = stream.meta.title();
-        if seq != title_seq {
-            title_seq = seq;
-            let header = stream.ring.header().map(|h| h.to_vec()).unwrap_or_default();
-            let content_type = stream.content_type();
-            wire::write_msg(
-                &mut out,
-                key,
-                &Msg::Meta {
-                    content_type,
-                    header,
-                    title: title.to_string(),
-                },
-            )?;
-        }
-        let frags = match link.log.after(pos, want_us, Duration::from_millis(250)) {
-            Next::Gap {
-                epoch,
-                from,
-                to,
-                then,
-            } => {
-                wire::write_msg(&mut out, key, &Msg::Gap { epoch, from, to })?;
-                then
-            }
-            Next::Frags(f) => f,
-            Next::Idle => Vec::new(),
-        };
-        for f in frags {
-            pos = Some((f.epoch, f.seq));
-            wire::write_msg(
-                &mut out,
-                key,
-                &Msg::Fragment {
-                    sent_us: wall_us(),
-                    frag: (*f).clone(),
-                },
-            )?;
-        }
+        write_meta(&mut out, key, stream, &mut title_seq)?;
+        write_fragments(&mut out, key, link, &mut pos, want_us)?;
         if out.is_empty() && last_sent.elapsed() >= HEARTBEAT {
             let (epoch, newest) = link.log.newest().unwrap_or((0, 0));
             wire::write_msg(
@@ -179,6 +142,69 @@ pub fn send_stream<W: Write>(
         }
         check(conn)?;
     }
+}
+
+/// Adds a meta message to `out` when the title's number moved on from `title_seq` (the
+/// title changed), and remembers the new number.
+fn write_meta(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    stream: &Stream,
+    title_seq: &mut u64,
+) -> io::Result<()> {
+    let (title, seq) = stream.meta.title();
+    if seq != *title_seq {
+        *title_seq = seq;
+        let header = stream.ring.header().map(|h| h.to_vec()).unwrap_or_default();
+        let content_type = stream.content_type();
+        wire::write_msg(
+            out,
+            key,
+            &Msg::Meta {
+                content_type,
+                header,
+                title: title.to_string(),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds what the fragment log holds after `pos` to `out` (a gap first when the fragments
+/// after `pos` are gone; waits up to 250 ms when there is nothing yet), and moves `pos` to
+/// the last fragment added.
+fn write_fragments(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    link: &LinkState,
+    pos: &mut Option<(u64, u64)>,
+    want_us: u64,
+) -> io::Result<()> {
+    let frags = match link.log.after(*pos, want_us, Duration::from_millis(250)) {
+        Next::Gap {
+            epoch,
+            from,
+            to,
+            then,
+        } => {
+            wire::write_msg(out, key, &Msg::Gap { epoch, from, to })?;
+            then
+        }
+        Next::Frags(f) => f,
+        Next::Idle => Vec::new(),
+    };
+    for f in frags {
+        *pos = Some((f.epoch, f.seq));
+        wire::write_msg(
+            out,
+            key,
+            &Msg::Fragment {
+                sent_us: wall_us(),
+                frag: (*f).clone(),
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// A `link-push` thread: keeps a session to the receiver at path `path`'s `-link-push` open.
