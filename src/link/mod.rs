@@ -29,12 +29,14 @@ pub mod path_log;
 pub mod paths;
 pub mod playout;
 pub mod receiver;
+pub mod redial;
 pub mod wire;
+
+pub use redial::redial;
 
 use crate::config::link::LinkConfig;
 use crate::config::{InputSpec, StreamConfig};
 use crate::frame::Mp3Header;
-use crate::util::retry::{Retry, Then};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
@@ -276,54 +278,6 @@ impl LinkState {
         let joined = parts.join("|");
         hex(&wire::hmac(&self.cfg.key, &[joined.as_bytes()]))
     }
-}
-
-/// The dialling side's loop (`link-pull`, `link-push`): run a session until it ends, then
-/// redial after a short, capped, jittered backoff, reset by a session that lasted.
-pub fn redial(
-    stream: &crate::stream::Stream,
-    link: &LinkState,
-    what: &str,
-    receiver: bool,
-    path: usize,
-    mut session: impl FnMut() -> std::io::Result<()>,
-) {
-    let p = link.paths.get(path);
-    let label = p.label.lock().clone();
-    p.log
-        .lock()
-        .begin(format!("link {what} {label}"), Instant::now());
-    let attempt = || {
-        let sessions = p.connects.load(Relaxed);
-        let result = session();
-        link.set_up(path, false);
-        if stream.stop.is_set() {
-            return Then::Retry; // stopping: the retry loop sees it
-        }
-        let why = match &result {
-            Ok(()) => "the session ended".to_string(),
-            Err(e) => e.to_string(),
-        };
-        let line = if p.connects.load(Relaxed) > sessions {
-            Some(
-                p.log
-                    .lock()
-                    .lost(Instant::now(), link.silence(receiver), &why),
-            )
-        } else {
-            link.stats.dial_failures.fetch_add(1, Relaxed);
-            p.dial_failures.fetch_add(1, Relaxed);
-            log::debug!("link {what} {label}: dial failed: {why}");
-            p.log.lock().dial_failed(Instant::now(), &why)
-        };
-        path_log::emit(line);
-        Then::Retry
-    };
-    let waiting = |d: Duration| {
-        log::debug!("link {what} {label}: redialling in {:.2}s", d.as_secs_f64());
-    };
-    let healthy = Duration::from_secs(10);
-    Retry::new(REDIAL_MIN, REDIAL_MAX, healthy).run(&stream.stop, attempt, waiting);
 }
 
 /// The path number a dialler names in its id (`abcd.1`: path 1; no suffix: path 0).
