@@ -27,6 +27,7 @@ pub mod handshake;
 pub mod origin;
 pub mod path_log;
 pub mod paths;
+pub mod player;
 pub mod playout;
 pub mod receiver;
 pub mod redial;

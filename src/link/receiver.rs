@@ -1,32 +1,30 @@
-//! The receiver's side of the link: dialling the origin (`-link-pull`), taking a pusher
-//! (`-link-receive`; the newest authenticated pusher wins, so it may change address at will),
-//! and the `link-play` thread that turns verified messages into frames in the ring.
+//! The receiver's side of the link: dialling the origin (`-link-pull`) and taking a pusher
+//! (`-link-receive`; the newest authenticated pusher wins, so it may change address at will).
+//! Both put verified messages in the inbox, which the `link-play` thread (`player.rs`) turns
+//! into frames in the ring.
 //!
 //! A session ends on a MAC failure (a corrupted or tampered message: the redial fetches it
 //! again, since we resume after the last good fragment), on 3 s without any message (a
 //! stalled path that never closed), or when replaced.
 
-use super::fragments::Cutter;
 use super::handshake::{accept, dial};
-use super::playout::Playout;
-use super::wire::{self, Msg, ReadError};
-use super::{local_us, Inbound, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
+use super::wire::{self, ReadError};
+use super::{local_us, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
 use crate::http::chunked::{is_chunked, ChunkedReader};
 use crate::http::conn::Conn;
 use crate::http::server::Request;
-use crate::input::mute::Muter;
-use crate::limited;
 use crate::server::Server;
-use crate::stream::stats::Stats;
-use crate::stream::{SourceState, Stream};
-use crate::util::ratelimit::RateLimit;
-use crossbeam_channel::{RecvTimeoutError, SendTimeoutError};
+use crate::stream::Stream;
+use crossbeam_channel::SendTimeoutError;
 use log::{info, warn};
 use std::cell::RefCell;
 use std::io::{self, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
+
+/// The `link-play` thread (`player.rs`), under the path the server starts it by.
+pub use super::player::run_play;
 
 /// A `link-pull` thread: pulls the stream over path `path` (its `-link-pull`).
 pub fn run_pull(stream: &Stream, path: usize) {
@@ -223,278 +221,6 @@ pub fn serve_push(
         Ok(()) if replaced => info!("{peer}: link pusher replaced by a newer one"),
         Ok(()) => info!("{peer}: link push session ended"),
         Err(e) => warn!("{peer}: link push session ended: {e}"),
-    }
-}
-
-/// The `link-play` thread: the receiver's source. Takes messages from the inbox, keeps the
-/// playout buffer, and puts due frames into the ring (and into this instance's own fragment
-/// log, so a receiver can be the origin of another hop).
-pub fn run_play(stream: &Stream) {
-    let cfg = &stream.cfg;
-    let Some(link) = stream.link.as_ref() else {
-        return;
-    };
-    let Some(inbox) = link.take_inbox() else {
-        return;
-    };
-    let mut playout = Playout::new(i64::try_from(link.cfg.delay.as_micros()).unwrap_or(i64::MAX));
-    let mut cutter = Cutter::new(link.cfg.fragment);
-    let (mut out, mut breaks) = (Vec::new(), Vec::new());
-    // Ogg's header pages among the frames, gathered until the page after them.
-    let mut ogg_headers =
-        (cfg.framer.name == "ogg").then(crate::frame::ogg::HeaderTracker::default);
-    let mut header_pages: Vec<Vec<u8>> = Vec::new();
-    // Ogg: the numbering of what went out, for silent Opus pages during a long outage.
-    let mut ogg_quiet = ogg_headers.is_some().then(Muter::default);
-    let mut last_report = Instant::now();
-    let mut epoch = None;
-    let mut filling = SilenceFill::default();
-    let mut arrivals = super::paths::Arrivals::default();
-    stream.set_source_state(SourceState::Open);
-    while !stream.stop.is_set() {
-        stream.reader_beat.beat(Duration::from_secs(5));
-        match inbox.recv_timeout(Duration::from_millis(10)) {
-            Ok(first) => {
-                let mut play = Player {
-                    link,
-                    stream,
-                    playout: &mut playout,
-                    epoch: &mut epoch,
-                    max_frame: cfg.frame_bytes,
-                    arrivals: &mut arrivals,
-                };
-                play.take(first);
-                while let Ok(more) = inbox.try_recv() {
-                    play.take(more);
-                }
-                // A receiver joining mid-stream learns the format from the header the
-                // origin's meta message set.
-                if let Some(h) = stream.ring.header() {
-                    hear_opus(ogg_quiet.as_mut(), &mut playout, &h);
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
-        }
-        out.clear();
-        breaks.clear();
-        let silent_before = playout.stats.silence_frames;
-        playout.due(local_us(), &mut out, &mut breaks);
-        filling.note(
-            playout.stats.silence_frames.saturating_sub(silent_before),
-            out.len(),
-        );
-        for (i, f) in out.iter().enumerate() {
-            let silent = playout.silent_at.contains(&i);
-            let header = !silent && ogg_headers.as_mut().is_some_and(|t| t.is_header(f));
-            // Ogg Opus: silence becomes silent pages numbered on from the last page, and the
-            // pages after it are renumbered to follow (a player's clock never goes back).
-            let f: std::borrow::Cow<[u8]> = match ogg_quiet.as_mut() {
-                Some(q) if silent => match q.filler("ogg", |_| None) {
-                    Some((page, _)) => page.into(),
-                    None => continue,
-                },
-                Some(q) if !header => {
-                    // A stream's end (EOS) would leave the silence that may follow with no
-                    // stream to belong to: the receiver's Opus streams run on to the next
-                    // beginning (BOS) instead, which players take as the chain's next link.
-                    let open = q.opus.then(|| without_eos(f)).flatten();
-                    match q.pass("ogg", open.as_deref().unwrap_or(f), false) {
-                        Some(page) => page.into_owned().into(),
-                        None => continue,
-                    }
-                }
-                _ => f.as_slice().into(),
-            };
-            let f = f.as_ref();
-            if breaks.contains(&i) {
-                stream.breaks.mark(&stream.ring);
-            }
-            // Ogg: header pages become the ring's header before the page after them, as
-            // the origin's framer made them (a new listener gets them first).
-            if header {
-                hear_opus(ogg_quiet.as_mut(), &mut playout, f);
-                header_pages.push(f.to_vec());
-                cutter.frame(f, None, &link.log);
-                continue;
-            }
-            if !header_pages.is_empty() {
-                // The header the origin sent when we connected comes again in-stream when
-                // its log still holds it: listeners have it already.
-                let same = stream
-                    .ring
-                    .header()
-                    .is_some_and(|h| *h == header_pages.concat()[..]);
-                if !same {
-                    stream.ring.push_header(&header_pages);
-                }
-                header_pages.clear();
-            }
-            stream.ring.push(f);
-            Stats::add(&stream.stats.frames_in, 1);
-            Stats::add(&stream.stats.bytes_in, f.len() as u64);
-            let duration = super::frame_duration(cfg, f);
-            stream.note_frame(f.len(), duration);
-            cutter.frame(f, duration, &link.log);
-        }
-        cutter.tick(&link.log);
-        if last_report.elapsed() >= Duration::from_millis(200) {
-            last_report = Instant::now();
-            stream.ring.flush();
-            let s = playout.stats;
-            link.stats.silence_frames.store(s.silence_frames, Relaxed);
-            link.stats.frames_dropped.store(s.frames_dropped, Relaxed);
-            link.stats.buffer_ms.store(
-                u64::try_from(playout.buffered_us(local_us()) / 1000).unwrap_or(0),
-                Relaxed,
-            );
-        }
-    }
-    stream.set_source_state(SourceState::Ended);
-    stream.ring.end();
-}
-
-/// Ogg header bytes that name Opus make the player fill outages with silent Opus pages
-/// (once; Vorbis and FLAC have no silent form).
-fn hear_opus(quiet: Option<&mut Muter>, playout: &mut Playout, header: &[u8]) {
-    if let Some(q) = quiet.filter(|q| !q.opus) {
-        if header.windows(8).any(|w| w == b"OpusHead") {
-            q.opus = true;
-            playout.fill_ogg_silence();
-        }
-    }
-}
-
-/// An Ogg page with its end-of-stream flag cleared (and its CRC sealed again); `None` when
-/// it has none.
-fn without_eos(page: &[u8]) -> Option<Vec<u8>> {
-    let flags = *page.get(5)?;
-    if flags & 0x04 == 0 {
-        return None;
-    }
-    let mut open = page.to_vec();
-    *open.get_mut(5)? = flags & !0x04;
-    crate::frame::ogg::seal(&mut open);
-    Some(open)
-}
-
-/// Says when the player starts filling silence (the link was down longer than the delay)
-/// and when live audio takes over again.
-#[derive(Default)]
-struct SilenceFill {
-    since: Option<(Instant, u64)>,
-}
-
-impl SilenceFill {
-    /// One call of the playout made `silent` silence frames of `all` it released.
-    fn note(&mut self, silent: u64, all: usize) {
-        match self.since.as_mut() {
-            None if silent > 0 => {
-                warn!("link: nothing from the origin for longer than -link-delay: playing silence");
-                self.since = Some((Instant::now(), silent));
-            }
-            Some((_, n)) if silent > 0 => *n = n.saturating_add(silent),
-            Some((t, n)) if all > 0 => {
-                info!(
-                    "link: live audio again after {} of silence ({n} frames)",
-                    crate::util::timefmt::span(t.elapsed())
-                );
-                self.since = None;
-            }
-            _ => {}
-        }
-    }
-}
-
-/// What the link player works on while it takes a batch of messages.
-struct Player<'a> {
-    link: &'a LinkState,
-    stream: &'a Stream,
-    playout: &'a mut Playout,
-    epoch: &'a mut Option<u64>,
-    /// `-frame-bytes`: a larger frame from the peer is refused with its fragment.
-    max_frame: usize,
-    /// Which path brought what first.
-    arrivals: &'a mut super::paths::Arrivals,
-}
-
-static REFUSED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
-
-impl Player<'_> {
-    /// Takes one verified message: fragments go to the playout (duplicates and replays of
-    /// what we hold are ignored, absurd ones refused), heartbeats tune the clock, gaps are
-    /// counted, meta is applied.
-    fn take(&mut self, msg: Inbound) {
-        let (link, stream) = (self.link, self.stream);
-        let (msg, at, path) = msg;
-        link.inbox_bytes.fetch_sub(msg.size(), Relaxed);
-        match msg {
-            Msg::Fragment { sent_us, frag } => {
-                if let Some(big) = frag.frames().map(<[u8]>::len).find(|&l| l > self.max_frame) {
-                    link.stats.fragments_refused.fetch_add(1, Relaxed);
-                    limited!(
-                        REFUSED_LOG,
-                        warn,
-                        "link: fragment {} refused: a frame of {big} bytes (over -frame-bytes {})",
-                        frag.seq,
-                        self.max_frame
-                    );
-                    return;
-                }
-                // Every path carries the whole stream: the first copy of a fragment plays,
-                // a later one (another path's, or a replay) is counted and dropped.
-                let pos = (frag.epoch, frag.seq);
-                let mut held = link.held.lock();
-                if held.is_some_and(|(e, s)| e == frag.epoch && frag.seq <= s) {
-                    drop(held);
-                    link.stats.duplicates.fetch_add(1, Relaxed);
-                    self.arrivals.late(&link.paths, path, pos, at);
-                    return;
-                }
-                *held = Some(pos);
-                drop(held);
-                self.arrivals.first(&link.paths, path, pos, at);
-                if *self.epoch != Some(frag.epoch) {
-                    if self.epoch.is_some() {
-                        info!("link: the origin's source restarted (new epoch)");
-                    }
-                    *self.epoch = Some(frag.epoch);
-                }
-                if let Err(why) = self.playout.add(at, sent_us, &frag) {
-                    link.stats.fragments_refused.fetch_add(1, Relaxed);
-                    limited!(
-                        REFUSED_LOG,
-                        warn,
-                        "link: fragment {} refused: {why}",
-                        frag.seq
-                    );
-                }
-            }
-            Msg::Heartbeat { sent_us, .. } => self.playout.clock_sample(at, sent_us),
-            Msg::Gap { epoch: e, from, to } => {
-                link.stats.gaps.fetch_add(1, Relaxed);
-                warn!("link: fragments {from}..={to} are lost (the origin no longer had them)");
-                let mut held = link.held.lock();
-                if held.is_none_or(|(he, hs)| he != e || hs < to) {
-                    *held = Some((e, to));
-                }
-            }
-            Msg::Meta {
-                content_type,
-                header,
-                title,
-            } => {
-                if stream.set_content_type(&content_type) {
-                    info!("link: content type {content_type:?} (the origin's)");
-                }
-                if !header.is_empty() && stream.ring.header().is_none() {
-                    stream.ring.set_header(header.into());
-                }
-                if !title.is_empty() && stream.meta.set_title(&title) {
-                    info!("link: title {title:?}");
-                }
-            }
-        }
     }
 }
 
