@@ -268,67 +268,25 @@ impl Body<'_> {
     }
 }
 
+/// Why a body ends before a field it must hold.
+const SHORT: &str = "body too short";
+
 /// A message body, or why it is not one of ours. Only bodies that passed the MAC get here,
 /// but a peer holding the key is still a peer: every count and length is checked.
 fn decode(t: u8, body: &[u8]) -> Result<Msg, &'static str> {
     let mut b = Body(body);
-    let short = "body too short";
     let msg = match t {
-        T_FRAGMENT => {
-            let (sent_us, epoch, seq, capture_us) = (
-                b.u64().ok_or(short)?,
-                b.u64().ok_or(short)?,
-                b.u64().ok_or(short)?,
-                b.u64().ok_or(short)?,
-            );
-            let duration_us = b.u32().ok_or(short)?;
-            let n = u16::from_be_bytes(b.array().ok_or(short)?);
-            if n == 0 {
-                return Err("a fragment without frames");
-            }
-            if duration_us == 0 || duration_us > MAX_FRAGMENT_US {
-                return Err("a fragment's duration is zero or over a minute");
-            }
-            let mut frame_lens = Vec::with_capacity(usize::from(n));
-            let mut total: usize = 0;
-            for _ in 0..n {
-                let [l0, l1, l2] = b.array().ok_or(short)?;
-                let l = u32::from_be_bytes([0, l0, l1, l2]);
-                if l == 0 {
-                    return Err("an empty frame");
-                }
-                total = usize::try_from(l)
-                    .ok()
-                    .and_then(|l| total.checked_add(l))
-                    .ok_or("frame lengths overflow")?;
-                frame_lens.push(l);
-            }
-            let data = b.0.to_vec();
-            if total != data.len() {
-                return Err("frame lengths do not add up to the data");
-            }
-            Msg::Fragment {
-                sent_us,
-                frag: Fragment {
-                    epoch,
-                    seq,
-                    capture_us,
-                    duration_us,
-                    frame_lens,
-                    data,
-                },
-            }
-        }
+        T_FRAGMENT => decode_fragment(&mut b)?,
         T_HEARTBEAT => Msg::Heartbeat {
-            sent_us: b.u64().ok_or(short)?,
-            epoch: b.u64().ok_or(short)?,
-            newest: b.u64().ok_or(short)?,
+            sent_us: b.u64().ok_or(SHORT)?,
+            epoch: b.u64().ok_or(SHORT)?,
+            newest: b.u64().ok_or(SHORT)?,
         },
         T_GAP => {
             let (epoch, from, to) = (
-                b.u64().ok_or(short)?,
-                b.u64().ok_or(short)?,
-                b.u64().ok_or(short)?,
+                b.u64().ok_or(SHORT)?,
+                b.u64().ok_or(SHORT)?,
+                b.u64().ok_or(SHORT)?,
             );
             if from > to {
                 return Err("a gap that ends before it starts");
@@ -337,7 +295,7 @@ fn decode(t: u8, body: &[u8]) -> Result<Msg, &'static str> {
         }
         T_META => {
             let text = |f: Option<Vec<u8>>| -> Result<String, &'static str> {
-                String::from_utf8(f.ok_or(short)?).map_err(|_| "meta text is not UTF-8")
+                String::from_utf8(f.ok_or(SHORT)?).map_err(|_| "meta text is not UTF-8")
             };
             let content_type = text(b.field())?;
             if content_type.is_empty() || content_type.bytes().any(|c| c.is_ascii_control()) {
@@ -345,13 +303,61 @@ fn decode(t: u8, body: &[u8]) -> Result<Msg, &'static str> {
             }
             Msg::Meta {
                 content_type,
-                header: b.field().ok_or(short)?,
+                header: b.field().ok_or(SHORT)?,
                 title: text(b.field())?,
             }
         }
         _ => return Err("unknown message type"),
     };
     Ok(msg)
+}
+
+/// A fragment message's body (see [`decode`]): its frame count, duration and each frame's
+/// length are checked, and the lengths must add up to the data exactly.
+fn decode_fragment(b: &mut Body<'_>) -> Result<Msg, &'static str> {
+    let (sent_us, epoch, seq, capture_us) = (
+        b.u64().ok_or(SHORT)?,
+        b.u64().ok_or(SHORT)?,
+        b.u64().ok_or(SHORT)?,
+        b.u64().ok_or(SHORT)?,
+    );
+    let duration_us = b.u32().ok_or(SHORT)?;
+    let n = u16::from_be_bytes(b.array().ok_or(SHORT)?);
+    if n == 0 {
+        return Err("a fragment without frames");
+    }
+    if duration_us == 0 || duration_us > MAX_FRAGMENT_US {
+        return Err("a fragment's duration is zero or over a minute");
+    }
+    let mut frame_lens = Vec::with_capacity(usize::from(n));
+    let mut total: usize = 0;
+    for _ in 0..n {
+        let [l0, l1, l2] = b.array().ok_or(SHORT)?;
+        let l = u32::from_be_bytes([0, l0, l1, l2]);
+        if l == 0 {
+            return Err("an empty frame");
+        }
+        total = usize::try_from(l)
+            .ok()
+            .and_then(|l| total.checked_add(l))
+            .ok_or("frame lengths overflow")?;
+        frame_lens.push(l);
+    }
+    let data = b.0.to_vec();
+    if total != data.len() {
+        return Err("frame lengths do not add up to the data");
+    }
+    Ok(Msg::Fragment {
+        sent_us,
+        frag: Fragment {
+            epoch,
+            seq,
+            capture_us,
+            duration_us,
+            frame_lens,
+            data,
+        },
+    })
 }
 
 /// Wire bytes a fragment message adds to its `n` frames.
