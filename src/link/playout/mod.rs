@@ -166,7 +166,7 @@ impl Playout {
     }
 
     /// The stream is Ogg Opus and the caller turns silence frames (a stand-in page, at
-    /// `silent_at`) into silent pages that carry the numbering on (`receiver.rs`).
+    /// `silent_at`) into silent pages that carry the numbering on (`player.rs`).
     pub fn fill_ogg_silence(&mut self) {
         self.ogg_silence = true;
     }
