@@ -450,6 +450,10 @@ fn an_hls_players_requests_are_one_access_log_line() {
         "-access-log",
         log.to_str().unwrap(),
     ]);
+    // Asked before the file is open, the playlist answers 503 at once (no source on air yet):
+    // another agent waits for a playlist, so the session below is all 200s.
+    let probe = || raw_get(s.addr, "/hls/index.m3u8", "probe").starts_with(b"HTTP/1.0 200");
+    assert!(eventually(T, probe), "no playlist");
     let agent = "HLS-Test/1.0";
     let began = std::time::Instant::now();
     let mut sent = 0usize;
