@@ -21,3 +21,4 @@ pub mod hls;
 pub mod icecast;
 pub mod listener;
 pub mod recorder;
+pub mod sender;
