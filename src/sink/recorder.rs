@@ -32,6 +32,21 @@ struct Open {
     until: u64,
 }
 
+/// What the thread keeps between frames: where the files go, the one being written, and
+/// the pause after a failure.
+struct Recorder<'a> {
+    stream: &'a Stream,
+    dir: &'a Path,
+    keep: Option<Duration>,
+    /// `-record-split` in seconds (at least 1).
+    split: u64,
+    /// Known at the first frame: the source has set the stream's header by then.
+    ext: &'static str,
+    file: Option<Open>,
+    /// Frames before then are not recorded (a write failed).
+    paused_until: Option<Instant>,
+}
+
 /// The thread body.
 pub fn run(stream: &Stream) {
     let Some(rec) = stream.cfg.record.as_ref() else {
@@ -47,12 +62,17 @@ pub fn run(stream: &Stream) {
         crate::util::timefmt::span(rec.split),
         rec.dir.display()
     );
-    // Known at the first frame: the source has set the stream's header by then.
-    let mut ext = "";
     let mut cursor = stream.ring.join(0);
     let mut batch: Vec<Frame> = Vec::new();
-    let mut file: Option<Open> = None;
-    let mut paused_until: Option<Instant> = None;
+    let mut recorder = Recorder {
+        stream,
+        dir: &rec.dir,
+        keep: rec.keep,
+        split,
+        ext: "",
+        file: None,
+        paused_until: None,
+    };
     loop {
         batch.clear();
         let wait = Duration::from_secs(1);
@@ -81,48 +101,56 @@ pub fn run(stream: &Stream) {
         }
         let audio = batch.get(usize::from(header_len > 0)..).unwrap_or_default();
         debug_assert_eq!(audio.len(), frames);
-        if ext.is_empty() && !audio.is_empty() {
-            ext = extension(stream);
+        if recorder.ext.is_empty() && !audio.is_empty() {
+            recorder.ext = extension(stream);
         }
         for f in audio {
-            if paused_until.is_some_and(|t| Instant::now() < t) {
-                Stats::add(&stream.stats.record_frames_lost, 1);
-                continue;
-            }
-            paused_until = None;
-            let now = unix_now();
-            if file.as_ref().is_none_or(|o| now >= o.until) {
-                // The file's start: its boundary when the clock cut it, else now.
-                let start = match file.take() {
-                    Some(o) => {
-                        close(o);
-                        floor_to(now, split)
-                    }
-                    None => now,
-                };
-                prune(&rec.dir, ext, rec.keep);
-                match begin(&rec.dir, ext, start, split, stream) {
-                    Ok(o) => file = Some(o),
-                    Err(e) => {
-                        failed(stream, &rec.dir, &e);
-                        paused_until = Instant::now().checked_add(RETRY);
-                        continue;
-                    }
-                }
-            }
-            if let Some(o) = file.as_mut() {
-                if let Err(e) = o.out.write_all(f) {
-                    failed(stream, &o.path, &e);
-                    file = None;
-                    paused_until = Instant::now().checked_add(RETRY);
-                    continue;
-                }
-                Stats::add(&stream.stats.record_bytes, f.len() as u64);
-            }
+            recorder.write(f);
         }
     }
-    if let Some(o) = file {
+    if let Some(o) = recorder.file {
         close(o);
+    }
+}
+
+impl Recorder<'_> {
+    /// Writes one frame into the file of its time: a new file when the clock has cut the
+    /// last (or none is open). A failure is logged and counted, and pauses the recording.
+    fn write(&mut self, f: &Frame) {
+        if self.paused_until.is_some_and(|t| Instant::now() < t) {
+            Stats::add(&self.stream.stats.record_frames_lost, 1);
+            return;
+        }
+        self.paused_until = None;
+        let now = unix_now();
+        if self.file.as_ref().is_none_or(|o| now >= o.until) {
+            // The file's start: its boundary when the clock cut it, else now.
+            let start = match self.file.take() {
+                Some(o) => {
+                    close(o);
+                    floor_to(now, self.split)
+                }
+                None => now,
+            };
+            prune(self.dir, self.ext, self.keep);
+            match begin(self.dir, self.ext, start, self.split, self.stream) {
+                Ok(o) => self.file = Some(o),
+                Err(e) => {
+                    failed(self.stream, self.dir, &e);
+                    self.paused_until = Instant::now().checked_add(RETRY);
+                    return;
+                }
+            }
+        }
+        if let Some(o) = self.file.as_mut() {
+            if let Err(e) = o.out.write_all(f) {
+                failed(self.stream, &o.path, &e);
+                self.file = None;
+                self.paused_until = Instant::now().checked_add(RETRY);
+                return;
+            }
+            Stats::add(&self.stream.stats.record_bytes, f.len() as u64);
+        }
     }
 }
 
