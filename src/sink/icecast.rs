@@ -65,31 +65,7 @@ fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()
     // Connecting, the TLS handshake and Icecast's answer share one deadline.
     let deadline = Deadline::after(CONNECT_TIMEOUT.saturating_add(ANSWER_TIMEOUT));
     let mut conn = Conn::connect(url, deadline)?;
-    let info = stream.meta.info();
-    let user = url.user.as_deref().unwrap_or("source");
-    let password = url.password.as_deref().unwrap_or("");
-    let mut head = format!(
-        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\
-         Content-Type: {}\r\nIce-Public: {}\r\nExpect: 100-continue\r\n",
-        url.path,
-        url.authority(),
-        auth::basic_header(user, password),
-        client::user_agent(),
-        stream.content_type(),
-        u8::from(info.public),
-    );
-    for (name, value) in [
-        ("Ice-Name", &info.name),
-        ("Ice-Genre", &info.genre),
-        ("Ice-Description", &info.description),
-        ("Ice-Url", &info.url),
-        ("Ice-Bitrate", &info.bitrate),
-    ] {
-        if !value.is_empty() && !value.contains(['\r', '\n']) {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-    }
-    head.push_str("\r\n");
+    let head = put_head(url, stream);
     let (answer, _) = client::exchange(&mut conn, head.as_bytes(), deadline)
         .map_err(|e| io::Error::new(e.kind(), format!("Icecast: {e}")))?;
     conn.set_write_timeout(Some(write_timeout))?;
@@ -147,6 +123,36 @@ fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()
             return Ok(());
         }
     }
+}
+
+/// The `PUT` request's head: the login, the stream's content type and its `Ice-*` fields.
+fn put_head(url: &Url, stream: &Stream) -> String {
+    let info = stream.meta.info();
+    let user = url.user.as_deref().unwrap_or("source");
+    let password = url.password.as_deref().unwrap_or("");
+    let mut head = format!(
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nUser-Agent: {}\r\n\
+         Content-Type: {}\r\nIce-Public: {}\r\nExpect: 100-continue\r\n",
+        url.path,
+        url.authority(),
+        auth::basic_header(user, password),
+        client::user_agent(),
+        stream.content_type(),
+        u8::from(info.public),
+    );
+    for (name, value) in [
+        ("Ice-Name", &info.name),
+        ("Ice-Genre", &info.genre),
+        ("Ice-Description", &info.description),
+        ("Ice-Url", &info.url),
+        ("Ice-Bitrate", &info.bitrate),
+    ] {
+        if !value.is_empty() && !value.contains(['\r', '\n']) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str("\r\n");
+    head
 }
 
 /// Icecast's admin metadata call with the source login.
