@@ -121,13 +121,6 @@ impl Streams {
 /// Starts one stream's threads: the one that fills its ring, and its outputs.
 fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
     let cfg = m.cfg;
-    let name = |what: &str| {
-        if server.cfg.mounted {
-            format!("{what}{}", cfg.mount)
-        } else {
-            what.to_string()
-        }
-    };
     info!(
         "{}source: {} ({} frames of up to {} bytes, ring of {})",
         if server.cfg.mounted {
@@ -140,70 +133,43 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
         cfg.frame_bytes,
         cfg.source_buffer
     );
-    let (reader_name, pull_name, push_name, icecast_name) = (
-        name("src-read"),
-        name("link-pull"),
-        name("link-push"),
-        name("out-icecast"),
-    );
-    let play_name = name("link-play");
-    let hls_name = name("hls");
-    let record_name = name("record");
+    let names = ThreadNames::new(server, &cfg.mount);
     let receiver = link::is_receiver(&cfg);
     let pulls = cfg.link.as_ref().map_or(0, |l| l.pull.len());
     let pushes = cfg.link.as_ref().map_or(0, |l| l.push.len());
-    // A thread per link path: `link-pull`, `link-pull-1`, … (path 0 keeps the plain name).
-    let path_name = |base: &str, i: usize| {
-        if i == 0 {
-            base.to_string()
-        } else {
-            format!("{base}-{i}")
-        }
-    };
     let outputs = cfg.icecast.is_some();
     let stream = Arc::new(Stream::new(cfg).map_err(|e| format!("cannot start: {e}"))?);
     let mut others = Vec::new();
-    let (st, sv) = (Arc::clone(&stream), Arc::clone(server));
     let reader = if receiver {
         // The link is the source: the player fills the ring, a dialler feeds the player.
         for i in 0..pulls {
             let st = Arc::clone(&stream);
-            let name = path_name(&pull_name, i);
+            let name = path_name(&names.pull, i);
             others.push(spawn(&name, move || link::receiver::run_pull(&st, i))?);
         }
-        spawn(&play_name, move || link::receiver::run_play(&st))?
+        let st = Arc::clone(&stream);
+        spawn(&names.play, move || link::receiver::run_play(&st))?
     } else {
-        spawn(&reader_name, move || {
-            crate::input::supervisor::run(Arc::clone(&st));
-            // Without mounts the one stream ending by itself (-reopen=false) is the server's
-            // end; one a reload stopped is not. The reason tells, not whether the stream is
-            // among the server's yet: a missing file fails before it is registered.
-            match st.stop.reason() {
-                Some(why) if !sv.cfg.mounted && crate::input::supervisor::ended_by_itself(&why) => {
-                    sv.shutdown.trigger(why)
-                }
-                _ => {}
-            }
-        })?
+        spawn(&names.reader, read_input(&stream, server))?
     };
     for i in 0..pushes {
         let st = Arc::clone(&stream);
-        let name = path_name(&push_name, i);
+        let name = path_name(&names.push, i);
         others.push(spawn(&name, move || link::origin::run_push(&st, i))?);
     }
     if stream.hls.is_some() {
         let st = Arc::clone(&stream);
-        others.push(spawn(&hls_name, move || crate::sink::hls::run(&st))?);
+        others.push(spawn(&names.hls, move || crate::sink::hls::run(&st))?);
     }
     if stream.cfg.record.is_some() {
         let st = Arc::clone(&stream);
-        others.push(spawn(&record_name, move || {
+        others.push(spawn(&names.record, move || {
             crate::sink::recorder::run(&st)
         })?);
     }
     if outputs {
         let (st, wt) = (Arc::clone(&stream), server.cfg.write_timeout);
-        others.push(spawn(&icecast_name, move || {
+        others.push(spawn(&names.icecast, move || {
             crate::sink::icecast::run(&st, wt)
         })?);
     }
@@ -213,6 +179,64 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
         reader,
         others,
     })
+}
+
+/// The names of a stream's threads: with mounts, each ends with its mount.
+struct ThreadNames {
+    reader: String,
+    pull: String,
+    push: String,
+    icecast: String,
+    play: String,
+    hls: String,
+    record: String,
+}
+
+impl ThreadNames {
+    fn new(server: &Server, mount: &str) -> ThreadNames {
+        let name = |what: &str| {
+            if server.cfg.mounted {
+                format!("{what}{mount}")
+            } else {
+                what.to_string()
+            }
+        };
+        ThreadNames {
+            reader: name("src-read"),
+            pull: name("link-pull"),
+            push: name("link-push"),
+            icecast: name("out-icecast"),
+            play: name("link-play"),
+            hls: name("hls"),
+            record: name("record"),
+        }
+    }
+}
+
+/// A thread per link path: `link-pull`, `link-pull-1`, … (path 0 keeps the plain name).
+fn path_name(base: &str, i: usize) -> String {
+    if i == 0 {
+        base.to_string()
+    } else {
+        format!("{base}-{i}")
+    }
+}
+
+/// The body of the thread that reads the stream's input into its ring.
+fn read_input(stream: &Arc<Stream>, server: &Arc<Server>) -> impl FnOnce() + Send + 'static {
+    let (st, sv) = (Arc::clone(stream), Arc::clone(server));
+    move || {
+        crate::input::supervisor::run(Arc::clone(&st));
+        // Without mounts the one stream ending by itself (-reopen=false) is the server's
+        // end; one a reload stopped is not. The reason tells, not whether the stream is
+        // among the server's yet: a missing file fails before it is registered.
+        match st.stop.reason() {
+            Some(why) if !sv.cfg.mounted && crate::input::supervisor::ended_by_itself(&why) => {
+                sv.shutdown.trigger(why)
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Stops streams: each one's threads are asked at once, then joined (a stuck reader is left
