@@ -18,6 +18,7 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use log::{info, warn};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The most `icy-*` header lines a SHOUTcast v1 source may send.
@@ -117,12 +118,7 @@ pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, s
     let login = server
         .peers
         .login(peer.ip(), "SHOUTcast source login", None, || {
-            found = server.streams().into_iter().find(|s| {
-                s.cfg
-                    .source_password
-                    .as_deref()
-                    .is_some_and(|p| crate::http::auth::same_secret(password, p))
-            });
+            found = stream_of_password(server, password);
             Some(found.is_some())
         });
     let stream = match (&login, found) {
@@ -142,30 +138,14 @@ pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, s
         stream.push.release(id, tx);
         return;
     }
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let deadline = Deadline::after(server.cfg.header_timeout);
-    loop {
-        let line = match read_line(&mut conn, &deadline) {
-            Ok(l) if headers.len() >= MAX_V1_HEADERS && !l.is_empty() => Err(io::Error::other(
-                format!("more than {MAX_V1_HEADERS} header lines"),
-            )),
-            other => other,
-        };
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                warn!("{peer}: SHOUTcast source dropped in its headers: {e}");
-                stream.push.release(id, tx);
-                return;
-            }
-        };
-        if line.is_empty() {
-            break;
+    let headers = match read_v1_headers(&mut conn, server.cfg.header_timeout) {
+        Ok(h) => h,
+        Err(e) => {
+            warn!("{peer}: SHOUTcast source dropped in its headers: {e}");
+            stream.push.release(id, tx);
+            return;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
+    };
     pending.done();
     stream
         .meta
@@ -176,6 +156,36 @@ pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, s
     match result {
         Ok(n) => info!("{peer}: SHOUTcast source client left after {n} bytes"),
         Err(e) => warn!("{peer}: SHOUTcast source client dropped: {e}"),
+    }
+}
+
+/// The stream whose source password `password` is (v1 has one stream per password).
+fn stream_of_password(server: &Server, password: &str) -> Option<Arc<Stream>> {
+    server.streams().into_iter().find(|s| {
+        s.cfg
+            .source_password
+            .as_deref()
+            .is_some_and(|p| crate::http::auth::same_secret(password, p))
+    })
+}
+
+/// A SHOUTcast v1 source's header lines up to the empty one, all within `timeout`.
+fn read_v1_headers(conn: &mut Conn, timeout: Duration) -> io::Result<Vec<(String, String)>> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let deadline = Deadline::after(timeout);
+    loop {
+        let line = match read_line(conn, &deadline) {
+            Ok(l) if headers.len() >= MAX_V1_HEADERS && !l.is_empty() => Err(io::Error::other(
+                format!("more than {MAX_V1_HEADERS} header lines"),
+            )),
+            other => other,
+        }?;
+        if line.is_empty() {
+            return Ok(headers);
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
     }
 }
 
