@@ -24,6 +24,7 @@ pub mod hls;
 pub mod hls_token;
 pub mod keepalive;
 pub mod listeners_admin;
+pub mod login_budget;
 pub mod metric_series;
 pub mod metrics;
 pub mod mounts;

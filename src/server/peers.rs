@@ -8,14 +8,19 @@
 //! listener in and out, login), each for a few map operations under one short lock; never
 //! across I/O, and never while a login waits for its turn.
 //!
-//! The login budget (README, Security): an attempt takes its place in its address's budget
-//! *before* it is checked, so attempts made at once cost what the same attempts in a row
-//! cost. [`FREE_FAILURES`] failures cost nothing; after them every attempt waits for a turn
-//! of its own, one turn every [`SPACING`] (then [`SPACING_LATER`] past [`LATER_AFTER`]
-//! failures), and an attempt whose turn would be more than [`MAX_WAIT`] away is refused
-//! unchecked (429 with `Retry-After`). Nothing locks an address out: a right password from
-//! it is let in at its turn, within [`MAX_WAIT`] of asking while no one floods the address.
+//! The login budget (README, Security; each address's in `login_budget.rs`): an attempt takes
+//! its place in its address's budget *before* it is checked, so attempts made at once cost what
+//! the same attempts in a row cost. [`FREE_FAILURES`] failures cost nothing; after them every
+//! attempt waits for a turn of its own, one turn every [`SPACING`] (then [`SPACING_LATER`] past
+//! [`LATER_AFTER`] failures), and an attempt whose turn would be more than [`MAX_WAIT`] away is
+//! refused unchecked (429 with `Retry-After`). Nothing locks an address out: a right password
+//! from it is let in at its turn, within [`MAX_WAIT`] of asking while no one floods the
+//! address.
 
+use super::login_budget::{Budget, Turn};
+pub use super::login_budget::{
+    Login, FORGET_AFTER, FREE_FAILURES, LATER_AFTER, MAX_WAIT, SPACING, SPACING_LATER,
+};
 use crate::limited;
 use crate::util::ratelimit::RateLimit;
 use parking_lot::Mutex;
@@ -26,23 +31,6 @@ use std::time::{Duration, Instant};
 
 static FAILURE_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
-/// Failed logins an address may make before its attempts wait for turns...
-pub const FREE_FAILURES: u32 = 5;
-/// ...one turn this often...
-pub const SPACING: Duration = Duration::from_secs(1);
-/// ...and this often once it has failed [`LATER_AFTER`] times.
-pub const SPACING_LATER: Duration = Duration::from_secs(5);
-pub const LATER_AFTER: u32 = 20;
-/// An attempt whose turn is further away than this is refused unchecked.
-pub const MAX_WAIT: Duration = Duration::from_secs(8);
-/// Failures are forgotten this long after an address's last one.
-pub const FORGET_AFTER: Duration = Duration::from_secs(600);
-/// A claimed identity (a link peer's instance id) whose login failed is refused unchecked
-/// for this long after its last attempt, without costing its address anything more: a
-/// peer with a mistyped key costs its address one failure, not one a dial.
-const BAD_CLAIM_FOR: Duration = Duration::from_secs(600);
-/// Claims remembered per address.
-const MAX_BAD_CLAIMS: usize = 8;
 /// The most addresses remembered at once; past it, the least harmful entries are dropped
 /// first (addresses with nothing open and the oldest failures).
 const MAX_ADDRESSES: usize = 16_384;
@@ -73,6 +61,7 @@ impl Client {
     }
 }
 
+/// What is remembered about one address.
 #[derive(Default)]
 struct Entry {
     /// Connections accepted whose request head has not been read yet.
@@ -83,48 +72,13 @@ struct Entry {
     listeners: u32,
     /// Connections kept open between short answers (`keepalive.rs`), a share of their own.
     kept: u32,
-    failures: u32,
-    last_failure: Option<Instant>,
-    /// Login checks running or waiting for their turn.
-    in_flight: u32,
-    /// The next free turn, once the address is past its free failures.
-    next_turn: Option<Instant>,
-    /// Claimed identities that failed, by a digest, with their last attempt.
-    bad_claims: Vec<(u64, Instant)>,
+    budget: Budget,
 }
 
 impl Entry {
     fn idle(&self) -> bool {
-        self.unread == 0
-            && self.listeners == 0
-            && self.kept == 0
-            && self.in_flight == 0
-            && self.failures == 0
-            && self.bad_claims.is_empty()
+        self.unread == 0 && self.listeners == 0 && self.kept == 0 && self.budget.idle()
     }
-
-    fn forget_old_failures(&mut self, now: Instant) {
-        if self
-            .last_failure
-            .is_some_and(|t| now.duration_since(t) >= FORGET_AFTER)
-        {
-            self.failures = 0;
-            self.last_failure = None;
-            self.next_turn = None;
-        }
-        self.bad_claims
-            .retain(|(_, t)| now.duration_since(*t) < BAD_CLAIM_FOR);
-    }
-}
-
-/// The outcome of [`Peers::login`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Login {
-    Ok,
-    /// Wrong or missing credentials: answer 401.
-    Wrong,
-    /// Refused unchecked: the address's next turn is this far away (answer 429).
-    Locked(Duration),
 }
 
 /// The per-address limits, from the server's flags.
@@ -242,7 +196,7 @@ impl Peers {
     ) -> Login {
         let client = Client::of(ip);
         let claim = claim.map(|c| self.digest(c));
-        let wait = match self.with(client, |e| take_turn(e, claim, Instant::now())) {
+        let wait = match self.with(client, |e| e.budget.take_turn(claim, Instant::now())) {
             Turn::Now => Duration::ZERO,
             Turn::After(d) => d,
             Turn::KnownBad => return Login::Wrong,
@@ -253,29 +207,7 @@ impl Peers {
         }
         let outcome = given();
         let now = Instant::now();
-        let failures = self.with(client, |e| {
-            e.in_flight = e.in_flight.saturating_sub(1);
-            match outcome {
-                Some(true) => {
-                    e.failures = 0;
-                    e.last_failure = None;
-                    e.next_turn = None;
-                    None
-                }
-                Some(false) => {
-                    e.failures = e.failures.saturating_add(1);
-                    e.last_failure = Some(now);
-                    if let Some(c) = claim {
-                        if e.bad_claims.len() >= MAX_BAD_CLAIMS {
-                            e.bad_claims.remove(0);
-                        }
-                        e.bad_claims.push((c, now));
-                    }
-                    Some(e.failures)
-                }
-                None => None,
-            }
-        });
+        let failures = self.with(client, |e| e.budget.settle(outcome, claim, now));
         match (outcome, failures) {
             (Some(true), _) => Login::Ok,
             (Some(false), Some(n)) => {
@@ -300,56 +232,14 @@ impl Peers {
     }
 }
 
-/// What a login attempt may do now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Turn {
-    Now,
-    /// Its turn comes after this long.
-    After(Duration),
-    /// Its claim failed lately: refused unchecked, at no cost.
-    KnownBad,
-    /// No turn within [`MAX_WAIT`]: the next one is this far away.
-    Refused(Duration),
-}
-
-/// Gives an attempt its place in the budget (the caller holds the lock).
-fn take_turn(e: &mut Entry, claim: Option<u64>, now: Instant) -> Turn {
-    e.forget_old_failures(now);
-    if let Some(c) = claim {
-        if let Some(known) = e.bad_claims.iter_mut().find(|(d, _)| *d == c) {
-            known.1 = now;
-            return Turn::KnownBad;
-        }
-    }
-    let charged = e.failures.saturating_add(e.in_flight);
-    if charged < FREE_FAILURES {
-        e.in_flight = e.in_flight.saturating_add(1);
-        return Turn::Now;
-    }
-    let spacing = if charged >= LATER_AFTER {
-        SPACING_LATER
-    } else {
-        SPACING
-    };
-    // Every slowed attempt waits a spacing at least, after the last turn given.
-    let last = e.next_turn.map_or(now, |t| t.max(now));
-    let turn = last.checked_add(spacing).unwrap_or(last);
-    let wait = turn.duration_since(now);
-    if wait > MAX_WAIT {
-        return Turn::Refused(wait.saturating_sub(MAX_WAIT).max(SPACING));
-    }
-    e.next_turn = Some(turn);
-    e.in_flight = e.in_flight.saturating_add(1);
-    Turn::After(wait)
-}
-
 /// Drops forgotten failures, then (still full) every entry with nothing open.
 fn prune(map: &mut HashMap<Client, Entry>) {
     let now = Instant::now();
-    map.values_mut().for_each(|e| e.forget_old_failures(now));
+    map.values_mut()
+        .for_each(|e| e.budget.forget_old_failures(now));
     map.retain(|_, e| !e.idle());
     if map.len() >= MAX_ADDRESSES {
-        map.retain(|_, e| e.unread > 0 || e.listeners > 0 || e.kept > 0 || e.in_flight > 0);
+        map.retain(|_, e| e.unread > 0 || e.listeners > 0 || e.kept > 0 || e.budget.checking());
     }
 }
 
@@ -518,31 +408,6 @@ mod tests {
             p.admit("10.0.0.1".parse().unwrap(), false).is_err(),
             "mapped = IPv4"
         );
-    }
-
-    #[test]
-    fn attempts_take_their_place_before_they_are_checked() {
-        let mut e = Entry::default();
-        let now = Instant::now();
-        // Five at once from a fresh address go now; the sixth waits although none failed.
-        for _ in 0..FREE_FAILURES {
-            assert_eq!(take_turn(&mut e, None, now), Turn::Now);
-        }
-        assert_eq!(take_turn(&mut e, None, now), Turn::After(SPACING));
-        // Turns are spaced; past MAX_WAIT attempts are refused unchecked.
-        let mut waits = Vec::new();
-        loop {
-            match take_turn(&mut e, None, now) {
-                Turn::After(d) => waits.push(d),
-                Turn::Refused(d) => {
-                    assert!(d >= SPACING);
-                    break;
-                }
-                t => panic!("{t:?}"),
-            }
-        }
-        assert!(waits.windows(2).all(|w| w[1] > w[0]), "{waits:?}");
-        assert!(waits.len() <= 8, "{waits:?}");
     }
 
     #[test]
