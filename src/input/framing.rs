@@ -102,90 +102,103 @@ impl HeaderPages {
     }
 }
 
-/// Whether [`emit_frames`] framed all it could, or stopped for the pacer.
+/// Whether [`Framing::emit_frames`] framed all it could, or stopped for the pacer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Emitted {
     Done,
     Paused,
 }
 
-/// Cuts every whole frame out of `pending` into the ring (header frames into `headers`,
-/// which go to the ring before the next frame) and accounts for what was skipped. With a
-/// pacer, stops while the audio released is ahead of the clock.
-pub fn emit_frames(
-    cfg: &StreamConfig,
-    stream: &Stream,
-    framer: &mut dyn Framer,
-    (pending, headers, muter, pacer): (
-        &mut FrameBuffer,
-        &mut HeaderPages,
-        &mut Muter,
-        &mut Option<Pacer>,
-    ),
-    eof: bool,
-    cutter: &mut Option<Cutter>,
-) -> Emitted {
-    let mut emitted = Emitted::Done;
-    let mut counts = ScanCounts::default();
-    let mut frames = 0u64;
-    loop {
-        // A paced file waits for its time, and while muted does not go on at all (the
-        // reader sends silence meanwhile: input/mute.rs).
-        if pacer
-            .as_ref()
-            .is_some_and(|p| !p.ahead().is_zero() || stream.is_muted())
-        {
-            emitted = Emitted::Paused;
-            break;
-        }
-        match framer.scan(pending.bytes(), eof, &mut counts) {
-            Scan::Frame { skip, len } => {
-                let end = skip.saturating_add(len);
-                let Some(frame) = pending.bytes().get(skip..end) else {
-                    // A framer promises frames inside the buffer (its property tests check);
-                    // should one not, drop what is held rather than panic.
-                    log::error!(
-                        "framer {}: frame {skip}+{len} outside the buffer",
-                        cfg.framer.name
-                    );
-                    pending.consume(usize::MAX);
-                    break;
-                };
-                // Ogg: a stream that begins again gets a serial number of its own.
-                let frame = match muter.serials.as_mut() {
-                    Some(serials) => serials.map(frame),
-                    None => std::borrow::Cow::Borrowed(frame),
-                };
-                let frame = &*frame;
-                if framer.frame_is_header() {
-                    headers.add(frame);
-                    pending.consume(end);
-                    frames = frames.saturating_add(1);
-                    continue;
-                }
-                headers.publish(stream, cutter);
-                muter.opus = headers.opus;
-                let duration = framer.frame_duration(frame);
-                stream.note_frame(frame.len(), duration);
-                if let (Some(p), Some(d)) = (pacer.as_mut(), duration) {
-                    p.add(d);
-                }
-                if let Some(out) = muter.pass(cfg.framer.name, frame, stream.is_muted()) {
-                    stream.ring.push(&out);
-                    if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
-                        let d = duration.or_else(|| crate::link::frame_duration(cfg, &out));
-                        c.frame(&out, d, &l.log);
-                    }
-                }
-                pending.consume(end);
-                frames = frames.saturating_add(1);
-            }
-            Scan::NeedMore { skip } => {
-                pending.consume(skip);
+/// What [`Framing::emit_frames`] works on: where the frames go (the stream, its ring and the
+/// link's cutter), and the reader's state between reads (bytes not yet framed, header pages,
+/// mute, a file's pacer). One struct, so the reader hands it over whole.
+pub struct Framing<'a> {
+    pub cfg: &'a StreamConfig,
+    pub stream: &'a Stream,
+    pub framer: Box<dyn Framer>,
+    pub pending: FrameBuffer,
+    pub headers: HeaderPages,
+    pub muter: &'a mut Muter,
+    pub pacer: &'a mut Option<Pacer>,
+    pub cutter: &'a mut Option<Cutter>,
+}
+
+impl Framing<'_> {
+    /// Cuts every whole frame out of `pending` into the ring (header frames into `headers`,
+    /// which go to the ring before the next frame) and accounts for what was skipped. With a
+    /// pacer, stops while the audio released is ahead of the clock.
+    pub fn emit_frames(&mut self, eof: bool) -> Emitted {
+        let (cfg, stream) = (self.cfg, self.stream);
+        let mut emitted = Emitted::Done;
+        let mut counts = ScanCounts::default();
+        let mut frames = 0u64;
+        loop {
+            // A paced file waits for its time, and while muted does not go on at all (the
+            // reader sends silence meanwhile: input/mute.rs).
+            if self
+                .pacer
+                .as_ref()
+                .is_some_and(|p| !p.ahead().is_zero() || stream.is_muted())
+            {
+                emitted = Emitted::Paused;
                 break;
             }
+            match self.framer.scan(self.pending.bytes(), eof, &mut counts) {
+                Scan::Frame { skip, len } => {
+                    let end = skip.saturating_add(len);
+                    let Some(frame) = self.pending.bytes().get(skip..end) else {
+                        // A framer promises frames inside the buffer (its property tests
+                        // check); should one not, drop what is held rather than panic.
+                        log::error!(
+                            "framer {}: frame {skip}+{len} outside the buffer",
+                            cfg.framer.name
+                        );
+                        self.pending.consume(usize::MAX);
+                        break;
+                    };
+                    // Ogg: a stream that begins again gets a serial number of its own.
+                    let frame = match self.muter.serials.as_mut() {
+                        Some(serials) => serials.map(frame),
+                        None => std::borrow::Cow::Borrowed(frame),
+                    };
+                    let frame = &*frame;
+                    if self.framer.frame_is_header() {
+                        self.headers.add(frame);
+                        self.pending.consume(end);
+                        frames = frames.saturating_add(1);
+                        continue;
+                    }
+                    self.headers.publish(stream, self.cutter);
+                    self.muter.opus = self.headers.opus;
+                    let duration = self.framer.frame_duration(frame);
+                    stream.note_frame(frame.len(), duration);
+                    if let (Some(p), Some(d)) = (self.pacer.as_mut(), duration) {
+                        p.add(d);
+                    }
+                    if let Some(out) = self.muter.pass(cfg.framer.name, frame, stream.is_muted()) {
+                        stream.ring.push(&out);
+                        if let (Some(c), Some(l)) = (self.cutter.as_mut(), stream.link.as_ref()) {
+                            let d = duration.or_else(|| crate::link::frame_duration(cfg, &out));
+                            c.frame(&out, d, &l.log);
+                        }
+                    }
+                    self.pending.consume(end);
+                    frames = frames.saturating_add(1);
+                }
+                Scan::NeedMore { skip } => {
+                    self.pending.consume(skip);
+                    break;
+                }
+            }
         }
+        account(cfg, stream, &counts, frames);
+        emitted
     }
+}
+
+/// Counts one [`Framing::emit_frames`]'s frames and what its scan skipped, and logs the
+/// skipping (junk and oversize frames rate-limited: a broken source repeats them).
+fn account(cfg: &StreamConfig, stream: &Stream, counts: &ScanCounts, frames: u64) {
     let st = &stream.stats;
     Stats::add(&st.frames_in, frames);
     Stats::add(&st.junk_bytes, counts.junk_bytes);
@@ -216,5 +229,4 @@ pub fn emit_frames(
             counts.tags, counts.tag_bytes
         );
     }
-    emitted
 }

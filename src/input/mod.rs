@@ -23,6 +23,7 @@ mod framing;
 pub mod mute;
 mod pacer;
 pub mod playlist;
+mod pump;
 pub mod push;
 pub mod supervisor;
 mod tags;
