@@ -6,6 +6,7 @@
 //! Nothing here does I/O except reading flags files, resolving the listen address and
 //! looking the `-exec` command up in `PATH`.
 
+mod input;
 pub mod link;
 mod mounts;
 pub mod stream;

@@ -2,33 +2,15 @@
 //! titles and outputs. Without `-mount` the command line's flags make the one stream; with
 //! mounts each mount's file makes one.
 
+use super::input::input;
+pub use super::input::InputSpec;
 use super::link::{link_config, LinkConfig};
-use super::{nonempty, nonzero, positive, range, range_u64, web_url};
+use super::{nonempty, nonzero, positive, range, range_u64};
 use crate::cli::Args;
 use crate::frame::{self, FramerInfo};
 use crate::http::url::Url;
 use crate::icy::meta::Info;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Where the stream comes from.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InputSpec {
-    /// A file, FIFO or device, opened when needed and on each reopen.
-    Path(PathBuf),
-    /// A command whose stdout is the stream (`program` resolved through `PATH`).
-    Exec { program: PathBuf, args: Vec<String> },
-    /// The built-in test tone.
-    Tone,
-    /// `-playlist`: local files one after another, looping (checked to read at start).
-    Playlist(PathBuf),
-    /// An upstream HTTP/Icecast/SHOUTcast stream (`-url`).
-    Url(Url),
-    /// Source clients push the stream (`-source-password`); `fallback` plays meanwhile.
-    Push { fallback: Option<PathBuf> },
-    /// The link from another ringcast (`-link-pull` or `-link-receive`).
-    Link,
-}
 
 /// `-hls`, `-hls-segment`, `-hls-window`.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,62 +81,7 @@ impl StreamConfig {
     ) -> Result<StreamConfig, String> {
         let link = link_config(a)?;
         let input = input(a, command, link.is_some())?;
-        let tone = input == InputSpec::Tone;
-        let filter_name = match (&a.frame_filter, &a.filter) {
-            (Some(f), Some(g)) if f != g => {
-                return Err(format!("-frame-filter {f:?} and -filter {g:?} disagree"))
-            }
-            (Some(f), _) | (None, Some(f)) => f.as_str(),
-            (None, None) => "raw",
-        };
-        let framer = frame::find(filter_name).ok_or_else(|| {
-            format!(
-                "-frame-filter: unknown filter {filter_name:?} (known: {})",
-                frame::names().join(", ")
-            )
-        })?;
-        let default_frame = if tone {
-            TONE_FRAME_BYTES as i64
-        } else {
-            i64::try_from(framer.default_frame_bytes).unwrap_or(64)
-        };
-        let frame_bytes = range(
-            "frame-bytes",
-            a.frame_bytes.unwrap_or(default_frame),
-            1,
-            MAX_FRAME_BYTES,
-        )?;
-        if frame_bytes < framer.min_frame_bytes {
-            return Err(format!(
-                "-frame-bytes {frame_bytes} is too small for the {} filter (at least {})",
-                framer.name, framer.min_frame_bytes
-            ));
-        }
-        if link.is_some() && frame_bytes > crate::link::fragments::MAX_FRAGMENT_BYTES {
-            return Err(format!(
-                "-frame-bytes {frame_bytes} is too large for the link (at most {})",
-                crate::link::fragments::MAX_FRAGMENT_BYTES
-            ));
-        }
-        let header_bytes = if tone {
-            crate::input::tone::HEADER_BYTES
-        } else {
-            range("header-bytes", a.header_bytes.unwrap_or(0), 0, 1 << 20)?
-        };
-        let source_buffer = range("source-buffer", a.source_buffer.unwrap_or(64), 3, 1_000_000)?;
-        if (source_buffer as u64).saturating_mul(frame_bytes as u64) > MAX_RING_BYTES {
-            return Err(format!(
-                "-source-buffer {source_buffer} × -frame-bytes {frame_bytes} needs more than 1 GiB"
-            ));
-        }
-        let content_type = match &a.content_type {
-            Some(ct) if ct.is_empty() || ct.contains(['\r', '\n']) => {
-                return Err(format!("-content-type {ct:?} is not a valid header value"))
-            }
-            Some(ct) => ct.clone(),
-            None if tone => "audio/wav".into(),
-            None => framer.content_type.into(),
-        };
+        let framing = framing(a, input == InputSpec::Tone, link.is_some())?;
         let max_clients = match a.max_clients {
             Some(n) => range("max-clients", n, 1, 1_000_000)?,
             None => max_clients,
@@ -162,10 +89,10 @@ impl StreamConfig {
         Ok(StreamConfig {
             mount: mount.to_string(),
             input,
-            framer,
-            frame_bytes,
-            header_bytes,
-            source_buffer,
+            framer: framing.framer,
+            frame_bytes: framing.frame_bytes,
+            header_bytes: framing.header_bytes,
+            source_buffer: framing.source_buffer,
             source_bandwidth: range_u64(
                 "source-bandwidth",
                 a.source_bandwidth.unwrap_or(0),
@@ -179,7 +106,7 @@ impl StreamConfig {
                 i64::MAX,
             )?,
             close_idle: a.close_idle.unwrap_or(false),
-            content_type,
+            content_type: framing.content_type,
             content_type_given: a.content_type.is_some(),
             reopen: a.reopen.unwrap_or(true),
             max_quiet_interval: nonzero(a.max_quiet_interval),
@@ -198,18 +125,11 @@ impl StreamConfig {
                 a.source_timeout.unwrap_or(Duration::from_secs(10)),
             )?,
             icecast: a.icecast.as_deref().map(parse_icecast).transpose()?,
-            info: Info {
-                name: a.icy_name.clone().unwrap_or_default(),
-                genre: a.icy_genre.clone().unwrap_or_default(),
-                description: a.icy_description.clone().unwrap_or_default(),
-                url: a.icy_url.clone().unwrap_or_default(),
-                public: a.icy_pub.unwrap_or(false),
-                bitrate: String::new(),
-            },
+            info: icy_info(a),
             title: a.title.clone().unwrap_or_default(),
             icy_metaint: range("icy-metaint", a.icy_metaint.unwrap_or(16000), 1, 1 << 20)?,
             mute: a.mute.unwrap_or(false),
-            hls: hls(a, framer)?,
+            hls: hls(a, framing.framer)?,
             link,
             fallback_mount: a.fallback_mount.clone(),
         })
@@ -247,6 +167,96 @@ impl StreamConfig {
     }
 }
 
+/// How a stream's bytes are cut and held: the framer and its largest frame, the header sent
+/// before the frames, the ring's slots, and the content type listeners are told.
+struct Framing {
+    framer: &'static FramerInfo,
+    frame_bytes: usize,
+    header_bytes: usize,
+    source_buffer: usize,
+    content_type: String,
+}
+
+/// `-frame-filter` (or `-filter`), `-frame-bytes`, `-header-bytes`, `-source-buffer` and
+/// `-content-type`. The tone has defaults of its own, and the link a largest frame.
+fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, String> {
+    let filter_name = match (&a.frame_filter, &a.filter) {
+        (Some(f), Some(g)) if f != g => {
+            return Err(format!("-frame-filter {f:?} and -filter {g:?} disagree"))
+        }
+        (Some(f), _) | (None, Some(f)) => f.as_str(),
+        (None, None) => "raw",
+    };
+    let framer = frame::find(filter_name).ok_or_else(|| {
+        format!(
+            "-frame-filter: unknown filter {filter_name:?} (known: {})",
+            frame::names().join(", ")
+        )
+    })?;
+    let default_frame = if tone {
+        TONE_FRAME_BYTES as i64
+    } else {
+        i64::try_from(framer.default_frame_bytes).unwrap_or(64)
+    };
+    let frame_bytes = range(
+        "frame-bytes",
+        a.frame_bytes.unwrap_or(default_frame),
+        1,
+        MAX_FRAME_BYTES,
+    )?;
+    if frame_bytes < framer.min_frame_bytes {
+        return Err(format!(
+            "-frame-bytes {frame_bytes} is too small for the {} filter (at least {})",
+            framer.name, framer.min_frame_bytes
+        ));
+    }
+    if link && frame_bytes > crate::link::fragments::MAX_FRAGMENT_BYTES {
+        return Err(format!(
+            "-frame-bytes {frame_bytes} is too large for the link (at most {})",
+            crate::link::fragments::MAX_FRAGMENT_BYTES
+        ));
+    }
+    let header_bytes = if tone {
+        crate::input::tone::HEADER_BYTES
+    } else {
+        range("header-bytes", a.header_bytes.unwrap_or(0), 0, 1 << 20)?
+    };
+    let source_buffer = range("source-buffer", a.source_buffer.unwrap_or(64), 3, 1_000_000)?;
+    if (source_buffer as u64).saturating_mul(frame_bytes as u64) > MAX_RING_BYTES {
+        return Err(format!(
+            "-source-buffer {source_buffer} × -frame-bytes {frame_bytes} needs more than 1 GiB"
+        ));
+    }
+    let content_type = match &a.content_type {
+        Some(ct) if ct.is_empty() || ct.contains(['\r', '\n']) => {
+            return Err(format!("-content-type {ct:?} is not a valid header value"))
+        }
+        Some(ct) => ct.clone(),
+        None if tone => "audio/wav".into(),
+        None => framer.content_type.into(),
+    };
+    Ok(Framing {
+        framer,
+        frame_bytes,
+        header_bytes,
+        source_buffer,
+        content_type,
+    })
+}
+
+/// The stream's name, genre, description, URL and listing from `-icy-*` (sources may
+/// override them).
+fn icy_info(a: &Args) -> Info {
+    Info {
+        name: a.icy_name.clone().unwrap_or_default(),
+        genre: a.icy_genre.clone().unwrap_or_default(),
+        description: a.icy_description.clone().unwrap_or_default(),
+        url: a.icy_url.clone().unwrap_or_default(),
+        public: a.icy_pub.unwrap_or(false),
+        bitrate: String::new(),
+    }
+}
+
 /// `-hls` and its shape: packed audio needs MP3 or ADTS frames.
 fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, String> {
     if !a.hls.unwrap_or(false) {
@@ -271,93 +281,6 @@ fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, String> {
     Ok(Some(HlsConfig { segment, window }))
 }
 
-/// The input flags: exactly one input (the tone may be named with -exec/-path only to be
-/// refused with a clear message).
-fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, String> {
-    let tone = a.tone.unwrap_or(false);
-    let exec = a.exec.unwrap_or(false);
-    let receive = a.link_receive.unwrap_or(false);
-    let chosen: Vec<&str> = [
-        (tone, "-tone"),
-        (exec, "-exec"),
-        (a.path.is_some(), "-path"),
-        (a.playlist.is_some(), "-playlist"),
-        (a.url.is_some(), "-url"),
-        (a.source_password.is_some(), "-source-password"),
-        (!a.link_pull.is_empty(), "-link-pull"),
-        (receive, "-link-receive"),
-    ]
-    .iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, name)| *name)
-    .collect();
-    if chosen.len() > 1 {
-        return Err(format!(
-            "{} cannot be used together: choose one input (for a file while no source client \
-             is connected, use -fallback-path)",
-            chosen.join(" and ")
-        ));
-    }
-    if a.fallback_path.is_some() && a.source_password.is_none() {
-        return Err(
-            "-fallback-path plays while no source client is connected: it needs -source-password"
-                .into(),
-        );
-    }
-    if a.close_idle.unwrap_or(false) {
-        // Closing the source while nobody listens here would starve what does not count
-        // as a listener: an encoder pushing to us, or the far end of the link.
-        if a.source_password.is_some() {
-            return Err(
-                "-close-idle cannot be used with -source-password: a source client \
-                        pushes whether or not anyone listens"
-                    .into(),
-            );
-        }
-        if link {
-            return Err(
-                "-close-idle cannot be used with the link: it carries the stream \
-                        whether or not anyone listens here"
-                    .into(),
-            );
-        }
-    }
-    if let Some(first) = command.first().filter(|_| !exec) {
-        return Err(format!(
-            "unexpected argument {first:?}: arguments after the flags are only used with -exec"
-        ));
-    }
-    Ok(if !a.link_pull.is_empty() || receive {
-        InputSpec::Link
-    } else if let Some(u) = &a.url {
-        InputSpec::Url(web_url("url", u)?)
-    } else if a.source_password.is_some() {
-        InputSpec::Push {
-            fallback: a.fallback_path.as_ref().map(PathBuf::from),
-        }
-    } else if tone {
-        InputSpec::Tone
-    } else if let Some(list) = &a.playlist {
-        let entries = crate::input::playlist::read(std::path::Path::new(list))?;
-        if entries.is_empty() {
-            return Err(format!("-playlist {list}: no files in it"));
-        }
-        InputSpec::Playlist(PathBuf::from(list))
-    } else if exec {
-        let (prog, args) = command
-            .split_first()
-            .ok_or("-exec needs a command after the flags, e.g. -exec arecord -f cd")?;
-        let program = find_in_path(prog)
-            .ok_or_else(|| format!("-exec: cannot find command {prog:?} in PATH"))?;
-        InputSpec::Exec {
-            program,
-            args: args.to_vec(),
-        }
-    } else {
-        InputSpec::Path(PathBuf::from(a.path.as_deref().unwrap_or("/dev/stdin")))
-    })
-}
-
 /// `icecast://user:pass@host:port/mount` (or `http://`); the user defaults to `source`.
 fn parse_icecast(s: &str) -> Result<Url, String> {
     let mut url = Url::parse(s, 8000).map_err(|e| format!("-icecast: {e}"))?;
@@ -377,24 +300,6 @@ fn parse_icecast(s: &str) -> Result<Url, String> {
     }
     url.user.get_or_insert_with(|| "source".into());
     Ok(url)
-}
-
-/// Looks a command up as `execvp` would: a name with a `/` is used as it is.
-fn find_in_path(prog: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let runnable = |p: &Path| {
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if prog.contains('/') {
-        let p = PathBuf::from(prog);
-        return runnable(&p).then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(prog))
-        .find(|p| runnable(p))
 }
 
 /// `-record DIR`, `-record-split` and `-record-keep`.
