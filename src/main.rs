@@ -136,14 +136,7 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
         let cpus = os::sys::limit_cpus(n).map_err(|e| format!("-cpu-max: {e}"))?;
         info!("-cpu-max {n}: running on CPU(s) {cpus:?}");
     }
-    match os::sys::raise_nofile_limit() {
-        Ok(limit) if usize::try_from(limit).unwrap_or(usize::MAX) < cfg.max_clients + 100 => warn!(
-            "open-files limit {limit} is below -max-clients {} + 100: raise LimitNOFILE",
-            cfg.max_clients
-        ),
-        Ok(_) => {}
-        Err(e) => warn!("cannot read the open-files limit: {e}"),
-    }
+    check_nofile_limit(cfg.max_clients);
 
     warn_flags_after_exec(&setup);
     let takes_sources = setup
@@ -192,10 +185,32 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
     // Each reader stops its input (and child) within one read slice, then ends its ring.
     let live = server.streams();
     streams.stop_all(&reason);
-    // Listeners drain what they have and close cleanly; a stuck one is bounded by
-    // -write-timeout.
+    drain_listeners(&server, &live);
+    log_stats(&server);
+    // The one stream's source failing with -reopen=false is an error (a missing file).
+    if reason.starts_with(input::supervisor::FAILED_PREFIX) {
+        return Err(reason);
+    }
+    Ok(())
+}
+
+/// Raises the open-files limit as far as allowed, and warns when it is still too low for
+/// `-max-clients` listeners (each is a socket) and some files besides.
+fn check_nofile_limit(max_clients: usize) {
+    match os::sys::raise_nofile_limit() {
+        Ok(limit) if usize::try_from(limit).unwrap_or(usize::MAX) < max_clients + 100 => warn!(
+            "open-files limit {limit} is below -max-clients {max_clients} + 100: raise LimitNOFILE"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!("cannot read the open-files limit: {e}"),
+    }
+}
+
+/// Waits for the listeners of the `live` streams to drain what they have and close cleanly;
+/// a stuck one is bounded by -write-timeout.
+fn drain_listeners(server: &Server, live: &[Arc<stream::Stream>]) {
     let drain = Instant::now() + server.cfg.write_timeout + Duration::from_secs(2);
-    for s in &live {
+    for s in live {
         let left = drain.saturating_duration_since(Instant::now());
         if !s.wait_listeners(left, |n| n == 0) {
             warn!(
@@ -205,12 +220,6 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
             break;
         }
     }
-    log_stats(&server);
-    // The one stream's source failing with -reopen=false is an error (a missing file).
-    if reason.starts_with(input::supervisor::FAILED_PREFIX) {
-        return Err(reason);
-    }
-    Ok(())
 }
 
 /// `SIGTERM`/`SIGINT` stop the server. `SIGHUP` (`systemctl reload`) re-reads what there
