@@ -14,13 +14,14 @@
 //! frame before it takes the lock, so readers wait for a pointer swap, not a copy.
 //!
 //! Readers are woken in batches, not for every frame: `wake.rs` says when, `doorbell.rs`
-//! how.
+//! how. What a reader gets, from joining on, is in `read.rs`.
 
 mod doorbell;
+mod read;
 mod wake;
 
 use doorbell::Doorbell;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 pub use wake::Wake;
@@ -252,146 +253,15 @@ impl Ring {
         self.bell.ring();
     }
 
-    /// A cursor for a new listener: at the newest complete frame, or further back by up to
-    /// `burst_bytes` of whole frames (never before a stale boundary), or at the next frame
-    /// when none is held yet.
-    pub fn join(&self, burst_bytes: usize) -> Cursor {
-        let s = self.state.lock();
-        if s.next_seq == 0 || s.next_seq <= s.join_floor {
-            return Cursor {
-                next: s.next_seq,
-                header_gen: 0,
-            };
-        }
-        let floor = s.join_floor.max(self.oldest(&s));
-        let mut start = s.next_seq - 1;
-        let mut total = s.frames[self.slot(start)].len();
-        while start > floor {
-            let len = s.frames[self.slot(start - 1)].len();
-            if total + len > burst_bytes {
-                break;
-            }
-            total += len;
-            start -= 1;
-        }
-        Cursor {
-            next: start,
-            header_gen: 0,
-        }
-    }
-
-    /// A cursor at the newest frame for a listener that moves here from another stream of
-    /// the same format and has had this stream's kind of header already.
-    pub fn join_had_header(&self) -> Cursor {
-        let cur = self.join(0);
-        Cursor {
-            header_gen: self.state.lock().header_gen,
-            ..cur
-        }
-    }
-
-    /// Appends to `out` what `cur` has not had yet: the header if due, then whole frames
-    /// while they fit in `client_left` bytes and (after the first) in `batch_cap` bytes, at
-    /// most [`MAX_BATCH_FRAMES`] of them. Waits up to `max_wait` when there is nothing new.
-    /// `out` gets references, not copies: the caller writes them after the lock is gone.
-    pub fn read(
-        &self,
-        cur: &mut Cursor,
-        out: &mut Vec<Frame>,
-        client_left: u64,
-        batch_cap: usize,
-        max_wait: Duration,
-    ) -> ReadOutcome {
-        let mut s = self.state.lock();
-        let mut waited = false;
-        loop {
-            let mut skipped = 0;
-            let oldest = self.oldest(&s);
-            if cur.next < oldest && cur.next < s.next_seq {
-                // Lapped: jump to the newest frame, as streamserve does; into the in-stream
-                // header pages, to their start.
-                let newest = s.next_seq - 1;
-                let to = if newest < s.header_to && s.header_from >= oldest {
-                    s.header_from
-                } else {
-                    newest
-                };
-                skipped = to - cur.next;
-                cur.next = to;
-            }
-            let mut header_len = 0;
-            if cur.header_gen != s.header_gen && cur.next >= s.header_to {
-                if let Some(h) = &s.header {
-                    out.push(Arc::clone(h));
-                    cur.header_gen = s.header_gen;
-                    header_len = h.len();
-                }
-            }
-            let header = header_len > 0;
-            // A stream that has a header format (-header-bytes) sends no frame before it.
-            let ready = cur.header_gen != 0 || !self.needs_header;
-            if ready && cur.next < s.next_seq {
-                let mut frames = 0;
-                let mut sent: u64 = 0;
-                // The batch cap counts the header too, as the bytes of one write.
-                let mut batch = header_len;
-                while cur.next < s.next_seq && frames < MAX_BATCH_FRAMES {
-                    let f = &s.frames[self.slot(cur.next)];
-                    let fits_client = sent + f.len() as u64 <= client_left;
-                    let fits_batch = frames == 0 || batch + f.len() <= batch_cap;
-                    if !fits_client || !fits_batch {
-                        break;
-                    }
-                    out.push(Arc::clone(f));
-                    sent += f.len() as u64;
-                    batch += f.len();
-                    frames += 1;
-                    cur.next += 1;
-                }
-                if frames == 0 && !header {
-                    return ReadOutcome::NoRoom;
-                }
-                // Read through the in-stream header pages: this listener has that header.
-                if cur.next >= s.header_to && cur.header_gen != s.header_gen {
-                    cur.header_gen = s.header_gen;
-                }
-                return ReadOutcome::Data {
-                    frames,
-                    header_len,
-                    skipped,
-                    more: cur.next < s.next_seq,
-                };
-            }
-            if header {
-                return ReadOutcome::Data {
-                    frames: 0,
-                    header_len,
-                    skipped,
-                    more: false,
-                };
-            }
-            if s.ended {
-                return ReadOutcome::Ended;
-            }
-            if waited {
-                return ReadOutcome::Idle;
-            }
-            waited = true;
-            // The ticket is taken under the lock: a frame pushed after this check rings
-            // after it, so the sleep below cannot miss it.
-            let ticket = self.bell.ticket();
-            drop(s);
-            self.bell.wait(ticket, max_wait);
-            s = self.state.lock();
-        }
-    }
-
-    fn oldest(&self, s: &State) -> u64 {
-        s.next_seq.saturating_sub(self.slots as u64)
-    }
-
-    fn slot(&self, seq: u64) -> usize {
-        (seq % self.slots as u64) as usize
+    /// Releases the lock `s` until a frame is pushed (or `max_wait` passes), and takes it
+    /// again. The ticket is taken under the lock: a frame pushed after the reader's check
+    /// rings after it, so the sleep cannot miss it.
+    #[inline]
+    fn sleep<'a>(&'a self, s: MutexGuard<'a, State>, max_wait: Duration) -> MutexGuard<'a, State> {
+        let ticket = self.bell.ticket();
+        drop(s);
+        self.bell.wait(ticket, max_wait);
+        self.state.lock()
     }
 }
 
