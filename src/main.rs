@@ -53,12 +53,12 @@ fn main() -> ExitCode {
         return hash_password();
     }
     // Before any thread exists: a listener's thread would otherwise keep freed memory.
-    let reexec_failed = os::sys::reexec_for_malloc();
+    let reexec_failed = os::memory::reexec_for_malloc();
     init_logging(setup.server.log_level);
     if let Some(e) = reexec_failed {
         warn!(
             "cannot restart with {}: {e} (each listener keeps ~2 KB more)",
-            os::sys::MALLOC_TUNABLES
+            os::memory::MALLOC_TUNABLES
         );
     }
     http::tls::init(setup.server.tls_ca.as_deref());
@@ -131,7 +131,7 @@ fn init_logging(level: log::LevelFilter) {
 fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
     let cfg = &setup.server;
     os::sys::block_signals().map_err(|e| format!("cannot block signals: {e}"))?;
-    os::sys::limit_malloc_arenas();
+    os::memory::limit_malloc_arenas();
     if let Some(n) = cfg.cpu_max {
         let cpus = os::sys::limit_cpus(n).map_err(|e| format!("-cpu-max: {e}"))?;
         info!("-cpu-max {n}: running on CPU(s) {cpus:?}");

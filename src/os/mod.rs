@@ -3,6 +3,7 @@
 
 pub mod connect_from;
 pub mod heartbeat;
+pub mod memory;
 pub mod notify;
 pub mod shutdown;
 pub mod sys;
