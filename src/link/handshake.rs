@@ -120,7 +120,7 @@ pub fn verify<const N: usize>(
 }
 
 /// The longest an answering side's login budget holds a handshake before checking it: a
-/// turn within `server::peers::MAX_WAIT` (8 s), and a second to spare.
+/// turn within `server::login_budget::MAX_WAIT` (8 s), and a second to spare.
 const GATE_WAIT: std::time::Duration = std::time::Duration::from_secs(9);
 
 /// A link session the dialler has opened: the socket after a `200`, the session key, and the

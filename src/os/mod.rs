@@ -1,5 +1,5 @@
-//! The operating system: signals, sockets and limits (`sys`), systemd's notify socket, the
-//! stop flag, and the heartbeat the watchdog reads.
+//! The operating system: signals, sockets and limits (`sys`), memory (`memory`), systemd's
+//! notify socket, the stop flag, and the heartbeat the watchdog reads.
 
 pub mod connect_from;
 pub mod heartbeat;

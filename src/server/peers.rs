@@ -10,17 +10,15 @@
 //!
 //! The login budget (README, Security; each address's in `login_budget.rs`): an attempt takes
 //! its place in its address's budget *before* it is checked, so attempts made at once cost what
-//! the same attempts in a row cost. [`FREE_FAILURES`] failures cost nothing; after them every
-//! attempt waits for a turn of its own, one turn every [`SPACING`] (then [`SPACING_LATER`] past
-//! [`LATER_AFTER`] failures), and an attempt whose turn would be more than [`MAX_WAIT`] away is
+//! the same attempts in a row cost. [`FREE_FAILURES`](super::login_budget::FREE_FAILURES) failures cost nothing; after them every
+//! attempt waits for a turn of its own, one turn every [`SPACING`](super::login_budget::SPACING) (then [`SPACING_LATER`](super::login_budget::SPACING_LATER) past
+//! [`LATER_AFTER`](super::login_budget::LATER_AFTER) failures), and an attempt whose turn would be more than [`MAX_WAIT`](super::login_budget::MAX_WAIT) away is
 //! refused unchecked (429 with `Retry-After`). Nothing locks an address out: a right password
-//! from it is let in at its turn, within [`MAX_WAIT`] of asking while no one floods the
+//! from it is let in at its turn, within [`MAX_WAIT`](super::login_budget::MAX_WAIT) of asking while no one floods the
 //! address.
 
-use super::login_budget::{Budget, Turn};
-pub use super::login_budget::{
-    Login, FORGET_AFTER, FREE_FAILURES, LATER_AFTER, MAX_WAIT, SPACING, SPACING_LATER,
-};
+pub use super::login_budget::Login;
+use super::login_budget::{Budget, Turn, FORGET_AFTER};
 use crate::limited;
 use crate::util::ratelimit::RateLimit;
 use parking_lot::Mutex;
@@ -334,6 +332,7 @@ impl Drop for Share {
 
 #[cfg(test)]
 mod tests {
+    use super::super::login_budget::{FREE_FAILURES, SPACING};
     use super::*;
 
     fn limits(max_slow: u32) -> Limits {

@@ -21,7 +21,7 @@ use crate::server::{Server, ServerListener};
 use crate::stream::stats::Stats;
 use crate::stream::{ListenerGuard, Stream};
 use crate::util::ratelimit::RateLimit;
-use log::{debug, info, warn};
+use log::{debug, info};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
