@@ -8,6 +8,7 @@
 
 mod cli;
 mod config;
+mod error;
 mod frame;
 mod http;
 mod icy;
@@ -20,6 +21,7 @@ mod sink;
 mod stream;
 mod util;
 
+use crate::error::Error;
 use config::{Failed, Setup};
 use log::{error, info, warn};
 use server::mounts::{spawn, Streams};
@@ -128,7 +130,7 @@ fn init_logging(level: log::LevelFilter) {
     let _ = simplelog::WriteLogger::init(level, b.build(), std::io::stderr());
 }
 
-fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
+fn run(setup: Setup, argv: Vec<String>) -> Result<(), Error> {
     let cfg = &setup.server;
     os::sys::block_signals().map_err(|e| format!("cannot block signals: {e}"))?;
     os::memory::limit_malloc_arenas();
@@ -189,7 +191,7 @@ fn run(setup: Setup, argv: Vec<String>) -> Result<(), String> {
     log_stats(&server);
     // The one stream's source failing with -reopen=false is an error (a missing file).
     if reason.starts_with(input::supervisor::FAILED_PREFIX) {
-        return Err(reason);
+        return Err(reason.into());
     }
     Ok(())
 }

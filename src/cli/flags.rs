@@ -4,6 +4,7 @@
 //! parser's lookup and the help listing, so none of them can miss a flag.
 
 use super::goflag::{parse_bool, parse_duration, parse_int};
+use crate::error::Error;
 use std::time::Duration;
 
 /// How a flag's value is written.
@@ -144,10 +145,10 @@ macro_rules! flags {
         impl Args {
             /// Stores one flag's value (a later one replaces an earlier one, as in Go, except
             /// for lists); `Err` says why the value is bad.
-            pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+            pub fn set(&mut self, name: &str, value: &str) -> Result<(), Error> {
                 match name {
                     $( $name => set_field!($kind, self.$field, value), )*
-                    _ => return Err(format!("flag provided but not defined: -{name}")),
+                    _ => return Err(format!("flag provided but not defined: -{name}").into()),
                 }
                 Ok(())
             }

@@ -7,6 +7,7 @@
 //! before Go-syntax parsing. So `/etc/ringcast/NAME.conf` holds the streamserve command line
 //! a user already has.
 
+use crate::error::Error;
 use std::path::Path;
 
 /// Replaces each `-flags-file PATH` (or `=PATH`) before the first positional with the file's
@@ -14,7 +15,7 @@ use std::path::Path;
 pub fn expand(
     argv: &[String],
     read: impl Fn(&Path) -> std::io::Result<String>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, Error> {
     let mut out = Vec::with_capacity(argv.len());
     let mut args = argv.iter();
     while let Some(arg) = args.next() {
@@ -42,7 +43,7 @@ pub fn expand(
                     .iter()
                     .any(|w| w.trim_start_matches('-').starts_with("flags-file"))
                 {
-                    return Err(format!("-flags-file {p}: a flags file cannot name another"));
+                    return Err(format!("-flags-file {p}: a flags file cannot name another").into());
                 }
                 out.extend(words);
             }
@@ -66,7 +67,7 @@ fn takes_next(arg: &str) -> bool {
 }
 
 /// Splits text into words as `sh` would for plain words, quotes and escapes (no expansion).
-pub fn split_words(text: &str) -> Result<Vec<String>, String> {
+pub fn split_words(text: &str) -> Result<Vec<String>, Error> {
     let mut words = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;
@@ -209,11 +210,13 @@ mod tests {
         let missing = |_: &Path| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(expand(&args(&["-flags-file", "/nope"]), missing)
             .unwrap_err()
+            .to_string()
             .contains("/nope"));
         assert!(expand(&args(&["-flags-file"]), missing).is_err());
         let nested = |_: &Path| Ok("-flags-file other".to_string());
         assert!(expand(&args(&["-flags-file", "a"]), nested)
             .unwrap_err()
+            .to_string()
             .contains("another"));
     }
 }

@@ -4,6 +4,7 @@
 //! integers and `time.ParseDuration` durations.
 
 use super::flags::{self, Args, Kind};
+use crate::error::Error;
 use std::time::Duration;
 
 /// What went wrong, or `-help`.
@@ -54,7 +55,7 @@ pub fn parse(argv: &[String]) -> Result<(Args, Vec<String>), Stop> {
 }
 
 /// Go's `strconv.ParseBool`.
-pub fn parse_bool(s: &str) -> Result<bool, String> {
+pub fn parse_bool(s: &str) -> Result<bool, Error> {
     match s {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
@@ -64,8 +65,8 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
 
 /// Go's `strconv.ParseInt(s, 0, 64)`: decimal, `0x`, `0o`, `0b`, a leading `0` for octal, `_`
 /// between digits after a base prefix.
-pub fn parse_int(s: &str) -> Result<i64, String> {
-    let err = || format!("invalid integer {s:?}");
+pub fn parse_int(s: &str) -> Result<i64, Error> {
+    let err = || Error::from(format!("invalid integer {s:?}"));
     let (neg, body) = match s.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -99,8 +100,8 @@ pub fn parse_int(s: &str) -> Result<i64, String> {
 }
 
 /// Go's `time.ParseDuration`: `300ms`, `1.5s`, `1h30m`, `0`. Negative durations are refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("invalid duration {s:?} (use e.g. 500ms, 2s, 1m)");
+pub fn parse_duration(s: &str) -> Result<Duration, Error> {
+    let err = || Error::from(format!("invalid duration {s:?} (use e.g. 500ms, 2s, 1m)"));
     if s == "0" {
         return Ok(Duration::ZERO);
     }

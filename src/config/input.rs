@@ -5,6 +5,7 @@
 
 use super::web_url;
 use crate::cli::Args;
+use crate::error::Error;
 use crate::http::url::Url;
 use std::path::{Path, PathBuf};
 
@@ -29,7 +30,7 @@ pub enum InputSpec {
 
 /// The input flags: exactly one input (the tone may be named with -exec/-path only to be
 /// refused with a clear message).
-pub fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, String> {
+pub fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, Error> {
     let tone = a.tone.unwrap_or(false);
     let exec = a.exec.unwrap_or(false);
     let receive = a.link_receive.unwrap_or(false);
@@ -39,7 +40,8 @@ pub fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, Stri
             "{} cannot be used together: choose one input (for a file while no source client \
              is connected, use -fallback-path)",
             chosen.join(" and ")
-        ));
+        )
+        .into());
     }
     if a.fallback_path.is_some() && a.source_password.is_none() {
         return Err(
@@ -53,7 +55,8 @@ pub fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, Stri
     if let Some(first) = command.first().filter(|_| !exec) {
         return Err(format!(
             "unexpected argument {first:?}: arguments after the flags are only used with -exec"
-        ));
+        )
+        .into());
     }
     Ok(if !a.link_pull.is_empty() || receive {
         InputSpec::Link
@@ -68,7 +71,7 @@ pub fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, Stri
     } else if let Some(list) = &a.playlist {
         let entries = crate::input::playlist::read(std::path::Path::new(list))?;
         if entries.is_empty() {
-            return Err(format!("-playlist {list}: no files in it"));
+            return Err(format!("-playlist {list}: no files in it").into());
         }
         InputSpec::Playlist(PathBuf::from(list))
     } else if exec {

@@ -2,6 +2,7 @@
 
 use super::web_url;
 use crate::cli::Args;
+use crate::error::Error;
 use crate::http::url::Url;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -32,7 +33,7 @@ pub struct LinkConfig {
 }
 
 /// `None` when the stream has no link key (and asks for no link).
-pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
+pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, Error> {
     let key = match (&a.link_key, &a.link_key_file) {
         (Some(_), Some(_)) => return Err("-link-key and -link-key-file: give one".into()),
         (Some(k), None) => Some(k.clone()),
@@ -61,19 +62,15 @@ pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
     }
     let delay = a.link_delay.unwrap_or(Duration::from_secs(5));
     if delay < Duration::from_millis(500) || delay > Duration::from_secs(600) {
-        return Err(format!(
-            "-link-delay {delay:?} is out of range (500ms to 10m)"
-        ));
+        return Err(format!("-link-delay {delay:?} is out of range (500ms to 10m)").into());
     }
     let fragment = a.fragment_duration.unwrap_or(Duration::from_millis(250));
     if fragment < Duration::from_millis(20) || fragment > Duration::from_secs(5) {
-        return Err(format!(
-            "-fragment-duration {fragment:?} is out of range (20ms to 5s)"
-        ));
+        return Err(format!("-fragment-duration {fragment:?} is out of range (20ms to 5s)").into());
     }
     let keep = a.link_buffer.unwrap_or(Duration::from_secs(30));
     if keep < Duration::from_secs(1) || keep > Duration::from_secs(3600) {
-        return Err(format!("-link-buffer {keep:?} is out of range (1s to 1h)"));
+        return Err(format!("-link-buffer {keep:?} is out of range (1s to 1h)").into());
     }
     let pull = paths("link-pull", &a.link_pull, &a.link_from)?;
     let push = paths("link-push", &a.link_push, &a.link_from)?;
@@ -82,7 +79,7 @@ pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
             "-link-from is given {} times for {} link paths: one per -link-pull or -link-push, in order",
             a.link_from.len(),
             pull.len().max(push.len())
-        ));
+        ).into());
     }
     Ok(Some(LinkConfig {
         key: key.into_bytes(),
@@ -96,12 +93,13 @@ pub fn link_config(a: &Args) -> Result<Option<LinkConfig>, String> {
 }
 
 /// The paths of `-link-pull` or `-link-push`, each with its `-link-from` (by position).
-fn paths(flag: &str, urls: &[String], from: &[String]) -> Result<Vec<LinkPath>, String> {
+fn paths(flag: &str, urls: &[String], from: &[String]) -> Result<Vec<LinkPath>, Error> {
     if urls.len() > MAX_PATHS {
         return Err(format!(
             "-{flag} is given {} times: a link has at most {MAX_PATHS} paths",
             urls.len()
-        ));
+        )
+        .into());
     }
     urls.iter()
         .enumerate()

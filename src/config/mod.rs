@@ -16,6 +16,7 @@ mod tests;
 pub use stream::{InputSpec, StreamConfig};
 
 use crate::cli::{self, Args, Parsed};
+use crate::error::Error;
 use crate::http::url::Url;
 use log::LevelFilter;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -106,16 +107,16 @@ pub fn load(
     argv: &[String],
     read: &dyn Fn(&Path) -> std::io::Result<String>,
 ) -> Result<Setup, Failed> {
-    let argv = cli::flagsfile::expand(argv, read).map_err(Failed::Invalid)?;
+    let argv = cli::flagsfile::expand(argv, read).map_err(|e| Failed::Invalid(e.to_string()))?;
     let (args, command) = match cli::parse(&argv) {
         Parsed::Run { args, command } => (args, command),
         Parsed::Help(text) => return Err(Failed::Help(text)),
         Parsed::Usage(text) => return Err(Failed::Usage(text)),
     };
-    let server = ServerConfig::from_args(&args).map_err(Failed::Invalid)?;
+    let server = ServerConfig::from_args(&args).map_err(|e| Failed::Invalid(e.to_string()))?;
     let streams = if args.mount.is_empty() {
         let cfg = StreamConfig::from_args(&args, &command, "/", server.max_clients)
-            .map_err(Failed::Invalid)?;
+            .map_err(|e| Failed::Invalid(e.to_string()))?;
         if cfg.fallback_mount.is_some() {
             return Err(Failed::Invalid(
                 "-fallback-mount names another mount: it needs -mount".into(),
@@ -129,7 +130,7 @@ pub fn load(
 }
 
 impl ServerConfig {
-    pub fn from_args(a: &Args) -> Result<ServerConfig, String> {
+    pub fn from_args(a: &Args) -> Result<ServerConfig, Error> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let cpu_max = match range("cpu-max", a.cpu_max.unwrap_or(0), 0, 4096)? {
             0 => None,
@@ -212,21 +213,22 @@ impl ServerConfig {
 
 /// `-uid`: a number (Go's integer syntax, as streamserve) or a user name from the passwd
 /// database (`-uid nobody`).
-fn user_id(v: &str) -> Result<u32, String> {
+fn user_id(v: &str) -> Result<u32, Error> {
     if let Ok(n) = crate::cli::parse_int(v) {
         let n = range_u64("uid", n, 0, u32::MAX.into())?;
-        return u32::try_from(n).map_err(|_| format!("-uid {n} is out of range"));
+        return u32::try_from(n).map_err(|_| format!("-uid {n} is out of range").into());
     }
     crate::os::sys::user_id(v)
         .map_err(|e| format!("-uid {v:?}: {e}"))?
         .ok_or_else(|| {
             format!("-uid {v:?}: no such user (not a number nor a name in the passwd database)")
+                .into()
         })
 }
 
 /// `-max-listeners-per-ip`: by default half of `-max-clients` (rounded up), so one address
 /// (a flood, or one big NAT) always leaves the other half to everyone else.
-fn listener_share(a: &Args) -> Result<u32, String> {
+fn listener_share(a: &Args) -> Result<u32, Error> {
     let max_clients = a.max_clients.unwrap_or(1500);
     let default = max_clients.clamp(1, 1_000_000).saturating_add(1) / 2;
     let n = range_u64(
@@ -239,7 +241,7 @@ fn listener_share(a: &Args) -> Result<u32, String> {
 }
 
 /// `-tls-address`, `-tls-cert` and `-tls-key` go together; the pair must load.
-fn tls_port(a: &Args) -> Result<Option<TlsPort>, String> {
+fn tls_port(a: &Args) -> Result<Option<TlsPort>, Error> {
     match (&a.tls_address, &a.tls_cert, &a.tls_key) {
         (None, None, None) => Ok(None),
         (Some(addr), Some(cert), Some(key)) => {
@@ -255,7 +257,7 @@ fn tls_port(a: &Args) -> Result<Option<TlsPort>, String> {
 }
 
 /// `*`, or origins such as `https://radio.example` separated by commas.
-fn cors_origins(v: &str) -> Result<Option<Vec<String>>, String> {
+fn cors_origins(v: &str) -> Result<Option<Vec<String>>, Error> {
     if v.trim() == "*" {
         return Ok(None);
     }
@@ -269,7 +271,8 @@ fn cors_origins(v: &str) -> Result<Option<Vec<String>>, String> {
         {
             return Err(format!(
                 "-cors-origin {o:?}: an origin is scheme://host[:port], e.g. https://radio.example"
-            ));
+            )
+            .into());
         }
     }
     if list.is_empty() {
@@ -280,30 +283,31 @@ fn cors_origins(v: &str) -> Result<Option<Vec<String>>, String> {
 
 /// A size or count flag in `min..=max`, as a `usize`: on a 32-bit Pi a value past 4 GiB is
 /// refused, never wrapped (`5000000000 as usize` is 705032704 there).
-fn range(flag: &str, v: i64, min: i64, max: i64) -> Result<usize, String> {
+fn range(flag: &str, v: i64, min: i64, max: i64) -> Result<usize, Error> {
     let v = range_u64(flag, v, min, max)?;
-    usize::try_from(v).map_err(|_| format!("-{flag} {v} is too large for this 32-bit system"))
+    usize::try_from(v)
+        .map_err(|_| format!("-{flag} {v} is too large for this 32-bit system").into())
 }
 
 /// A flag in `min..=max` (`min` >= 0), as a `u64`.
-fn range_u64(flag: &str, v: i64, min: i64, max: i64) -> Result<u64, String> {
+fn range_u64(flag: &str, v: i64, min: i64, max: i64) -> Result<u64, Error> {
     if v < min || v > max {
-        return Err(format!("-{flag} {v} is out of range ({min} to {max})"));
+        return Err(format!("-{flag} {v} is out of range ({min} to {max})").into());
     }
-    u64::try_from(v).map_err(|_| format!("-{flag} {v} must not be negative"))
+    u64::try_from(v).map_err(|_| format!("-{flag} {v} must not be negative").into())
 }
 
-fn positive(flag: &str, d: Duration) -> Result<Duration, String> {
+fn positive(flag: &str, d: Duration) -> Result<Duration, Error> {
     if d.is_zero() {
-        Err(format!("-{flag} must be greater than 0"))
+        Err(format!("-{flag} must be greater than 0").into())
     } else {
         Ok(d)
     }
 }
 
-fn nonempty(flag: &str, v: &Option<String>) -> Result<Option<String>, String> {
+fn nonempty(flag: &str, v: &Option<String>) -> Result<Option<String>, Error> {
     match v {
-        Some(s) if s.is_empty() => Err(format!("-{flag} must not be empty")),
+        Some(s) if s.is_empty() => Err(format!("-{flag} must not be empty").into()),
         other => Ok(other.clone()),
     }
 }
@@ -313,20 +317,21 @@ fn nonzero(d: Option<Duration>) -> Option<Duration> {
 }
 
 /// An `http://` or `https://` URL given to `-flag`.
-fn web_url(flag: &str, s: &str) -> Result<Url, String> {
+fn web_url(flag: &str, s: &str) -> Result<Url, Error> {
     let url = Url::parse(s, 80).map_err(|e| format!("-{flag}: {e}"))?;
     if url.scheme != "http" && url.scheme != "https" {
         return Err(format!(
             "-{flag}: {}:// is not supported: use http:// or https://",
             url.scheme
-        ));
+        )
+        .into());
     }
     Ok(url)
 }
 
 /// streamserve's address forms: `host:port`, `:port` (all interfaces), `[::1]:port`, given
 /// to `-flag`.
-pub fn parse_address(flag: &str, s: &str) -> Result<SocketAddr, String> {
+pub fn parse_address(flag: &str, s: &str) -> Result<SocketAddr, Error> {
     let full = if s.starts_with(':') {
         format!("0.0.0.0{s}")
     } else {
@@ -341,6 +346,6 @@ pub fn parse_address(flag: &str, s: &str) -> Result<SocketAddr, String> {
             } else {
                 String::new()
             };
-            format!("-{flag} {s:?} is not a valid host:port{hint}")
+            format!("-{flag} {s:?} is not a valid host:port{hint}").into()
         })
 }

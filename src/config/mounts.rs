@@ -19,6 +19,7 @@
 use super::{Failed, Mount, ServerConfig, StreamConfig};
 use crate::cli::flags::{self, Scope};
 use crate::cli::{self, Args, Parsed};
+use crate::error::Error;
 use std::path::Path;
 
 /// Paths the server answers itself: no mount may hide them.
@@ -56,8 +57,8 @@ pub fn load(
         if out.iter().any(|m| m.cfg.mount == path) {
             return Err(Failed::Invalid(format!("-mount {path}: given twice")));
         }
-        let bad = |e: String| Failed::Invalid(format!("-mount {path} ({file}): {e}"));
-        let text = read(Path::new(file)).map_err(|e| bad(e.to_string()))?;
+        let bad = |e: Error| Failed::Invalid(format!("-mount {path} ({file}): {e}"));
+        let text = read(Path::new(file)).map_err(|e| bad(Error::from(e.to_string())))?;
         let words = cli::flagsfile::split_words(&text).map_err(bad)?;
         let words = cli::flagsfile::expand(&words, read).map_err(bad)?;
         let (margs, mcommand) = match cli::parse(&words) {
@@ -70,7 +71,8 @@ pub fn load(
             return Err(bad(format!(
                 "{} is server-wide: it belongs on the command line",
                 misplaced.join(", ")
-            )));
+            )
+            .into()));
         }
         let cfg =
             StreamConfig::from_args(&margs, &mcommand, path, server.max_clients).map_err(bad)?;
@@ -78,7 +80,7 @@ pub fn load(
         words.insert(0, spec.clone());
         out.push(Mount { cfg, words });
     }
-    check_fallbacks(&out).map_err(Failed::Invalid)?;
+    check_fallbacks(&out).map_err(|e| Failed::Invalid(e.to_string()))?;
     Ok(out)
 }
 
@@ -92,7 +94,7 @@ fn names_with_scope(args: &Args, scope: Scope) -> Vec<String> {
 }
 
 /// A mount path: absolute, printable, no query, not one of the server's own paths.
-fn check_path(path: &str) -> Result<(), String> {
+fn check_path(path: &str) -> Result<(), Error> {
     if !path.starts_with('/') {
         return Err("a mount path starts with /".into());
     }
@@ -112,16 +114,14 @@ fn check_path(path: &str) -> Result<(), String> {
 }
 
 /// Every `-fallback-mount` names another mount of the same format.
-fn check_fallbacks(mounts: &[Mount]) -> Result<(), String> {
+fn check_fallbacks(mounts: &[Mount]) -> Result<(), Error> {
     for m in mounts {
         let Some(target) = &m.cfg.fallback_mount else {
             continue;
         };
         let here = &m.cfg.mount;
         if target == here {
-            return Err(format!(
-                "-mount {here}: -fallback-mount names the mount itself"
-            ));
+            return Err(format!("-mount {here}: -fallback-mount names the mount itself").into());
         }
         let t = mounts
             .iter()
@@ -136,7 +136,8 @@ fn check_fallbacks(mounts: &[Mount]) -> Result<(), String> {
                 "-mount {here}: -fallback-mount {target} must be the same format ({} {}, not \
                  {} {})",
                 m.cfg.framer.name, m.cfg.content_type, t.cfg.framer.name, t.cfg.content_type
-            ));
+            )
+            .into());
         }
     }
     Ok(())

@@ -7,6 +7,7 @@ pub use super::input::InputSpec;
 use super::link::{link_config, LinkConfig};
 use super::{nonempty, nonzero, positive, range, range_u64};
 use crate::cli::Args;
+use crate::error::Error;
 use crate::frame::{self, FramerInfo};
 use crate::http::url::Url;
 use crate::icy::meta::Info;
@@ -78,7 +79,7 @@ impl StreamConfig {
         command: &[String],
         mount: &str,
         max_clients: usize,
-    ) -> Result<StreamConfig, String> {
+    ) -> Result<StreamConfig, Error> {
         let link = link_config(a)?;
         let input = input(a, command, link.is_some())?;
         let framing = framing(a, input == InputSpec::Tone, link.is_some())?;
@@ -179,10 +180,10 @@ struct Framing {
 
 /// `-frame-filter` (or `-filter`), `-frame-bytes`, `-header-bytes`, `-source-buffer` and
 /// `-content-type`. The tone has defaults of its own, and the link a largest frame.
-fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, String> {
+fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, Error> {
     let filter_name = match (&a.frame_filter, &a.filter) {
         (Some(f), Some(g)) if f != g => {
-            return Err(format!("-frame-filter {f:?} and -filter {g:?} disagree"))
+            return Err(format!("-frame-filter {f:?} and -filter {g:?} disagree").into())
         }
         (Some(f), _) | (None, Some(f)) => f.as_str(),
         (None, None) => "raw",
@@ -208,13 +209,15 @@ fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, String> {
         return Err(format!(
             "-frame-bytes {frame_bytes} is too small for the {} filter (at least {})",
             framer.name, framer.min_frame_bytes
-        ));
+        )
+        .into());
     }
     if link && frame_bytes > crate::link::fragments::MAX_FRAGMENT_BYTES {
         return Err(format!(
             "-frame-bytes {frame_bytes} is too large for the link (at most {})",
             crate::link::fragments::MAX_FRAGMENT_BYTES
-        ));
+        )
+        .into());
     }
     let header_bytes = if tone {
         crate::input::tone::HEADER_BYTES
@@ -225,11 +228,12 @@ fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, String> {
     if (source_buffer as u64).saturating_mul(frame_bytes as u64) > MAX_RING_BYTES {
         return Err(format!(
             "-source-buffer {source_buffer} × -frame-bytes {frame_bytes} needs more than 1 GiB"
-        ));
+        )
+        .into());
     }
     let content_type = match &a.content_type {
         Some(ct) if ct.is_empty() || ct.contains(['\r', '\n']) => {
-            return Err(format!("-content-type {ct:?} is not a valid header value"))
+            return Err(format!("-content-type {ct:?} is not a valid header value").into())
         }
         Some(ct) => ct.clone(),
         None if tone => "audio/wav".into(),
@@ -258,7 +262,7 @@ fn icy_info(a: &Args) -> Info {
 }
 
 /// `-hls` and its shape: packed audio needs MP3 or ADTS frames.
-fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, String> {
+fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, Error> {
     if !a.hls.unwrap_or(false) {
         if a.hls_segment.is_some() || a.hls_window.is_some() {
             return Err("-hls-segment and -hls-window shape -hls: give -hls too".into());
@@ -269,26 +273,26 @@ fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, String> {
         return Err(format!(
             "-hls needs -frame-filter mp3 or adts (packed audio segments); not {}",
             framer.name
-        ));
+        )
+        .into());
     }
     let segment = a.hls_segment.unwrap_or(std::time::Duration::from_secs(4));
     if segment < std::time::Duration::from_secs(1) || segment > std::time::Duration::from_secs(30) {
-        return Err(format!(
-            "-hls-segment {segment:?} is out of range (1s to 30s)"
-        ));
+        return Err(format!("-hls-segment {segment:?} is out of range (1s to 30s)").into());
     }
     let window = range("hls-window", a.hls_window.unwrap_or(6), 3, 1000)?;
     Ok(Some(HlsConfig { segment, window }))
 }
 
 /// `icecast://user:pass@host:port/mount` (or `http://`); the user defaults to `source`.
-fn parse_icecast(s: &str) -> Result<Url, String> {
+fn parse_icecast(s: &str) -> Result<Url, Error> {
     let mut url = Url::parse(s, 8000).map_err(|e| format!("-icecast: {e}"))?;
     if url.scheme != "icecast" && url.scheme != "http" {
         return Err(format!(
             "-icecast: use icecast://user:pass@host:port/mount, not {}://",
             url.scheme
-        ));
+        )
+        .into());
     }
     if url.password.as_deref().unwrap_or("").is_empty() {
         return Err("-icecast: the URL needs the source password: icecast://source:PASSWORD@host:port/mount".into());
@@ -310,7 +314,7 @@ pub struct RecordConfig {
     pub keep: Option<Duration>,
 }
 
-fn record_config(a: &Args) -> Result<Option<RecordConfig>, String> {
+fn record_config(a: &Args) -> Result<Option<RecordConfig>, Error> {
     let Some(dir) = a.record.as_ref() else {
         if a.record_split.is_some() || a.record_keep.is_some() {
             return Err("-record-split and -record-keep need -record DIR".into());
@@ -319,9 +323,7 @@ fn record_config(a: &Args) -> Result<Option<RecordConfig>, String> {
     };
     let split = a.record_split.unwrap_or(Duration::from_secs(3600));
     if split < Duration::from_secs(1) || split > Duration::from_secs(86_400) {
-        return Err(format!(
-            "-record-split {split:?} is out of range (1s to 24h)"
-        ));
+        return Err(format!("-record-split {split:?} is out of range (1s to 24h)").into());
     }
     let keep = a.record_keep.filter(|k| !k.is_zero());
     if keep.is_some_and(|k| k < split) {

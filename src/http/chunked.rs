@@ -1,6 +1,7 @@
 //! `Transfer-Encoding: chunked` bodies: decoding those some source clients send (fed in pieces
 //! of any size), and both ways on the link, whose streams cross HTTP/1.1 reverse proxies.
 
+use crate::error::Error;
 use std::io::{self, Read, Write};
 
 #[derive(Debug, Default)]
@@ -25,7 +26,7 @@ enum State {
 
 impl Dechunker {
     /// Appends the decoded data of `input` to `out`.
-    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let mut rest = input;
         while !rest.is_empty() {
             match self.state {
@@ -51,7 +52,7 @@ impl Dechunker {
                     rest = after;
                     if b != b'\n' {
                         if self.line.len() > 1024 {
-                            return Err("chunked body: line too long".into());
+                            return Err(Error::Malformed("chunked body: line too long".into()));
                         }
                         self.line.push(b);
                         continue;
@@ -65,13 +66,17 @@ impl Dechunker {
                                 Ok(0) => State::Trailer,
                                 Ok(n) => State::Data(n),
                                 Err(_) => {
-                                    return Err(format!("chunked body: bad chunk size {line:?}"))
+                                    return Err(Error::Malformed(format!(
+                                        "chunked body: bad chunk size {line:?}"
+                                    )))
                                 }
                             }
                         }
                         State::DataEnd if line.is_empty() => State::Size,
                         State::DataEnd => {
-                            return Err("chunked body: missing CRLF after data".into())
+                            return Err(Error::Malformed(
+                                "chunked body: missing CRLF after data".into(),
+                            ))
                         }
                         State::Trailer if line.is_empty() => State::Done,
                         State::Trailer => State::Trailer,
@@ -131,7 +136,7 @@ impl<R: Read> Read for ChunkedReader<R> {
             }
             self.dechunker
                 .feed(self.raw.get(..n).unwrap_or_default(), &mut self.decoded)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                .map_err(io::Error::from)?; // Malformed: InvalidData
         }
         let ready = self.decoded.get(self.at..).unwrap_or_default();
         let n = ready.len().min(buf.len());

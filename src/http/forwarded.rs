@@ -11,6 +11,7 @@
 //!
 //! A boundary parser (header bytes from outside): no slicing, no panics; property-tested.
 
+use crate::error::Error;
 use std::net::{IpAddr, SocketAddr};
 
 /// An address block: `10.0.0.0/8`, `2001:db8::/32`, or one address.
@@ -21,7 +22,7 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub fn parse(text: &str) -> Result<Cidr, Error> {
         let text = text.trim();
         let (addr, bits) = match text.split_once('/') {
             Some((a, b)) => (a, Some(b)),
@@ -84,7 +85,7 @@ fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
 }
 
 /// `-trusted-proxies`: comma-separated blocks.
-pub fn parse_list(text: &str) -> Result<Vec<Cidr>, String> {
+pub fn parse_list(text: &str) -> Result<Vec<Cidr>, Error> {
     text.split(',')
         .filter(|p| !p.trim().is_empty())
         .map(Cidr::parse)

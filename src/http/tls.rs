@@ -6,6 +6,7 @@
 //! through rustls-native-certs) plus the PEM file of `-tls-ca`, for a proxy whose certificate
 //! comes from a studio's own CA. Built once, on first use, after [`init`] has named the file.
 
+use crate::error::Error;
 use log::{info, warn};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -21,11 +22,15 @@ pub fn init(extra_ca: Option<&str>) {
 }
 
 /// The client configuration every `https://` connection uses.
-pub fn client_config() -> Result<Arc<ClientConfig>, String> {
-    CONFIG.get_or_init(build).clone()
+pub fn client_config() -> Result<Arc<ClientConfig>, Error> {
+    // Kept as text: the first build's error is every caller's, and an io::Error is no Clone.
+    CONFIG
+        .get_or_init(|| build().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(Error::from)
 }
 
-fn build() -> Result<Arc<ClientConfig>, String> {
+fn build() -> Result<Arc<ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     let system = rustls_native_certs::load_native_certs();
     for e in &system.errors {
@@ -59,13 +64,13 @@ fn build() -> Result<Arc<ClientConfig>, String> {
 }
 
 /// The certificates in a PEM file; an error names the file and what is wrong with it.
-pub fn read_pem(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn read_pem(path: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| format!("-tls-ca {path}: {e}"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("-tls-ca {path}: {e}"))?;
     if certs.is_empty() {
-        return Err(format!("-tls-ca {path}: no PEM certificates in it"));
+        return Err(format!("-tls-ca {path}: no PEM certificates in it").into());
     }
     Ok(certs)
 }

@@ -2,6 +2,7 @@
 //! `icecast://user:pass@host:port/mount` for `-icecast`, `http(s)://host[:port][/base]` for the
 //! link. IPv6 hosts in brackets. The
 //! user-info is percent-decoded.
+use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
@@ -15,8 +16,8 @@ pub struct Url {
 }
 
 impl Url {
-    pub fn parse(s: &str, default_port: u16) -> Result<Url, String> {
-        let bad = |why: &str| format!("{s:?} is not a valid URL: {why}");
+    pub fn parse(s: &str, default_port: u16) -> Result<Url, Error> {
+        let bad = |why: &str| Error::from(format!("{s:?} is not a valid URL: {why}"));
         let (scheme, rest) = s.split_once("://").ok_or_else(|| bad("no scheme://"))?;
         let (authority, path) = match rest.find('/').and_then(|i| rest.split_at_checked(i)) {
             Some(parts) => parts,

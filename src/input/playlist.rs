@@ -7,6 +7,7 @@
 //! skipped.
 
 use super::{Close, Got, Input};
+use crate::error::Error;
 use crate::stream::Stream;
 use log::{info, warn};
 use std::fs::File;
@@ -23,7 +24,7 @@ const MAX_LIST_BYTES: u64 = 16 * 1024 * 1024;
 const TAG_BYTES: u64 = 256 * 1024;
 
 /// The files `list` names, in order.
-pub fn read(list: &Path) -> Result<Vec<PathBuf>, String> {
+pub fn read(list: &Path) -> Result<Vec<PathBuf>, Error> {
     let mut bytes = Vec::new();
     File::open(list)
         .and_then(|f| f.take(MAX_LIST_BYTES).read_to_end(&mut bytes))

@@ -95,9 +95,10 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
         window.playlist_requests.fetch_add(1, Relaxed);
         // At a live start the first segment is at most a target duration away: wait for it
         // (2 s more for the segmenter's batch on a busy Pi) rather than send players a 503.
-        // Only while a source is on air (a mount waiting for its encoder answers at once),
-        // and only a few requests at a time (`MAX_WAITING`): nobody can hold threads with it.
-        let first_within = match stream.as_ref().is_some_and(|s| s.on_air()) {
+        // Only while a source is on air or its input is opening (a mount waiting for its
+        // encoder answers at once), and only a few requests at a time (`MAX_WAITING`):
+        // nobody can hold threads with it.
+        let first_within = match stream.as_ref().is_some_and(|s| s.on_air() || s.opening()) {
             true => window
                 .target
                 .saturating_add(std::time::Duration::from_secs(2)),

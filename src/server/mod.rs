@@ -40,6 +40,7 @@ pub mod url_auth;
 pub mod users;
 
 use crate::config::ServerConfig;
+use crate::error::Error;
 use crate::http::identity::Identity;
 use crate::os::shutdown::Shutdown;
 use crate::stream::stats::Stats;
@@ -95,7 +96,7 @@ pub const SLOW_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 impl Server {
     /// The server, with its certificate and users read (the config checked they load, so
     /// an error here is a file changed in between).
-    pub fn new(cfg: ServerConfig) -> Result<Server, String> {
+    pub fn new(cfg: ServerConfig) -> Result<Server, Error> {
         let tls = match &cfg.tls {
             Some(t) => {
                 let id = Identity::load(&t.cert, &t.key)?;

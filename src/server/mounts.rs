@@ -4,6 +4,7 @@
 
 use super::Server;
 use crate::config::{self, Mount};
+use crate::error::Error;
 use crate::link;
 use crate::stream::Stream;
 use crate::util::deadline::Deadline;
@@ -32,7 +33,7 @@ pub struct Streams(Mutex<Vec<Running>>);
 
 impl Streams {
     /// Starts every stream of `mounts` and publishes them to the router.
-    pub fn start_all(&self, server: &Arc<Server>, mounts: Vec<Mount>) -> Result<(), String> {
+    pub fn start_all(&self, server: &Arc<Server>, mounts: Vec<Mount>) -> Result<(), Error> {
         let mut list = self.0.lock();
         for m in mounts {
             list.push(start(server, m)?);
@@ -119,7 +120,7 @@ impl Streams {
 }
 
 /// Starts one stream's threads: the one that fills its ring, and its outputs.
-fn start(server: &Arc<Server>, m: Mount) -> Result<Running, String> {
+fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
     let cfg = m.cfg;
     info!(
         "{}source: {} ({} frames of up to {} bytes, ring of {})",
@@ -274,10 +275,10 @@ fn join_by(h: JoinHandle<()>, deadline: &Deadline) -> bool {
 }
 
 /// Starts a named thread with the small stack every ringcast thread has.
-pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()>, String> {
+pub fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> Result<JoinHandle<()>, Error> {
     thread::Builder::new()
         .name(name.into())
         .stack_size(256 * 1024)
         .spawn(f)
-        .map_err(|e| format!("cannot start thread {name}: {e}"))
+        .map_err(|e| Error::io(format!("cannot start thread {name}"), e))
 }

@@ -8,6 +8,7 @@ use super::accept::{self, Handler, Port};
 use super::mounts::spawn;
 use super::{route, source_client, Server};
 use crate::config::ServerConfig;
+use crate::error::Error;
 use log::{info, warn};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
@@ -26,7 +27,7 @@ pub struct Running {
 
 /// Binds every port the configuration asks for. `takes_sources`: some stream takes source
 /// clients (then the SHOUTcast v1 port is opened too, best effort, as SHOUTcast's DNAS has it).
-pub fn bind(cfg: &ServerConfig, takes_sources: bool) -> Result<Bound, String> {
+pub fn bind(cfg: &ServerConfig, takes_sources: bool) -> Result<Bound, Error> {
     let listen = |addr: SocketAddr, what: &str| {
         TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr} ({what}): {e}"))
     };
@@ -54,7 +55,7 @@ pub fn bind(cfg: &ServerConfig, takes_sources: bool) -> Result<Bound, String> {
 
 impl Bound {
     /// Logs each port and starts its accept loop.
-    pub fn start(self, server: &Arc<Server>) -> Result<Running, String> {
+    pub fn start(self, server: &Arc<Server>) -> Result<Running, Error> {
         let mut loops = Vec::new();
         for (sock, port) in self.socks {
             let local = sock.local_addr().map_err(|e| e.to_string())?;

@@ -9,6 +9,7 @@
 
 use super::peers::Login;
 use super::Server;
+use crate::error::Error;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
@@ -34,7 +35,7 @@ pub struct Users {
 
 impl Users {
     /// Reads and checks the file; the error names the file and line.
-    pub fn load(path: &str) -> Result<Users, String> {
+    pub fn load(path: &str) -> Result<Users, Error> {
         let bytes = std::fs::read(path).map_err(|e| format!("-listener-users {path}: {e}"))?;
         let hashes = parse(&bytes).map_err(|e| format!("-listener-users {path}: {e}"))?;
         let rounds = hashes.values().map(Hash::iterations).max();
@@ -48,7 +49,7 @@ impl Users {
     }
 
     /// The file again (for a reload).
-    pub fn reload(&self) -> Result<Users, String> {
+    pub fn reload(&self) -> Result<Users, Error> {
         Users::load(&self.path)
     }
 
@@ -156,7 +157,7 @@ fn remember_digest(name: &str, password: &str) -> digest::Digest {
 }
 
 /// The `name:hash` lines of a users file.
-fn parse(bytes: &[u8]) -> Result<HashMap<String, Hash>, String> {
+fn parse(bytes: &[u8]) -> Result<HashMap<String, Hash>, Error> {
     let mut out = HashMap::new();
     for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
         let n = i.saturating_add(1);
@@ -170,17 +171,15 @@ fn parse(bytes: &[u8]) -> Result<HashMap<String, Hash>, String> {
             .ok_or_else(|| format!("line {n}: not name:hash"))?;
         let name = name.trim();
         if name.is_empty() || name.contains(char::is_whitespace) {
-            return Err(format!(
-                "line {n}: a name must be non-empty, without spaces"
-            ));
+            return Err(format!("line {n}: a name must be non-empty, without spaces").into());
         }
         let hash = Hash::parse(hash)
             .map_err(|e| format!("line {n}: {e} (make one with: ringcast -hash-password)"))?;
         if out.insert(name.to_string(), hash).is_some() {
-            return Err(format!("line {n}: {name:?} is listed twice"));
+            return Err(format!("line {n}: {name:?} is listed twice").into());
         }
         if out.len() > MAX_USERS {
-            return Err(format!("more than {MAX_USERS} users"));
+            return Err(format!("more than {MAX_USERS} users").into());
         }
     }
     Ok(out)
@@ -222,10 +221,13 @@ mod tests {
             ("anna:plain\n".to_string(), "line 1: not pbkdf2"),
             (format!("a:{h}\na:{h}\n"), "line 2: \"a\" is listed twice"),
         ] {
-            let e = parse(text.as_bytes()).unwrap_err();
+            let e = parse(text.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
-        assert!(parse(b"a:x\xff\n").unwrap_err().contains("not UTF-8"));
+        assert!(parse(b"a:x\xff\n")
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! a short request (`client::get`). The connection is redialled with capped, jittered
 //! backoff; ringcast's own listeners never notice.
 
+use crate::error::Error;
 use crate::http::auth;
 use crate::http::client;
 use crate::http::conn::Conn;
@@ -156,7 +157,7 @@ fn put_head(url: &Url, stream: &Stream) -> String {
 }
 
 /// Icecast's admin metadata call with the source login.
-fn update_title(url: &Url, title: &str) -> Result<(), String> {
+fn update_title(url: &Url, title: &str) -> Result<(), Error> {
     let path = format!(
         "/admin/metadata?mount={}&mode=updinfo&charset=UTF-8&song={}",
         encode_component(&url.path),
@@ -167,7 +168,7 @@ fn update_title(url: &Url, title: &str) -> Result<(), String> {
     let login = auth::basic_header(user, password);
     match client::get(url, &path, &[("Authorization", &login)], ADMIN_TIMEOUT) {
         Ok((head, _)) if head.status == 200 => Ok(()),
-        Ok((head, _)) => Err(format!("Icecast answered {}", head.status)),
-        Err(e) => Err(e.to_string()),
+        Ok((head, _)) => Err(format!("Icecast answered {}", head.status).into()),
+        Err(e) => Err(e.to_string().into()),
     }
 }

@@ -215,6 +215,13 @@ impl Stream {
         }
     }
 
+    /// The input (not a source client) is being opened: at the server's start, before its
+    /// first open has come back.
+    pub fn opening(&self) -> bool {
+        !matches!(self.cfg.input, crate::config::InputSpec::Push { .. })
+            && self.source_state() == SourceState::Opening
+    }
+
     /// Since when the source is on air: a source client's connection, else the input's
     /// last opening (None while off air).
     pub fn on_air_since(&self) -> Option<SystemTime> {

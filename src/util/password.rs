@@ -17,6 +17,7 @@
     )
 )]
 
+use crate::error::Error;
 use ring::pbkdf2;
 use std::num::NonZeroU32;
 
@@ -79,7 +80,7 @@ impl Hash {
     }
 
     /// Reads `pbkdf2-sha256$N$SALT$HASH`; `Err` says what is wrong.
-    pub fn parse(text: &str) -> Result<Hash, String> {
+    pub fn parse(text: &str) -> Result<Hash, Error> {
         let mut parts = text.trim().split('$');
         let (Some(scheme), Some(n), Some(salt), Some(hash), None) = (
             parts.next(),
@@ -88,12 +89,10 @@ impl Hash {
             parts.next(),
             parts.next(),
         ) else {
-            return Err(format!("not {SCHEME}$ITERATIONS$SALT$HASH"));
+            return Err(format!("not {SCHEME}$ITERATIONS$SALT$HASH").into());
         };
         if scheme != SCHEME {
-            return Err(format!(
-                "unknown scheme {scheme:?} (ringcast writes {SCHEME})"
-            ));
+            return Err(format!("unknown scheme {scheme:?} (ringcast writes {SCHEME})").into());
         }
         let iterations = n
             .parse::<u32>()
@@ -203,7 +202,7 @@ mod tests {
                 "not pbkdf2",
             ),
         ] {
-            let e = Hash::parse(text).unwrap_err();
+            let e = Hash::parse(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text:?}: {e}");
         }
     }

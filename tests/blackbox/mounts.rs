@@ -226,6 +226,10 @@ fn a_fallback_mount_takes_listeners_while_the_source_is_away_and_gives_them_back
     );
     let backup = mount(&dir, "/backup", &mp3_flags("tone-128k-44k1.mp3", ""));
     let s = Server::start(&["-mount", &main, "-mount", &backup]);
+    // /backup's file opens beside the server's start: a listener of /main before that has no
+    // fallback on air to go to yet (it failed 1 run in 2 on a busy machine).
+    let backup_up = || metric(s.addr, "ringcast_source_up{mount=\"/backup\"}") == 1;
+    assert!(eventually(T, backup_up), "/backup is on air");
 
     // No source on /main: its listener hears /backup (44.1 kHz frames).
     let mut l = Listener::get(s.addr, "/main", 1);

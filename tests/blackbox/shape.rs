@@ -5,7 +5,8 @@
 //! comments, and the insides of literals wherever code is read. A figure counts:
 //!
 //! - folder import cycles: pairs of top-level folders of `src/` (`main`: files directly in it)
-//!   naming each other's modules by `crate::b::…`, `super::…`, a child's name or a path of
+//!   (a file directly in it is its own: `main`, `error`) naming each other's modules by
+//!   `crate::b::…`, `super::…`, a child's name or a path of
 //!   `use a::{b, c::d}`; a path names the file of its longest prefix that is a module (`mod.rs`
 //!   is its folder's), never the crate root (`crate::limited` is a macro of `util/`).
 //! - file import cycles: pairs of files naming each other so (not a `mod.rs` and its child).
@@ -32,7 +33,7 @@ const CEILINGS: [(&str, usize); 8] = [
     ("file import cycles", 3),
     ("core to leaf imports", 1),
     ("format name matches outside frame", 10),
-    ("string error results", 52),
+    ("string error results", 1),
     ("long functions", 0),
     ("long files", 0),
     ("metric readers in tests", 1),
@@ -80,6 +81,7 @@ impl Source {
     fn folder(&self) -> &str {
         match self.path.split('/').collect::<Vec<_>>()[..] {
             [_, folder, _, ..] => folder,
+            [_, file] => file.strip_suffix(".rs").unwrap_or(file),
             _ => "main",
         }
     }
