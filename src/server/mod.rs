@@ -19,6 +19,7 @@ pub mod accept;
 pub mod access_log;
 pub mod admin;
 pub mod audience;
+pub mod consumers;
 pub mod cors;
 pub mod hls;
 pub mod hls_token;

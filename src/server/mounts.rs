@@ -2,6 +2,7 @@
 //! which starts new mounts, stops removed ones and restarts changed ones while every other
 //! mount's listeners and source clients carry on untouched.
 
+use super::consumers::{Context, CONSUMERS};
 use super::Server;
 use crate::config::{self, Mount};
 use crate::error::Error;
@@ -134,45 +135,35 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
         cfg.frame_bytes,
         cfg.source_buffer
     );
-    let names = ThreadNames::new(server, &cfg.mount);
     let receiver = link::is_receiver(&cfg);
     let pulls = cfg.link.as_ref().map_or(0, |l| l.pull.len());
-    let pushes = cfg.link.as_ref().map_or(0, |l| l.push.len());
-    let outputs = cfg.icecast.is_some();
     let stream = Arc::new(Stream::new(cfg).map_err(|e| format!("cannot start: {e}"))?);
+    let names = ThreadNames::new(server, &stream.cfg.mount);
     let mut others = Vec::new();
     let reader = if receiver {
         // The link is the source: the player fills the ring, a dialler feeds the player.
         for i in 0..pulls {
             let st = Arc::clone(&stream);
-            let name = path_name(&names.pull, i);
+            let name = path_name(&names.of("link-pull"), i);
             others.push(spawn(&name, move || link::receiver::run_pull(&st, i))?);
         }
         let st = Arc::clone(&stream);
-        spawn(&names.play, move || link::receiver::run_play(&st))?
+        spawn(&names.of("link-play"), move || {
+            link::receiver::run_play(&st)
+        })?
     } else {
-        spawn(&names.reader, read_input(&stream, server))?
+        spawn(&names.of("src-read"), read_input(&stream, server))?
     };
-    for i in 0..pushes {
-        let st = Arc::clone(&stream);
-        let name = path_name(&names.push, i);
-        others.push(spawn(&name, move || link::origin::run_push(&st, i))?);
-    }
-    if stream.hls.is_some() {
-        let st = Arc::clone(&stream);
-        others.push(spawn(&names.hls, move || crate::sink::hls::run(&st))?);
-    }
-    if stream.cfg.record.is_some() {
-        let st = Arc::clone(&stream);
-        others.push(spawn(&names.record, move || {
-            crate::sink::recorder::run(&st)
-        })?);
-    }
-    if outputs {
-        let (st, wt) = (Arc::clone(&stream), server.cfg.write_timeout);
-        others.push(spawn(&names.icecast, move || {
-            crate::sink::icecast::run(&st, wt)
-        })?);
+    for consumer in CONSUMERS {
+        for instance in 0..(consumer.count)(&stream) {
+            let st = Arc::clone(&stream);
+            let context = Context {
+                instance,
+                write_timeout: server.cfg.write_timeout,
+            };
+            let name = path_name(&names.of(consumer.thread), instance);
+            others.push(spawn(&name, move || (consumer.run)(&st, context))?);
+        }
     }
     Ok(Running {
         stream,
@@ -183,33 +174,22 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
 }
 
 /// The names of a stream's threads: with mounts, each ends with its mount.
-struct ThreadNames {
-    reader: String,
-    pull: String,
-    push: String,
-    icecast: String,
-    play: String,
-    hls: String,
-    record: String,
+struct ThreadNames<'a> {
+    mount: Option<&'a str>,
 }
 
-impl ThreadNames {
-    fn new(server: &Server, mount: &str) -> ThreadNames {
-        let name = |what: &str| {
-            if server.cfg.mounted {
-                format!("{what}{mount}")
-            } else {
-                what.to_string()
-            }
-        };
+impl<'a> ThreadNames<'a> {
+    fn new(server: &Server, mount: &'a str) -> ThreadNames<'a> {
         ThreadNames {
-            reader: name("src-read"),
-            pull: name("link-pull"),
-            push: name("link-push"),
-            icecast: name("out-icecast"),
-            play: name("link-play"),
-            hls: name("hls"),
-            record: name("record"),
+            mount: server.cfg.mounted.then_some(mount),
+        }
+    }
+
+    /// `what`'s thread name for this stream (`src-read`, `hls/live`).
+    fn of(&self, what: &str) -> String {
+        match self.mount {
+            Some(mount) => format!("{what}{mount}"),
+            None => what.to_string(),
         }
     }
 }
