@@ -137,13 +137,18 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "icecast_output_up",
         "gauge",
         "1 while connected to the -icecast server.",
-        |s| s.cfg.icecast.as_ref().and(flag(&s.output_up)),
+        |s| s.cfg.icecast.as_ref().and(flag(&s.icecast_output_up)),
     ),
     (
         "icecast_output_connects_total",
         "counter",
         "Connections made to the -icecast server.",
-        |s| s.cfg.icecast.as_ref().and(load(&s.stats.output_connects)),
+        |s| {
+            s.cfg
+                .icecast
+                .as_ref()
+                .and(load(&s.stats.icecast_output_connects))
+        },
     ),
     (
         "record_bytes_total",

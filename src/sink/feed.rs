@@ -81,6 +81,6 @@ fn pick(server: &Server, own: &Arc<Stream>, current: &Arc<Stream>) -> Arc<Stream
         .fallback_mount
         .as_deref()
         .and_then(|m| server.stream_for(m))
-        .filter(|s| s.on_air() || (Arc::ptr_eq(s, current) && !s.ring_ended()))
+        .filter(|s| s.on_air() || (Arc::ptr_eq(s, current) && !s.source_ended()))
         .unwrap_or_else(|| Arc::clone(own))
 }

@@ -34,12 +34,12 @@ pub fn run(stream: &Stream, write_timeout: Duration) {
         return;
     };
     let attempt = || {
-        if stream.ring_ended() {
+        if stream.source_ended() {
             return Then::Done;
         }
-        Stats::add(&stream.stats.output_connects, 1);
+        Stats::add(&stream.stats.icecast_output_connects, 1);
         let result = session(url, stream, write_timeout);
-        stream.output_up.store(false, Relaxed);
+        stream.icecast_output_up.store(false, Relaxed);
         match result {
             Ok(()) => Then::Done,
             Err(e) => {
@@ -86,7 +86,7 @@ fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()
         s => return Err(io::Error::other(format!("Icecast answered {s}"))),
     }
     info!("icecast output: sending the stream to {}", url.redacted());
-    stream.output_up.store(true, Relaxed);
+    stream.icecast_output_up.store(true, Relaxed);
 
     let mut cursor = stream.ring.join(0);
     let mut title_sent = 0;

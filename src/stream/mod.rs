@@ -41,7 +41,7 @@ pub struct Stream {
     pub stream_started: Mutex<Option<SystemTime>>,
     pub listener_peak: AtomicUsize,
     /// Connected to the `-icecast` server.
-    pub output_up: AtomicBool,
+    pub icecast_output_up: AtomicBool,
     /// The link, when configured.
     pub link: Option<LinkState>,
     /// The stream's measured rate (listeners' send buffers follow it).
@@ -108,7 +108,7 @@ impl Stream {
             push: PushSlot::default(),
             stream_started: Mutex::new(None),
             listener_peak: AtomicUsize::new(0),
-            output_up: AtomicBool::new(false),
+            icecast_output_up: AtomicBool::new(false),
             link: cfg.link.clone().map(LinkState::new).transpose()?,
             rate: RateMeter::default(),
             frame_kbps: Default::default(),
@@ -186,9 +186,8 @@ impl Stream {
         &self.cfg.mount
     }
 
-    /// Whether listeners hear this stream's own source now: a source client is connected
-    /// (with `-source-password`), or the input is open. `-fallback-mount` moves listeners
-    /// away while it is not.
+    /// Whether the stream is muted (`-mute`, `/admin/mute`): listeners hear silence in the
+    /// stream's own format, and stay.
     pub fn is_muted(&self) -> bool {
         self.muted.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -243,8 +242,10 @@ impl Stream {
         Some(ListenerGuard(Arc::clone(self)))
     }
 
-    /// The stream is over for good (the source ended with -reopen=false, or shutdown).
-    pub fn ring_ended(&self) -> bool {
+    /// The source is over for good (it ended with -reopen=false, or shutdown). The ring's
+    /// own end flag can differ: stopping a stuck source (a FIFO with no writer) ends the ring
+    /// while the source state is left as it was. This asks the source.
+    pub fn source_ended(&self) -> bool {
         self.source_state() == SourceState::Ended
     }
 
