@@ -269,7 +269,7 @@ fn hls(a: &Args, framer: &FramerInfo) -> Result<Option<HlsConfig>, Error> {
         }
         return Ok(None);
     }
-    if !matches!(framer.name, "mp3" | "adts") {
+    if framer.hls.is_none() {
         return Err(format!(
             "-hls needs -frame-filter mp3 or adts (packed audio segments); not {}",
             framer.name

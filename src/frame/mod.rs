@@ -1,8 +1,12 @@
 //! Framers: cut a byte stream into whole frames so listeners join and skip on boundaries.
 //!
-//! One trait, one file per format, one table ([`FRAMERS`]) looked up by name. A framer is
-//! owned by the source reader thread; it never does I/O. It is handed the bytes read so far
-//! and says either "a frame is here" or "need more bytes, and these leading bytes are junk".
+//! One trait, one file per format, one table ([`FRAMERS`]) looked up by name. Whatever else
+//! differs by format (HLS, Ogg's page numbers, durations, silence) is a field of the table's
+//! row ([`FramerInfo`]): callers outside this folder read the field, none matches a name.
+//!
+//! A framer is owned by the source reader thread; it never does I/O. It is handed the bytes
+//! read so far and says either "a frame is here" or "need more bytes, and these leading
+//! bytes are junk".
 //!
 //! A boundary module: it reads bytes from outside, so the compiler refuses string slicing,
 //! indexing, unchecked arithmetic and lossy casts here (README, Security).
@@ -91,6 +95,29 @@ pub fn samples_duration(samples: u64, rate: u32) -> Option<std::time::Duration> 
     Some(std::time::Duration::new(secs, u32::try_from(nanos).ok()?))
 }
 
+/// How HLS serves a format as packed audio (RFC 8216, 3.4): segments that are the
+/// elementary stream itself, cut at frame boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HlsPacking {
+    /// The segment files' extension (`seg-EPOCH-N.mp3`): players and ffmpeg go by it.
+    pub extension: &'static str,
+    /// The segments' Content-Type.
+    pub content_type: &'static str,
+}
+
+impl HlsPacking {
+    /// MPEG audio (MP3) segments.
+    pub const MPEG_AUDIO: HlsPacking = HlsPacking {
+        extension: "mp3",
+        content_type: "audio/mpeg",
+    };
+    /// AAC in ADTS segments.
+    pub const ADTS: HlsPacking = HlsPacking {
+        extension: "aac",
+        content_type: "audio/aac",
+    };
+}
+
 /// One row of the framer table.
 pub struct FramerInfo {
     /// The canonical name, as logged.
@@ -112,6 +139,26 @@ pub struct FramerInfo {
     pub hls_align: usize,
     /// The recorder's file extension (`-record`; raw PCM with a WAV header is `wav`).
     pub extension: &'static str,
+    /// `-hls`'s packed-audio segments of this format; `None`: `-hls` is refused for it
+    /// (packed audio carries MP3 and ADTS frames only).
+    pub hls: Option<HlsPacking>,
+    /// Its frames are Ogg pages: logical streams with serial numbers, page sequence numbers
+    /// and granule positions, and header pages every listener needs first. Whatever goes out
+    /// between the source's own pages (a file's next loop, silence while muted, the link's
+    /// fill of an outage) must carry those numbers on, so a player's clock never goes back.
+    pub numbered_pages: bool,
+    /// Its frames are plain bytes cut every `-frame-bytes`, with no header: how long one
+    /// lasts is its length over the stream's byte rate, which only the configuration tells
+    /// (the tone's PCM, `-source-bandwidth`).
+    pub headerless: bool,
+    /// A frame's duration read from the frame alone, with no framer's state: what the link
+    /// stamps on a fragment's frames (a receiver has no framer). `None` where it is not read
+    /// so (only MP3's is).
+    pub header_duration: fn(&[u8]) -> Option<std::time::Duration>,
+    /// The silent form of a frame (`silence.rs`, `/admin/mute`): one of the same duration that
+    /// decodes to nothing audible; the flag says an Ogg stream is Opus. `None`: the format
+    /// has none here, and nothing is sent while muted.
+    pub silence: fn(&[u8], bool) -> Option<Vec<u8>>,
     /// Builds a framer; the argument is `-frame-bytes`.
     pub new: fn(usize) -> Box<dyn Framer>,
 }
@@ -122,7 +169,7 @@ impl std::fmt::Debug for FramerInfo {
     }
 }
 
-/// The framer table: the only place a format name is matched.
+/// The framer table: the only place a format name is matched (callers read a row's fields).
 pub static FRAMERS: &[FramerInfo] = &[
     FramerInfo {
         name: "raw",
@@ -133,6 +180,11 @@ pub static FRAMERS: &[FramerInfo] = &[
         default_frame_bytes: 64,
         hls_align: 0,
         extension: "raw",
+        hls: None,
+        numbered_pages: false,
+        headerless: true,
+        header_duration: |_| None,
+        silence: silence::zeros,
         new: |max| Box::new(raw::RawFramer::new(max)),
     },
     FramerInfo {
@@ -145,6 +197,11 @@ pub static FRAMERS: &[FramerInfo] = &[
         default_frame_bytes: 2881,
         hls_align: 1024,
         extension: "mp3",
+        hls: Some(HlsPacking::MPEG_AUDIO),
+        numbered_pages: false,
+        headerless: false,
+        header_duration: mp3::header_duration,
+        silence: silence::mp3,
         new: |max| Box::new(mp3::Mp3Framer::new(max)),
     },
     FramerInfo {
@@ -156,6 +213,11 @@ pub static FRAMERS: &[FramerInfo] = &[
         default_frame_bytes: 8191,
         hls_align: 0,
         extension: "aac",
+        hls: Some(HlsPacking::ADTS),
+        numbered_pages: false,
+        headerless: false,
+        header_duration: |_| None,
+        silence: silence::none,
         new: |max| Box::new(adts::AdtsFramer::new(max)),
     },
     FramerInfo {
@@ -166,6 +228,11 @@ pub static FRAMERS: &[FramerInfo] = &[
         default_frame_bytes: 64,
         hls_align: 0,
         extension: "ts",
+        hls: None,
+        numbered_pages: false,
+        headerless: false,
+        header_duration: |_| None,
+        silence: silence::none,
         new: |max| Box::new(ts::TsFramer::new(max)),
     },
     FramerInfo {
@@ -177,6 +244,11 @@ pub static FRAMERS: &[FramerInfo] = &[
         default_frame_bytes: ogg::MAX_PAGE,
         hls_align: 0,
         extension: "ogg",
+        hls: None,
+        numbered_pages: true,
+        headerless: false,
+        header_duration: |_| None,
+        silence: silence::ogg_pages,
         new: |max| Box::new(ogg::OggFramer::new(max)),
     },
 ];

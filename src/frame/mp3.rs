@@ -104,6 +104,15 @@ impl Mp3Header {
     }
 }
 
+/// A frame's duration from its header alone (the table's `header_duration`, what the link
+/// stamps on its frames), reckoned in floating point as the link always has; the framer's
+/// own reading ([`Mp3Framer`]'s `frame_duration`) is exact.
+pub(super) fn header_duration(frame: &[u8]) -> Option<std::time::Duration> {
+    Mp3Header::parse(frame).map(|h| {
+        std::time::Duration::from_secs_f64(f64::from(h.samples()) / f64::from(h.sample_rate))
+    })
+}
+
 pub struct Mp3Framer {
     sync: SyncScanner,
 }

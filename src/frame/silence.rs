@@ -10,19 +10,42 @@
 //!   a page of another codec, has no silent form here.
 //! - ADTS, MPEG-TS, Vorbis, FLAC: no silent form: nothing is sent while muted (`input/mute.rs`).
 
-use super::ogg;
+use super::{ogg, FramerInfo};
 
-/// The silent form of `frame`, a frame of the `framer` named; `None` when there is none.
-pub fn silent(framer: &str, frame: &[u8], opus: bool) -> Option<Vec<u8>> {
-    match framer {
-        "mp3" => mp3(frame),
-        "raw" => Some(vec![0; frame.len()]),
-        "ogg" if opus => opus_page(frame),
-        _ => None,
+/// The silent form of `frame`, a frame of `framer`'s format (`opus`: an Ogg stream is Opus);
+/// `None` when there is none. Each row of the framer table says which of the forms below is
+/// its own.
+pub fn silent(framer: &FramerInfo, frame: &[u8], opus: bool) -> Option<Vec<u8>> {
+    (framer.silence)(frame, opus)
+}
+
+/// No silent form (ADTS, MPEG-TS).
+pub(super) fn none(_frame: &[u8], _opus: bool) -> Option<Vec<u8>> {
+    None
+}
+
+/// Raw: zeros of the same length.
+pub(super) fn zeros(frame: &[u8], _opus: bool) -> Option<Vec<u8>> {
+    Some(vec![0; frame.len()])
+}
+
+/// MP3: [`mp3_frame`].
+pub(super) fn mp3(frame: &[u8], _opus: bool) -> Option<Vec<u8>> {
+    mp3_frame(frame)
+}
+
+/// Ogg: Opus pages only ([`opus_page`]).
+pub(super) fn ogg_pages(page: &[u8], opus: bool) -> Option<Vec<u8>> {
+    if opus {
+        opus_page(page)
+    } else {
+        None
     }
 }
 
-fn mp3(frame: &[u8]) -> Option<Vec<u8>> {
+/// The silent form of an MP3 frame: its own header with no CRC, and zeros. The one MP3
+/// silence rule, shared by `/admin/mute` and the link's outage fill.
+pub fn mp3_frame(frame: &[u8]) -> Option<Vec<u8>> {
     let &[b0, b1, b2, b3, ..] = frame else {
         return None;
     };
@@ -139,7 +162,7 @@ mod tests {
     fn an_mp3_frame_keeps_its_header_and_length() {
         let mut f = vec![0xFF, 0xFA, 0x92, 0x64];
         f.resize(418, 0x55);
-        let s = silent("mp3", &f, false).unwrap();
+        let s = silent(crate::frame::find("mp3").unwrap(), &f, false).unwrap();
         assert_eq!(s.len(), 418);
         assert_eq!(&s[..4], &[0xFF, 0xFB, 0x92, 0x64], "no CRC");
         assert!(s[4..].iter().all(|&b| b == 0));
@@ -172,8 +195,8 @@ mod tests {
             &[b"OggS\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x01\x03\xf8\xff\xfe"],
             512,
             |b| {
-                for name in ["mp3", "raw", "ogg"] {
-                    let _ = silent(name, b, true);
+                for framer in crate::frame::FRAMERS {
+                    let _ = silent(framer, b, true);
                 }
             },
         );

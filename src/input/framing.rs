@@ -175,7 +175,7 @@ impl Framing<'_> {
                     if let (Some(p), Some(d)) = (self.pacer.as_mut(), duration) {
                         p.add(d);
                     }
-                    if let Some(out) = self.muter.pass(cfg.framer.name, frame, stream.is_muted()) {
+                    if let Some(out) = self.muter.pass(frame, stream.is_muted()) {
                         stream.ring.push(&out);
                         if let (Some(c), Some(l)) = (self.cutter.as_mut(), stream.link.as_ref()) {
                             let d = duration.or_else(|| crate::link::frame_duration(cfg, &out));

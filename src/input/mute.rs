@@ -9,7 +9,7 @@
 //! pages after them are renumbered to follow on (their CRC sealed again), so a player's
 //! clock never goes back.
 
-use crate::frame::{ogg, silence};
+use crate::frame::{ogg, silence, FramerInfo};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -22,8 +22,10 @@ struct Shift {
     last_seq: u32,
 }
 
-#[derive(Default)]
 pub struct Muter {
+    /// The stream's format: what its silence is, and whether its pages carry numbers to go on
+    /// with (Ogg).
+    framer: &'static FramerInfo,
     /// Ogg: serial numbers kept apart across a stream's new beginnings (set for Ogg).
     pub serials: Option<ogg::Serials>,
     /// The last audio frame that went out (a paused file's silence is made from it); its
@@ -35,21 +37,28 @@ pub struct Muter {
 }
 
 impl Muter {
+    /// A muter for a stream of `framer`'s format (no serial numbers kept apart: the reader
+    /// sets `serials` for its source).
+    pub fn new(framer: &'static FramerInfo) -> Muter {
+        Muter {
+            framer,
+            serials: None,
+            last: Vec::new(),
+            opus: false,
+            shifts: Vec::new(),
+        }
+    }
+
     /// What goes out for an audio frame from the source: the frame (renumbered after a
     /// paused file's silence), or while muted its silent form (`None`: nothing).
-    pub fn pass<'a>(
-        &mut self,
-        framer: &str,
-        frame: &'a [u8],
-        muted: bool,
-    ) -> Option<Cow<'a, [u8]>> {
-        let frame = if framer == "ogg" {
+    pub fn pass<'a>(&mut self, frame: &'a [u8], muted: bool) -> Option<Cow<'a, [u8]>> {
+        let frame = if self.framer.numbered_pages {
             self.renumber(frame)
         } else {
             Cow::Borrowed(frame)
         };
         let out = if muted {
-            Cow::Owned(silence::silent(framer, &frame, self.opus)?)
+            Cow::Owned(silence::silent(self.framer, &frame, self.opus)?)
         } else {
             frame
         };
@@ -62,14 +71,13 @@ impl Muter {
     /// out; `None` when the format has no silent form (nothing is sent meanwhile).
     pub fn filler(
         &mut self,
-        framer: &str,
         duration: impl Fn(&[u8]) -> Option<Duration>,
     ) -> Option<(Vec<u8>, Duration)> {
         if self.last.is_empty() {
             return None;
         }
-        let mut quiet = silence::silent(framer, &self.last, self.opus)?;
-        let d = if framer == "ogg" {
+        let mut quiet = silence::silent(self.framer, &self.last, self.opus)?;
+        let d = if self.framer.numbered_pages {
             let samples = silence::opus_page_samples(&quiet)?;
             self.advance(&mut quiet, samples)?;
             crate::frame::samples_duration(samples, 48_000)?

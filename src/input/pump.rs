@@ -47,8 +47,8 @@ pub struct Kept {
 
 impl Kept {
     pub fn new(stream: &Stream) -> Kept {
-        let mut muter = Muter::default();
-        if stream.cfg.framer.name == "ogg" {
+        let mut muter = Muter::new(stream.cfg.framer);
+        if stream.cfg.framer.numbered_pages {
             muter.serials = Some(Default::default());
         }
         Kept {
@@ -175,10 +175,7 @@ fn paced_step(f: &mut Framing<'_>, at_eof: bool) -> Step {
         // The file waits where it is; silence made from its last frame goes out at the same
         // pace (none for a format without a silent form).
         let framer = &*f.framer;
-        match f
-            .muter
-            .filler(f.cfg.framer.name, |frame| framer.frame_duration(frame))
-        {
+        match f.muter.filler(|frame| framer.frame_duration(frame)) {
             Some((quiet, d)) => {
                 stream.ring.push(&quiet);
                 p.add(d);

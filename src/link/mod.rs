@@ -37,7 +37,6 @@ pub use redial::redial;
 
 use crate::config::link::LinkConfig;
 use crate::config::{InputSpec, StreamConfig};
-use crate::frame::Mp3Header;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use fragments::FragmentLog;
 use parking_lot::Mutex;
@@ -293,18 +292,22 @@ pub fn is_receiver(cfg: &StreamConfig) -> bool {
     matches!(cfg.input, InputSpec::Link)
 }
 
-/// A frame's media duration, when the format tells it.
+/// A frame's media duration, when the format tells it: read from the frame's header, or for
+/// headerless bytes their length over the byte rate the configuration knows.
 pub fn frame_duration(cfg: &StreamConfig, frame: &[u8]) -> Option<Duration> {
-    match cfg.framer.name {
-        "mp3" => Mp3Header::parse(frame)
-            .map(|h| Duration::from_secs_f64(h.samples() as f64 / h.sample_rate as f64)),
-        "raw" if cfg.input == InputSpec::Tone => Some(Duration::from_secs_f64(
+    if !cfg.framer.headerless {
+        return (cfg.framer.header_duration)(frame);
+    }
+    if cfg.input == InputSpec::Tone {
+        Some(Duration::from_secs_f64(
             frame.len() as f64 / (crate::input::tone::SAMPLE_RATE as f64 * 2.0),
-        )),
-        "raw" if cfg.source_bandwidth > 0 => Some(Duration::from_secs_f64(
+        ))
+    } else if cfg.source_bandwidth > 0 {
+        Some(Duration::from_secs_f64(
             frame.len() as f64 / cfg.source_bandwidth as f64,
-        )),
-        _ => None,
+        ))
+    } else {
+        None
     }
 }
 

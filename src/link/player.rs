@@ -68,8 +68,9 @@ struct PlayLoop<'a> {
 
 impl<'a> PlayLoop<'a> {
     fn new(link: &'a LinkState, stream: &'a Stream) -> PlayLoop<'a> {
-        let ogg_headers = (stream.cfg.framer.name == "ogg").then(HeaderTracker::default);
-        let ogg_quiet = ogg_headers.is_some().then(Muter::default);
+        let pages = stream.cfg.framer.numbered_pages;
+        let ogg_headers = pages.then(HeaderTracker::default);
+        let ogg_quiet = pages.then(|| Muter::new(stream.cfg.framer));
         PlayLoop {
             link,
             stream,
@@ -200,13 +201,13 @@ fn ogg_page<'f>(
     header: bool,
 ) -> Option<Cow<'f, [u8]>> {
     match quiet {
-        Some(q) if silent => q.filler("ogg", |_| None).map(|(page, _)| Cow::Owned(page)),
+        Some(q) if silent => q.filler(|_| None).map(|(page, _)| Cow::Owned(page)),
         Some(q) if !header => {
             // A stream's end (EOS) would leave the silence that may follow with no
             // stream to belong to: the receiver's Opus streams run on to the next
             // beginning (BOS) instead, which players take as the chain's next link.
             let open = q.opus.then(|| without_eos(f)).flatten();
-            let page = q.pass("ogg", open.as_deref().unwrap_or(f), false)?;
+            let page = q.pass(open.as_deref().unwrap_or(f), false)?;
             Some(Cow::Owned(page.into_owned()))
         }
         _ => Some(Cow::Borrowed(f)),

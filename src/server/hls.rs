@@ -10,6 +10,7 @@
 //! issued (`hls_token.rs`); a segment without a valid token takes the login itself.
 
 use super::Server;
+use crate::frame::HlsPacking;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
@@ -87,10 +88,10 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
     };
     let client = super::peers::Client::of(peer.ip()).ip();
     window.seen(client, req.header("User-Agent").unwrap_or_default());
-    let ext = match stream.as_ref().map(|s| s.cfg.framer.name) {
-        Some("adts") => "aac",
-        _ => "mp3",
-    };
+    // `-hls` is only given to a format with packed audio (config); MP3's stands in otherwise.
+    let packing = stream.as_ref().and_then(|s| s.cfg.framer.hls);
+    let packing = packing.unwrap_or(HlsPacking::MPEG_AUDIO);
+    let ext = packing.extension;
     if file == "index.m3u8" {
         window.playlist_requests.fetch_add(1, Relaxed);
         // At a live start the first segment is at most a target duration away: wait for it
@@ -142,11 +143,7 @@ pub fn serve(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server) 
     };
     extra.push(("Cache-Control", "public, max-age=86400, immutable".into()));
     let etag = format!("\"{:x}-{}\"", window.epoch, seg.seq);
-    let ct = if ext == "aac" {
-        "audio/aac"
-    } else {
-        "audio/mpeg"
-    };
+    let ct = packing.content_type;
     send(conn, req, ct, extra, (etag, seg.made), &seg.bytes);
 }
 

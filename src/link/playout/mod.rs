@@ -319,7 +319,7 @@ pub fn silent_frame(sample: &[u8]) -> Option<Vec<u8>> {
     }
     if Mp3Header::parse(sample).is_some() {
         // The one MP3 silence rule, shared with /admin/mute.
-        return crate::frame::silence::silent("mp3", sample, false);
+        return crate::frame::silence::mp3_frame(sample);
     }
     let packets = sample.len() / 188;
     if packets > 0
