@@ -16,7 +16,7 @@
 //!   type (`audio/…`, `video/…`): after `==`, `!=`, `== Some(`, `eq_ignore_ascii_case(`,
 //!   `starts_with(`, `ends_with(`; before `==`, `!=`, `|`; in `matches!(`; in a match arm's
 //!   pattern (before its line's `=>`: `"raw" if … =>`, `Some("adts") =>`). No enum names
-//!   formats: the framer table in `frame/mod.rs` is to be the one place a name is matched.
+//!   formats: the framer table in `frame/mod.rs` is the one place a name is matched.
 //!   Names passed to functions (`silent("mp3", …)`) and magic bytes (`b"OpusHead"`) don't.
 //! - string error results: `Result<…, String>` (`<` matched to its `>` by depth).
 //! - long functions: over 80 lines, `fn` line to closing brace; long files: over 400 lines.
@@ -32,7 +32,7 @@ const CEILINGS: [(&str, usize); 8] = [
     ("folder import cycles", 7),
     ("file import cycles", 3),
     ("core to leaf imports", 1),
-    ("format name matches outside frame", 10),
+    ("format name matches outside frame", 0),
     ("string error results", 1),
     ("long functions", 0),
     ("long files", 0),
