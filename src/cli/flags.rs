@@ -3,7 +3,7 @@
 //! and its help text. The `flags!` macro turns the table into the `Args` struct, the
 //! parser's lookup and the help listing, so none of them can miss a flag.
 
-use super::goflag::{parse_bool, parse_duration, parse_int};
+use super::values::{parse_bool, parse_duration, parse_int};
 use crate::error::Error;
 use std::time::Duration;
 

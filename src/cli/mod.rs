@@ -1,6 +1,7 @@
 //! The command line exactly as users type it: streamserve's flags in Go's `flag` syntax
-//! (`goflag.rs`), every flag declared once (`flags.rs`), `-help` for people (`help.rs`) and
-//! flags kept in files (`flagsfile.rs`). No validation beyond syntax: that is `config`'s job.
+//! (`goflag.rs`, their values' syntax in `values.rs`), every flag declared once (`flags.rs`),
+//! `-help` for people (`help.rs`) and flags kept in files (`flagsfile.rs`). No validation
+//! beyond syntax: that is `config`'s job.
 //!
 //! argh, which the design card names, was replaced here: it speaks only `--name value`, has
 //! no way to set a switch to false, cannot group its help, and made every flag be listed
@@ -24,8 +25,9 @@
 pub mod flags;
 pub mod flagsfile;
 mod goflag;
-pub use goflag::parse_int;
 pub mod help;
+mod values;
+pub use values::parse_int;
 
 pub use flags::Args;
 
