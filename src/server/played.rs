@@ -6,13 +6,12 @@
 //! `/status-json.xsl` (which carries the same list as `played`) is.
 
 use super::playlist_files::xml;
-use super::status::json;
+use super::status::played_json;
 use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 pub fn played(conn: &mut Conn, req: &Request, server: &Server) {
     let stream = match query_param(&req.path, "mount") {
@@ -60,13 +59,4 @@ pub fn played(conn: &mut Conn, req: &Request, server: &Server) {
     let mut extra = extra;
     extra.push(("Content-Security-Policy", "default-src 'none'"));
     http::reply(conn, req, "text/html; charset=utf-8", &extra, &body);
-}
-
-/// SHOUTcast's shape: `[{"playedat": SECONDS, "title": "…"}, …]`.
-pub fn played_json(played: &[(u64, Arc<str>)]) -> String {
-    let items: Vec<String> = played
-        .iter()
-        .map(|(at, title)| format!("{{\"playedat\":{at},\"title\":{}}}", json(title)))
-        .collect();
-    format!("[{}]", items.join(","))
 }

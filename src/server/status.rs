@@ -10,6 +10,7 @@ use crate::stream::Stream;
 use crate::util::timefmt;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 
 pub fn status_json(conn: &mut Conn, req: &Request, server: &Server) {
     let host = req.header("Host").unwrap_or("localhost").to_string();
@@ -71,13 +72,12 @@ fn source(stream: &Stream, base: &str) -> String {
     if let Some(link) = stream.link.as_ref() {
         let _ = write!(source, ",\"link\":{}", link_json(link));
     }
-    let played = super::played::played_json(&stream.meta.played());
+    let played = played_json(&stream.meta.played());
     let _ = write!(source, ",\"played\":{played}");
     source.push_str(",\"dummy\":null}");
     source
 }
 
-/// A JSON string literal.
 /// The link and each path it has used: up, round trip, how far behind the first copy its
 /// late copies come, fragments first, late and lost, bytes.
 fn link_json(link: &crate::link::LinkState) -> String {
@@ -110,6 +110,17 @@ fn link_json(link: &crate::link::LinkState) -> String {
     )
 }
 
+/// The played list (`/played.html?type=json` serves it too), in SHOUTcast's shape:
+/// `[{"playedat": SECONDS, "title": "…"}, …]`.
+pub fn played_json(played: &[(u64, Arc<str>)]) -> String {
+    let items: Vec<String> = played
+        .iter()
+        .map(|(at, title)| format!("{{\"playedat\":{at},\"title\":{}}}", json(title)))
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+/// A JSON string literal.
 pub fn json(s: &str) -> String {
     let mut out = String::with_capacity(s.len().saturating_add(2));
     out.push('"');
