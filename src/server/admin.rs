@@ -8,15 +8,14 @@
 //! With mounts, `mount=` names the stream (a SHOUTcast call may leave it out when its
 //! password is one mount's source password); without, the one stream is meant.
 
-use super::source_client::source_login;
+use super::logins::{answer_login, source_login};
 use super::Server;
 use crate::http::auth;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
-use crate::server::peers::Login;
 use crate::stream::Stream;
-use log::{debug, info};
+use log::info;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -45,43 +44,6 @@ pub fn require(conn: &mut Conn, peer: SocketAddr, req: &Request, server: &Server
         credentials_ok(req, server, None)
     });
     answer_login(conn, peer, req.minor, login, "ringcast admin")
-}
-
-/// Answers a login that did not pass: 401 with a Basic challenge for `realm`, or 429 with
-/// `Retry-After` for a locked-out address. True when it passed.
-pub fn answer_login(
-    conn: &mut Conn,
-    peer: SocketAddr,
-    minor: u8,
-    login: Login,
-    realm: &str,
-) -> bool {
-    match login {
-        Login::Ok => true,
-        Login::Wrong => {
-            debug!("{peer}: wrong or missing credentials ({realm})");
-            let challenge = format!("Basic realm=\"{realm}\"");
-            http::respond(
-                conn,
-                minor,
-                401,
-                "authentication required",
-                &[("WWW-Authenticate", &challenge)],
-            );
-            false
-        }
-        Login::Locked(left) => {
-            let retry = left.as_secs().max(1).to_string();
-            http::respond(
-                conn,
-                minor,
-                429,
-                "too many failed logins from this address: try again later",
-                &[("Retry-After", &retry)],
-            );
-            false
-        }
-    }
 }
 
 /// The stream an admin call names with `mount=` (without mounts: the one stream). Answers

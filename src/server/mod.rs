@@ -26,6 +26,7 @@ pub mod hls_token;
 pub mod keepalive;
 pub mod listeners_admin;
 pub mod login_budget;
+pub mod logins;
 pub mod metric_series;
 pub mod metrics;
 pub mod mounts;

@@ -5,8 +5,8 @@
 //!
 //! [`PushSlot`]: crate::stream::push_slot::PushSlot
 
+use super::logins::{answer_login, source_login};
 use super::Server;
-use crate::config::StreamConfig;
 use crate::http::chunked::Dechunker;
 use crate::http::conn::Conn;
 use crate::http::server::Request;
@@ -39,7 +39,7 @@ pub fn serve_source(
             .and_then(crate::http::auth::parse_basic)?;
         Some(source_login(cfg, &u, &p))
     });
-    if !super::admin::answer_login(&mut conn, peer, 0, login, "ringcast source") {
+    if !answer_login(&mut conn, peer, 0, login, "ringcast source") {
         log::debug!("{peer}: source client refused: wrong or missing source login");
         return;
     }
@@ -84,15 +84,6 @@ pub fn serve_source(
         Ok(n) => info!("{peer}: source client left after {n} bytes"),
         Err(e) => warn!("{peer}: source client dropped: {e}"),
     }
-}
-
-/// Whether user/password are the source login.
-pub fn source_login(cfg: &StreamConfig, user: &str, password: &str) -> bool {
-    let Some(expected) = &cfg.source_password else {
-        return false;
-    };
-    crate::http::auth::same_secret(user, &cfg.source_user)
-        && crate::http::auth::same_secret(password, expected)
 }
 
 /// Serves a SHOUTcast v1 source client on port+1: password line, `OK2`, `icy-*` headers,
