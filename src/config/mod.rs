@@ -3,8 +3,8 @@
 //! mount's file (`mounts.rs`).
 //!
 //! Every check that can fail on a user's input lives here and produces one clear sentence.
-//! Nothing here does I/O except reading flags files, resolving the listen address and
-//! looking the `-exec` command up in `PATH`.
+//! Nothing here does I/O except reading flags files and the `-listener-users` file
+//! (`users.rs`), resolving the listen address and looking the `-exec` command up in `PATH`.
 
 mod input;
 pub mod link;
@@ -12,6 +12,7 @@ mod mounts;
 pub mod stream;
 #[cfg(test)]
 mod tests;
+pub mod users;
 
 pub use stream::{InputSpec, StreamConfig};
 
@@ -199,7 +200,7 @@ impl ServerConfig {
                 .transpose()?,
             listener_users: match &a.listener_users {
                 Some(path) => {
-                    crate::server::users::Users::load(path)?;
+                    users::UsersFile::load(path)?;
                     Some(path.clone())
                 }
                 None => None,
