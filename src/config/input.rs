@@ -69,7 +69,7 @@ pub fn input(a: &Args, command: &[String], link: bool) -> Result<InputSpec, Erro
     } else if tone {
         InputSpec::Tone
     } else if let Some(list) = &a.playlist {
-        let entries = crate::input::playlist::read(std::path::Path::new(list))?;
+        let entries = super::playlist::read(std::path::Path::new(list))?;
         if entries.is_empty() {
             return Err(format!("-playlist {list}: no files in it").into());
         }

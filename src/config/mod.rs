@@ -3,12 +3,14 @@
 //! mount's file (`mounts.rs`).
 //!
 //! Every check that can fail on a user's input lives here and produces one clear sentence.
-//! Nothing here does I/O except reading flags files and the `-listener-users` file
-//! (`users.rs`), resolving the listen address and looking the `-exec` command up in `PATH`.
+//! Nothing here does I/O except reading flags files, the `-playlist` list (`playlist.rs`)
+//! and the `-listener-users` file (`users.rs`), resolving the listen address and looking the
+//! `-exec` command up in `PATH`.
 
 mod input;
 pub mod link;
 mod mounts;
+pub mod playlist;
 pub mod stream;
 #[cfg(test)]
 mod tests;

@@ -70,6 +70,8 @@ const MAX_FRAME_BYTES: i64 = 16 << 20;
 const MAX_RING_BYTES: u64 = 1 << 30;
 /// The tone's frame: 100 ms of 22.05 kHz 16-bit mono.
 pub const TONE_FRAME_BYTES: usize = 4410;
+/// The tone's stream header: its WAV header (`input/tone.rs`).
+pub const TONE_HEADER_BYTES: usize = 44;
 
 impl StreamConfig {
     /// Builds a stream's configuration from its flags and positional tail; `max_clients` is
@@ -220,7 +222,7 @@ fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, Error> {
         .into());
     }
     let header_bytes = if tone {
-        crate::input::tone::HEADER_BYTES
+        TONE_HEADER_BYTES
     } else {
         range("header-bytes", a.header_bytes.unwrap_or(0), 0, 1 << 20)?
     };

@@ -2,53 +2,23 @@
 //! comments, relative paths are relative to the list), played one after another and looped,
 //! as one paced source: each file's frames go out in real time (`input/pacer.rs`), and the
 //! stream title becomes each file's own (its ID3v2 or Vorbis comment tags, else its name)
-//! when the reader opens it, a read ahead of its first frame (at most 16 KiB). `/admin/next` skips to the next file. The list is read again at each loop, so
-//! an edited list takes effect without a restart; a file that cannot be opened is logged and
-//! skipped.
+//! when the reader opens it, a read ahead of its first frame (at most 16 KiB).
+//! `/admin/next` skips to the next file. The list (read by `config/playlist.rs`) is read
+//! again at each loop, so an edited list takes effect without a restart; a file that cannot
+//! be opened is logged and skipped.
 
 use super::{Close, Got, Input};
-use crate::error::Error;
+use crate::config::playlist::read;
 use crate::stream::Stream;
 use log::{info, warn};
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The most entries a list may have, and the most bytes of it read.
-const MAX_ENTRIES: usize = 100_000;
-const MAX_LIST_BYTES: u64 = 16 * 1024 * 1024;
 /// The front of a file read for its tags.
 const TAG_BYTES: u64 = 256 * 1024;
-
-/// The files `list` names, in order.
-pub fn read(list: &Path) -> Result<Vec<PathBuf>, Error> {
-    let mut bytes = Vec::new();
-    File::open(list)
-        .and_then(|f| f.take(MAX_LIST_BYTES).read_to_end(&mut bytes))
-        .map_err(|e| format!("-playlist {}: {e}", list.display()))?;
-    let dir = list.parent().unwrap_or(Path::new("."));
-    let mut out = Vec::new();
-    for line in bytes.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let line = line.trim_ascii();
-        if line.is_empty() || line.starts_with(b"#") {
-            continue;
-        }
-        let path = Path::new(std::ffi::OsStr::from_bytes(line));
-        out.push(if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            dir.join(path)
-        });
-        if out.len() >= MAX_ENTRIES {
-            break;
-        }
-    }
-    Ok(out)
-}
 
 pub struct PlaylistInput {
     list: PathBuf,
@@ -159,30 +129,5 @@ impl Input for PlaylistInput {
 
     fn is_regular_file(&self) -> bool {
         true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn lists_skip_comments_and_resolve_relative_paths() {
-        let dir = std::env::temp_dir().join(format!("ringcast-m3u-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let list = dir.join("a.m3u");
-        std::fs::write(
-            &list,
-            "#EXTM3U\n#EXTINF:1,x\none.mp3\r\n\n/abs/two.ogg\n  three.mp3  \n",
-        )
-        .unwrap();
-        let got = super::read(&list).unwrap();
-        assert_eq!(
-            got,
-            [
-                dir.join("one.mp3"),
-                "/abs/two.ogg".into(),
-                dir.join("three.mp3")
-            ]
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

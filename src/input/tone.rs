@@ -12,11 +12,11 @@
 )]
 
 use super::{Close, Got, Input};
+use crate::config::stream::TONE_HEADER_BYTES as HEADER_BYTES;
 use std::io;
 use std::time::{Duration, Instant};
 
 pub const SAMPLE_RATE: u32 = 22_050;
-pub const HEADER_BYTES: usize = 44;
 const FREQ: f32 = 440.0;
 const AMPLITUDE: f32 = 0.25 * i16::MAX as f32;
 
