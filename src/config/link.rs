@@ -9,6 +9,10 @@ use std::time::Duration;
 
 /// The most paths a link may have (`-link-pull` or `-link-push` given this many times).
 pub const MAX_PATHS: usize = 4;
+/// The most audio bytes in one link fragment (`link/fragments.rs`): a burst at the origin
+/// is cut into several fragments, each of which fits a link message with room to spare; a
+/// frame larger than this cannot go over the link at all.
+pub const MAX_FRAGMENT_BYTES: usize = 256 * 1024;
 
 /// One way to the far end: its URL and the local address it leaves from (`-link-from`).
 #[derive(Debug, Clone)]

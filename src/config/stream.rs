@@ -4,7 +4,7 @@
 
 use super::input::input;
 pub use super::input::InputSpec;
-use super::link::{link_config, LinkConfig};
+use super::link::{link_config, LinkConfig, MAX_FRAGMENT_BYTES};
 use super::{nonempty, nonzero, positive, range, range_u64};
 use crate::cli::Args;
 use crate::error::Error;
@@ -214,10 +214,10 @@ fn framing(a: &Args, tone: bool, link: bool) -> Result<Framing, Error> {
         )
         .into());
     }
-    if link && frame_bytes > crate::link::fragments::MAX_FRAGMENT_BYTES {
+    if link && frame_bytes > MAX_FRAGMENT_BYTES {
         return Err(format!(
             "-frame-bytes {frame_bytes} is too large for the link (at most {})",
-            crate::link::fragments::MAX_FRAGMENT_BYTES
+            MAX_FRAGMENT_BYTES
         )
         .into());
     }

@@ -8,15 +8,16 @@
 //! write to their sockets after releasing it.
 
 use super::wire::Fragment;
+use crate::config::link::MAX_FRAGMENT_BYTES;
 use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The most audio bytes in one fragment, and the most frames: a burst at the origin (a
-/// source that delivers a minute of audio at once) is cut into several fragments, each of
-/// which fits a message ([`super::wire::MAX_BODY`]) with room to spare.
-pub const MAX_FRAGMENT_BYTES: usize = 256 * 1024;
+/// The most frames in one fragment, as the most bytes ([`MAX_FRAGMENT_BYTES`], with the
+/// link's flags in `config/link.rs`, which refuses a larger `-frame-bytes`): a burst at the
+/// origin (a source that delivers a minute of audio at once) is cut into several fragments,
+/// each of which fits a message ([`super::wire::MAX_BODY`]) with room to spare.
 pub const MAX_FRAGMENT_FRAMES: usize = 4096;
 /// The most fragment bytes a session sends in one round (a reconnecting receiver's catch-up
 /// comes in rounds of this, each checked for shutdown, replacement and acks).
