@@ -2,12 +2,12 @@
 //! Icecast's `/admin/listclients?mount=…` and `/admin/killclient?mount=…&id=N` in Icecast's
 //! XML, for tools written against Icecast. All need the admin login.
 
-use super::audience::Entry;
 use super::status::json;
 use super::{admin, Server};
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::query_param;
+use crate::sink::audience::Entry;
 use log::info;
 use std::fmt::Write as _;
 use std::net::SocketAddr;

@@ -18,12 +18,12 @@
 pub mod accept;
 pub mod access_log;
 pub mod admin;
-pub mod audience;
 pub mod consumers;
 pub mod cors;
 pub mod hls;
 pub mod hls_token;
 pub mod keepalive;
+pub mod listener;
 pub mod listeners_admin;
 pub mod login_budget;
 pub mod logins;
@@ -45,9 +45,9 @@ use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::http::identity::Identity;
 use crate::os::shutdown::Shutdown;
+use crate::sink::audience::Audience;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
-use audience::Audience;
 use log::{error, info};
 use parking_lot::RwLock;
 use peers::Peers;
@@ -213,6 +213,13 @@ impl Server {
     /// Listeners of every stream.
     pub fn listeners(&self) -> usize {
         self.listeners.load(Relaxed)
+    }
+}
+
+/// A listener's feed looks its fallback up among the server's streams.
+impl crate::sink::feed::Mounts for Server {
+    fn stream(&self, mount: &str) -> Option<Arc<Stream>> {
+        self.stream_for(mount)
     }
 }
 

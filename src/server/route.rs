@@ -4,6 +4,7 @@
 
 use super::access_log::Entry;
 use super::keepalive::KeepAlive;
+use super::listener::{self, Listening};
 use super::{
     admin, cors, hls, listeners_admin, metrics, page, played, playlist_files, source_client,
     status, users, Server,
@@ -12,7 +13,6 @@ use crate::http::conn::Conn;
 use crate::http::server::{self as http, HeadError, Request};
 use crate::limited;
 use crate::server::peers::Pending;
-use crate::sink::listener::{self, Listening};
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use crate::util::deadline::Graced;

@@ -5,9 +5,15 @@
 //! listener gets stays a valid stream.
 
 use crate::ring::{Cursor, Frame, ReadOutcome};
-use crate::server::Server;
 use crate::stream::Stream;
 use std::sync::Arc;
+
+/// Where a listener's fallback is looked up: the streams by mount (the server's, which
+/// starts the listeners and routes them; `sink/` names no server type).
+pub trait Mounts {
+    /// The stream at `mount`, as a request path names it.
+    fn stream(&self, mount: &str) -> Option<Arc<Stream>>;
+}
 
 pub struct Feed {
     own: Arc<Stream>,
@@ -17,8 +23,8 @@ pub struct Feed {
 
 impl Feed {
     /// Joins the stream the listener of `own` should hear now, `burst` bytes back.
-    pub fn new(server: &Server, own: &Arc<Stream>, burst: usize) -> Feed {
-        let current = pick(server, own, own);
+    pub fn new(mounts: &dyn Mounts, own: &Arc<Stream>, burst: usize) -> Feed {
+        let current = pick(mounts, own, own);
         let cursor = current.ring.join(burst);
         Feed {
             own: Arc::clone(own),
@@ -57,9 +63,9 @@ impl Feed {
 
     /// Moves to the stream the listener should hear now, at its newest frame; returns the
     /// mount it moved to.
-    pub fn follow(&mut self, server: &Server) -> Option<&str> {
+    pub fn follow(&mut self, mounts: &dyn Mounts) -> Option<&str> {
         self.own.cfg.fallback_mount.as_ref()?;
-        let want = pick(server, &self.own, &self.current);
+        let want = pick(mounts, &self.own, &self.current);
         if Arc::ptr_eq(&want, &self.current) {
             return None;
         }
@@ -73,14 +79,14 @@ impl Feed {
 /// already being heard and not over (a fallback reopening its file for a moment keeps its
 /// listeners rather than sending them to a silent home and back; one that ended for good
 /// sends them home instead of answering every read with its end).
-fn pick(server: &Server, own: &Arc<Stream>, current: &Arc<Stream>) -> Arc<Stream> {
+fn pick(mounts: &dyn Mounts, own: &Arc<Stream>, current: &Arc<Stream>) -> Arc<Stream> {
     if own.on_air() {
         return Arc::clone(own);
     }
     own.cfg
         .fallback_mount
         .as_deref()
-        .and_then(|m| server.stream_for(m))
+        .and_then(|m| mounts.stream(m))
         .filter(|s| s.on_air() || (Arc::ptr_eq(s, current) && !s.source_ended()))
         .unwrap_or_else(|| Arc::clone(own))
 }

@@ -15,10 +15,10 @@
     )
 )]
 
+pub mod audience;
 pub mod feed;
 pub mod gather;
 pub mod hls;
 pub mod icecast;
-pub mod listener;
 pub mod recorder;
 pub mod sender;

@@ -1,9 +1,11 @@
 //! A listener's sending loop: batches of frames from its feed to its socket, until its
 //! response ends (the stream ends, `-client-max-bytes` is reached, the listener leaves,
-//! stalls or is kicked). Apart from `listener.rs`, which answers the request and hands the
-//! listener over, because this is the part that runs for hours: what it keeps is all here.
+//! stalls or is kicked). Apart from `server/listener.rs`, which answers the request and
+//! hands the listener over, because this is the part that runs for hours: what it keeps is
+//! all here.
 
-use super::feed::Feed;
+use super::audience::Entry;
+use super::feed::{Feed, Mounts};
 use super::gather::Gather;
 use crate::http::conn::Conn;
 use crate::http::server as http;
@@ -11,8 +13,6 @@ use crate::icy::meta::Meta;
 use crate::icy::Inserter;
 use crate::limited;
 use crate::ring::{Frame, ReadOutcome, MAX_BATCH_FRAMES};
-use crate::server::audience::Entry;
-use crate::server::Server;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use crate::util::ratelimit::RateLimit;
@@ -40,7 +40,7 @@ static LAPPED_LOG: RateLimit = RateLimit::new(Duration::from_secs(5));
 
 /// What a listener's loop keeps between batches. The fields drop in this order: the frame
 /// references first, the socket last.
-pub(super) struct Sender {
+pub struct Sender {
     /// The one allocation of the loop, made once: room for a batch's frame references.
     batch: Vec<Frame>,
     /// The listener's own stream (it may be reading its fallback's).
@@ -60,16 +60,15 @@ pub(super) struct Sender {
 
 impl Sender {
     /// The loop of a listener that has its response head, reading `feed`.
-    pub(super) fn new(
+    pub fn new(
         conn: Conn,
         peer: SocketAddr,
         feed: Feed,
         icy: Option<Inserter>,
         me: Arc<Entry>,
-        server: &Server,
+        write_timeout: Duration,
     ) -> Sender {
         let own = Arc::clone(feed.own());
-        let write_timeout = server.cfg.write_timeout;
         let client_left = match own.cfg.client_max_bytes {
             0 => u64::MAX,
             n => n,
@@ -90,7 +89,7 @@ impl Sender {
 
     /// Sends the stream from the listener's place, in batches, until its response ends;
     /// why it ended.
-    pub(super) fn send_all(&mut self, server: &Server) -> End {
+    pub fn send_all(&mut self, mounts: &dyn Mounts) -> End {
         let peer = self.peer;
         loop {
             // The references go before a possible wait: a sleeping sender holds no old frame.
@@ -99,7 +98,7 @@ impl Sender {
             if self.me.kicked() {
                 return End::Kicked;
             }
-            if let Some(to) = self.feed.follow(server) {
+            if let Some(to) = self.feed.follow(mounts) {
                 info!("{peer}: moved to {to}");
             }
             // On the fallback, the listener's own stream ending (its mount removed, shutdown)
@@ -205,7 +204,7 @@ impl Sender {
 
     /// Ends the response, once the listener's places are free; the socket closes when the
     /// sender is dropped.
-    pub(super) fn close(&mut self, end: End) {
+    pub fn close(&mut self, end: End) {
         let (peer, sent) = (self.peer, self.sent);
         // A listener dropped for not reading would keep the kernel holding its whole send
         // buffer for minutes (FIN-WAIT-1 against a zero window): reset it instead.
@@ -224,7 +223,7 @@ impl Sender {
 
 /// Why a listener's response ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum End {
+pub enum End {
     Left,
     Stalled,
     WriteFailed,

@@ -1,23 +1,24 @@
-//! One listener: its sender thread body (the sending loop itself is in `sender.rs`). Sends
-//! the response head at once (even while the source is silent), then the stream from its
-//! cursor, in batches, until the stream ends, `-client-max-bytes` is reached, the listener
-//! leaves or stops reading for `-write-timeout`. The ring lock is never held across the
-//! socket write.
+//! One listener: its sender thread body (the sending loop itself is in `sink/sender.rs`).
+//! Sends the response head at once (even while the source is silent), then the stream from
+//! its cursor, in batches, until the stream ends, `-client-max-bytes` is reached, the
+//! listener leaves or stops reading for `-write-timeout`. The ring lock is never held across
+//! the socket write. Here in the HTTP front, not in `sink/`, because admitting a listener
+//! takes the server's places (its limits, the address's share, the audience) and its CORS.
 //!
 //! Each listener costs a thread, so its steady state is kept small: the request is dropped
 //! once answered, a batch is a short list of references to ring frames (and, for a listener
 //! that asked for ICY metadata, to the shared metadata block) sent with `sendmsg`, and the
 //! loop allocates nothing. README, Design notes: what a listener costs.
 
-use super::feed::Feed;
-use super::sender::Sender;
+use super::peers::Share;
+use super::{Server, ServerListener};
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::icy::Inserter;
 use crate::limited;
-use crate::server::audience::{Registered, Who};
-use crate::server::peers::Share;
-use crate::server::{Server, ServerListener};
+use crate::sink::audience::{Registered, Who};
+use crate::sink::feed::Feed;
+use crate::sink::sender::Sender;
 use crate::stream::stats::Stats;
 use crate::stream::{ListenerGuard, Stream};
 use crate::util::ratelimit::RateLimit;
@@ -82,7 +83,7 @@ pub fn start<'s>(
     // ICY metadata only for listeners that ask, as Icecast does.
     let wants_icy = req.header("Icy-MetaData").is_some_and(|v| v.trim() == "1");
     let mut headers = icy_headers(stream, wants_icy);
-    headers.extend(crate::server::cors::headers(server, &req));
+    headers.extend(super::cors::headers(server, &req));
     let head = http::head(req.minor, 200, &stream.content_type(), &headers);
     if let Err(e) = conn.write_all(head.as_bytes()) {
         debug!("{peer}: gone before the response head: {e}");
@@ -231,7 +232,7 @@ impl<'s> Listening<'s> {
         let me = Arc::clone(&who.entry);
         // The stack that reading the request and answering it touched is not needed again.
         crate::os::sys::release_unused_stack();
-        let mut sender = Sender::new(conn, peer, feed, icy, me, server);
+        let mut sender = Sender::new(conn, peer, feed, icy, me, server.cfg.write_timeout);
         let end = sender.send_all(server);
         // The slot is free before the linger below, and the entry goes before the socket
         // closes (a kick shuts the socket down through it).

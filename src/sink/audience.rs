@@ -5,6 +5,9 @@
 //! after each batch) and is registered once the listener has its response head. Kicking
 //! shuts the listener's socket down: its sender, in a write or asleep in the ring until the
 //! next batch, fails its next send and ends.
+//!
+//! Beside the sender (`sender.rs`), which counts into its entry and checks its kick; the
+//! server keeps the one `Audience` and answers the admin's calls from it.
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
