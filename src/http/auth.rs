@@ -1,5 +1,8 @@
-//! HTTP Basic credentials: base64 both ways, and a comparison that does not leak how much of
-//! a password matched through its timing.
+//! HTTP Basic credentials: base64 both ways, a comparison that does not leak how much of a
+//! password matched through its timing, and what a login check came to ([`Login`]: the
+//! server's login budget gives it, its HTTP answers and the link's handshake read it).
+
+use std::time::Duration;
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -63,6 +66,16 @@ pub fn parse_basic(header: &str) -> Option<(String, String)> {
     let text = String::from_utf8(base64_decode(value)?).ok()?;
     let (u, p) = text.split_once(':')?;
     Some((u.to_string(), p.to_string()))
+}
+
+/// The outcome of a login check through the server's login budget (`Peers::login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    Ok,
+    /// Wrong or missing credentials: answer 401.
+    Wrong,
+    /// Refused unchecked: the address's next turn is this far away (answer 429).
+    Locked(Duration),
 }
 
 /// Compares secrets in time that depends only on their lengths.

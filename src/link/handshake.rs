@@ -7,12 +7,11 @@
 
 use super::wire::{self};
 use super::{fmt_pos, handshake_query, LinkState, PATH_CHALLENGE, PATH_PULL, PATH_PUSH, STALL};
+use crate::http::auth::Login;
 use crate::http::client;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::{query_param, Url};
-use crate::server::peers::Login;
-use crate::server::Server;
 use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use std::io::{self};
@@ -20,6 +19,21 @@ use std::net::IpAddr;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
+
+/// The answering side's login budget: the server's, per address (README, Security), which a
+/// handshake passes through like every other login. The server implements it; the link
+/// names no server type.
+pub trait LoginGate {
+    /// Runs `check` (`None`: no credentials came) through `ip`'s budget, waiting for its
+    /// turn if it has one; `claim` is the identity the peer states.
+    fn login(
+        &self,
+        ip: IpAddr,
+        what: &str,
+        claim: Option<&str>,
+        check: &mut dyn FnMut() -> Option<bool>,
+    ) -> Login;
+}
 
 /// `GET /.ringcast/link/challenge`: a nonce, where this instance (as a receiver) would
 /// resume, and how much a fresh receiver wants (its delay, ms).
@@ -56,13 +70,13 @@ pub fn accept<'a, const N: usize>(
     conn: &mut Conn,
     peer: SocketAddr,
     req: &Request,
-    server: &Server,
+    gate: &dyn LoginGate,
     stream: &'a Stream,
     mode: &str,
     fields: [&str; N],
 ) -> Option<(&'a LinkState, [String; N], [u8; 32])> {
     let link = stream.link.as_ref()?;
-    let values = verify(conn, peer, req, server, link, mode, fields)?;
+    let values = verify(conn, peer, req, gate, link, mode, fields)?;
     let nonce = values.first().map_or("", String::as_str);
     let cnonce = values.get(1).map_or("", String::as_str);
     let key = wire::session_key(&link.cfg.key, nonce, cnonce);
@@ -75,7 +89,7 @@ pub fn verify<const N: usize>(
     conn: &mut Conn,
     peer: SocketAddr,
     req: &Request,
-    server: &Server,
+    gate: &dyn LoginGate,
     link: &LinkState,
     mode: &str,
     fields: [&str; N],
@@ -102,14 +116,12 @@ pub fn verify<const N: usize>(
         .last()
         .and_then(|f| get(f))
         .map(|id| format!("{mode}:{id}"));
-    let login = server
-        .peers
-        .login(peer.ip(), "link handshake", claim.as_deref(), || {
-            let good_mac = get("mac")
-                .is_some_and(|m| crate::http::auth::same_secret(&m, &link.request_mac(&parts)));
-            // Consume the nonce only for a request that proves the key.
-            Some(good_mac && link.take_nonce(&nonce))
-        });
+    let login = gate.login(peer.ip(), "link handshake", claim.as_deref(), &mut || {
+        let good_mac = get("mac")
+            .is_some_and(|m| crate::http::auth::same_secret(&m, &link.request_mac(&parts)));
+        // Consume the nonce only for a request that proves the key.
+        Some(good_mac && link.take_nonce(&nonce))
+    });
     if login != Login::Ok {
         link.stats.refused.fetch_add(1, Relaxed);
         log::debug!("{peer}: link {mode} refused: wrong key or stale nonce ({login:?})");

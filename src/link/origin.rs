@@ -6,14 +6,13 @@
 //! itself never crosses the wire.
 
 use super::fragments::Next;
-use super::handshake::{accept, dial, Dialed};
+use super::handshake::{accept, dial, Dialed, LoginGate};
 use super::wire::{self, Msg};
 use super::{parse_pos, wall_us, LinkState, HEARTBEAT, STALL};
 use crate::config::link::LinkPath;
 use crate::http::chunked::ChunkedWriter;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
-use crate::server::Server;
 use crate::stream::Stream;
 use log::info;
 use std::io::{self, Write};
@@ -26,12 +25,12 @@ pub fn serve_pull(
     mut conn: Conn,
     peer: SocketAddr,
     req: &Request,
-    server: &Server,
+    gate: &dyn LoginGate,
     stream: &Stream,
 ) {
     let fields = ["nonce", "cnonce", "after", "want", "rid"];
     let Some((link, [_, _, after_text, want, rid], key)) =
-        accept(&mut conn, peer, req, server, stream, "pull", fields)
+        accept(&mut conn, peer, req, gate, stream, "pull", fields)
     else {
         return;
     };

@@ -7,13 +7,12 @@
 //! again, since we resume after the last good fragment), on 3 s without any message (a
 //! stalled path that never closed), or when replaced.
 
-use super::handshake::{accept, dial};
+use super::handshake::{accept, dial, LoginGate};
 use super::wire::{self, ReadError};
 use super::{local_us, LinkState, HEARTBEAT, INBOX_BYTES, STALL};
 use crate::http::chunked::{is_chunked, ChunkedReader};
 use crate::http::conn::Conn;
 use crate::http::server::Request;
-use crate::server::Server;
 use crate::stream::Stream;
 use crossbeam_channel::SendTimeoutError;
 use log::{info, warn};
@@ -158,12 +157,12 @@ pub fn serve_push(
     mut conn: Conn,
     peer: SocketAddr,
     req: &Request,
-    server: &Server,
+    gate: &dyn LoginGate,
     stream: &Stream,
 ) {
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
     let Some((link, [_, _, after, _, oid], key)) =
-        accept(&mut conn, peer, req, server, stream, "push", fields)
+        accept(&mut conn, peer, req, gate, stream, "push", fields)
     else {
         return;
     };

@@ -24,16 +24,6 @@ const BAD_CLAIM_FOR: Duration = Duration::from_secs(600);
 /// Claims remembered per address.
 const MAX_BAD_CLAIMS: usize = 8;
 
-/// The outcome of `Peers::login`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Login {
-    Ok,
-    /// Wrong or missing credentials: answer 401.
-    Wrong,
-    /// Refused unchecked: the address's next turn is this far away (answer 429).
-    Locked(Duration),
-}
-
 /// One address's login budget.
 #[derive(Default)]
 pub(super) struct Budget {

@@ -223,6 +223,19 @@ impl crate::sink::feed::Mounts for Server {
     }
 }
 
+/// A link handshake goes through the server's login budget like every other login.
+impl crate::link::handshake::LoginGate for Server {
+    fn login(
+        &self,
+        ip: std::net::IpAddr,
+        what: &str,
+        claim: Option<&str>,
+        check: &mut dyn FnMut() -> Option<bool>,
+    ) -> peers::Login {
+        self.peers.login(ip, what, claim, check)
+    }
+}
+
 /// A listener counted by the server; dropping it un-counts it.
 pub struct ServerListener<'a>(&'a Server);
 

@@ -17,8 +17,8 @@
 //! from it is let in at its turn, within [`MAX_WAIT`](super::login_budget::MAX_WAIT) of asking while no one floods the
 //! address.
 
-pub use super::login_budget::Login;
 use super::login_budget::{Budget, Turn, FORGET_AFTER};
+pub use crate::http::auth::Login;
 use crate::limited;
 use crate::util::ratelimit::RateLimit;
 use parking_lot::Mutex;
