@@ -72,6 +72,8 @@ const MAX_RING_BYTES: u64 = 1 << 30;
 pub const TONE_FRAME_BYTES: usize = 4410;
 /// The tone's stream header: its WAV header (`input/tone.rs`).
 pub const TONE_HEADER_BYTES: usize = 44;
+/// The tone's sample rate (16-bit mono), which the link's fragment durations also use.
+pub const TONE_SAMPLE_RATE: u32 = 22_050;
 
 impl StreamConfig {
     /// Builds a stream's configuration from its flags and positional tail; `max_clients` is

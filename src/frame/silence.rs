@@ -8,7 +8,7 @@
 //!   whose range-coded payload (`FF FE`) sets the silence flag; the granule position, serial
 //!   and sequence number stay, so the stream's clock goes on. A packet cut across pages, or
 //!   a page of another codec, has no silent form here.
-//! - ADTS, MPEG-TS, Vorbis, FLAC: no silent form: nothing is sent while muted (`input/mute.rs`).
+//! - ADTS, MPEG-TS, Vorbis, FLAC: no silent form: nothing is sent while muted (`stream/mute.rs`).
 
 use super::{ogg, FramerInfo};
 

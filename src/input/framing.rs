@@ -2,12 +2,12 @@
 //! scan, header frames gathered into the stream header (Ogg), the pacer's say on when a
 //! frame may go, and the counts and log lines of what was skipped.
 
-use super::mute::Muter;
 use super::pacer::Pacer;
 use crate::config::StreamConfig;
 use crate::frame::{Framer, Scan, ScanCounts};
 use crate::limited;
 use crate::link::fragments::Cutter;
+use crate::stream::mute::Muter;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use crate::util::ratelimit::RateLimit;
@@ -134,7 +134,7 @@ impl Framing<'_> {
         let mut frames = 0u64;
         loop {
             // A paced file waits for its time, and while muted does not go on at all (the
-            // reader sends silence meanwhile: input/mute.rs).
+            // reader sends silence meanwhile: stream/mute.rs).
             if self
                 .pacer
                 .as_ref()

@@ -20,7 +20,6 @@ pub mod exec;
 pub mod fallback;
 pub mod fd;
 mod framing;
-pub mod mute;
 mod pacer;
 pub mod playlist;
 mod pump;

@@ -8,11 +8,11 @@
 //! last listener leaving within that time, and flushes coalesced listener wake-ups.
 
 use super::framing::{Emitted, FrameBuffer, Framing, HeaderPages};
-use super::mute::Muter;
 use super::pacer::Pacer;
 use super::{Got, Input};
 use crate::config::StreamConfig;
 use crate::link::fragments::Cutter;
+use crate::stream::mute::Muter;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use std::io;

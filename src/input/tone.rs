@@ -16,7 +16,7 @@ use crate::config::stream::TONE_HEADER_BYTES as HEADER_BYTES;
 use std::io;
 use std::time::{Duration, Instant};
 
-pub const SAMPLE_RATE: u32 = 22_050;
+pub use crate::config::stream::TONE_SAMPLE_RATE as SAMPLE_RATE;
 const FREQ: f32 = 440.0;
 const AMPLITUDE: f32 = 0.25 * i16::MAX as f32;
 

@@ -300,7 +300,7 @@ pub fn frame_duration(cfg: &StreamConfig, frame: &[u8]) -> Option<Duration> {
     }
     if cfg.input == InputSpec::Tone {
         Some(Duration::from_secs_f64(
-            frame.len() as f64 / (crate::input::tone::SAMPLE_RATE as f64 * 2.0),
+            frame.len() as f64 / (crate::config::stream::TONE_SAMPLE_RATE as f64 * 2.0),
         ))
     } else if cfg.source_bandwidth > 0 {
         Some(Duration::from_secs_f64(

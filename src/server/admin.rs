@@ -86,7 +86,7 @@ fn stream_call(
     answer_login(conn, peer, req.minor, login, "ringcast admin").then_some(stream)
 }
 
-/// `/admin/mute?mode=on|off`: listeners hear silence while muted (`input/mute.rs`).
+/// `/admin/mute?mode=on|off`: listeners hear silence while muted (`stream/mute.rs`).
 pub fn mute(mut conn: Conn, peer: SocketAddr, req: &Request, server: &Server) {
     let Some(stream) = stream_call(&mut conn, peer, req, server) else {
         return;

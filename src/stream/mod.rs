@@ -4,6 +4,7 @@
 //! threads (`server/mounts.rs`).
 
 pub mod breaks;
+pub mod mute;
 pub mod push_slot;
 pub mod segments;
 pub mod stats;
@@ -54,7 +55,7 @@ pub struct Stream {
     /// `-content-type` was given: it wins over what a link origin says.
     content_type_fixed: bool,
     source_state: AtomicU8,
-    /// `/admin/mute`: listeners hear silence (`input/mute.rs`).
+    /// `/admin/mute`: listeners hear silence (`stream/mute.rs`).
     muted: AtomicBool,
     /// `-hls`: the segments published, and who fetches them.
     pub hls: Option<segments::Segments>,

@@ -1,5 +1,6 @@
-//! `/admin/mute` at the source: while muted, listeners stay connected and hear silence in
-//! the stream's own format (`frame/silence.rs`).
+//! A stream's mute (`-mute`, `/admin/mute`), applied where its frames are made (the input's
+//! reader, and the link receiver's player for Opus): while muted, listeners stay connected
+//! and hear silence in the stream's own format (`frame/silence.rs`).
 //!
 //! A live source (a pipe, a source client, an upstream) keeps being read and each frame is
 //! replaced by its silent form, or held back when the format has none. A regular file (a
