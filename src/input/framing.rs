@@ -6,7 +6,7 @@ use super::pacer::Pacer;
 use crate::config::StreamConfig;
 use crate::frame::{Framer, Scan, ScanCounts};
 use crate::limited;
-use crate::link::fragments::Cutter;
+use crate::link::cutter::LinkCutter;
 use crate::stream::mute::Muter;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
@@ -73,10 +73,10 @@ impl HeaderPages {
 
     /// Makes the gathered pages the stream's header (if any were gathered), and hands them
     /// to the link in their place in the stream (a receiver finds them there).
-    pub fn publish(&mut self, stream: &Stream, cutter: &mut Option<Cutter>) {
-        if let (Some(c), Some(l)) = (cutter.as_mut(), stream.link.as_ref()) {
+    pub fn publish(&mut self, stream: &Stream, cutter: &mut Option<LinkCutter>) {
+        if let Some(c) = cutter.as_mut() {
             for p in &self.pages {
-                c.frame(p, None, &l.log);
+                c.frame(p, None);
             }
         }
         if !self.pages.is_empty() {
@@ -120,7 +120,7 @@ pub struct Framing<'a> {
     pub headers: HeaderPages,
     pub muter: &'a mut Muter,
     pub pacer: &'a mut Option<Pacer>,
-    pub cutter: &'a mut Option<Cutter>,
+    pub cutter: &'a mut Option<LinkCutter>,
 }
 
 impl Framing<'_> {
@@ -177,9 +177,9 @@ impl Framing<'_> {
                     }
                     if let Some(out) = self.muter.pass(frame, stream.is_muted()) {
                         stream.ring.push(&out);
-                        if let (Some(c), Some(l)) = (self.cutter.as_mut(), stream.link.as_ref()) {
+                        if let Some(c) = self.cutter.as_mut() {
                             let d = duration.or_else(|| crate::link::frame_duration(cfg, &out));
-                            c.frame(&out, d, &l.log);
+                            c.frame(&out, d);
                         }
                     }
                     self.pending.consume(end);

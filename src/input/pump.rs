@@ -11,11 +11,13 @@ use super::framing::{Emitted, FrameBuffer, Framing, HeaderPages};
 use super::pacer::Pacer;
 use super::{Got, Input};
 use crate::config::StreamConfig;
-use crate::link::fragments::Cutter;
+use crate::link::cutter::LinkCutter;
+use crate::link::LinkState;
 use crate::stream::mute::Muter;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The longest a read waits: bounds how late a paused source flushes its last frames.
@@ -40,19 +42,19 @@ pub enum End {
 /// with Ogg's serial numbers (a file's loops go on where the last one ended).
 pub struct Kept {
     /// Cuts link fragments from the frames, when this instance serves the link.
-    cutter: Option<Cutter>,
+    cutter: Option<LinkCutter>,
     pacer: Option<Pacer>,
     muter: Muter,
 }
 
 impl Kept {
-    pub fn new(stream: &Stream) -> Kept {
+    pub fn new(stream: &Stream, link: Option<Arc<LinkState>>) -> Kept {
         let mut muter = Muter::new(stream.cfg.framer);
         if stream.cfg.framer.numbered_pages {
             muter.serials = Some(Default::default());
         }
         Kept {
-            cutter: stream.link.as_ref().map(|l| Cutter::new(l.cfg.fragment)),
+            cutter: link.map(LinkCutter::new),
             pacer: None,
             muter,
         }
@@ -67,8 +69,8 @@ pub fn pump(
     kept: &mut Kept,
 ) -> io::Result<End> {
     // Each source start is a new epoch on the link.
-    if let (Some(c), Some(l)) = (kept.cutter.as_mut(), stream.link.as_ref()) {
-        c.new_epoch(&l.log);
+    if let Some(c) = kept.cutter.as_mut() {
+        c.new_epoch();
     }
     let mut quiet = Quiet::new(cfg.max_quiet_interval);
     if cfg.header_bytes > 0 {
@@ -245,8 +247,8 @@ impl Reader<'_> {
             }
             Slice::Stop => return Ok(Step::Done(End::Stop)),
             Slice::Nothing => {
-                if let (Some(c), Some(l)) = (f.cutter.as_mut(), stream.link.as_ref()) {
-                    c.tick(&l.log);
+                if let Some(c) = f.cutter.as_mut() {
+                    c.tick();
                 }
             }
         }

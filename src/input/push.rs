@@ -1,5 +1,5 @@
 //! Source clients' stream, as an input: the stream's reader reads what the client
-//! connection threads (`server/source_client.rs`) put in the stream's [`PushSlot`]. It never
+//! connection threads (`server/source_client.rs`) put in the stream's [`SourceClientSlot`]. It never
 //! ends: while no client is connected it plays `-fallback-path` (`fallback.rs`) or nothing,
 //! and listeners stay connected either way.
 
@@ -55,7 +55,7 @@ impl Input for PushInput {
             return Ok(Got::from_len(super::take_pending(&mut self.pending, buf)));
         }
         if self.live.is_none() {
-            self.live = self.stream.push.receiver();
+            self.live = self.stream.source_client.receiver();
             if self.live.is_some() {
                 if let Some(f) = &mut self.fallback {
                     f.pause();
@@ -68,7 +68,7 @@ impl Input for PushInput {
             let deadline = Deadline::after(wait);
             while self.live.is_none() && !deadline.passed() {
                 std::thread::sleep(Duration::from_millis(20));
-                self.live = self.stream.push.receiver();
+                self.live = self.stream.source_client.receiver();
             }
             if self.live.is_some() {
                 self.new_run();

@@ -5,6 +5,7 @@
 use super::pump::{pump, End, Kept, BEAT, SLICE};
 use super::{open, Close};
 use crate::config::StreamConfig;
+use crate::link::LinkState;
 use crate::stream::stats::Stats;
 use crate::stream::{SourceState, Stream};
 use crate::util::retry::{Retry, Then};
@@ -28,10 +29,10 @@ pub fn ended_by_itself(reason: &str) -> bool {
 }
 
 /// The thread body. Returns when the stream is over; the ring is ended by then.
-pub fn run(stream: Arc<Stream>) {
+pub fn run(stream: Arc<Stream>, link: Option<Arc<LinkState>>) {
     let cfg = Arc::clone(&stream.cfg);
     let mut was_idle = false;
-    let mut kept = Kept::new(&stream);
+    let mut kept = Kept::new(&stream, link);
     if stream.is_muted() {
         info!("-mute: muted until /admin/mute?mode=off");
     }

@@ -12,7 +12,6 @@ use crate::http::client;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
 use crate::http::url::{query_param, Url};
-use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use std::io::{self};
 use std::net::IpAddr;
@@ -37,10 +36,7 @@ pub trait LoginGate {
 
 /// `GET /.ringcast/link/challenge`: a nonce, where this instance (as a receiver) would
 /// resume, and how much a fresh receiver wants (its delay, ms).
-pub fn challenge(conn: &mut Conn, req: &Request, stream: &Stream) {
-    let Some(link) = stream.link.as_ref() else {
-        return;
-    };
+pub fn challenge(conn: &mut Conn, req: &Request, link: &LinkState) {
     let held = fmt_pos(*link.held.lock());
     let nonce = match link.issue_nonce() {
         Ok(n) => n,
@@ -71,11 +67,10 @@ pub fn accept<'a, const N: usize>(
     peer: SocketAddr,
     req: &Request,
     gate: &dyn LoginGate,
-    stream: &'a Stream,
+    link: &'a LinkState,
     mode: &str,
     fields: [&str; N],
 ) -> Option<(&'a LinkState, [String; N], [u8; 32])> {
-    let link = stream.link.as_ref()?;
     let values = verify(conn, peer, req, gate, link, mode, fields)?;
     let nonce = values.first().map_or("", String::as_str);
     let cnonce = values.get(1).map_or("", String::as_str);

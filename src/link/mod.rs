@@ -22,6 +22,7 @@
     )
 )]
 
+pub mod cutter;
 pub mod fragments;
 pub mod handshake;
 pub mod origin;

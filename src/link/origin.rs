@@ -27,10 +27,11 @@ pub fn serve_pull(
     req: &Request,
     gate: &dyn LoginGate,
     stream: &Stream,
+    link: &LinkState,
 ) {
     let fields = ["nonce", "cnonce", "after", "want", "rid"];
     let Some((link, [_, _, after_text, want, rid], key)) =
-        accept(&mut conn, peer, req, gate, stream, "pull", fields)
+        accept(&mut conn, peer, req, gate, link, "pull", fields)
     else {
         return;
     };
@@ -57,6 +58,7 @@ pub fn serve_pull(
         &mut conn,
         &key,
         stream,
+        link,
         Resume {
             pos: after,
             want_us,
@@ -98,6 +100,7 @@ pub fn send_stream<W: Write>(
     conn: &mut W,
     key: &[u8],
     stream: &Stream,
+    link: &LinkState,
     from: Resume,
     wanted: impl Fn() -> bool,
     mut check: impl FnMut(&mut W) -> io::Result<()>,
@@ -107,9 +110,6 @@ pub fn send_stream<W: Write>(
         want_us,
         bytes,
     } = from;
-    let Some(link) = stream.link.as_ref() else {
-        return Ok(());
-    };
     let mut title_seq = 0;
     let mut last_sent = Instant::now();
     let mut out = Vec::new();
@@ -207,12 +207,9 @@ fn write_fragments(
 }
 
 /// A `link-push` thread: keeps a session to the receiver at path `path`'s `-link-push` open.
-pub fn run_push(stream: &Stream, path: usize) {
+pub fn run_push(stream: &Stream, link: &LinkState, path: usize) {
     let cfg = &stream.cfg;
-    let (Some(link), Some(p)) = (
-        stream.link.as_ref(),
-        cfg.link.as_ref().and_then(|l| l.push.get(path).cloned()),
-    ) else {
+    let Some(p) = cfg.link.as_ref().and_then(|l| l.push.get(path).cloned()) else {
         return;
     };
     // The receiver keeps one session per path number, the end of our id (`id.path`).
@@ -253,6 +250,7 @@ fn push_session(
         &mut ChunkedWriter(conn),
         &key,
         stream,
+        link,
         Resume {
             pos: parse_pos(&after),
             want_us: want_us(want_ms),

@@ -23,10 +23,7 @@ use std::time::{Duration, Instant};
 /// The `link-play` thread: the receiver's source. Takes messages from the inbox, keeps the
 /// playout buffer, and puts due frames into the ring (and into this instance's own fragment
 /// log, so a receiver can be the origin of another hop).
-pub fn run_play(stream: &Stream) {
-    let Some(link) = stream.link.as_ref() else {
-        return;
-    };
+pub fn run_play(stream: &Stream, link: &LinkState) {
     let Some(inbox) = link.take_inbox() else {
         return;
     };

@@ -26,12 +26,9 @@ use std::time::{Duration, Instant};
 pub use super::player::run_play;
 
 /// A `link-pull` thread: pulls the stream over path `path` (its `-link-pull`).
-pub fn run_pull(stream: &Stream, path: usize) {
+pub fn run_pull(stream: &Stream, link: &LinkState, path: usize) {
     let cfg = &stream.cfg;
-    let (Some(link), Some(p)) = (
-        stream.link.as_ref(),
-        cfg.link.as_ref().and_then(|l| l.pull.get(path).cloned()),
-    ) else {
+    let Some(p) = cfg.link.as_ref().and_then(|l| l.pull.get(path).cloned()) else {
         return;
     };
     // The origin keeps one session per receiver id: each path has its own (`id.path`).
@@ -159,10 +156,11 @@ pub fn serve_push(
     req: &Request,
     gate: &dyn LoginGate,
     stream: &Stream,
+    link: &LinkState,
 ) {
     let fields = ["nonce", "cnonce", "after", "want", "oid"];
     let Some((link, [_, _, after, _, oid], key)) =
-        accept(&mut conn, peer, req, gate, stream, "push", fields)
+        accept(&mut conn, peer, req, gate, link, "push", fields)
     else {
         return;
     };

@@ -8,16 +8,20 @@
 //! input, or the link receiver's player and dialers) is not a consumer: `mounts.rs` starts it
 //! first.
 
+use crate::link::LinkState;
 use crate::stream::Stream;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What a consumer's thread is given besides its stream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct Context {
     /// Which of the stream's consumers of this kind (a link path's number; 0 for the rest).
     pub instance: usize,
     /// `-write-timeout`: how long a write to a peer may block.
     pub write_timeout: Duration,
+    /// The stream's link state, when it has a link (the server holds it beside the stream).
+    pub link: Option<Arc<LinkState>>,
 }
 
 /// One kind of consumer.
@@ -36,7 +40,11 @@ pub static CONSUMERS: &[Consumer] = &[
     Consumer {
         thread: "link-push",
         count: |s| s.cfg.link.as_ref().map_or(0, |l| l.push.len()),
-        run: |s, c| crate::link::origin::run_push(s, c.instance),
+        run: |s, c| {
+            if let Some(link) = &c.link {
+                crate::link::origin::run_push(s, link, c.instance)
+            }
+        },
     },
     Consumer {
         thread: "hls",

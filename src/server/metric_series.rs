@@ -3,12 +3,12 @@
 //! counter, and reading what is reported should not mean reading how.
 
 use crate::link::paths::PathStats;
-use crate::link::LinkStats;
+use crate::link::{LinkState, LinkStats};
 use crate::stream::Stream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// A stream's value of a series; `None` where it does not apply (no link, no output).
-pub(super) type Value = fn(&Stream) -> Option<u64>;
+pub(super) type Value = fn(&Stream, Option<&LinkState>) -> Option<u64>;
 
 fn load(c: &AtomicU64) -> Option<u64> {
     Some(c.load(Relaxed))
@@ -18,86 +18,86 @@ fn flag(b: &AtomicBool) -> Option<u64> {
     Some(u64::from(b.load(Relaxed)))
 }
 
-fn link(s: &Stream, f: fn(&LinkStats) -> u64) -> Option<u64> {
-    s.link.as_ref().map(|l| f(&l.stats))
+fn link(l: Option<&LinkState>, f: fn(&LinkStats) -> u64) -> Option<u64> {
+    l.map(|l| f(&l.stats))
 }
 
 /// Each stream's series: name, type, help, value.
 pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
-    ("listeners", "gauge", "Listeners connected now.", |s| {
+    ("listeners", "gauge", "Listeners connected now.", |s, _| {
         Some(s.listeners() as u64)
     }),
     (
         "listener_peak",
         "gauge",
         "Most listeners at once since start.",
-        |s| Some(s.listener_peak.load(Relaxed) as u64),
+        |s, _| Some(s.listener_peak.load(Relaxed) as u64),
     ),
     (
         "listeners_total",
         "counter",
         "Listeners served since start.",
-        |s| load(&s.stats.listeners_total),
+        |s, _| load(&s.stats.listeners_total),
     ),
     (
         "bytes_in_total",
         "counter",
         "Bytes read from the source.",
-        |s| load(&s.stats.bytes_in),
+        |s, _| load(&s.stats.bytes_in),
     ),
     (
         "bytes_out_total",
         "counter",
         "Bytes sent to listeners.",
-        |s| load(&s.stats.bytes_out),
+        |s, _| load(&s.stats.bytes_out),
     ),
     (
         "frames_in_total",
         "counter",
         "Frames put in the ring.",
-        |s| load(&s.stats.frames_in),
+        |s, _| load(&s.stats.frames_in),
     ),
     (
         "frames_skipped_total",
         "counter",
         "Frames slow listeners skipped.",
-        |s| load(&s.stats.frames_skipped),
+        |s, _| load(&s.stats.frames_skipped),
     ),
     (
         "junk_bytes_total",
         "counter",
         "Source bytes that were not frames.",
-        |s| load(&s.stats.junk_bytes),
+        |s, _| load(&s.stats.junk_bytes),
     ),
     (
         "source_opens_total",
         "counter",
         "Source opens (the first one and every reconnect).",
-        |s| load(&s.stats.source_opens),
+        |s, _| load(&s.stats.source_opens),
     ),
     (
         "source_failures_total",
         "counter",
         "Source opens or reads that failed.",
-        |s| load(&s.stats.source_failures),
+        |s, _| load(&s.stats.source_failures),
     ),
     (
         "source_up",
         "gauge",
         "1 while a source is on air (open, or a source client connected).",
-        |s| Some(u64::from(s.on_air())),
+        |s, _| Some(u64::from(s.on_air())),
     ),
     (
         "hls_listeners",
         "gauge",
         "HLS clients (an address and user agent) seen within two segment durations.",
-        |s| s.hls.as_ref().map(|h| h.listeners() as u64),
+        |s, _| s.hls.as_ref().map(|h| h.listeners() as u64),
     ),
     (
         "hls_playlist_requests_total",
         "counter",
         "HLS playlist requests answered.",
-        |s| {
+        |s, _| {
             s.hls.as_ref().map(|h| {
                 h.playlist_requests
                     .load(std::sync::atomic::Ordering::Relaxed)
@@ -108,7 +108,7 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "hls_segment_requests_total",
         "counter",
         "HLS segment requests answered.",
-        |s| {
+        |s, _| {
             s.hls.as_ref().map(|h| {
                 h.segment_requests
                     .load(std::sync::atomic::Ordering::Relaxed)
@@ -119,31 +119,31 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "muted",
         "gauge",
         "1 while muted (/admin/mute): listeners hear silence.",
-        |s| Some(u64::from(s.is_muted())),
+        |s, _| Some(u64::from(s.is_muted())),
     ),
     (
         "source_client_connected",
         "gauge",
         "1 while a source client pushes to us.",
-        |s| Some(u64::from(s.push.connected())),
+        |s, _| Some(u64::from(s.source_client.connected())),
     ),
     (
         "listeners_refused_total",
         "counter",
         "Listeners refused over -max-clients.",
-        |s| load(&s.stats.listeners_refused),
+        |s, _| load(&s.stats.listeners_refused),
     ),
     (
         "icecast_output_up",
         "gauge",
         "1 while connected to the -icecast server.",
-        |s| s.cfg.icecast.as_ref().and(flag(&s.icecast_output_up)),
+        |s, _| s.cfg.icecast.as_ref().and(flag(&s.icecast_output_up)),
     ),
     (
         "icecast_output_connects_total",
         "counter",
         "Connections made to the -icecast server.",
-        |s| {
+        |s, _| {
             s.cfg
                 .icecast
                 .as_ref()
@@ -154,7 +154,7 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "record_bytes_total",
         "counter",
         "Bytes the recorder (-record) wrote.",
-        |s| {
+        |s, _| {
             s.cfg
                 .record
                 .as_ref()
@@ -165,7 +165,7 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "record_errors_total",
         "counter",
         "Recorder writes that failed (a full or failing disk).",
-        |s| {
+        |s, _| {
             s.cfg
                 .record
                 .as_ref()
@@ -176,7 +176,7 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "record_frames_lost_total",
         "counter",
         "Frames the recorder did not write (the disk fell behind, or failed).",
-        |s| {
+        |s, _| {
             s.cfg
                 .record
                 .as_ref()
@@ -187,73 +187,73 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "link_up",
         "gauge",
         "1 while a link session is connected.",
-        |s| s.link.as_ref().map(|l| u64::from(l.paths.any_up())),
+        |_, l| l.map(|l| u64::from(l.paths.any_up())),
     ),
     (
         "link_connects_total",
         "counter",
         "Link sessions that connected.",
-        |s| link(s, |l| l.connects.load(Relaxed)),
+        |_, l| link(l, |l| l.connects.load(Relaxed)),
     ),
     (
         "link_dial_failures_total",
         "counter",
         "Dials of the link that did not become a session (refused, unreachable, timed out).",
-        |s| link(s, |l| l.dial_failures.load(Relaxed)),
+        |_, l| link(l, |l| l.dial_failures.load(Relaxed)),
     ),
     (
         "link_stalls_total",
         "counter",
         "Link sessions that stalled (no traffic for 2 s).",
-        |s| link(s, |l| l.stalls.load(Relaxed)),
+        |_, l| link(l, |l| l.stalls.load(Relaxed)),
     ),
     (
         "link_refused_total",
         "counter",
         "Link handshakes refused (wrong key, stale nonce).",
-        |s| link(s, |l| l.refused.load(Relaxed)),
+        |_, l| link(l, |l| l.refused.load(Relaxed)),
     ),
     (
         "link_bad_messages_total",
         "counter",
         "Link messages that failed their MAC check.",
-        |s| link(s, |l| l.bad_messages.load(Relaxed)),
+        |_, l| link(l, |l| l.bad_messages.load(Relaxed)),
     ),
     (
         "link_gaps_total",
         "counter",
         "Gaps: fragments the origin no longer had.",
-        |s| link(s, |l| l.gaps.load(Relaxed)),
+        |_, l| link(l, |l| l.gaps.load(Relaxed)),
     ),
     (
         "link_duplicates_total",
         "counter",
         "Fragments received twice (ignored).",
-        |s| link(s, |l| l.duplicates.load(Relaxed)),
+        |_, l| link(l, |l| l.duplicates.load(Relaxed)),
     ),
     (
         "link_silence_frames_total",
         "counter",
         "Silent frames played while the link was down.",
-        |s| link(s, |l| l.silence_frames.load(Relaxed)),
+        |_, l| link(l, |l| l.silence_frames.load(Relaxed)),
     ),
     (
         "link_frames_dropped_total",
         "counter",
         "Frames that arrived too late to play.",
-        |s| link(s, |l| l.frames_dropped.load(Relaxed)),
+        |_, l| link(l, |l| l.frames_dropped.load(Relaxed)),
     ),
     (
         "link_fragments_refused_total",
         "counter",
         "Fragments refused: absurd capture time, frames over -frame-bytes, or a full buffer.",
-        |s| link(s, |l| l.fragments_refused.load(Relaxed)),
+        |_, l| link(l, |l| l.fragments_refused.load(Relaxed)),
     ),
     (
         "link_buffer_ms",
         "gauge",
         "Receiver: stream buffered ahead of playout, ms.",
-        |s| link(s, |l| l.buffer_ms.load(Relaxed)),
+        |_, l| link(l, |l| l.buffer_ms.load(Relaxed)),
     ),
 ];
 

@@ -7,16 +7,21 @@ use super::metric_series::{PATH, STREAM};
 use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
+use crate::link::LinkState;
 use crate::stream::Stream;
+use std::sync::Arc;
+
+/// A stream and its link's state, when it has a link.
+type Served = (Arc<Stream>, Option<Arc<LinkState>>);
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 /// The per-path series of every stream's link paths that have been used.
-fn path_series(m: &mut String, streams: &[std::sync::Arc<Stream>], mounted: bool) {
+fn path_series(m: &mut String, streams: &[Served], mounted: bool) {
     for (name, kind, help, value) in PATH {
         let mut lines = String::new();
-        for s in streams {
-            let Some(link) = s.link.as_ref() else {
+        for (s, link) in streams {
+            let Some(link) = link else {
                 continue;
             };
             for (i, p) in link.paths.all() {
@@ -45,12 +50,19 @@ fn path_series(m: &mut String, streams: &[std::sync::Arc<Stream>], mounted: bool
 }
 
 pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
-    let streams = server.streams();
+    let streams: Vec<Served> = server
+        .streams()
+        .into_iter()
+        .map(|s| {
+            let link = server.link_of(&s);
+            (s, link)
+        })
+        .collect();
     let mut m = String::new();
     for (name, kind, help, value) in STREAM {
         let values: Vec<(&str, u64)> = streams
             .iter()
-            .filter_map(|s| value(s).map(|v| (s.mount(), v)))
+            .filter_map(|(s, l)| value(s, l.as_deref()).map(|v| (s.mount(), v)))
             .collect();
         if values.is_empty() {
             continue;
@@ -71,7 +83,7 @@ pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
     let st = &server.stats;
     let listeners_refused: u64 = streams
         .iter()
-        .map(|s| s.stats.listeners_refused.load(Relaxed))
+        .map(|(s, _)| s.stats.listeners_refused.load(Relaxed))
         .sum();
     let server_series = [
         (

@@ -44,6 +44,7 @@ pub mod users;
 use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::http::identity::Identity;
+use crate::link::LinkState;
 use crate::os::shutdown::Shutdown;
 use crate::sink::audience::Audience;
 use crate::stream::stats::Stats;
@@ -71,6 +72,9 @@ pub struct Server {
     /// The streams, in `-mount` order. A reload swaps the list; a connection keeps the
     /// `Arc<Stream>` it found for as long as it lives.
     streams: RwLock<Vec<Arc<Stream>>>,
+    /// The link's state of each stream with a link: the link's own, held here beside the
+    /// stream (the stream does not know the link), set with the list of streams.
+    links: RwLock<Vec<(Arc<Stream>, Arc<LinkState>)>>,
     /// Listeners of every stream, against the server-wide `-max-clients`.
     listeners: AtomicUsize,
     /// Connections kept open between short answers (`keepalive.rs`), also against
@@ -136,6 +140,7 @@ impl Server {
             started: SystemTime::now(),
             stats: Stats::default(),
             streams: RwLock::new(Vec::new()),
+            links: RwLock::new(Vec::new()),
             listeners: AtomicUsize::new(0),
             kept: AtomicUsize::new(0),
             audience: Audience::default(),
@@ -184,9 +189,23 @@ impl Server {
         self.streams.read().clone()
     }
 
-    /// Replaces the list of streams (at start, and on reload).
-    pub fn set_streams(&self, streams: Vec<Arc<Stream>>) {
-        *self.streams.write() = streams;
+    /// Replaces the list of streams and their links (at start, and on reload). The links go
+    /// first: a stream found in the list has its link there.
+    pub fn set_streams(&self, streams: Vec<(Arc<Stream>, Option<Arc<LinkState>>)>) {
+        *self.links.write() = streams
+            .iter()
+            .filter_map(|(s, l)| Some((Arc::clone(s), Arc::clone(l.as_ref()?))))
+            .collect();
+        *self.streams.write() = streams.into_iter().map(|(s, _)| s).collect();
+    }
+
+    /// The link's state of `stream`, when it has a link.
+    pub fn link_of(&self, stream: &Stream) -> Option<Arc<LinkState>> {
+        let links = self.links.read();
+        let found = links
+            .iter()
+            .find(|(s, _)| std::ptr::eq(Arc::as_ptr(s), stream));
+        found.map(|(_, l)| Arc::clone(l))
     }
 
     /// The stream a path (without its query) names: without mounts the one stream serves

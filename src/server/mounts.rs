@@ -6,7 +6,7 @@ use super::consumers::{Context, CONSUMERS};
 use super::Server;
 use crate::config::{self, Mount};
 use crate::error::Error;
-use crate::link;
+use crate::link::{self, LinkState};
 use crate::stream::Stream;
 use crate::util::deadline::Deadline;
 use log::{error, info, warn};
@@ -22,10 +22,19 @@ const STOP_WAIT: Duration = Duration::from_secs(6);
 /// A started stream, its threads, and the words its mount was made from.
 pub struct Running {
     pub stream: Arc<Stream>,
+    /// The stream's link state, when it has a link (the server holds it, not the stream).
+    pub link: Option<Arc<LinkState>>,
     words: Vec<String>,
     /// The thread that fills the ring (`src-read` or `link-play`), then the others.
     reader: JoinHandle<()>,
     others: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// What the server's list holds of it: the stream and its link.
+    fn served(&self) -> (Arc<Stream>, Option<Arc<LinkState>>) {
+        (Arc::clone(&self.stream), self.link.clone())
+    }
 }
 
 /// Every running stream, in `-mount` order. Only `main` and the reload touch it.
@@ -39,7 +48,7 @@ impl Streams {
         for m in mounts {
             list.push(start(server, m)?);
         }
-        server.set_streams(list.iter().map(|r| Arc::clone(&r.stream)).collect());
+        server.set_streams(list.iter().map(Running::served).collect());
         Ok(())
     }
 
@@ -81,7 +90,7 @@ impl Streams {
         });
         // Stop what goes first: a changed mount's new input may need the device, port or
         // encoder connection its old one holds.
-        server.set_streams(keep.iter().map(|r| Arc::clone(&r.stream)).collect());
+        server.set_streams(keep.iter().map(Running::served).collect());
         for r in &gone {
             info!("reload: stopping {}", r.stream.mount());
         }
@@ -106,7 +115,7 @@ impl Streams {
                 }
             }
         }
-        server.set_streams(list.iter().map(|r| Arc::clone(&r.stream)).collect());
+        server.set_streams(list.iter().map(Running::served).collect());
         if server.cfg.mounted {
             info!("reload: {} mount(s)", list.len());
         } else {
@@ -137,22 +146,31 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
     );
     let receiver = link::is_receiver(&cfg);
     let pulls = cfg.link.as_ref().map_or(0, |l| l.pull.len());
-    let stream = Arc::new(Stream::new(cfg).map_err(|e| format!("cannot start: {e}"))?);
+    let cannot = |e: std::io::Error| Error::io("cannot start", e);
+    let link = cfg.link.clone().map(LinkState::new).transpose();
+    let link = link.map_err(cannot)?.map(Arc::new);
+    let stream = Arc::new(Stream::new(cfg).map_err(cannot)?);
     let names = ThreadNames::new(server, &stream.cfg.mount);
     let mut others = Vec::new();
     let reader = if receiver {
         // The link is the source: the player fills the ring, a dialler feeds the player.
+        let Some(lk) = link.as_ref() else {
+            return Err(Error::from("a link receiver without its link state"));
+        };
         for i in 0..pulls {
-            let st = Arc::clone(&stream);
+            let (st, lk) = (Arc::clone(&stream), Arc::clone(lk));
             let name = path_name(&names.of("link-pull"), i);
-            others.push(spawn(&name, move || link::receiver::run_pull(&st, i))?);
+            others.push(spawn(&name, move || link::receiver::run_pull(&st, &lk, i))?);
         }
-        let st = Arc::clone(&stream);
+        let (st, lk) = (Arc::clone(&stream), Arc::clone(lk));
         spawn(&names.of("link-play"), move || {
-            link::receiver::run_play(&st)
+            link::receiver::run_play(&st, &lk)
         })?
     } else {
-        spawn(&names.of("src-read"), read_input(&stream, server))?
+        spawn(
+            &names.of("src-read"),
+            read_input(&stream, link.clone(), server),
+        )?
     };
     for consumer in CONSUMERS {
         for instance in 0..(consumer.count)(&stream) {
@@ -160,6 +178,7 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
             let context = Context {
                 instance,
                 write_timeout: server.cfg.write_timeout,
+                link: link.clone(),
             };
             let name = path_name(&names.of(consumer.thread), instance);
             others.push(spawn(&name, move || (consumer.run)(&st, context))?);
@@ -167,6 +186,7 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
     }
     Ok(Running {
         stream,
+        link,
         words: m.words,
         reader,
         others,
@@ -204,10 +224,14 @@ fn path_name(base: &str, i: usize) -> String {
 }
 
 /// The body of the thread that reads the stream's input into its ring.
-fn read_input(stream: &Arc<Stream>, server: &Arc<Server>) -> impl FnOnce() + Send + 'static {
+fn read_input(
+    stream: &Arc<Stream>,
+    link: Option<Arc<LinkState>>,
+    server: &Arc<Server>,
+) -> impl FnOnce() + Send + 'static {
     let (st, sv) = (Arc::clone(stream), Arc::clone(server));
     move || {
-        crate::input::supervisor::run(Arc::clone(&st));
+        crate::input::supervisor::run(Arc::clone(&st), link);
         // Without mounts the one stream ending by itself (-reopen=false) is the server's
         // end; one a reload stopped is not. The reason tells, not whether the stream is
         // among the server's yet: a missing file fails before it is registered.

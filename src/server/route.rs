@@ -295,18 +295,20 @@ fn to_stream(
     // With -source-address, source clients go there and nowhere else.
     let sources_here = door == Door::Sources || server.cfg.source_address.is_none();
     let takes_sources = stream.cfg.source_password.is_some() && sources_here;
-    match (req.method.as_str(), link_op) {
-        ("GET", Some(crate::link::Op::Challenge)) if stream.link.is_some() => {
-            crate::link::handshake::challenge(&mut conn, &req, &stream)
+    let link = link_op.and_then(|_| server.link_of(&stream));
+    use crate::link::Op;
+    match (req.method.as_str(), link_op, link.as_deref()) {
+        ("GET", Some(Op::Challenge), Some(link)) => {
+            crate::link::handshake::challenge(&mut conn, &req, link)
         }
-        ("GET", Some(crate::link::Op::Pull)) if stream.link.is_some() => {
-            crate::link::origin::serve_pull(conn, peer, &req, server, &stream)
+        ("GET", Some(Op::Pull), Some(link)) => {
+            crate::link::origin::serve_pull(conn, peer, &req, server, &stream, link)
         }
-        ("POST", Some(crate::link::Op::Push)) if is_receiver(&stream) => {
-            crate::link::receiver::serve_push(conn, peer, &req, server, &stream)
+        ("POST", Some(Op::Push), Some(link)) if is_receiver(&stream) => {
+            crate::link::receiver::serve_push(conn, peer, &req, server, &stream, link)
         }
-        ("OPTIONS", _) => cors::options(&mut conn, &req, server, allow(takes_sources)),
-        ("GET" | "HEAD", None) => {
+        ("OPTIONS", _, _) => cors::options(&mut conn, &req, server, allow(takes_sources)),
+        ("GET" | "HEAD", None, _) => {
             let cors = cors::headers(server, &req);
             let cors: Vec<(&str, &str)> = cors.iter().map(|(n, v)| (*n, v.as_str())).collect();
             let user = users::admit(&mut conn, peer, &req, server, &cors).ok()?;
@@ -334,15 +336,15 @@ fn to_stream(
                 (l, None) => l,
             };
         }
-        ("PUT" | "SOURCE", None) if takes_sources => {
+        ("PUT" | "SOURCE", None, _) if takes_sources => {
             source_client::serve_source(conn, peer, &req, server, &stream)
         }
-        ("PUT" | "SOURCE", None) if stream.cfg.source_password.is_some() => {
+        ("PUT" | "SOURCE", None, _) if stream.cfg.source_password.is_some() => {
             let what = "source clients connect to -source-address, not to this port";
             let allow = [("Allow", allow(false))];
             refuse(&mut conn, peer, Some(&req), server, 405, what, &allow)
         }
-        (other, _) => {
+        (other, _, _) => {
             let what = format!("method {other} not allowed here");
             let allow = [("Allow", allow(takes_sources))];
             refuse(&mut conn, peer, Some(&req), server, 405, &what, &allow)

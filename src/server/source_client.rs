@@ -1,9 +1,9 @@
 //! Source clients: encoders push a stream to ringcast as they push to Icecast. A connection
 //! thread authenticates the client (`PUT`/`SOURCE` with Basic auth on the HTTP port, or
-//! SHOUTcast v1's password line on port+1), claims its stream's [`PushSlot`] and forwards
+//! SHOUTcast v1's password line on port+1), claims its stream's [`SourceClientSlot`] and forwards
 //! the body into it; the stream's input (`input/push.rs`) reads it from there.
 //!
-//! [`PushSlot`]: crate::stream::push_slot::PushSlot
+//! [`SourceClientSlot`]: crate::stream::source_client_slot::SourceClientSlot
 
 use super::logins::{answer_login, source_login};
 use super::Server;
@@ -43,7 +43,7 @@ pub fn serve_source(
         log::debug!("{peer}: source client refused: wrong or missing source login");
         return;
     }
-    let Some((id, tx)) = stream.push.claim() else {
+    let Some((id, tx)) = stream.source_client.claim() else {
         warn!("{peer}: source client refused: a source is already connected");
         crate::http::server::respond(&mut conn, 0, 403, "Mountpoint in use", &[]);
         return;
@@ -60,7 +60,7 @@ pub fn serve_source(
         b"HTTP/1.0 200 OK\r\n\r\n"
     };
     if conn.write_all(answer).is_err() {
-        stream.push.release(id, tx);
+        stream.source_client.release(id, tx);
         return;
     }
     let chunked = crate::http::chunked::is_chunked(req.header("Transfer-Encoding"));
@@ -79,7 +79,7 @@ pub fn serve_source(
         Body::Plain(length)
     };
     let result = pump(&mut conn, &req.leftover, body, &tx, stream);
-    stream.push.release(id, tx);
+    stream.source_client.release(id, tx);
     match result {
         Ok(n) => info!("{peer}: source client left after {n} bytes"),
         Err(e) => warn!("{peer}: source client dropped: {e}"),
@@ -120,20 +120,20 @@ pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, s
             return;
         }
     };
-    let Some((id, tx)) = stream.push.claim() else {
+    let Some((id, tx)) = stream.source_client.claim() else {
         warn!("{peer}: SHOUTcast source refused: a source is already connected");
         let _ = conn.write_all(b"invalid password\r\n");
         return;
     };
     if conn.write_all(b"OK2\r\nicy-caps:11\r\n\r\n").is_err() {
-        stream.push.release(id, tx);
+        stream.source_client.release(id, tx);
         return;
     }
     let headers = match read_v1_headers(&mut conn, server.cfg.header_timeout) {
         Ok(h) => h,
         Err(e) => {
             warn!("{peer}: SHOUTcast source dropped in its headers: {e}");
-            stream.push.release(id, tx);
+            stream.source_client.release(id, tx);
             return;
         }
     };
@@ -143,7 +143,7 @@ pub fn serve_shoutcast(tcp: TcpStream, peer: SocketAddr, mut pending: Pending, s
         .merge_info(&Info::from_headers(|n| crate::http::header(&headers, n)));
     info!("{peer}: SHOUTcast source client connected");
     let result = pump(&mut conn, &[], Body::Plain(None), &tx, &stream);
-    stream.push.release(id, tx);
+    stream.source_client.release(id, tx);
     match result {
         Ok(n) => info!("{peer}: SHOUTcast source client left after {n} bytes"),
         Err(e) => warn!("{peer}: SHOUTcast source client dropped: {e}"),

@@ -15,7 +15,9 @@ use std::sync::Arc;
 pub fn status_json(conn: &mut Conn, req: &Request, server: &Server) {
     let host = req.header("Host").unwrap_or("localhost").to_string();
     let base = format!("{}://{host}", if conn.is_tls() { "https" } else { "http" });
-    let sources: Vec<String> = server.streams().iter().map(|s| source(s, &base)).collect();
+    let streams = server.streams();
+    let source = |s: &Arc<Stream>| source(s, server.link_of(s).as_deref(), &base);
+    let sources: Vec<String> = streams.iter().map(source).collect();
     let body = format!(
         "{{\"icestats\":{{\"admin\":\"\",\"host\":{},\"location\":\"\",\"server_id\":{},\
          \"server_start\":{},\"server_start_iso8601\":{},\"station_description\":{},\
@@ -35,7 +37,7 @@ pub fn status_json(conn: &mut Conn, req: &Request, server: &Server) {
 }
 
 /// One stream as an Icecast source object.
-fn source(stream: &Stream, base: &str) -> String {
+fn source(stream: &Stream, link: Option<&crate::link::LinkState>, base: &str) -> String {
     let info = stream.meta.info();
     let (title, _) = stream.meta.title();
     let mut source = format!(
@@ -69,7 +71,7 @@ fn source(stream: &Stream, base: &str) -> String {
     if let Some(h) = &stream.hls {
         let _ = write!(source, ",\"hls_listeners\":{}", h.listeners());
     }
-    if let Some(link) = stream.link.as_ref() {
+    if let Some(link) = link {
         let _ = write!(source, ",\"link\":{}", link_json(link));
     }
     let played = played_json(&stream.meta.played());

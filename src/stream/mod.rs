@@ -5,19 +5,18 @@
 
 pub mod breaks;
 pub mod mute;
-pub mod push_slot;
 pub mod segments;
+pub mod source_client_slot;
 pub mod stats;
 
 use crate::config::StreamConfig;
 use crate::icy::meta::Meta;
-use crate::link::LinkState;
 use crate::os::heartbeat::Heartbeat;
 use crate::os::shutdown::Shutdown;
 use crate::ring::{Ring, Wake};
 use crate::stream::stats::{RateMeter, Stats};
 use parking_lot::{Condvar, Mutex};
-use push_slot::PushSlot;
+use source_client_slot::SourceClientSlot;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,14 +36,12 @@ pub struct Stream {
     /// Stream name, genre, title…
     pub meta: Meta,
     /// The live source client, when sources push to us.
-    pub push: PushSlot,
+    pub source_client: SourceClientSlot,
     /// When the source last opened (for status pages).
     pub stream_started: Mutex<Option<SystemTime>>,
     pub listener_peak: AtomicUsize,
     /// Connected to the `-icecast` server.
     pub icecast_output_up: AtomicBool,
-    /// The link, when configured.
-    pub link: Option<LinkState>,
     /// The stream's measured rate (listeners' send buffers follow it).
     pub rate: RateMeter,
     /// The bitrate its frames carry (kb/s, a running average; 0 until a frame whose
@@ -106,11 +103,10 @@ impl Stream {
             stop: Shutdown::default(),
             reader_beat: Heartbeat::default(),
             meta: Meta::new(cfg.info.clone(), &cfg.title),
-            push: PushSlot::default(),
+            source_client: SourceClientSlot::default(),
             stream_started: Mutex::new(None),
             listener_peak: AtomicUsize::new(0),
             icecast_output_up: AtomicBool::new(false),
-            link: cfg.link.clone().map(LinkState::new).transpose()?,
             rate: RateMeter::default(),
             frame_kbps: Default::default(),
             content_type: Mutex::new(cfg.content_type.clone()),
@@ -210,7 +206,7 @@ impl Stream {
 
     pub fn on_air(&self) -> bool {
         match self.cfg.input {
-            crate::config::InputSpec::Push { .. } => self.push.connected(),
+            crate::config::InputSpec::Push { .. } => self.source_client.connected(),
             _ => self.source_state() == SourceState::Open,
         }
     }
@@ -226,7 +222,7 @@ impl Stream {
     /// last opening (None while off air).
     pub fn on_air_since(&self) -> Option<SystemTime> {
         match self.cfg.input {
-            crate::config::InputSpec::Push { .. } => self.push.since(),
+            crate::config::InputSpec::Push { .. } => self.source_client.since(),
             _ => self.on_air().then(|| *self.stream_started.lock()).flatten(),
         }
     }

@@ -29,9 +29,9 @@ use std::path::Path;
 
 /// Each figure and the most it may be, in the order the test measures them.
 const CEILINGS: [(&str, usize); 8] = [
-    ("folder import cycles", 1),
+    ("folder import cycles", 0),
     ("file import cycles", 0),
-    ("core to leaf imports", 1),
+    ("core to leaf imports", 0),
     ("format name matches outside frame", 0),
     ("string error results", 1),
     ("long functions", 0),

@@ -15,12 +15,12 @@ type Live = (u64, Receiver<Vec<u8>>, SystemTime);
 
 /// The one live source client, if any.
 #[derive(Default)]
-pub struct PushSlot {
+pub struct SourceClientSlot {
     live: Mutex<Option<Live>>,
     next_id: Mutex<u64>,
 }
 
-impl PushSlot {
+impl SourceClientSlot {
     /// Claims the slot for a new client: its id and the sending end. `None` when taken.
     pub fn claim(&self) -> Option<(u64, Sender<Vec<u8>>)> {
         let mut live = self.live.lock();
