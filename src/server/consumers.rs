@@ -8,9 +8,8 @@
 //! input, or the link receiver's player and dialers) is not a consumer: `mounts.rs` starts it
 //! first.
 
-use crate::link::LinkState;
+use super::leaves::Leaves;
 use crate::stream::Stream;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// What a consumer's thread is given besides its stream.
@@ -20,8 +19,8 @@ pub struct Context {
     pub instance: usize,
     /// `-write-timeout`: how long a write to a peer may block.
     pub write_timeout: Duration,
-    /// The stream's link state, when it has a link (the server holds it beside the stream).
-    pub link: Option<Arc<LinkState>>,
+    /// What the stream's leaves keep of their own (`leaves.rs`): the consumer's is there.
+    pub leaves: Leaves,
 }
 
 /// One kind of consumer.
@@ -41,7 +40,7 @@ pub static CONSUMERS: &[Consumer] = &[
         thread: "link-push",
         count: |s| s.cfg.link.as_ref().map_or(0, |l| l.push.len()),
         run: |s, c| {
-            if let Some(link) = &c.link {
+            if let Some(link) = &c.leaves.link {
                 crate::link::origin::run_push(s, link, c.instance)
             }
         },
@@ -54,11 +53,19 @@ pub static CONSUMERS: &[Consumer] = &[
     Consumer {
         thread: "record",
         count: |s| usize::from(s.cfg.record.is_some()),
-        run: |s, _| crate::sink::recorder::run(s),
+        run: |s, c| {
+            if let Some(counts) = &c.leaves.recorder {
+                crate::sink::recorder::run(s, counts)
+            }
+        },
     },
     Consumer {
         thread: "out-icecast",
         count: |s| usize::from(s.cfg.icecast.is_some()),
-        run: |s, c| crate::sink::icecast::run(s, c.write_timeout),
+        run: |s, c| {
+            if let Some(state) = &c.leaves.icecast {
+                crate::sink::icecast::run(s, state, c.write_timeout)
+            }
+        },
     },
 ];

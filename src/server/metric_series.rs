@@ -2,13 +2,14 @@
 //! read its value. Tables apart from their rendering (`metrics.rs`): they grow with every
 //! counter, and reading what is reported should not mean reading how.
 
+use super::leaves::Leaves;
 use crate::link::paths::PathStats;
-use crate::link::{LinkState, LinkStats};
+use crate::link::LinkStats;
 use crate::stream::Stream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// A stream's value of a series; `None` where it does not apply (no link, no output).
-pub(super) type Value = fn(&Stream, Option<&LinkState>) -> Option<u64>;
+pub(super) type Value = fn(&Stream, &Leaves) -> Option<u64>;
 
 fn load(c: &AtomicU64) -> Option<u64> {
     Some(c.load(Relaxed))
@@ -18,8 +19,8 @@ fn flag(b: &AtomicBool) -> Option<u64> {
     Some(u64::from(b.load(Relaxed)))
 }
 
-fn link(l: Option<&LinkState>, f: fn(&LinkStats) -> u64) -> Option<u64> {
-    l.map(|l| f(&l.stats))
+fn link(l: &Leaves, f: fn(&LinkStats) -> u64) -> Option<u64> {
+    l.link.as_ref().map(|l| f(&l.stats))
 }
 
 /// Each stream's series: name, type, help, value.
@@ -137,57 +138,37 @@ pub(super) const STREAM: &[(&str, &str, &str, Value)] = &[
         "icecast_output_up",
         "gauge",
         "1 while connected to the -icecast server.",
-        |s, _| s.cfg.icecast.as_ref().and(flag(&s.icecast_output_up)),
+        |_, l| l.icecast.as_ref().and_then(|o| flag(&o.up)),
     ),
     (
         "icecast_output_connects_total",
         "counter",
         "Connections made to the -icecast server.",
-        |s, _| {
-            s.cfg
-                .icecast
-                .as_ref()
-                .and(load(&s.stats.icecast_output_connects))
-        },
+        |_, l| l.icecast.as_ref().and_then(|o| load(&o.connects)),
     ),
     (
         "record_bytes_total",
         "counter",
         "Bytes the recorder (-record) wrote.",
-        |s, _| {
-            s.cfg
-                .record
-                .as_ref()
-                .map(|_| s.stats.record_bytes.load(Relaxed))
-        },
+        |_, l| l.recorder.as_ref().and_then(|r| load(&r.bytes)),
     ),
     (
         "record_errors_total",
         "counter",
         "Recorder writes that failed (a full or failing disk).",
-        |s, _| {
-            s.cfg
-                .record
-                .as_ref()
-                .map(|_| s.stats.record_errors.load(Relaxed))
-        },
+        |_, l| l.recorder.as_ref().and_then(|r| load(&r.errors)),
     ),
     (
         "record_frames_lost_total",
         "counter",
         "Frames the recorder did not write (the disk fell behind, or failed).",
-        |s, _| {
-            s.cfg
-                .record
-                .as_ref()
-                .map(|_| s.stats.record_frames_lost.load(Relaxed))
-        },
+        |_, l| l.recorder.as_ref().and_then(|r| load(&r.frames_lost)),
     ),
     (
         "link_up",
         "gauge",
         "1 while a link session is connected.",
-        |_, l| l.map(|l| u64::from(l.paths.any_up())),
+        |_, l| l.link.as_ref().map(|l| u64::from(l.paths.any_up())),
     ),
     (
         "link_connects_total",

@@ -3,16 +3,16 @@
 //! they always were (`ringcast_listeners 3`). Server-wide series have no label. The tables of
 //! each stream's and each link path's series are in `metric_series.rs`.
 
+use super::leaves::Leaves;
 use super::metric_series::{PATH, STREAM};
 use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
-use crate::link::LinkState;
 use crate::stream::Stream;
 use std::sync::Arc;
 
-/// A stream and its link's state, when it has a link.
-type Served = (Arc<Stream>, Option<Arc<LinkState>>);
+/// A stream and what its leaves keep.
+type Served = (Arc<Stream>, Leaves);
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -21,7 +21,7 @@ fn path_series(m: &mut String, streams: &[Served], mounted: bool) {
     for (name, kind, help, value) in PATH {
         let mut lines = String::new();
         for (s, link) in streams {
-            let Some(link) = link else {
+            let Some(link) = &link.link else {
                 continue;
             };
             for (i, p) in link.paths.all() {
@@ -54,15 +54,15 @@ pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
         .streams()
         .into_iter()
         .map(|s| {
-            let link = server.link_of(&s);
-            (s, link)
+            let leaves = server.leaves_of(&s);
+            (s, leaves)
         })
         .collect();
     let mut m = String::new();
     for (name, kind, help, value) in STREAM {
         let values: Vec<(&str, u64)> = streams
             .iter()
-            .filter_map(|(s, l)| value(s, l.as_deref()).map(|v| (s.mount(), v)))
+            .filter_map(|(s, l)| value(s, l).map(|v| (s.mount(), v)))
             .collect();
         if values.is_empty() {
             continue;

@@ -23,6 +23,7 @@ pub mod cors;
 pub mod hls;
 pub mod hls_token;
 pub mod keepalive;
+pub mod leaves;
 pub mod listener;
 pub mod listeners_admin;
 pub mod login_budget;
@@ -49,6 +50,7 @@ use crate::os::shutdown::Shutdown;
 use crate::sink::audience::Audience;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
+use leaves::Leaves;
 use log::{error, info};
 use parking_lot::RwLock;
 use peers::Peers;
@@ -72,9 +74,9 @@ pub struct Server {
     /// The streams, in `-mount` order. A reload swaps the list; a connection keeps the
     /// `Arc<Stream>` it found for as long as it lives.
     streams: RwLock<Vec<Arc<Stream>>>,
-    /// The link's state of each stream with a link: the link's own, held here beside the
-    /// stream (the stream does not know the link), set with the list of streams.
-    links: RwLock<Vec<(Arc<Stream>, Arc<LinkState>)>>,
+    /// What each stream's leaves keep of their own (`leaves.rs`), held here beside the
+    /// stream, set with the list of streams.
+    leaves: RwLock<Vec<(Arc<Stream>, Leaves)>>,
     /// Listeners of every stream, against the server-wide `-max-clients`.
     listeners: AtomicUsize,
     /// Connections kept open between short answers (`keepalive.rs`), also against
@@ -140,7 +142,7 @@ impl Server {
             started: SystemTime::now(),
             stats: Stats::default(),
             streams: RwLock::new(Vec::new()),
-            links: RwLock::new(Vec::new()),
+            leaves: RwLock::new(Vec::new()),
             listeners: AtomicUsize::new(0),
             kept: AtomicUsize::new(0),
             audience: Audience::default(),
@@ -189,23 +191,25 @@ impl Server {
         self.streams.read().clone()
     }
 
-    /// Replaces the list of streams and their links (at start, and on reload). The links go
-    /// first: a stream found in the list has its link there.
-    pub fn set_streams(&self, streams: Vec<(Arc<Stream>, Option<Arc<LinkState>>)>) {
-        *self.links.write() = streams
-            .iter()
-            .filter_map(|(s, l)| Some((Arc::clone(s), Arc::clone(l.as_ref()?))))
-            .collect();
+    /// Replaces the list of streams and their leaves' state (at start, and on reload). The
+    /// leaves go first: a stream found in the list has its leaves there.
+    pub fn set_streams(&self, streams: Vec<(Arc<Stream>, Leaves)>) {
+        *self.leaves.write() = streams.clone();
         *self.streams.write() = streams.into_iter().map(|(s, _)| s).collect();
+    }
+
+    /// What `stream`'s leaves keep (nothing for a stream no longer served).
+    pub fn leaves_of(&self, stream: &Stream) -> Leaves {
+        let leaves = self.leaves.read();
+        let found = leaves
+            .iter()
+            .find(|(s, _)| std::ptr::eq(Arc::as_ptr(s), stream));
+        found.map(|(_, l)| l.clone()).unwrap_or_default()
     }
 
     /// The link's state of `stream`, when it has a link.
     pub fn link_of(&self, stream: &Stream) -> Option<Arc<LinkState>> {
-        let links = self.links.read();
-        let found = links
-            .iter()
-            .find(|(s, _)| std::ptr::eq(Arc::as_ptr(s), stream));
-        found.map(|(_, l)| Arc::clone(l))
+        self.leaves_of(stream).link
     }
 
     /// The stream a path (without its query) names: without mounts the one stream serves

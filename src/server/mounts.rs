@@ -3,6 +3,7 @@
 //! mount's listeners and source clients carry on untouched.
 
 use super::consumers::{Context, CONSUMERS};
+use super::leaves::Leaves;
 use super::Server;
 use crate::config::{self, Mount};
 use crate::error::Error;
@@ -22,8 +23,8 @@ const STOP_WAIT: Duration = Duration::from_secs(6);
 /// A started stream, its threads, and the words its mount was made from.
 pub struct Running {
     pub stream: Arc<Stream>,
-    /// The stream's link state, when it has a link (the server holds it, not the stream).
-    pub link: Option<Arc<LinkState>>,
+    /// What its leaves keep of their own (the server holds it, not the stream).
+    pub leaves: Leaves,
     words: Vec<String>,
     /// The thread that fills the ring (`src-read` or `link-play`), then the others.
     reader: JoinHandle<()>,
@@ -32,8 +33,8 @@ pub struct Running {
 
 impl Running {
     /// What the server's list holds of it: the stream and its link.
-    fn served(&self) -> (Arc<Stream>, Option<Arc<LinkState>>) {
-        (Arc::clone(&self.stream), self.link.clone())
+    fn served(&self) -> (Arc<Stream>, Leaves) {
+        (Arc::clone(&self.stream), self.leaves.clone())
     }
 }
 
@@ -147,8 +148,8 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
     let receiver = link::is_receiver(&cfg);
     let pulls = cfg.link.as_ref().map_or(0, |l| l.pull.len());
     let cannot = |e: std::io::Error| Error::io("cannot start", e);
-    let link = cfg.link.clone().map(LinkState::new).transpose();
-    let link = link.map_err(cannot)?.map(Arc::new);
+    let leaves = Leaves::new(&cfg).map_err(cannot)?;
+    let link = leaves.link.clone();
     let stream = Arc::new(Stream::new(cfg).map_err(cannot)?);
     let names = ThreadNames::new(server, &stream.cfg.mount);
     let mut others = Vec::new();
@@ -178,7 +179,7 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
             let context = Context {
                 instance,
                 write_timeout: server.cfg.write_timeout,
-                link: link.clone(),
+                leaves: leaves.clone(),
             };
             let name = path_name(&names.of(consumer.thread), instance);
             others.push(spawn(&name, move || (consumer.run)(&st, context))?);
@@ -186,7 +187,7 @@ fn start(server: &Arc<Server>, m: Mount) -> Result<Running, Error> {
     }
     Ok(Running {
         stream,
-        link,
+        leaves,
         words: m.words,
         reader,
         others,

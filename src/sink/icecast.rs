@@ -20,6 +20,7 @@ use crate::util::retry::{Retry, Then};
 use log::{info, warn};
 use std::io::{self, Write};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -28,7 +29,16 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// A connection that lasted this long resets the backoff.
 const HEALTHY: Duration = Duration::from_secs(30);
 
-pub fn run(stream: &Stream, write_timeout: Duration) {
+/// The output's state, its own (the server keeps it beside the stream for `/metrics`).
+#[derive(Debug, Default)]
+pub struct OutputState {
+    /// Connected to the `-icecast` server now.
+    pub up: AtomicBool,
+    /// Sessions begun.
+    pub connects: AtomicU64,
+}
+
+pub fn run(stream: &Stream, state: &OutputState, write_timeout: Duration) {
     let cfg = &stream.cfg;
     let Some(url) = cfg.icecast.as_ref() else {
         return;
@@ -37,9 +47,9 @@ pub fn run(stream: &Stream, write_timeout: Duration) {
         if stream.source_ended() {
             return Then::Done;
         }
-        Stats::add(&stream.stats.icecast_output_connects, 1);
-        let result = session(url, stream, write_timeout);
-        stream.icecast_output_up.store(false, Relaxed);
+        Stats::add(&state.connects, 1);
+        let result = session(url, stream, state, write_timeout);
+        state.up.store(false, Relaxed);
         match result {
             Ok(()) => Then::Done,
             Err(e) => {
@@ -62,7 +72,12 @@ pub fn run(stream: &Stream, write_timeout: Duration) {
 }
 
 /// One connection: log in, then send the stream until it ends or the connection fails.
-fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()> {
+fn session(
+    url: &Url,
+    stream: &Stream,
+    state: &OutputState,
+    write_timeout: Duration,
+) -> io::Result<()> {
     // Connecting, the TLS handshake and Icecast's answer share one deadline.
     let deadline = Deadline::after(CONNECT_TIMEOUT.saturating_add(ANSWER_TIMEOUT));
     let mut conn = Conn::connect(url, deadline)?;
@@ -86,7 +101,7 @@ fn session(url: &Url, stream: &Stream, write_timeout: Duration) -> io::Result<()
         s => return Err(io::Error::other(format!("Icecast answered {s}"))),
     }
     info!("icecast output: sending the stream to {}", url.redacted());
-    stream.icecast_output_up.store(true, Relaxed);
+    state.up.store(true, Relaxed);
 
     let mut cursor = stream.ring.join(0);
     let mut title_sent = 0;

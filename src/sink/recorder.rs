@@ -20,6 +20,7 @@ use log::{error, info, warn};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// After a failing write, recording starts again this much later.
@@ -32,10 +33,22 @@ struct Open {
     until: u64,
 }
 
+/// The recorder's counters, its own (the server keeps them beside the stream for `/metrics`).
+#[derive(Debug, Default)]
+pub struct RecorderCounts {
+    /// Bytes written.
+    pub bytes: AtomicU64,
+    /// Writes, opens and syncs that failed.
+    pub errors: AtomicU64,
+    /// Frames not recorded: the disk fell behind, or a failure paused the recording.
+    pub frames_lost: AtomicU64,
+}
+
 /// What the thread keeps between frames: where the files go, the one being written, and
 /// the pause after a failure.
 struct Recorder<'a> {
     stream: &'a Stream,
+    counts: &'a RecorderCounts,
     dir: &'a Path,
     keep: Option<Duration>,
     /// `-record-split` in seconds (at least 1).
@@ -48,7 +61,7 @@ struct Recorder<'a> {
 }
 
 /// The thread body.
-pub fn run(stream: &Stream) {
+pub fn run(stream: &Stream, counts: &RecorderCounts) {
     let Some(rec) = stream.cfg.record.as_ref() else {
         return;
     };
@@ -66,6 +79,7 @@ pub fn run(stream: &Stream) {
     let mut batch: Vec<Frame> = Vec::new();
     let mut recorder = Recorder {
         stream,
+        counts,
         dir: &rec.dir,
         keep: rec.keep,
         split,
@@ -96,7 +110,7 @@ pub fn run(stream: &Stream) {
                 }
             };
         if skipped > 0 {
-            Stats::add(&stream.stats.record_frames_lost, skipped);
+            Stats::add(&counts.frames_lost, skipped);
             warn!("record: the disk fell behind: {skipped} frames not recorded");
         }
         let audio = batch.get(usize::from(header_len > 0)..).unwrap_or_default();
@@ -118,7 +132,7 @@ impl Recorder<'_> {
     /// last (or none is open). A failure is logged and counted, and pauses the recording.
     fn write(&mut self, f: &Frame) {
         if self.paused_until.is_some_and(|t| Instant::now() < t) {
-            Stats::add(&self.stream.stats.record_frames_lost, 1);
+            Stats::add(&self.counts.frames_lost, 1);
             return;
         }
         self.paused_until = None;
@@ -136,7 +150,7 @@ impl Recorder<'_> {
             match begin(self.dir, self.ext, start, self.split, self.stream) {
                 Ok(o) => self.file = Some(o),
                 Err(e) => {
-                    failed(self.stream, self.dir, &e);
+                    failed(self.counts, self.dir, &e);
                     self.paused_until = Instant::now().checked_add(RETRY);
                     return;
                 }
@@ -144,12 +158,12 @@ impl Recorder<'_> {
         }
         if let Some(o) = self.file.as_mut() {
             if let Err(e) = o.out.write_all(f) {
-                failed(self.stream, &o.path, &e);
+                failed(self.counts, &o.path, &e);
                 self.file = None;
                 self.paused_until = Instant::now().checked_add(RETRY);
                 return;
             }
-            Stats::add(&self.stream.stats.record_bytes, f.len() as u64);
+            Stats::add(&self.counts.bytes, f.len() as u64);
         }
     }
 }
@@ -180,8 +194,8 @@ fn close(mut o: Open) {
     }
 }
 
-fn failed(stream: &Stream, path: &Path, e: &io::Error) {
-    Stats::add(&stream.stats.record_errors, 1);
+fn failed(counts: &RecorderCounts, path: &Path, e: &io::Error) {
+    Stats::add(&counts.errors, 1);
     error!(
         "record: {}: {e}: recording again in {}s",
         path.display(),

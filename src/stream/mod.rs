@@ -40,8 +40,6 @@ pub struct Stream {
     /// When the source last opened (for status pages).
     pub stream_started: Mutex<Option<SystemTime>>,
     pub listener_peak: AtomicUsize,
-    /// Connected to the `-icecast` server.
-    pub icecast_output_up: AtomicBool,
     /// The stream's measured rate (listeners' send buffers follow it).
     pub rate: RateMeter,
     /// The bitrate its frames carry (kb/s, a running average; 0 until a frame whose
@@ -106,7 +104,6 @@ impl Stream {
             source_client: SourceClientSlot::default(),
             stream_started: Mutex::new(None),
             listener_peak: AtomicUsize::new(0),
-            icecast_output_up: AtomicBool::new(false),
             rate: RateMeter::default(),
             frame_kbps: Default::default(),
             content_type: Mutex::new(cfg.content_type.clone()),

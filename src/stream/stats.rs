@@ -19,11 +19,6 @@ pub struct Stats {
     pub listeners_refused: AtomicU64,
     pub connections_refused: AtomicU64,
     pub bad_requests: AtomicU64,
-    pub icecast_output_connects: AtomicU64,
-    /// The recorder (`-record`): bytes written, failed writes, frames not recorded.
-    pub record_bytes: AtomicU64,
-    pub record_errors: AtomicU64,
-    pub record_frames_lost: AtomicU64,
 }
 
 impl Stats {

@@ -645,13 +645,16 @@ fn recorded_mp3_and_ogg_files_each_decode_on_their_own() {
             "2s",
         ]);
         assert!(
-            eventually(Duration::from_secs(30), || recordings(&dir, ext).len() >= 3),
+            eventually(Duration::from_secs(30), || recordings(&dir, ext).len() >= 4),
             "{}",
             s.log_text()
         );
         drop(s);
+        // The first and the last file are partial: the run starts and ends between two
+        // boundaries, and a first file of one MP3 frame is too short for ffmpeg's probe
+        // ("Could not seek", seen when the server started just before a boundary).
         let files = recordings(&dir, ext);
-        for (_, p) in &files[..files.len() - 1] {
+        for (_, p) in &files[1..files.len() - 1] {
             let (ok, err) = ffmpeg_decode(p.to_str().unwrap(), 60);
             assert!(ok && err.trim().is_empty(), "{}: {err}", p.display());
         }
