@@ -3,16 +3,12 @@
 //! they always were (`ringcast_listeners 3`). Server-wide series have no label. The tables of
 //! each stream's and each link path's series are in `metric_series.rs`.
 
-use super::leaves::Leaves;
 use super::metric_series::{PATH, STREAM};
+use super::Served;
 use super::Server;
 use crate::http::conn::Conn;
 use crate::http::server::{self as http, Request};
-use crate::stream::Stream;
-use std::sync::Arc;
 
-/// A stream and what its leaves keep.
-type Served = (Arc<Stream>, Leaves);
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -50,14 +46,7 @@ fn path_series(m: &mut String, streams: &[Served], mounted: bool) {
 }
 
 pub fn metrics(conn: &mut Conn, req: &Request, server: &Server) {
-    let streams: Vec<Served> = server
-        .streams()
-        .into_iter()
-        .map(|s| {
-            let leaves = server.leaves_of(&s);
-            (s, leaves)
-        })
-        .collect();
+    let streams = server.served();
     let mut m = String::new();
     for (name, kind, help, value) in STREAM {
         let values: Vec<(&str, u64)> = streams

@@ -45,12 +45,14 @@ pub mod users;
 use crate::config::ServerConfig;
 use crate::error::Error;
 use crate::http::identity::Identity;
-use crate::link::LinkState;
 use crate::os::shutdown::Shutdown;
 use crate::sink::audience::Audience;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use leaves::Leaves;
+
+/// A stream and what its leaves keep of their own.
+pub type Served = (Arc<Stream>, Leaves);
 use log::{error, info};
 use parking_lot::RwLock;
 use peers::Peers;
@@ -71,12 +73,11 @@ pub struct Server {
     pub started: SystemTime,
     /// Counters of connections that reached no stream (refusals, bad requests).
     pub stats: Stats,
-    /// The streams, in `-mount` order. A reload swaps the list; a connection keeps the
-    /// `Arc<Stream>` it found for as long as it lives.
-    streams: RwLock<Vec<Arc<Stream>>>,
-    /// What each stream's leaves keep of their own (`leaves.rs`), held here beside the
-    /// stream, set with the list of streams.
-    leaves: RwLock<Vec<(Arc<Stream>, Leaves)>>,
+    /// The streams, in `-mount` order, each with what its leaves keep of their own
+    /// (`leaves.rs`): one list, so a stream found has its leaves in the same snapshot. A
+    /// reload swaps the list; a connection keeps the `Arc<Stream>` it found for as long as it
+    /// lives.
+    served: RwLock<Vec<Served>>,
     /// Listeners of every stream, against the server-wide `-max-clients`.
     listeners: AtomicUsize,
     /// Connections kept open between short answers (`keepalive.rs`), also against
@@ -141,8 +142,7 @@ impl Server {
             accepting: AtomicBool::new(true),
             started: SystemTime::now(),
             stats: Stats::default(),
-            streams: RwLock::new(Vec::new()),
-            leaves: RwLock::new(Vec::new()),
+            served: RwLock::new(Vec::new()),
             listeners: AtomicUsize::new(0),
             kept: AtomicUsize::new(0),
             audience: Audience::default(),
@@ -178,8 +178,10 @@ impl Server {
         if let Some(users) = current {
             match users.reload() {
                 Ok(new) => {
-                    info!("reload: {} listener login(s)", new.len());
+                    // Logged once in use: whoever reads the line can log in with them.
+                    let n = new.len();
                     *self.users.write() = Some(Arc::new(new));
+                    info!("reload: {n} listener login(s)");
                 }
                 Err(e) => error!("reload: {e}: keeping the {} login(s) in use", users.len()),
             }
@@ -188,38 +190,36 @@ impl Server {
 
     /// Every stream now.
     pub fn streams(&self) -> Vec<Arc<Stream>> {
-        self.streams.read().clone()
-    }
-
-    /// Replaces the list of streams and their leaves' state (at start, and on reload). The
-    /// leaves go first: a stream found in the list has its leaves there.
-    pub fn set_streams(&self, streams: Vec<(Arc<Stream>, Leaves)>) {
-        *self.leaves.write() = streams.clone();
-        *self.streams.write() = streams.into_iter().map(|(s, _)| s).collect();
-    }
-
-    /// What `stream`'s leaves keep (nothing for a stream no longer served).
-    pub fn leaves_of(&self, stream: &Stream) -> Leaves {
-        let leaves = self.leaves.read();
-        let found = leaves
+        self.served
+            .read()
             .iter()
-            .find(|(s, _)| std::ptr::eq(Arc::as_ptr(s), stream));
-        found.map(|(_, l)| l.clone()).unwrap_or_default()
+            .map(|(s, _)| Arc::clone(s))
+            .collect()
     }
 
-    /// The link's state of `stream`, when it has a link.
-    pub fn link_of(&self, stream: &Stream) -> Option<Arc<LinkState>> {
-        self.leaves_of(stream).link
+    /// Every stream now, with what its leaves keep.
+    pub fn served(&self) -> Vec<Served> {
+        self.served.read().clone()
+    }
+
+    /// Replaces the list of streams and their leaves' state (at start, and on reload).
+    pub fn set_streams(&self, streams: Vec<Served>) {
+        *self.served.write() = streams;
     }
 
     /// The stream a path (without its query) names: without mounts the one stream serves
     /// every path; with mounts the path must be a mount's.
     pub fn stream_for(&self, path: &str) -> Option<Arc<Stream>> {
-        let streams = self.streams.read();
+        self.served_for(path).map(|(s, _)| s)
+    }
+
+    /// [`Server::stream_for`], with what the stream's leaves keep, from one snapshot.
+    pub fn served_for(&self, path: &str) -> Option<Served> {
+        let served = self.served.read();
         if !self.cfg.mounted {
-            return streams.first().cloned();
+            return served.first().cloned();
         }
-        streams.iter().find(|s| s.mount() == path).cloned()
+        served.iter().find(|(s, _)| s.mount() == path).cloned()
     }
 
     /// Counts a listener against the server-wide `-max-clients`; `None` when it is reached.

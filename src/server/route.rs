@@ -282,7 +282,7 @@ fn to_stream(
     door: Door,
 ) -> Option<Listening<'_>> {
     let (mount, link_op) = crate::link::split_path(req.path_only());
-    let Some(stream) = server.stream_for(mount) else {
+    let Some((stream, leaves)) = server.served_for(mount) else {
         // A browser's preflight for a server page (status, admin calls) under -mount.
         if req.method == "OPTIONS" {
             cors::options(&mut conn, &req, server, allow(false));
@@ -295,7 +295,7 @@ fn to_stream(
     // With -source-address, source clients go there and nowhere else.
     let sources_here = door == Door::Sources || server.cfg.source_address.is_none();
     let takes_sources = stream.cfg.source_password.is_some() && sources_here;
-    let link = link_op.and_then(|_| server.link_of(&stream));
+    let link = leaves.link;
     use crate::link::Op;
     match (req.method.as_str(), link_op, link.as_deref()) {
         ("GET", Some(Op::Challenge), Some(link)) => {

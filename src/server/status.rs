@@ -15,8 +15,8 @@ use std::sync::Arc;
 pub fn status_json(conn: &mut Conn, req: &Request, server: &Server) {
     let host = req.header("Host").unwrap_or("localhost").to_string();
     let base = format!("{}://{host}", if conn.is_tls() { "https" } else { "http" });
-    let streams = server.streams();
-    let source = |s: &Arc<Stream>| source(s, server.link_of(s).as_deref(), &base);
+    let streams = server.served();
+    let source = |(s, l): &super::Served| source(s, l.link.as_deref(), &base);
     let sources: Vec<String> = streams.iter().map(source).collect();
     let body = format!(
         "{{\"icestats\":{{\"admin\":\"\",\"host\":{},\"location\":\"\",\"server_id\":{},\

@@ -208,11 +208,12 @@ impl Stream {
         }
     }
 
-    /// The input (not a source client) is being opened: at the server's start, before its
-    /// first open has come back.
+    /// The input (not a source client) is being opened for the first time: at the server's
+    /// start, before its first open has come back (it has never been on air).
     pub fn opening(&self) -> bool {
         !matches!(self.cfg.input, crate::config::InputSpec::Push { .. })
             && self.source_state() == SourceState::Opening
+            && self.stream_started.lock().is_none()
     }
 
     /// Since when the source is on air: a source client's connection, else the input's

@@ -435,7 +435,11 @@ fn pushes_to_icecast2_with_the_title() {
     // The output's own state, in /metrics: connected, after one session.
     let m = metrics_text(s.addr);
     assert_eq!(metric_in(&m, "ringcast_icecast_output_up"), 1, "{m}");
-    assert_eq!(metric_in(&m, "ringcast_icecast_output_connects_total"), 1, "{m}");
+    assert_eq!(
+        metric_in(&m, "ringcast_icecast_output_connects_total"),
+        1,
+        "{m}"
+    );
     // An Icecast listener decodes the stream...
     let (ok, err) = ffmpeg_decode(&format!("http://127.0.0.1:{port}/ring"), 2);
     assert!(
