@@ -50,9 +50,6 @@ use crate::sink::audience::Audience;
 use crate::stream::stats::Stats;
 use crate::stream::Stream;
 use leaves::Leaves;
-
-/// A stream and what its leaves keep of their own.
-pub type Served = (Arc<Stream>, Leaves);
 use log::{error, info};
 use parking_lot::RwLock;
 use peers::Peers;
@@ -60,6 +57,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::SystemTime;
 use users::Users;
+
+/// A stream and what its leaves keep of their own.
+pub type Served = (Arc<Stream>, Leaves);
 
 /// The server: what every connection thread holds — its configuration, the streams it
 /// serves, the per-address limits, the counters that belong to no stream, the stop flag.
