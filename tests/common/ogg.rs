@@ -50,7 +50,10 @@ pub fn pages(b: &[u8]) -> Vec<Page> {
     out
 }
 
-/// The bytes of `b` up to the end of its last whole page.
+/// The bytes of `b` up to its last page start: whole pages, less the last one (a capture
+/// may end inside a page, or just after the first page of the file's next loop, a new link
+/// of the chain whose other header pages it lacks: ffmpeg then sees time go back).
 pub fn whole_pages(b: &[u8]) -> &[u8] {
-    &b[..pages(b).last().map_or(0, |p| p.at + p.len)]
+    let end = b.windows(4).rposition(|w| w == b"OggS").unwrap_or(0);
+    &b[..end]
 }
