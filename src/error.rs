@@ -4,8 +4,7 @@
 //!
 //! ureq's shape: an enum whose variants say whose the problem is, a hand-written `Display`
 //! that is the whole message a user reads (`ringcast: …` on stderr, or a log line), and `From`
-//! for what a `?` meets. Context is added where a thread or a phase begins ([`Error::context`]),
-//! so a message says what was being done without every caller formatting it again.
+//! for what a `?` meets. An `Io` error says what was being done (`Error::io`).
 
 use std::fmt;
 use std::io;
@@ -27,18 +26,6 @@ impl Error {
         Error::Io {
             doing: doing.into(),
             err,
-        }
-    }
-
-    /// This error, said of `what` (`"-cert: …"`, `"stream /live: …"`).
-    pub fn context(self, what: &str) -> Error {
-        match self {
-            Error::Config(m) => Error::Config(format!("{what}: {m}")),
-            Error::Io { doing, err } => Error::Io {
-                doing: format!("{what}: {doing}"),
-                err,
-            },
-            Error::Malformed(m) => Error::Malformed(format!("{what}: {m}")),
         }
     }
 }
@@ -99,8 +86,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_message_is_the_whole_text_and_context_goes_first() {
-        let e = Error::from("no such user".to_string()).context("-uid radio");
+    fn the_message_is_the_whole_text_and_what_was_being_done_goes_first() {
+        let e = Error::from("-uid radio: no such user".to_string());
         assert_eq!(e.to_string(), "-uid radio: no such user");
         let e = Error::io(
             "reading /etc/x.conf",

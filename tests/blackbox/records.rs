@@ -329,7 +329,7 @@ fn ask_from(
     path: &str,
     agent: &str,
 ) -> (u16, String, std::net::TcpStream) {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let mut c = connect_from(from.parse().unwrap(), addr).unwrap();
     c.set_read_timeout(Some(T)).unwrap();
     write!(
@@ -337,17 +337,7 @@ fn ask_from(
         "GET {path} HTTP/1.1\r\nHost: radio.test:8000\r\nUser-Agent: {agent}\r\n\r\n"
     )
     .unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
-        head.push(b[0]);
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let (status, text, _) = read_head(&mut c);
     (status, text, c)
 }
 
